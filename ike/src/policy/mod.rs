@@ -1,0 +1,206 @@
+//! Typed policy built from the configuration database: the peers (phase 1), the connections
+//! (phase 2), their proposals, and the matching of a peer's offer against them.
+//!
+//! INTERFACE CONTRACT: the types here are what the engine consumes. The policy implementation
+//! (building them from `conf::Conf`, and matching offers) lives in submodules.
+
+use crate::codec::{IdPayload, Identity};
+use crate::crypto::{EncrAlg, Group, HashAlg};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+
+/// Exchange mode of phase 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Phase1Mode {
+    Main,
+    Aggressive,
+}
+
+/// Phase 1 authentication method (RFC 2409 Appendix A).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum AuthMethod {
+    PreShared,
+    RsaSig,
+}
+
+/// A lifetime limit: seconds and, optionally, kilobytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lifetime {
+    pub seconds: u64,
+    pub kilobytes: Option<u64>,
+}
+
+/// The `X,Y:Z` form of isakmpd.conf lifetimes: offer `X`, accept a peer's offer in `[Y, Z]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifetimeRange {
+    pub default: u64,
+    pub min: u64,
+    pub max: u64,
+}
+
+/// One ISAKMP transform we offer or accept.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Phase1Transform {
+    /// Section name, e.g. `AES-256-SHA2-256-GRP14`; used in logs.
+    pub name: String,
+    pub encr: EncrAlg,
+    pub hash: HashAlg,
+    /// PRF for SKEYID; IKEv1 uses the HMAC of `hash` unless a PRF attribute is negotiated.
+    pub group: Group,
+    pub auth: AuthMethod,
+    pub lifetime: LifetimeRange,
+}
+
+/// How this peer proves who it is, and how we check the peer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Credentials {
+    /// The name under which the helpers hold the pre-shared key (the peer section's name).
+    PreShared { secret: String },
+    /// Our private key's name in the helpers' store; the peer's raw RSA public key (DER,
+    /// SubjectPublicKeyInfo) when configured as a raw key.
+    RsaSig { secret: String, peer_public_key: Option<Vec<u8>> },
+}
+
+/// A configured phase-1 peer (`[Phase 1]` entry and its section).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Peer {
+    pub name: String,
+    /// Peer's address; port 500 unless configured.
+    pub address: SocketAddr,
+    /// Our address for this peer, if configured (`Local-address`).
+    pub local_address: Option<SocketAddr>,
+    pub mode: Phase1Mode,
+    pub transforms: Vec<Phase1Transform>,
+    pub credentials: Credentials,
+    /// Our identity (`ID` tag); defaults to our IP address.
+    pub local_id: Option<Identity>,
+    /// Expected peer identity (`Remote-ID`); if set, a peer claiming another identity fails.
+    pub remote_id: Option<Identity>,
+    /// DPD: seconds of idleness before R-U-THERE (`DPD-check-interval`), 0 = off.
+    pub dpd_interval: u64,
+    /// What to do when the peer is declared dead.
+    pub dpd_action: DpdAction,
+    /// NAT-T enabled for this peer.
+    pub nat_t: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DpdAction {
+    Clear,
+    Restart,
+    Hold,
+}
+
+/// IPsec protocol of a phase-2 proposal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum IpsecProtocol {
+    Esp,
+    Ah,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EncapMode {
+    Tunnel,
+    Transport,
+}
+
+/// ESP encryption of a phase-2 transform.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EspCipher {
+    TripleDes,
+    AesCbc { key_bits: u16 },
+    /// AES-GCM with a 16-byte ICV (RFC 4106); no separate authentication algorithm.
+    AesGcm16 { key_bits: u16 },
+    Null,
+}
+
+/// Integrity algorithm of ESP or AH (IPsec DOI authentication algorithm).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum IntegAlg {
+    HmacMd5,
+    HmacSha1,
+    HmacSha256,
+    HmacSha384,
+    HmacSha512,
+}
+
+/// One IPsec transform we offer or accept.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpsecTransform {
+    pub name: String,
+    /// `None` for AH.
+    pub cipher: Option<EspCipher>,
+    /// `None` for combined-mode ciphers (GCM).
+    pub integ: Option<IntegAlg>,
+    pub encap: EncapMode,
+    /// PFS group (`GROUP_DESCRIPTION`), `None` = no PFS.
+    pub pfs_group: Option<Group>,
+    pub lifetime: LifetimeRange,
+    pub lifetime_kb: Option<LifetimeRange>,
+}
+
+/// One protocol of a suite, with its transforms in preference order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProtocolProposal {
+    pub protocol: IpsecProtocol,
+    pub transforms: Vec<IpsecTransform>,
+}
+
+/// A suite (`Suites=` entry): protocols proposed together (e.g. AH+ESP), in one proposal number.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suite {
+    pub name: String,
+    pub protocols: Vec<ProtocolProposal>,
+}
+
+/// A configured phase-2 connection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connection {
+    pub name: String,
+    /// The phase-1 peer (`ISAKMP-peer`).
+    pub peer: String,
+    /// Our traffic selector (`Local-ID`), as sent in IDci/IDcr; `None` = host-to-host.
+    pub local_id: Option<IdPayload>,
+    pub remote_id: Option<IdPayload>,
+    pub suites: Vec<Suite>,
+    /// Started at boot and kept up (listed in `[Phase 2] Connections`); otherwise passive/on demand.
+    pub active: bool,
+}
+
+/// The chosen phase-1 transform from a peer's offer, with the attribute values agreed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChosenPhase1 {
+    pub proposal_number: u8,
+    pub transform_number: u8,
+    pub transform: Phase1Transform,
+    /// Lifetime agreed (the peer's value when inside our accepted range).
+    pub lifetime: Lifetime,
+}
+
+/// The chosen phase-2 proposal: one transform per protocol, with the peer's SPIs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChosenPhase2 {
+    pub proposal_number: u8,
+    pub protocols: Vec<ChosenProtocol>,
+    pub lifetime: Lifetime,
+    pub pfs_group: Option<Group>,
+    pub encap: EncapMode,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChosenProtocol {
+    pub protocol: IpsecProtocol,
+    pub transform_number: u8,
+    pub transform: IpsecTransform,
+    /// The SPI in the offer (the sender's inbound SPI).
+    pub peer_spi: [u8; 4],
+}
+
+/// Why no proposal was chosen: one line per offered proposal naming what did not match,
+/// suitable for the log (pluto's lesson: say what each side offered).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mismatch {
+    pub ours: Vec<String>,
+    pub theirs: Vec<String>,
+    pub reasons: Vec<String>,
+}
