@@ -1,1 +1,320 @@
 //! The sans-IO engine: every exchange's state machine, timers, and the outputs the caller drains.
+//!
+//! The caller feeds `handle_datagram`, `handle_timeout`, `handle_crypto` and `handle_kernel`,
+//! and after each call drains `poll_output` and asks `poll_timeout` when to call again.
+//! Work that needs a helper (Diffie-Hellman, SKEYID from a pre-shared key, RSA) leaves as an
+//! `Output::Crypto` request and resumes when its result comes back, so the engine never
+//! blocks and never holds a long-term secret.
+
+mod info;
+mod natt;
+mod phase1;
+mod protect;
+mod quick;
+mod rng;
+mod sa;
+mod timers;
+mod types;
+
+pub use natt::{NatTVersion, NON_ESP_MARKER, VID_DPD, VID_RFC3947};
+pub use rng::{OsRng, Rng, SeededRng};
+pub use sa::{ExchangeInfo, IpsecSaInfo, Phase1Info};
+pub use types::*;
+
+use crate::codec::{Cookie, ExchangeType, Header, HEADER_LEN};
+use crate::crypto::CryptoResult;
+use phase1::Phase1;
+use quick::QuickMode;
+use sa::IpsecSa;
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+use timers::{Timer, TimerQueue};
+
+/// What to do with a helper's answer: the exchange that asked resumes here.
+type CryptoCont = Box<dyn FnOnce(&mut Engine, CryptoResult) + Send>;
+/// What to do with the kernel's answer to an SPI allocation.
+type KernelCont = Box<dyn FnOnce(&mut Engine, Result<u32, String>) + Send>;
+
+/// The IKEv1 engine of one daemon.
+pub struct Engine {
+    cfg: EngineConfig,
+    rng: Box<dyn Rng>,
+    now: Instant,
+    next_request: u64,
+    next_serial: u64,
+    /// ISAKMP SAs and phase-1 exchanges, by serial number.
+    phase1: HashMap<u64, Phase1>,
+    /// (initiator cookie, responder cookie) -> serial; the responder cookie is zero until known.
+    by_cookies: HashMap<(Cookie, Cookie), u64>,
+    /// Quick Mode exchanges in progress (and finished ones kept briefly to answer duplicates),
+    /// by (phase-1 serial, message ID).
+    quick: HashMap<(u64, u32), QuickMode>,
+    /// Established IPsec SAs, by serial.
+    ipsec: HashMap<u64, IpsecSa>,
+    /// xfrm reqid per connection, stable across rekeys so new SAs bind to the same policies.
+    reqids: HashMap<String, u32>,
+    /// Connections whose kernel policies are installed.
+    policies: HashMap<String, PolicySpec>,
+    crypto_waiting: HashMap<RequestId, CryptoCont>,
+    kernel_waiting: HashMap<RequestId, KernelCont>,
+    timers: TimerQueue,
+    out: VecDeque<Output>,
+}
+
+impl Engine {
+    /// An engine for `cfg`, starting at `now`, drawing randomness from `rng`.
+    pub fn new(cfg: EngineConfig, rng: Box<dyn Rng>, now: Instant) -> Self {
+        Self {
+            cfg,
+            rng,
+            now,
+            next_request: 1,
+            next_serial: 1,
+            phase1: HashMap::new(),
+            by_cookies: HashMap::new(),
+            quick: HashMap::new(),
+            ipsec: HashMap::new(),
+            reqids: HashMap::new(),
+            policies: HashMap::new(),
+            crypto_waiting: HashMap::new(),
+            kernel_waiting: HashMap::new(),
+            timers: TimerQueue::default(),
+            out: VecDeque::new(),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// Replace the policy (SIGHUP, `R`, FIFO `C` commits). SAs stay; new negotiations use it.
+    pub fn set_policy(&mut self, policy: crate::policy::Policy) {
+        self.cfg.policy = policy;
+    }
+
+    /// HA standby: a passive engine neither initiates nor answers (`-S`, `M passive`).
+    pub fn set_passive(&mut self, passive: bool) {
+        self.cfg.passive = passive;
+    }
+
+    /// The next output for the caller, if any.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// When `handle_timeout` should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next_deadline()
+    }
+
+    /// A datagram arrived on `local` from `remote`.
+    pub fn handle_datagram(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, bytes: &[u8]) {
+        self.now = now;
+        if self.cfg.passive {
+            self.debug(format!("passive: ignoring {} bytes from {remote}", bytes.len()));
+            return;
+        }
+        let bytes = if local.port() == self.cfg.natt_port {
+            // Port 4500 carries a one-byte keepalive, or IKE behind a non-ESP marker; ESP
+            // itself is taken by the kernel and never reaches us.
+            if bytes == [0xff] {
+                return;
+            }
+            match bytes.strip_prefix(&NON_ESP_MARKER[..]) {
+                Some(rest) => rest,
+                None => {
+                    self.debug(format!("dropping non-IKE datagram on NAT-T port from {remote}"));
+                    return;
+                }
+            }
+        } else {
+            bytes
+        };
+        let header = match Header::parse(bytes) {
+            Ok(h) => h,
+            Err(e) => {
+                self.log(LogLevel::Notice, format!("dropping malformed message from {remote}: {e}"));
+                return;
+            }
+        };
+        match header.exchange {
+            ExchangeType::MAIN_MODE | ExchangeType::AGGRESSIVE => {
+                self.phase1_datagram(local, remote, &header, bytes)
+            }
+            ExchangeType::QUICK_MODE => self.quick_datagram(local, remote, &header, bytes),
+            ExchangeType::INFORMATIONAL => self.info_datagram(local, remote, &header, bytes),
+            other => self.log(
+                LogLevel::Notice,
+                format!("dropping message from {remote}: exchange type {} not supported", other.0),
+            ),
+        }
+    }
+
+    /// Time has passed: fire every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        while let Some(timer) = self.timers.pop_due(now) {
+            self.fire(timer);
+        }
+    }
+
+    /// A helper answered request `id`.
+    pub fn handle_crypto(&mut self, now: Instant, id: RequestId, result: CryptoResult) {
+        self.now = now;
+        match self.crypto_waiting.remove(&id) {
+            Some(cont) => cont(self, result),
+            None => self.debug(format!("crypto result {} matches no request", id.0)),
+        }
+    }
+
+    /// The kernel (through the parent) answered a request or reported an event.
+    pub fn handle_kernel(&mut self, now: Instant, event: KernelEvent) {
+        self.now = now;
+        match event {
+            KernelEvent::SpiAllocated { id, spi } => {
+                if let Some(cont) = self.kernel_waiting.remove(&id) {
+                    cont(self, Ok(spi));
+                }
+            }
+            KernelEvent::Failed { id, reason } => {
+                if let Some(cont) = self.kernel_waiting.remove(&id) {
+                    cont(self, Err(reason));
+                } else {
+                    self.log(LogLevel::Error, format!("kernel request {} failed: {reason}", id.0));
+                }
+            }
+            KernelEvent::Acquire { local, remote, protocol } => self.acquire(local, remote, protocol),
+            KernelEvent::Expire { protocol, spi, dst, hard } => self.sa_expired(protocol, spi, dst, hard),
+            KernelEvent::Mapping { old, new } => self.mapping_changed(old, new),
+        }
+    }
+
+    /// Operator or configuration: bring connection `name` up (isakmpd's `c name`).
+    pub fn initiate(&mut self, now: Instant, name: &str) -> Result<(), String> {
+        self.now = now;
+        if self.cfg.passive {
+            return Err("passive mode: not initiating".into());
+        }
+        if self.cfg.policy.connections.iter().any(|c| c.name == name) {
+            self.start_connection(name);
+            Ok(())
+        } else if self.cfg.policy.peers.iter().any(|p| p.name == name) {
+            self.start_phase1(name, Vec::new());
+            Ok(())
+        } else {
+            Err(format!("no connection or peer named {name:?}"))
+        }
+    }
+
+    /// Start every connection marked active (`[Phase 2] Connections`).
+    pub fn start_active(&mut self, now: Instant) {
+        self.now = now;
+        let names: Vec<String> =
+            self.cfg.policy.connections.iter().filter(|c| c.active).map(|c| c.name.clone()).collect();
+        for n in names {
+            if !self.connection_is_up_or_pending(&n) {
+                self.start_connection(&n);
+            }
+        }
+    }
+
+    fn request_id(&mut self) -> RequestId {
+        let id = RequestId(self.next_request);
+        self.next_request += 1;
+        id
+    }
+
+    fn serial(&mut self) -> u64 {
+        let s = self.next_serial;
+        self.next_serial += 1;
+        s
+    }
+
+    /// Send `request` to a helper; `cont` runs with the answer.
+    fn crypto(&mut self, request: crate::crypto::CryptoRequest, cont: CryptoCont) {
+        let id = self.request_id();
+        self.crypto_waiting.insert(id, cont);
+        self.out.push_back(Output::Crypto { id, request });
+    }
+
+    fn kernel_spi(&mut self, request: KernelRequest, cont: KernelCont) {
+        let id = self.request_id();
+        self.kernel_waiting.insert(id, cont);
+        self.out.push_back(Output::Kernel { id, request });
+    }
+
+    /// A kernel request whose answer only matters when it fails (logged then).
+    fn kernel(&mut self, request: KernelRequest) {
+        let id = self.request_id();
+        self.out.push_back(Output::Kernel { id, request });
+    }
+
+    fn transmit(&mut self, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
+        let bytes = if from.port() == self.cfg.natt_port {
+            let mut b = Vec::with_capacity(bytes.len() + 4);
+            b.extend_from_slice(&NON_ESP_MARKER);
+            b.extend_from_slice(&bytes);
+            b
+        } else {
+            bytes
+        };
+        self.out.push_back(Output::Transmit(Transmit { from, to, bytes }));
+    }
+
+    fn event(&mut self, e: Event) {
+        self.out.push_back(Output::Event(e));
+    }
+
+    fn log(&mut self, level: LogLevel, message: String) {
+        self.out.push_back(Output::Event(Event::Log { level, message }));
+    }
+
+    fn debug(&mut self, message: String) {
+        self.log(LogLevel::Debug, message);
+    }
+
+    fn random_cookie(&mut self) -> Cookie {
+        let mut c = [0u8; 8];
+        while c == [0u8; 8] {
+            self.rng.fill(&mut c);
+        }
+        Cookie(c)
+    }
+
+    fn random_bytes(&mut self, n: usize) -> Vec<u8> {
+        let mut v = vec![0u8; n];
+        self.rng.fill(&mut v);
+        v
+    }
+
+    fn fire(&mut self, timer: Timer) {
+        match timer {
+            Timer::P1Retransmit { serial, step } => self.p1_retransmit(serial, step),
+            Timer::P1Timeout { serial } => self.p1_timeout(serial),
+            Timer::P1Rekey { serial } => self.p1_rekey(serial),
+            Timer::P1Expire { serial } => self.p1_expire(serial),
+            Timer::QmRetransmit { serial, msgid, step } => self.qm_retransmit(serial, msgid, step),
+            Timer::QmTimeout { serial, msgid } => self.qm_timeout(serial, msgid),
+            Timer::SaRekey { serial } => self.sa_rekey(serial),
+            Timer::SaExpire { serial } => self.sa_expire(serial),
+            Timer::Dpd { serial } => self.dpd_check(serial),
+            Timer::Keepalive { serial } => self.nat_keepalive(serial),
+        }
+    }
+
+    /// The header of a reply or a new message within phase-1 SA `serial`.
+    fn header_for(p1: &Phase1, exchange: ExchangeType, message_id: u32, flags: u8) -> Header {
+        Header {
+            initiator_cookie: p1.icookie,
+            responder_cookie: p1.rcookie,
+            next_payload: crate::codec::PayloadType::NONE,
+            version: 0x10,
+            exchange,
+            flags,
+            message_id,
+            length: HEADER_LEN as u32,
+        }
+    }
+}

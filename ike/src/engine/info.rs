@@ -1,0 +1,288 @@
+//! Informational exchanges (RFC 2408 4.8, RFC 2409 5.7): authenticated Delete and Notify,
+//! INITIAL-CONTACT, Dead Peer Detection (RFC 3706) and NAT-T keepalives.
+
+use super::phase1::P1State;
+use super::protect::{after_first, chain, open, parse_all, sealed};
+use super::timers::Timer;
+use super::{Engine, Event, LogLevel};
+use crate::codec::{
+    flags, DeletePayload, ExchangeType, Header, NotifyPayload, NotifyType, Payload, ProtocolId, DOI_IPSEC, HEADER_LEN,
+};
+use crate::crypto::{info_hash, phase2_iv};
+use crate::policy::{DpdAction, IpsecProtocol};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+impl Engine {
+    /// Send an authenticated Informational message under ISAKMP SA `serial`.
+    pub(super) fn info_send(&mut self, serial: u64, payloads: Vec<Payload>) {
+        let Some(keys) = self.p1_keys(serial) else { return };
+        let mut msgid = 0;
+        while msgid == 0 {
+            msgid = self.rng.next_u32();
+        }
+        let Ok((_, rest)) = chain(&payloads) else { return };
+        let h = info_hash(keys.prf, &keys.skeyid_a, msgid, &rest);
+        let mut all = vec![Payload::Hash(h)];
+        all.extend(payloads);
+        let Some(p1) = self.phase1.get(&serial) else { return };
+        let header = Self::header_for(p1, ExchangeType::INFORMATIONAL, msgid, flags::ENCRYPTION);
+        let iv = phase2_iv(keys.prf, keys.encr.block_len(), &keys.iv, msgid);
+        let (from, to) = (p1.local, p1.remote);
+        match sealed(header, &all, keys.encr, &keys.enc_key, &iv) {
+            Ok((bytes, _)) => self.transmit(from, to, bytes),
+            Err(e) => self.log(LogLevel::Error, format!("cannot build Informational message: {e}")),
+        }
+    }
+
+    /// A notification under ISAKMP SA `serial` (encrypted once keys exist).
+    pub(super) fn info_notify(&mut self, serial: u64, t: NotifyType, protocol: ProtocolId, spi: Vec<u8>) {
+        let n = Payload::Notify(NotifyPayload { doi: DOI_IPSEC, protocol, spi, notify_type: t, data: Vec::new() });
+        self.info_send(serial, vec![n]);
+    }
+
+    /// An Informational message arrived.
+    pub(super) fn info_datagram(&mut self, _local: SocketAddr, remote: SocketAddr, header: &Header, bytes: &[u8]) {
+        let key = (header.initiator_cookie, header.responder_cookie);
+        let serial = self
+            .by_cookies
+            .get(&key)
+            .or_else(|| self.by_cookies.get(&(header.initiator_cookie, Default::default())))
+            .copied();
+        if header.flags & flags::ENCRYPTION == 0 {
+            // Unauthenticated: anyone can send it, so it is logged and nothing else.
+            let what = match parse_all(header.next_payload, &bytes[HEADER_LEN..], false) {
+                Ok((_, p)) => p
+                    .iter()
+                    .filter_map(|x| match x {
+                        Payload::Notify(n) => Some(notify_name(n.notify_type)),
+                        Payload::Delete(_) => Some("DELETE".to_string()),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                Err(e) => format!("malformed: {e}"),
+            };
+            let peer = serial.and_then(|s| self.phase1.get(&s)).map(|p| p.peer.clone());
+            return self.log(
+                LogLevel::Notice,
+                format!(
+                    "unauthenticated Informational from {remote}{}: {what} (ignored)",
+                    peer.map(|p| format!(" (peer {p})")).unwrap_or_default()
+                ),
+            );
+        }
+        let Some(serial) = serial else {
+            return self.debug(format!("dropping Informational from {remote}: no ISAKMP SA"));
+        };
+        let Some(keys) = self.p1_keys(serial) else {
+            return self.debug(format!("dropping Informational from {remote}: no keys yet"));
+        };
+        let msgid = header.message_id;
+        if msgid == 0 || self.phase1.get(&serial).is_some_and(|p| p.seen_msgids.contains(&msgid)) {
+            return self.debug(format!("dropping replayed or ID-less Informational from {remote}"));
+        }
+        let iv = phase2_iv(keys.prf, keys.encr.block_len(), &keys.iv, msgid);
+        let Ok((pt, _)) = open(bytes, keys.encr, &keys.enc_key, &iv) else {
+            return self.log(LogLevel::Notice, format!("cannot decrypt Informational from {remote}"));
+        };
+        let Ok((raws, payloads)) = parse_all(header.next_payload, &pt, true) else {
+            return self.log(LogLevel::Notice, format!("malformed Informational from {remote} (or wrong key)"));
+        };
+        let want = info_hash(keys.prf, &keys.skeyid_a, msgid, after_first(&pt, &raws));
+        if !matches!(payloads.first(), Some(Payload::Hash(h)) if openssl::memcmp::eq_len(h, &want)) {
+            return self.log(LogLevel::Warning, format!("Informational from {remote} failed its HASH check: dropped"));
+        }
+        let Some(p1) = self.phase1.get_mut(&serial) else { return };
+        p1.seen_msgids.insert(msgid);
+        p1.last_heard = self.now;
+        let peer = p1.peer.clone();
+        for p in payloads.into_iter().skip(1) {
+            match p {
+                Payload::Delete(d) => self.peer_delete(serial, &peer, d),
+                Payload::Notify(n) => self.peer_notify(serial, &peer, n),
+                _ => {}
+            }
+        }
+    }
+
+    fn peer_delete(&mut self, serial: u64, peer: &str, d: DeletePayload) {
+        if d.protocol == ProtocolId::ISAKMP {
+            for spi in &d.spis {
+                let target = self
+                    .phase1
+                    .values()
+                    .find(|p| p.peer == peer && [p.icookie.0, p.rcookie.0].concat() == *spi)
+                    .map(|p| p.serial);
+                if let Some(t) = target {
+                    self.delete_phase1(t, false, "deleted by peer");
+                }
+            }
+            return;
+        }
+        let protocol = match d.protocol {
+            ProtocolId::IPSEC_ESP => IpsecProtocol::Esp,
+            ProtocolId::IPSEC_AH => IpsecProtocol::Ah,
+            other => return self.debug(format!("Delete for protocol {} ignored", other.0)),
+        };
+        for spi in &d.spis {
+            let Ok(spi) = <[u8; 4]>::try_from(spi.as_slice()) else { continue };
+            let spi = u32::from_be_bytes(spi);
+            // The peer names its inbound SPI, which is our outbound one.
+            let sa = self
+                .ipsec
+                .values()
+                .find(|s| s.peer == peer && s.spis.iter().any(|(p, _, out)| *p == protocol && *out == spi))
+                .map(|s| s.serial);
+            match sa {
+                Some(s) => self.remove_ipsec_sa(s, false, "deleted by peer"),
+                None => self.debug(format!("Delete from {peer} for unknown SPI {spi:08x} ignored")),
+            }
+        }
+        let _ = serial;
+    }
+
+    fn peer_notify(&mut self, serial: u64, peer: &str, n: NotifyPayload) {
+        match n.notify_type {
+            NotifyType::R_U_THERE => {
+                let ack = Payload::Notify(NotifyPayload { notify_type: NotifyType::R_U_THERE_ACK, ..n });
+                self.info_send(serial, vec![ack]);
+            }
+            NotifyType::R_U_THERE_ACK => {
+                let seq = <[u8; 4]>::try_from(n.data.as_slice()).map(u32::from_be_bytes).ok();
+                if let Some(p1) = self.phase1.get_mut(&serial) {
+                    if p1.dpd_outstanding.is_some_and(|(s, _)| Some(s) == seq) {
+                        p1.dpd_outstanding = None;
+                    }
+                }
+            }
+            NotifyType::INITIAL_CONTACT => self.initial_contact(serial),
+            t => self.log(LogLevel::Notice, format!("peer {peer} notified {}", notify_name(t))),
+        }
+    }
+
+    /// The peer has rebooted (INITIAL-CONTACT): every other SA with it is stale.
+    pub(super) fn initial_contact(&mut self, serial: u64) {
+        let Some(peer) = self.phase1.get(&serial).map(|p| p.peer.clone()) else { return };
+        let old: Vec<u64> = self
+            .phase1
+            .values()
+            .filter(|p| p.peer == peer && p.serial != serial && p.state == P1State::Established)
+            .map(|p| p.serial)
+            .collect();
+        for s in old {
+            self.delete_phase1(s, false, "peer sent INITIAL-CONTACT");
+        }
+        let stale: Vec<u64> = self.ipsec.values().filter(|s| s.peer == peer && s.p1 != serial).map(|s| s.serial).collect();
+        for s in stale {
+            self.remove_ipsec_sa(s, false, "peer sent INITIAL-CONTACT");
+        }
+    }
+
+    /// DPD (RFC 3706): after `DPD-check-interval` of silence, ask R-U-THERE.
+    pub(super) fn dpd_check(&mut self, serial: u64) {
+        let now = self.now;
+        let timeout = self.cfg.timers.dpd_timeout;
+        let Some(p1) = self.phase1.get(&serial) else { return };
+        if p1.state != P1State::Established || p1.replaced {
+            return;
+        }
+        let Some(peer) = self.peer_by_name(&p1.peer) else { return };
+        let interval = Duration::from_secs(peer.dpd_interval.max(1));
+        if let Some((_, since)) = p1.dpd_outstanding {
+            if now.duration_since(since) >= timeout {
+                return self.peer_dead(serial);
+            }
+        }
+        let idle = now.duration_since(p1.last_heard);
+        if idle >= interval || p1.dpd_outstanding.is_some() {
+            let Some(p1) = self.phase1.get_mut(&serial) else { return };
+            p1.dpd_seq = p1.dpd_seq.wrapping_add(1);
+            let seq = p1.dpd_seq;
+            let since = p1.dpd_outstanding.map_or(now, |(_, t)| t);
+            p1.dpd_outstanding = Some((seq, since));
+            let spi = [p1.icookie.0, p1.rcookie.0].concat();
+            let n = Payload::Notify(NotifyPayload {
+                doi: DOI_IPSEC,
+                protocol: ProtocolId::ISAKMP,
+                spi,
+                notify_type: NotifyType::R_U_THERE,
+                data: seq.to_be_bytes().to_vec(),
+            });
+            self.info_send(serial, vec![n]);
+            let next = interval.min(timeout / 3).max(Duration::from_millis(100));
+            self.timers.add(now + next, Timer::Dpd { serial });
+        } else {
+            self.timers.add(now + (interval - idle), Timer::Dpd { serial });
+        }
+    }
+
+    fn peer_dead(&mut self, serial: u64) {
+        let Some(p1) = self.phase1.get(&serial) else { return };
+        let peer = p1.peer.clone();
+        let action = self.peer_by_name(&peer).map_or(DpdAction::Clear, |p| p.dpd_action);
+        self.log(LogLevel::Warning, format!("peer {peer} is dead (no answer to DPD): {action:?}"));
+        self.event(Event::PeerDead { peer: peer.clone() });
+        let wanted: Vec<String> = self.ipsec.values().filter(|s| s.peer == peer).map(|s| s.connection.clone()).collect();
+        let sas: Vec<u64> = self.ipsec.values().filter(|s| s.peer == peer).map(|s| s.serial).collect();
+        for s in sas {
+            self.remove_ipsec_sa(s, false, "peer dead");
+        }
+        let p1s: Vec<u64> = self.phase1.values().filter(|p| p.peer == peer).map(|p| p.serial).collect();
+        for s in p1s {
+            self.delete_phase1(s, false, "peer dead");
+        }
+        match action {
+            DpdAction::Restart => {
+                let mut conns = wanted;
+                conns.sort();
+                conns.dedup();
+                for c in conns {
+                    self.start_connection(&c);
+                }
+            }
+            DpdAction::Clear => {
+                // Without SAs the policies would drop the traffic: remove them as well.
+                let conns: Vec<String> =
+                    self.policies.keys().filter(|c| wanted.contains(c)).cloned().collect();
+                for c in conns {
+                    self.remove_policy(&c);
+                }
+            }
+            // Policies stay, so traffic is held (dropped) until an ACQUIRE brings it back.
+            DpdAction::Hold => {}
+        }
+    }
+
+    /// NAT-T keepalive (RFC 3948 2.3) while we are behind a NAT.
+    pub(super) fn nat_keepalive(&mut self, serial: u64) {
+        let Some(p1) = self.phase1.get(&serial) else { return };
+        let (from, to) = (p1.local, p1.remote);
+        self.out.push_back(super::Output::Transmit(super::Transmit { from, to, bytes: vec![0xff] }));
+        self.timers.add(self.now + self.cfg.timers.nat_keepalive, Timer::Keepalive { serial });
+    }
+}
+
+/// A notification's name as RFC 2408 writes it.
+pub(super) fn notify_name(t: NotifyType) -> String {
+    let name = match t {
+        NotifyType::INVALID_PAYLOAD_TYPE => "INVALID-PAYLOAD-TYPE",
+        NotifyType::INVALID_COOKIE => "INVALID-COOKIE",
+        NotifyType::INVALID_EXCHANGE_TYPE => "INVALID-EXCHANGE-TYPE",
+        NotifyType::INVALID_SPI => "INVALID-SPI",
+        NotifyType::NO_PROPOSAL_CHOSEN => "NO-PROPOSAL-CHOSEN",
+        NotifyType::PAYLOAD_MALFORMED => "PAYLOAD-MALFORMED",
+        NotifyType::INVALID_KEY_INFORMATION => "INVALID-KEY-INFORMATION",
+        NotifyType::INVALID_ID_INFORMATION => "INVALID-ID-INFORMATION",
+        NotifyType::INVALID_HASH_INFORMATION => "INVALID-HASH-INFORMATION",
+        NotifyType::AUTHENTICATION_FAILED => "AUTHENTICATION-FAILED",
+        NotifyType::INVALID_SIGNATURE => "INVALID-SIGNATURE",
+        NotifyType::RESPONDER_LIFETIME => "RESPONDER-LIFETIME",
+        NotifyType::INITIAL_CONTACT => "INITIAL-CONTACT",
+        NotifyType::R_U_THERE => "R-U-THERE",
+        NotifyType::R_U_THERE_ACK => "R-U-THERE-ACK",
+        other => return format!("notification {}", other.0),
+    };
+    name.to_string()
+}
+

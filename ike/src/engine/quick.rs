@@ -1,0 +1,841 @@
+//! Quick Mode (RFC 2409 5.5): IPsec SA negotiation under an ISAKMP SA, with PFS, several
+//! proposals, client IDs, NAT-OA, the responder-lifetime notify, and KEYMAT for the kernel.
+
+use super::phase1::P1Keys;
+use super::protect::{after_first, chain, open, parse_all, sealed};
+use super::timers::Timer;
+use super::types::{Direction, KernelRequest, SaSpec, Selector};
+use super::{Engine, LogLevel};
+use crate::codec::{
+    flags, Header, IdPayload, IdType, Identity, NotifyPayload, NotifyType, Payload, ProtocolId, SaPayload, DOI_IPSEC,
+};
+use crate::crypto::{keymat, phase2_iv, qm_hash1, qm_hash2, qm_hash3, CryptoRequest, CryptoResult, DhPrivate, Group, Secret};
+use crate::codec::{ipsec_attr, Attribute};
+use crate::policy::{self, ChosenPhase2, EncapMode, EspCipher, IntegAlg, IpsecProtocol, Lifetime};
+use std::net::{IpAddr, SocketAddr};
+
+const NONCE_LEN: usize = 32;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum QmState {
+    /// Initiator: waiting for SPIs and the PFS key.
+    I0Wait,
+    I1Sent,
+    I2Wait,
+    /// Initiator: HASH(3) sent; kept to answer a repeated message 2.
+    IDone,
+    R0Wait,
+    R1Sent,
+    RDone,
+}
+
+impl QmState {
+    pub fn name(self) -> &'static str {
+        match self {
+            QmState::I0Wait => "QUICK_I0 (preparing)",
+            QmState::I1Sent => "QUICK_I1 (sent)",
+            QmState::I2Wait => "QUICK_I2 (computing)",
+            QmState::IDone => "QUICK_I2 (done)",
+            QmState::R0Wait => "QUICK_R0 (preparing)",
+            QmState::R1Sent => "QUICK_R1 (sent)",
+            QmState::RDone => "QUICK_R2 (done)",
+        }
+    }
+}
+
+/// One Quick Mode exchange.
+pub(super) struct QuickMode {
+    pub serial: u64,
+    pub msgid: u32,
+    pub initiator: bool,
+    pub connection: String,
+    pub state: QmState,
+    pub iv: Vec<u8>,
+    pub ni_b: Vec<u8>,
+    pub nr_b: Vec<u8>,
+    pub dh: Option<DhPrivate>,
+    pub ke_own: Vec<u8>,
+    pub ke_peer: Vec<u8>,
+    pub gqm: Option<Secret>,
+    pub group: Option<Group>,
+    /// Our inbound SPI per protocol.
+    pub spis: Vec<(IpsecProtocol, u32)>,
+    pub spis_wanted: usize,
+    pub offer: Option<SaPayload>,
+    pub chosen: Option<ChosenPhase2>,
+    /// IDci and IDcr as sent on the wire (initiator's client first).
+    pub idci: Option<IdPayload>,
+    pub idcr: Option<IdPayload>,
+    pub responder_lifetime: bool,
+    pub last_sent: Option<(SocketAddr, SocketAddr, Vec<u8>)>,
+    pub step: u32,
+    pub tries: u32,
+    pub last_received: Vec<u8>,
+}
+
+/// Key lengths of a protocol's transform: (encryption incl. salt, integrity).
+fn key_lengths(cipher: Option<EspCipher>, integ: Option<IntegAlg>) -> (usize, usize) {
+    let enc = match cipher {
+        None | Some(EspCipher::Null) => 0,
+        Some(EspCipher::TripleDes) => 24,
+        Some(EspCipher::AesCbc { key_bits }) => usize::from(key_bits) / 8,
+        Some(EspCipher::AesGcm16 { key_bits }) => usize::from(key_bits) / 8 + 4,
+    };
+    let auth = match integ {
+        None => 0,
+        Some(IntegAlg::HmacMd5) => 16,
+        Some(IntegAlg::HmacSha1) => 20,
+        Some(IntegAlg::HmacSha256) => 32,
+        Some(IntegAlg::HmacSha384) => 48,
+        Some(IntegAlg::HmacSha512) => 64,
+    };
+    (enc, auth)
+}
+
+fn protocol_id(p: IpsecProtocol) -> ProtocolId {
+    match p {
+        IpsecProtocol::Esp => ProtocolId::IPSEC_ESP,
+        IpsecProtocol::Ah => ProtocolId::IPSEC_AH,
+    }
+}
+
+/// The traffic selector an ID payload names; `None` for identities that name no addresses.
+pub(super) fn selector(id: &IdPayload) -> Option<Selector> {
+    let (address, prefix_len, range_end) = match &id.identity {
+        Identity::Ipv4(a) => (IpAddr::V4(*a), 32, None),
+        Identity::Ipv6(a) => (IpAddr::V6(*a), 128, None),
+        Identity::Ipv4Subnet(a, m) => (IpAddr::V4(*a), u32::from(*m).leading_ones() as u8, None),
+        Identity::Ipv6Subnet(a, m) => (IpAddr::V6(*a), u128::from(*m).leading_ones() as u8, None),
+        Identity::Ipv4Range(a, b) => (IpAddr::V4(*a), 32, Some(IpAddr::V4(*b))),
+        Identity::Ipv6Range(a, b) => (IpAddr::V6(*a), 128, Some(IpAddr::V6(*b))),
+        _ => return None,
+    };
+    Some(Selector { address, prefix_len, range_end, protocol: id.protocol, port: id.port })
+}
+
+pub(super) fn host_selector(addr: IpAddr) -> Selector {
+    Selector { address: addr, prefix_len: if addr.is_ipv4() { 32 } else { 128 }, range_end: None, protocol: 0, port: 0 }
+}
+
+fn host_id(addr: IpAddr) -> IdPayload {
+    let identity = match addr {
+        IpAddr::V4(a) => Identity::Ipv4(a),
+        IpAddr::V6(a) => Identity::Ipv6(a),
+    };
+    IdPayload { protocol: 0, port: 0, identity }
+}
+
+impl Engine {
+    /// Start Quick Mode for `conn_name` under ISAKMP SA `serial`.
+    pub(super) fn start_qm(&mut self, serial: u64, conn_name: &str) {
+        let Some(conn) = self.cfg.policy.connections.iter().find(|c| c.name == conn_name).cloned() else {
+            return self.log(LogLevel::Error, format!("no connection named {conn_name:?}"));
+        };
+        let Some(p1) = self.phase1.get(&serial) else { return };
+        let (local, remote) = (p1.local.ip(), p1.remote.ip());
+        let mut msgid = 0;
+        while msgid == 0 || self.quick.contains_key(&(serial, msgid)) {
+            msgid = self.rng.next_u32();
+        }
+        let mut protocols: Vec<IpsecProtocol> = Vec::new();
+        for s in &conn.suites {
+            for p in &s.protocols {
+                if !protocols.contains(&p.protocol) {
+                    protocols.push(p.protocol);
+                }
+            }
+        }
+        if protocols.is_empty() {
+            return self.log(LogLevel::Error, format!("connection {conn_name}: no suites configured"));
+        }
+        // Both IDs are sent when either is configured; a missing one means our or the
+        // peer's own address.
+        let (idci, idcr) = if conn.local_id.is_some() || conn.remote_id.is_some() {
+            (
+                Some(conn.local_id.clone().unwrap_or_else(|| host_id(local))),
+                Some(conn.remote_id.clone().unwrap_or_else(|| host_id(remote))),
+            )
+        } else {
+            (None, None)
+        };
+        let group = conn
+            .suites
+            .first()
+            .and_then(|s| s.protocols.iter().flat_map(|p| &p.transforms).find_map(|t| t.pfs_group));
+        self.log(LogLevel::Info, format!("starting Quick Mode for {conn_name} with {}", conn.peer));
+        self.quick.insert(
+            (serial, msgid),
+            QuickMode {
+                serial,
+                msgid,
+                initiator: true,
+                connection: conn.name.clone(),
+                state: QmState::I0Wait,
+                iv: Vec::new(),
+                ni_b: Vec::new(),
+                nr_b: Vec::new(),
+                dh: None,
+                ke_own: Vec::new(),
+                ke_peer: Vec::new(),
+                gqm: None,
+                group,
+                spis: Vec::new(),
+                spis_wanted: protocols.len(),
+                offer: None,
+                chosen: None,
+                idci,
+                idcr,
+                responder_lifetime: false,
+                last_sent: None,
+                step: 0,
+                tries: 0,
+                last_received: Vec::new(),
+            },
+        );
+        self.timers.add(self.now + self.cfg.timers.exchange_max, Timer::QmTimeout { serial, msgid });
+        for protocol in protocols {
+            self.kernel_spi(
+                KernelRequest::AllocSpi { protocol, src: remote, dst: local },
+                Box::new(move |e, r| e.qm_spi(serial, msgid, protocol, r)),
+            );
+        }
+    }
+
+    fn qm_spi(&mut self, serial: u64, msgid: u32, protocol: IpsecProtocol, r: Result<u32, String>) {
+        let spi = match r {
+            Ok(s) => s,
+            Err(reason) => return self.qm_fail(serial, msgid, format!("SPI allocation failed: {reason}")),
+        };
+        let Some(qm) = self.quick.get_mut(&(serial, msgid)) else { return };
+        qm.spis.push((protocol, spi));
+        if qm.spis.len() < qm.spis_wanted {
+            return;
+        }
+        if qm.initiator {
+            match qm.group {
+                Some(group) => self.crypto(
+                    CryptoRequest::DhKeygen { group },
+                    Box::new(move |e, r| {
+                        if let Some(qm) = e.quick.get_mut(&(serial, msgid)) {
+                            match r {
+                                CryptoResult::DhKeyPair { public, private } => {
+                                    qm.ke_own = public;
+                                    qm.dh = Some(private);
+                                }
+                                other => return e.qm_fail(serial, msgid, format!("PFS key generation failed: {other:?}")),
+                            }
+                        }
+                        e.qm_i1_send(serial, msgid);
+                    }),
+                ),
+                None => self.qm_i1_send(serial, msgid),
+            }
+        } else {
+            self.qm_r1_prepare(serial, msgid);
+        }
+    }
+
+    /// UDP encapsulation to announce in the SA (RFC 3947 or draft values), if NAT is in the path.
+    fn udp_encap(&self, serial: u64) -> Option<bool> {
+        let p1 = self.phase1.get(&serial)?;
+        if p1.nat_local || p1.nat_remote {
+            p1.natt.map(|v| v == super::NatTVersion::Rfc3947)
+        } else {
+            None
+        }
+    }
+
+    fn qm_i1_send(&mut self, serial: u64, msgid: u32) {
+        let Some(keys) = self.p1_keys(serial) else { return };
+        let udp = self.udp_encap(serial);
+        let ni = self.random_bytes(NONCE_LEN);
+        let Some(qm) = self.quick.get_mut(&(serial, msgid)) else { return };
+        let Some(conn) = self.cfg.policy.connections.iter().find(|c| c.name == qm.connection) else { return };
+        let spis = qm.spis.clone();
+        let offer = policy::phase2_sa(
+            conn,
+            |_, proto| spis.iter().find(|(p, _)| *p == proto).map_or([0; 4], |(_, s)| s.to_be_bytes()),
+            udp,
+        );
+        qm.ni_b = ni.clone();
+        qm.offer = Some(offer.clone());
+        let mut rest = vec![Payload::Sa(offer), Payload::Nonce(ni)];
+        if !qm.ke_own.is_empty() {
+            rest.push(Payload::Ke(qm.ke_own.clone()));
+        }
+        if let (Some(a), Some(b)) = (&qm.idci, &qm.idcr) {
+            rest.push(Payload::Id(a.clone()));
+            rest.push(Payload::Id(b.clone()));
+        }
+        let transport = conn.suites.iter().flat_map(|s| &s.protocols).flat_map(|p| &p.transforms).any(|t| t.encap == EncapMode::Transport);
+        if let (Some(rfc), true, Some(p1)) = (udp, transport, self.phase1.get(&serial)) {
+            rest.extend(nat_oa(p1.local.ip(), p1.remote.ip(), !rfc));
+        }
+        let Ok((_, rest_bytes)) = chain(&rest) else { return };
+        let h = qm_hash1(keys.prf, &keys.skeyid_a, msgid, &rest_bytes);
+        let mut payloads = vec![Payload::Hash(h)];
+        payloads.extend(rest);
+        qm.iv = phase2_iv(keys.prf, keys.encr.block_len(), &keys.iv, msgid);
+        qm.state = QmState::I1Sent;
+        self.qm_send(serial, msgid, &keys, payloads, true);
+    }
+
+    fn qm_send(&mut self, serial: u64, msgid: u32, keys: &P1Keys, payloads: Vec<Payload>, retransmit: bool) {
+        let Some(p1) = self.phase1.get(&serial) else { return };
+        let header = Self::header_for(p1, crate::codec::ExchangeType::QUICK_MODE, msgid, flags::ENCRYPTION);
+        let (from, to) = (p1.local, p1.remote);
+        let Some(qm) = self.quick.get_mut(&(serial, msgid)) else { return };
+        match sealed(header, &payloads, keys.encr, &keys.enc_key, &qm.iv) {
+            Ok((bytes, iv)) => {
+                qm.iv = iv;
+                qm.last_sent = Some((from, to, bytes.clone()));
+                qm.step += 1;
+                qm.tries = 0;
+                let step = qm.step;
+                self.transmit(from, to, bytes);
+                if retransmit {
+                    self.timers.add(self.now + self.cfg.timers.retransmit_base, Timer::QmRetransmit { serial, msgid, step });
+                }
+            }
+            Err(e) => self.qm_fail(serial, msgid, e),
+        }
+    }
+
+    pub(super) fn qm_retransmit(&mut self, serial: u64, msgid: u32, step: u32) {
+        let retransmits = self.cfg.timers.retransmits;
+        let base = self.cfg.timers.retransmit_base;
+        let Some(qm) = self.quick.get_mut(&(serial, msgid)) else { return };
+        if qm.step != step || !matches!(qm.state, QmState::I1Sent | QmState::R1Sent) {
+            return;
+        }
+        if qm.tries >= retransmits {
+            return self.qm_fail(serial, msgid, format!("no answer after {retransmits} retransmissions"));
+        }
+        qm.tries += 1;
+        let tries = qm.tries;
+        if let Some((from, to, bytes)) = qm.last_sent.clone() {
+            let bytes = self.with_marker(from, bytes);
+            self.out.push_back(super::Output::Transmit(super::Transmit { from, to, bytes }));
+        }
+        self.timers.add(self.now + base.saturating_mul(1u32 << tries.min(16)), Timer::QmRetransmit { serial, msgid, step });
+    }
+
+    pub(super) fn qm_timeout(&mut self, serial: u64, msgid: u32) {
+        let Some(qm) = self.quick.get(&(serial, msgid)) else { return };
+        if matches!(qm.state, QmState::IDone | QmState::RDone) {
+            self.quick.remove(&(serial, msgid));
+        } else {
+            self.qm_fail(serial, msgid, "exchange timed out".into());
+        }
+    }
+
+    pub(super) fn qm_fail(&mut self, serial: u64, msgid: u32, reason: String) {
+        if let Some(qm) = self.quick.remove(&(serial, msgid)) {
+            self.log(LogLevel::Warning, format!("Quick Mode for {} failed: {reason}", qm.connection));
+            // SPIs we reserved are released.
+            let p1 = self.phase1.get(&serial).map(|p| (p.local.ip(), p.remote.ip()));
+            if let Some((local, remote)) = p1 {
+                for (protocol, spi) in qm.spis {
+                    self.kernel(KernelRequest::DeleteSa { protocol, spi, src: remote, dst: local });
+                }
+            }
+        }
+    }
+
+    /// A Quick Mode message arrived.
+    pub(super) fn quick_datagram(&mut self, _local: SocketAddr, remote: SocketAddr, header: &Header, bytes: &[u8]) {
+        let key = (header.initiator_cookie, header.responder_cookie);
+        let Some(&serial) = self.by_cookies.get(&key) else {
+            return self.debug(format!("dropping Quick Mode from {remote}: no ISAKMP SA"));
+        };
+        if header.flags & flags::ENCRYPTION == 0 || header.message_id == 0 {
+            return self.log(LogLevel::Notice, format!("dropping unencrypted or ID-less Quick Mode from {remote}"));
+        }
+        let Some(keys) = self.p1_keys(serial) else {
+            return self.debug(format!("dropping Quick Mode from {remote}: ISAKMP SA not established"));
+        };
+        if self.phase1.get(&serial).is_some_and(|p| p.state != super::phase1::P1State::Established) {
+            return self.debug(format!("dropping Quick Mode from {remote}: ISAKMP SA not established"));
+        }
+        let msgid = header.message_id;
+        let digest = crate::crypto::hash(crate::crypto::HashAlg::Sha1, &[bytes]);
+        if let Some(qm) = self.quick.get(&(serial, msgid)) {
+            if qm.last_received == digest {
+                if let Some((from, to, b)) = qm.last_sent.clone() {
+                    self.debug("duplicate Quick Mode message: resending our last message".into());
+                    let b = self.with_marker(from, b);
+                    self.out.push_back(super::Output::Transmit(super::Transmit { from, to, bytes: b }));
+                }
+                return;
+            }
+            let iv = qm.iv.clone();
+            return match qm.state {
+                QmState::I1Sent => self.qm_i_r1(serial, msgid, header, bytes, &keys, iv, digest),
+                QmState::R1Sent => self.qm_r_i2(serial, msgid, header, bytes, &keys, iv, digest),
+                s => self.debug(format!("ignoring Quick Mode message in state {}", s.name())),
+            };
+        }
+        if self.phase1.get(&serial).is_some_and(|p| p.seen_msgids.contains(&msgid)) {
+            return self.debug(format!("dropping replayed Quick Mode message {msgid:08x}"));
+        }
+        let iv = phase2_iv(keys.prf, keys.encr.block_len(), &keys.iv, msgid);
+        self.qm_r_i1(serial, msgid, header, bytes, &keys, iv, digest);
+    }
+
+    /// Decrypt and check the hash of a Quick Mode message; returns payloads and next IV.
+    #[allow(clippy::too_many_arguments)]
+    fn qm_open(
+        &mut self,
+        header: &Header,
+        bytes: &[u8],
+        keys: &P1Keys,
+        iv: &[u8],
+        expected_hash: impl FnOnce(&[u8]) -> Vec<u8>,
+    ) -> Option<(Vec<Payload>, Vec<u8>)> {
+        let (pt, next_iv) = match open(bytes, keys.encr, &keys.enc_key, iv) {
+            Ok(v) => v,
+            Err(e) => {
+                self.log(LogLevel::Notice, format!("cannot decrypt Quick Mode message: {e}"));
+                return None;
+            }
+        };
+        let (raws, payloads) = match parse_all(header.next_payload, &pt, true) {
+            Ok(v) => v,
+            Err(e) => {
+                self.log(LogLevel::Notice, format!("malformed Quick Mode message (or wrong key): {e}"));
+                return None;
+            }
+        };
+        let Some(Payload::Hash(got)) = payloads.first() else {
+            self.log(LogLevel::Notice, "Quick Mode message does not start with HASH".into());
+            return None;
+        };
+        let want = expected_hash(after_first(&pt, &raws));
+        if !openssl::memcmp::eq_len(got, &want) {
+            self.log(LogLevel::Warning, "Quick Mode message failed its HASH check: dropped".into());
+            return None;
+        }
+        Some((payloads, next_iv))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn qm_r_i1(&mut self, serial: u64, msgid: u32, header: &Header, bytes: &[u8], keys: &P1Keys, iv: Vec<u8>, digest: Vec<u8>) {
+        let Some((payloads, next_iv)) =
+            self.qm_open(header, bytes, keys, &iv, |rest| qm_hash1(keys.prf, &keys.skeyid_a, msgid, rest))
+        else {
+            return;
+        };
+        let Some(p1) = self.phase1.get_mut(&serial) else { return };
+        p1.seen_msgids.insert(msgid);
+        p1.last_heard = self.now;
+        let peer = p1.peer.clone();
+        let (local, remote) = (p1.local.ip(), p1.remote.ip());
+        let Some(Payload::Sa(offer)) = payloads.get(1) else {
+            return self.log(LogLevel::Notice, format!("Quick Mode from {peer}: SA must follow HASH(1)"));
+        };
+        let Some(ni) = payloads.iter().find_map(|p| if let Payload::Nonce(n) = p { Some(n.clone()) } else { None }) else {
+            return self.log(LogLevel::Notice, format!("Quick Mode from {peer}: no nonce"));
+        };
+        let ke = payloads.iter().find_map(|p| if let Payload::Ke(k) = p { Some(k.clone()) } else { None });
+        let ids: Vec<IdPayload> =
+            payloads.iter().filter_map(|p| if let Payload::Id(i) = p { Some(i.clone()) } else { None }).collect();
+        let (idci, idcr) = match ids.as_slice() {
+            [] => (None, None),
+            [a, b] => (Some(a.clone()), Some(b.clone())),
+            _ => {
+                self.info_notify(serial, NotifyType::INVALID_ID_INFORMATION, ProtocolId::ISAKMP, Vec::new());
+                return self.log(LogLevel::Notice, format!("Quick Mode from {peer}: {} ID payloads (need 0 or 2)", ids.len()));
+            }
+        };
+        // With no IDs, the selectors are the two hosts.
+        let (sel_ci, sel_cr) = (
+            idci.clone().unwrap_or_else(|| host_id(remote)),
+            idcr.clone().unwrap_or_else(|| host_id(local)),
+        );
+        let Some(conn) = self.cfg.policy.connection_for_ids(&peer, Some(&sel_ci), Some(&sel_cr)).cloned() else {
+            self.log(
+                LogLevel::Warning,
+                format!(
+                    "Quick Mode from {peer}: no connection matches {} <=> {}",
+                    describe_id(&sel_ci),
+                    describe_id(&sel_cr)
+                ),
+            );
+            self.info_notify(serial, NotifyType::INVALID_ID_INFORMATION, ProtocolId::ISAKMP, Vec::new());
+            return;
+        };
+        let chosen = match policy::choose_phase2(offer, &conn) {
+            Ok(c) => c,
+            Err(m) => {
+                self.log(LogLevel::Warning, format!("Quick Mode for {} from {peer}: {m}", conn.name));
+                self.info_notify(serial, NotifyType::NO_PROPOSAL_CHOSEN, ProtocolId::ISAKMP, Vec::new());
+                return;
+            }
+        };
+        if chosen.pfs_group.is_some() != ke.is_some() {
+            self.log(LogLevel::Warning, format!("Quick Mode for {} from {peer}: KE payload does not match PFS of the proposal", conn.name));
+            self.info_notify(serial, NotifyType::INVALID_KEY_INFORMATION, ProtocolId::ISAKMP, Vec::new());
+            return;
+        }
+        let protocols: Vec<IpsecProtocol> = chosen.protocols.iter().map(|p| p.protocol).collect();
+        let responder_lifetime = chosen.responder_lifetime;
+        self.quick.insert(
+            (serial, msgid),
+            QuickMode {
+                serial,
+                msgid,
+                initiator: false,
+                connection: conn.name.clone(),
+                state: QmState::R0Wait,
+                iv: next_iv,
+                ni_b: ni,
+                nr_b: Vec::new(),
+                dh: None,
+                ke_own: Vec::new(),
+                ke_peer: ke.unwrap_or_default(),
+                gqm: None,
+                group: chosen.pfs_group,
+                spis: Vec::new(),
+                spis_wanted: protocols.len(),
+                offer: Some(offer.clone()),
+                chosen: Some(chosen),
+                idci,
+                idcr,
+                responder_lifetime,
+                last_sent: None,
+                step: 0,
+                tries: 0,
+                last_received: digest,
+            },
+        );
+        self.timers.add(self.now + self.cfg.timers.exchange_max, Timer::QmTimeout { serial, msgid });
+        for protocol in protocols {
+            self.kernel_spi(
+                KernelRequest::AllocSpi { protocol, src: remote, dst: local },
+                Box::new(move |e, r| e.qm_spi(serial, msgid, protocol, r)),
+            );
+        }
+    }
+
+    /// Responder: SPIs are known; do PFS if asked, then answer.
+    fn qm_r1_prepare(&mut self, serial: u64, msgid: u32) {
+        let Some(qm) = self.quick.get(&(serial, msgid)) else { return };
+        match qm.group {
+            Some(group) => {
+                let peer_public = qm.ke_peer.clone();
+                self.crypto(
+                    CryptoRequest::DhKeygen { group },
+                    Box::new(move |e, r| {
+                        let (public, private) = match r {
+                            CryptoResult::DhKeyPair { public, private } => (public, private),
+                            other => return e.qm_fail(serial, msgid, format!("PFS key generation failed: {other:?}")),
+                        };
+                        if let Some(qm) = e.quick.get_mut(&(serial, msgid)) {
+                            qm.ke_own = public;
+                        }
+                        e.crypto(
+                            CryptoRequest::DhDerive { group, private, peer_public },
+                            Box::new(move |e, r| match r {
+                                CryptoResult::DhShared(s) => {
+                                    if let Some(qm) = e.quick.get_mut(&(serial, msgid)) {
+                                        qm.gqm = Some(s);
+                                    }
+                                    e.qm_r1_send(serial, msgid);
+                                }
+                                other => e.qm_fail(serial, msgid, format!("PFS Diffie-Hellman failed: {other:?}")),
+                            }),
+                        );
+                    }),
+                );
+            }
+            None => self.qm_r1_send(serial, msgid),
+        }
+    }
+
+    fn qm_r1_send(&mut self, serial: u64, msgid: u32) {
+        let Some(keys) = self.p1_keys(serial) else { return };
+        let nr = self.random_bytes(NONCE_LEN);
+        let Some(qm) = self.quick.get_mut(&(serial, msgid)) else { return };
+        let (Some(offer), Some(chosen)) = (&qm.offer, &qm.chosen) else { return };
+        let spis = qm.spis.clone();
+        let reply = policy::phase2_reply_sa(offer, chosen, |proto| {
+            spis.iter().find(|(p, _)| *p == proto).map_or([0; 4], |(_, s)| s.to_be_bytes())
+        });
+        let Some(reply) = reply else {
+            return self.qm_fail(serial, msgid, "cannot build the reply SA".into());
+        };
+        qm.nr_b = nr.clone();
+        let mut rest = vec![Payload::Sa(reply), Payload::Nonce(nr)];
+        if !qm.ke_own.is_empty() {
+            rest.push(Payload::Ke(qm.ke_own.clone()));
+        }
+        if let (Some(a), Some(b)) = (&qm.idci, &qm.idcr) {
+            rest.push(Payload::Id(a.clone()));
+            rest.push(Payload::Id(b.clone()));
+        }
+        if qm.responder_lifetime {
+            // RFC 2407 4.6.3.1: tell the initiator the lifetime we hold it to.
+            for cp in &chosen.protocols {
+                let data = lifetime_attributes(&chosen.lifetime);
+                rest.push(Payload::Notify(NotifyPayload {
+                    doi: DOI_IPSEC,
+                    protocol: protocol_id(cp.protocol),
+                    spi: cp.peer_spi.to_vec(),
+                    notify_type: NotifyType::RESPONDER_LIFETIME,
+                    data,
+                }));
+            }
+        }
+        let Ok((_, rest_bytes)) = chain(&rest) else { return };
+        let h = qm_hash2(keys.prf, &keys.skeyid_a, msgid, &qm.ni_b, &rest_bytes);
+        let mut payloads = vec![Payload::Hash(h)];
+        payloads.extend(rest);
+        qm.state = QmState::R1Sent;
+        // Retransmitted until HASH(3) arrives: a lost message 3 would otherwise leave us
+        // without outbound SAs while the initiator believes all is done.
+        self.qm_send(serial, msgid, &keys, payloads, true);
+        // Inbound SAs go in now, so traffic the initiator sends right after message 3
+        // is not lost if message 3 is late.
+        self.qm_install(serial, msgid, &[Direction::Inbound]);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn qm_i_r1(&mut self, serial: u64, msgid: u32, header: &Header, bytes: &[u8], keys: &P1Keys, iv: Vec<u8>, digest: Vec<u8>) {
+        let ni = match self.quick.get(&(serial, msgid)) {
+            Some(q) => q.ni_b.clone(),
+            None => return,
+        };
+        let Some((payloads, next_iv)) =
+            self.qm_open(header, bytes, keys, &iv, |rest| qm_hash2(keys.prf, &keys.skeyid_a, msgid, &ni, rest))
+        else {
+            return;
+        };
+        let Some(qm) = self.quick.get_mut(&(serial, msgid)) else { return };
+        let Some(conn) = self.cfg.policy.connections.iter().find(|c| c.name == qm.connection).cloned() else { return };
+        let Some(Payload::Sa(reply)) = payloads.get(1) else {
+            return self.log(LogLevel::Notice, "Quick Mode reply: SA must follow HASH(2)".into());
+        };
+        let mut chosen = match policy::accept_phase2_reply(reply, &conn) {
+            Ok(c) => c,
+            Err(m) => return self.qm_fail(serial, msgid, format!("responder chose what we did not offer: {m}")),
+        };
+        let Some(nr) = payloads.iter().find_map(|p| if let Payload::Nonce(n) = p { Some(n.clone()) } else { None }) else {
+            return self.log(LogLevel::Notice, "Quick Mode reply has no nonce".into());
+        };
+        let ke = payloads.iter().find_map(|p| if let Payload::Ke(k) = p { Some(k.clone()) } else { None });
+        let ids: Vec<&IdPayload> = payloads.iter().filter_map(|p| if let Payload::Id(i) = p { Some(i) } else { None }).collect();
+        let ids_ok = match (ids.as_slice(), &qm.idci, &qm.idcr) {
+            ([], None, None) => true,
+            ([a, b], Some(ci), Some(cr)) => *a == ci && *b == cr,
+            _ => false,
+        };
+        if !ids_ok {
+            return self.qm_fail(serial, msgid, "responder changed the client IDs".into());
+        }
+        for p in &payloads {
+            if let Payload::Notify(n) = p {
+                if n.notify_type == NotifyType::RESPONDER_LIFETIME {
+                    apply_responder_lifetime(&mut chosen.lifetime, &n.data);
+                }
+            }
+        }
+        qm.iv = next_iv;
+        qm.nr_b = nr;
+        qm.last_received = digest;
+        qm.chosen = Some(chosen.clone());
+        qm.state = QmState::I2Wait;
+        qm.step += 1;
+        match (chosen.pfs_group, ke, qm.dh.take()) {
+            (Some(group), Some(peer_public), Some(private)) => self.crypto(
+                CryptoRequest::DhDerive { group, private, peer_public },
+                Box::new(move |e, r| match r {
+                    CryptoResult::DhShared(s) => {
+                        if let Some(qm) = e.quick.get_mut(&(serial, msgid)) {
+                            qm.gqm = Some(s);
+                        }
+                        e.qm_i3_send(serial, msgid);
+                    }
+                    other => e.qm_fail(serial, msgid, format!("PFS Diffie-Hellman failed: {other:?}")),
+                }),
+            ),
+            (None, None, _) => self.qm_i3_send(serial, msgid),
+            _ => self.qm_fail(serial, msgid, "responder's KE does not match the PFS we proposed".into()),
+        }
+    }
+
+    fn qm_i3_send(&mut self, serial: u64, msgid: u32) {
+        let Some(keys) = self.p1_keys(serial) else { return };
+        let Some(qm) = self.quick.get_mut(&(serial, msgid)) else { return };
+        let h = qm_hash3(keys.prf, &keys.skeyid_a, msgid, &qm.ni_b, &qm.nr_b);
+        qm.state = QmState::IDone;
+        self.qm_send(serial, msgid, &keys, vec![Payload::Hash(h)], false);
+        self.qm_install(serial, msgid, &[Direction::Inbound, Direction::Outbound]);
+        self.qm_established(serial, msgid);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn qm_r_i2(&mut self, serial: u64, msgid: u32, header: &Header, bytes: &[u8], keys: &P1Keys, iv: Vec<u8>, digest: Vec<u8>) {
+        let (ni, nr) = match self.quick.get(&(serial, msgid)) {
+            Some(q) => (q.ni_b.clone(), q.nr_b.clone()),
+            None => return,
+        };
+        let want = qm_hash3(keys.prf, &keys.skeyid_a, msgid, &ni, &nr);
+        let (pt, next_iv) = match open(bytes, keys.encr, &keys.enc_key, &iv) {
+            Ok(v) => v,
+            Err(e) => return self.log(LogLevel::Notice, format!("cannot decrypt Quick Mode message 3: {e}")),
+        };
+        let ok = match parse_all(header.next_payload, &pt, true) {
+            Ok((_, p)) => matches!(p.first(), Some(Payload::Hash(h)) if openssl::memcmp::eq_len(h, &want)),
+            Err(_) => false,
+        };
+        if !ok {
+            return self.log(LogLevel::Warning, "Quick Mode message 3 failed its HASH(3) check: dropped".into());
+        }
+        let Some(qm) = self.quick.get_mut(&(serial, msgid)) else { return };
+        qm.iv = next_iv;
+        qm.last_received = digest;
+        qm.state = QmState::RDone;
+        self.qm_install(serial, msgid, &[Direction::Outbound]);
+        self.qm_established(serial, msgid);
+    }
+
+    /// KEYMAT for each chosen protocol and direction, handed to the kernel.
+    fn qm_install(&mut self, serial: u64, msgid: u32, dirs: &[Direction]) {
+        let Some(keys) = self.p1_keys(serial) else { return };
+        let Some(p1) = self.phase1.get(&serial) else { return };
+        let (local_addr, remote_addr) = (p1.local, p1.remote);
+        let nat = p1.nat_local || p1.nat_remote;
+        let Some(qm) = self.quick.get(&(serial, msgid)) else { return };
+        let Some(chosen) = qm.chosen.clone() else { return };
+        let (local_sel, remote_sel) = qm_selectors(qm, local_addr.ip(), remote_addr.ip());
+        let reqid = self.reqid(&qm.connection);
+        let mut requests = Vec::new();
+        for cp in &chosen.protocols {
+            let Some(our_spi) = qm.spis.iter().find(|(p, _)| *p == cp.protocol).map(|(_, s)| *s) else { continue };
+            let peer_spi = u32::from_be_bytes(cp.peer_spi);
+            let (enc_len, auth_len) = key_lengths(cp.transform.cipher, cp.transform.integ);
+            for dir in dirs {
+                let (spi, src, dst) = match dir {
+                    Direction::Inbound => (our_spi, remote_addr.ip(), local_addr.ip()),
+                    Direction::Outbound => (peer_spi, local_addr.ip(), remote_addr.ip()),
+                };
+                let km = keymat(
+                    keys.prf,
+                    &keys.skeyid_d,
+                    qm.gqm.as_deref(),
+                    protocol_id(cp.protocol).0,
+                    &spi.to_be_bytes(),
+                    &qm.ni_b,
+                    &qm.nr_b,
+                    enc_len + auth_len,
+                );
+                let udp_encap = (nat && cp.protocol == IpsecProtocol::Esp).then(|| match dir {
+                    Direction::Inbound => (remote_addr.port(), local_addr.port()),
+                    Direction::Outbound => (local_addr.port(), remote_addr.port()),
+                });
+                requests.push(KernelRequest::AddSa(SaSpec {
+                    connection: qm.connection.clone(),
+                    direction: *dir,
+                    protocol: cp.protocol,
+                    spi,
+                    src,
+                    dst,
+                    mode: chosen.encap,
+                    udp_encap,
+                    cipher: cp.transform.cipher,
+                    enc_key: Secret::from(km[..enc_len].to_vec()),
+                    integ: cp.transform.integ,
+                    auth_key: Secret::from(km[enc_len..].to_vec()),
+                    lifetime: chosen.lifetime,
+                    local: local_sel.clone(),
+                    remote: remote_sel.clone(),
+                    reqid,
+                }));
+            }
+        }
+        for r in requests {
+            self.kernel(r);
+        }
+    }
+
+    pub(super) fn reqid(&mut self, connection: &str) -> u32 {
+        let next = 0x4000 + self.reqids.len() as u32 + 1;
+        *self.reqids.entry(connection.to_string()).or_insert(next)
+    }
+}
+
+/// Our and the peer's selectors of a Quick Mode exchange.
+pub(super) fn qm_selectors(qm: &QuickMode, local: IpAddr, remote: IpAddr) -> (Selector, Selector) {
+    let (ours, theirs) = if qm.initiator { (&qm.idci, &qm.idcr) } else { (&qm.idcr, &qm.idci) };
+    (
+        ours.as_ref().and_then(selector).unwrap_or_else(|| host_selector(local)),
+        theirs.as_ref().and_then(selector).unwrap_or_else(|| host_selector(remote)),
+    )
+}
+
+fn nat_oa(local: IpAddr, remote: IpAddr, draft: bool) -> Vec<Payload> {
+    [local, remote]
+        .into_iter()
+        .map(|address| Payload::NatOa {
+            id_type: if address.is_ipv4() { IdType::IPV4_ADDR } else { IdType::IPV6_ADDR },
+            address,
+            draft,
+        })
+        .collect()
+}
+
+/// An ID as an operator reads it: `192.0.2.0/24 proto 6 port 80`.
+pub(super) fn describe_id(id: &IdPayload) -> String {
+    let base = match &id.identity {
+        Identity::Ipv4(a) => a.to_string(),
+        Identity::Ipv6(a) => a.to_string(),
+        Identity::Ipv4Subnet(a, m) => format!("{a}/{}", u32::from(*m).leading_ones()),
+        Identity::Ipv6Subnet(a, m) => format!("{a}/{}", u128::from(*m).leading_ones()),
+        Identity::Ipv4Range(a, b) => format!("{a}-{b}"),
+        Identity::Ipv6Range(a, b) => format!("{a}-{b}"),
+        Identity::Fqdn(n) | Identity::UserFqdn(n) => String::from_utf8_lossy(n).into_owned(),
+        other => format!("{other:?}"),
+    };
+    match (id.protocol, id.port) {
+        (0, 0) => base,
+        (p, 0) => format!("{base} proto {p}"),
+        (p, port) => format!("{base} proto {p} port {port}"),
+    }
+}
+
+/// The body of a RESPONDER-LIFETIME notify: SA life type and duration attributes
+/// (RFC 2407 4.6.3.1), seconds and, if limited, kilobytes.
+fn lifetime_attributes(l: &Lifetime) -> Vec<u8> {
+    let mut attrs = vec![
+        Attribute::basic(ipsec_attr::SA_LIFE_TYPE, ipsec_attr::LIFE_SECONDS),
+        Attribute::number(ipsec_attr::SA_LIFE_DURATION, l.seconds),
+    ];
+    if let Some(kb) = l.kilobytes {
+        attrs.push(Attribute::basic(ipsec_attr::SA_LIFE_TYPE, ipsec_attr::LIFE_KILOBYTES));
+        attrs.push(Attribute::number(ipsec_attr::SA_LIFE_DURATION, kb));
+    }
+    let mut out = Vec::new();
+    for a in &attrs {
+        a.emit(&mut out);
+    }
+    out
+}
+
+/// Adopt a responder's shorter lifetimes (never a longer one).
+fn apply_responder_lifetime(l: &mut Lifetime, data: &[u8]) {
+    let Ok(attrs) = Attribute::parse_list(data) else { return };
+    let mut kind = None;
+    for a in attrs {
+        match a.kind {
+            ipsec_attr::SA_LIFE_TYPE => kind = a.as_u64(),
+            ipsec_attr::SA_LIFE_DURATION => match (kind, a.as_u64()) {
+                (Some(k), Some(v)) if k == u64::from(ipsec_attr::LIFE_SECONDS) => l.seconds = l.seconds.min(v),
+                (Some(k), Some(v)) if k == u64::from(ipsec_attr::LIFE_KILOBYTES) => {
+                    l.kilobytes = Some(l.kilobytes.map_or(v, |x| x.min(v)))
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+}

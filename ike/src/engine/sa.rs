@@ -1,0 +1,433 @@
+//! Established IPsec SAs: their policies, rekey before expiry (pluto's margin and fuzz),
+//! expiry, deletion, kernel events, operator teardown and shutdown.
+
+use super::phase1::{rekey_delay, P1State};
+use super::quick::{qm_selectors, QmState};
+use super::timers::Timer;
+use super::types::{KernelRequest, PolicySpec, Selector};
+use super::{Engine, Event, LogLevel};
+use crate::codec::{DeletePayload, Payload, ProtocolId, DOI_IPSEC};
+use crate::policy::{EncapMode, IpsecProtocol};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+/// One negotiated IPsec SA bundle (both directions of each protocol).
+pub(super) struct IpsecSa {
+    pub serial: u64,
+    pub connection: String,
+    pub peer: String,
+    /// The ISAKMP SA it was negotiated under.
+    pub p1: u64,
+    /// (protocol, inbound SPI, outbound SPI)
+    pub spis: Vec<(IpsecProtocol, u32, u32)>,
+    pub local: IpAddr,
+    pub remote: IpAddr,
+    pub local_sel: Selector,
+    pub remote_sel: Selector,
+    pub established: Instant,
+    pub expires: Instant,
+    pub initiator: bool,
+    /// A newer SA for the same connection is up; this one only waits to expire.
+    pub replaced: bool,
+    pub summary: String,
+}
+
+/// A read-only view of an IPsec SA, for reports and tests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IpsecSaInfo {
+    pub connection: String,
+    pub peer: String,
+    pub spis: Vec<(IpsecProtocol, u32, u32)>,
+    pub local: Selector,
+    pub remote: Selector,
+    pub established: Instant,
+    pub expires: Instant,
+    pub replaced: bool,
+    pub summary: String,
+}
+
+/// A read-only view of an ISAKMP SA or phase-1 exchange.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Phase1Info {
+    pub peer: String,
+    pub icookie: crate::codec::Cookie,
+    pub rcookie: crate::codec::Cookie,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub initiator: bool,
+    pub state: &'static str,
+    pub established: bool,
+    pub expires: Option<Instant>,
+    pub summary: String,
+    pub nat_local: bool,
+    pub nat_remote: bool,
+}
+
+/// A Quick Mode exchange in progress.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExchangeInfo {
+    pub connection: String,
+    pub message_id: u32,
+    pub initiator: bool,
+    pub state: &'static str,
+}
+
+impl Engine {
+    /// Quick Mode finished on our side: record the SA bundle and arm its timers.
+    pub(super) fn qm_established(&mut self, serial: u64, msgid: u32) {
+        let now = self.now;
+        let Some(p1) = self.phase1.get(&serial) else { return };
+        let (local, remote, peer) = (p1.local.ip(), p1.remote.ip(), p1.peer.clone());
+        let Some(qm) = self.quick.get(&(serial, msgid)) else { return };
+        let Some(chosen) = qm.chosen.clone() else { return };
+        let (local_sel, remote_sel) = qm_selectors(qm, local, remote);
+        let spis: Vec<(IpsecProtocol, u32, u32)> = chosen
+            .protocols
+            .iter()
+            .filter_map(|cp| {
+                let ours = qm.spis.iter().find(|(p, _)| *p == cp.protocol)?.1;
+                Some((cp.protocol, ours, u32::from_be_bytes(cp.peer_spi)))
+            })
+            .collect();
+        let connection = qm.connection.clone();
+        let initiator = qm.initiator;
+        let summary = chosen
+            .protocols
+            .iter()
+            .map(|cp| format!("{:?} {}", cp.protocol, cp.transform.name))
+            .chain(chosen.pfs_group.map(|g| format!("PFS {}", g.name())))
+            .chain(std::iter::once(format!("{:?} {}s", chosen.encap, chosen.lifetime.seconds)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let lifetime = Duration::from_secs(chosen.lifetime.seconds.max(1));
+        let sa_serial = self.serial();
+        // Older bundles of this connection are superseded; they expire on their own so
+        // that packets in flight under them are still accepted (no gap).
+        for old in self.ipsec.values_mut().filter(|s| s.connection == connection) {
+            old.replaced = true;
+        }
+        self.ipsec.insert(
+            sa_serial,
+            IpsecSa {
+                serial: sa_serial,
+                connection: connection.clone(),
+                peer: peer.clone(),
+                p1: serial,
+                spis: spis.clone(),
+                local,
+                remote,
+                local_sel: local_sel.clone(),
+                remote_sel: remote_sel.clone(),
+                established: now,
+                expires: now + lifetime,
+                initiator,
+                replaced: false,
+                summary: summary.clone(),
+            },
+        );
+        self.timers.add(now + lifetime, Timer::SaExpire { serial: sa_serial });
+        if initiator {
+            let fuzz = self.rng.next_u32();
+            self.timers.add(now + rekey_delay(lifetime, &self.cfg.timers, fuzz), Timer::SaRekey { serial: sa_serial });
+        }
+        if !self.policies.contains_key(&connection) {
+            let spec = PolicySpec {
+                connection: connection.clone(),
+                local: local_sel.clone(),
+                remote: remote_sel.clone(),
+                local_addr: local,
+                remote_addr: remote,
+                mode: chosen.encap,
+                protocols: spis.iter().map(|(p, _, _)| *p).collect(),
+                reqid: self.reqid(&connection),
+            };
+            self.policies.insert(connection.clone(), spec.clone());
+            self.kernel(KernelRequest::AddPolicy(spec));
+        }
+        let (ids_l, ids_r) = if initiator { (qm.idci.clone(), qm.idcr.clone()) } else { (qm.idcr.clone(), qm.idci.clone()) };
+        self.log(LogLevel::Info, format!("phase 2 established for {connection} with {peer}: {summary}"));
+        self.event(Event::Phase2Up {
+            connection,
+            peer,
+            spis,
+            local_id: ids_l,
+            remote_id: ids_r,
+            summary,
+        });
+    }
+
+    pub(super) fn sa_rekey(&mut self, serial: u64) {
+        let Some(sa) = self.ipsec.get(&serial) else { return };
+        if sa.replaced {
+            return;
+        }
+        let name = sa.connection.clone();
+        if !self.cfg.policy.connections.iter().any(|c| c.name == name) {
+            return;
+        }
+        if self.cfg.passive {
+            return;
+        }
+        self.log(LogLevel::Info, format!("rekeying phase 2 for {name}"));
+        self.start_connection(&name);
+    }
+
+    pub(super) fn sa_expire(&mut self, serial: u64) {
+        if self.ipsec.contains_key(&serial) {
+            self.remove_ipsec_sa(serial, true, "lifetime expired");
+        }
+    }
+
+    /// Remove an IPsec SA bundle from the kernel, telling the peer when `notify`.
+    pub(super) fn remove_ipsec_sa(&mut self, serial: u64, notify: bool, reason: &str) {
+        let Some(sa) = self.ipsec.remove(&serial) else { return };
+        if notify && !self.cfg.passive {
+            if let Some(p1) = self.established_p1(&sa.peer) {
+                for (protocol, spi_in, _) in &sa.spis {
+                    let d = Payload::Delete(DeletePayload {
+                        doi: DOI_IPSEC,
+                        protocol: match protocol {
+                            IpsecProtocol::Esp => ProtocolId::IPSEC_ESP,
+                            IpsecProtocol::Ah => ProtocolId::IPSEC_AH,
+                        },
+                        spi_size: 4,
+                        spis: vec![spi_in.to_be_bytes().to_vec()],
+                    });
+                    self.info_send(p1, vec![d]);
+                }
+            }
+        }
+        for (protocol, spi_in, spi_out) in &sa.spis {
+            self.kernel(KernelRequest::DeleteSa { protocol: *protocol, spi: *spi_in, src: sa.remote, dst: sa.local });
+            self.kernel(KernelRequest::DeleteSa { protocol: *protocol, spi: *spi_out, src: sa.local, dst: sa.remote });
+        }
+        self.log(LogLevel::Info, format!("phase 2 for {} deleted: {reason}", sa.connection));
+        self.event(Event::Phase2Down { connection: sa.connection.clone(), spis: sa.spis.clone(), reason: reason.into() });
+        // The last SA of a connection deleted by the peer or the operator takes its
+        // policies with it; expiry of a replaced SA does not.
+        let others = self.ipsec.values().any(|s| s.connection == sa.connection);
+        if !others && reason != "lifetime expired" {
+            self.remove_policy(&sa.connection);
+        }
+    }
+
+    pub(super) fn remove_policy(&mut self, connection: &str) {
+        if let Some(spec) = self.policies.remove(connection) {
+            self.kernel(KernelRequest::DeletePolicy(spec));
+        }
+    }
+
+    /// Bring `name` up: Quick Mode under an existing ISAKMP SA, or phase 1 first.
+    pub(super) fn start_connection(&mut self, name: &str) {
+        let Some(conn) = self.cfg.policy.connections.iter().find(|c| c.name == name).cloned() else { return };
+        if let Some(serial) = self.established_p1(&conn.peer) {
+            self.start_qm(serial, name);
+        } else if let Some(serial) = self.pending_p1(&conn.peer) {
+            if let Some(p1) = self.phase1.get_mut(&serial) {
+                if !p1.waiting.iter().any(|w| w == name) {
+                    p1.waiting.push(name.to_string());
+                }
+            }
+        } else {
+            self.start_phase1(&conn.peer, vec![name.to_string()]);
+        }
+    }
+
+    pub(super) fn connection_is_up_or_pending(&self, name: &str) -> bool {
+        self.ipsec.values().any(|s| s.connection == name && !s.replaced)
+            || self.quick.values().any(|q| q.connection == name && !matches!(q.state, QmState::IDone | QmState::RDone))
+            || self.phase1.values().any(|p| p.waiting.iter().any(|w| w == name))
+    }
+
+    /// ACQUIRE: traffic wants a connection that is not up.
+    pub(super) fn acquire(&mut self, local: IpAddr, remote: IpAddr, protocol: u8) {
+        if self.cfg.passive {
+            return self.debug(format!("passive: ignoring ACQUIRE for {local} -> {remote}"));
+        }
+        let conn = self.cfg.policy.connections.iter().find(|c| {
+            let l = c.local_id.as_ref().and_then(super::quick::selector);
+            let r = c.remote_id.as_ref().and_then(super::quick::selector);
+            let peer_addr = self.cfg.policy.peers.iter().find(|p| p.name == c.peer).map(|p| p.address.ip());
+            let l_ok = l.map_or(true, |s| covers(&s, local, protocol));
+            let r_ok = match r {
+                Some(s) => covers(&s, remote, protocol),
+                None => peer_addr == Some(remote),
+            };
+            l_ok && r_ok
+        });
+        match conn.map(|c| c.name.clone()) {
+            Some(name) if !self.connection_is_up_or_pending(&name) => {
+                self.log(LogLevel::Info, format!("ACQUIRE {local} -> {remote}: starting {name}"));
+                self.start_connection(&name);
+            }
+            Some(_) => {}
+            None => self.log(LogLevel::Notice, format!("ACQUIRE {local} -> {remote}: no connection covers it")),
+        }
+    }
+
+    /// The kernel says an SA reached a limit (bytes, usually; time is ours to track too).
+    pub(super) fn sa_expired(&mut self, protocol: IpsecProtocol, spi: u32, _dst: IpAddr, hard: bool) {
+        let sa = self
+            .ipsec
+            .values()
+            .find(|s| s.spis.iter().any(|(p, i, o)| *p == protocol && (*i == spi || *o == spi)))
+            .map(|s| s.serial);
+        let Some(serial) = sa else { return };
+        if hard {
+            self.remove_ipsec_sa(serial, true, "lifetime expired");
+        } else {
+            self.sa_rekey(serial);
+        }
+    }
+
+    /// The peer's NAT mapping changed: IKE follows it.
+    pub(super) fn mapping_changed(&mut self, old: SocketAddr, new: SocketAddr) {
+        for p1 in self.phase1.values_mut().filter(|p| p.remote == old) {
+            p1.remote = new;
+        }
+        self.log(LogLevel::Info, format!("NAT mapping of peer changed from {old} to {new}"));
+    }
+
+    /// Operator `t name`: delete a connection's IPsec SAs (and policies), or a peer's ISAKMP SAs.
+    pub fn teardown(&mut self, now: Instant, name: &str) -> Result<(), String> {
+        self.now = now;
+        let sas: Vec<u64> = self.ipsec.values().filter(|s| s.connection == name).map(|s| s.serial).collect();
+        if !sas.is_empty() {
+            for s in sas {
+                self.remove_ipsec_sa(s, true, "teardown by operator");
+            }
+            self.remove_policy(name);
+            return Ok(());
+        }
+        let p1s: Vec<u64> = self.phase1.values().filter(|p| p.peer == name).map(|p| p.serial).collect();
+        if p1s.is_empty() {
+            return Err(format!("no SA for {name:?}"));
+        }
+        for s in p1s {
+            self.delete_phase1(s, true, "teardown by operator");
+        }
+        Ok(())
+    }
+
+    /// SIGTERM: delete every SA, telling the peers unless passive.
+    pub fn shutdown(&mut self, now: Instant) {
+        self.now = now;
+        let sas: Vec<u64> = self.ipsec.keys().copied().collect();
+        for s in sas {
+            self.remove_ipsec_sa(s, true, "shutdown");
+        }
+        let conns: Vec<String> = self.policies.keys().cloned().collect();
+        for c in conns {
+            self.remove_policy(&c);
+        }
+        let p1s: Vec<u64> = self.phase1.keys().copied().collect();
+        for s in p1s {
+            let established = self.phase1.get(&s).is_some_and(|p| p.state == P1State::Established);
+            self.delete_phase1(s, established, "shutdown");
+        }
+    }
+
+    /// Established IPsec SAs.
+    pub fn ipsec_sas(&self) -> Vec<IpsecSaInfo> {
+        let mut v: Vec<IpsecSaInfo> = self
+            .ipsec
+            .values()
+            .map(|s| IpsecSaInfo {
+                connection: s.connection.clone(),
+                peer: s.peer.clone(),
+                spis: s.spis.clone(),
+                local: s.local_sel.clone(),
+                remote: s.remote_sel.clone(),
+                established: s.established,
+                expires: s.expires,
+                replaced: s.replaced,
+                summary: s.summary.clone(),
+            })
+            .collect();
+        v.sort_by_key(|s| (s.connection.clone(), s.established));
+        v
+    }
+
+    /// ISAKMP SAs and phase-1 exchanges.
+    pub fn phase1_sas(&self) -> Vec<Phase1Info> {
+        let mut v: Vec<(u64, Phase1Info)> = self
+            .phase1
+            .values()
+            .map(|p| {
+                (
+                    p.serial,
+                    Phase1Info {
+                        peer: p.peer.clone(),
+                        icookie: p.icookie,
+                        rcookie: p.rcookie,
+                        local: p.local,
+                        remote: p.remote,
+                        initiator: p.role == super::phase1::Role::Initiator,
+                        state: p.state.name(),
+                        established: p.state == P1State::Established,
+                        expires: p.expires,
+                        summary: p.summary(),
+                        nat_local: p.nat_local,
+                        nat_remote: p.nat_remote,
+                    },
+                )
+            })
+            .collect();
+        v.sort_by_key(|(s, _)| *s);
+        v.into_iter().map(|(_, i)| i).collect()
+    }
+
+    /// Quick Mode exchanges in progress.
+    pub fn exchanges(&self) -> Vec<ExchangeInfo> {
+        self.quick
+            .values()
+            .map(|q| ExchangeInfo {
+                connection: q.connection.clone(),
+                message_id: q.msgid,
+                initiator: q.initiator,
+                state: q.state.name(),
+            })
+            .collect()
+    }
+
+    /// Pending timers as (deadline, description), for the report.
+    pub fn pending_timers(&self) -> Vec<(Instant, String)> {
+        self.timers.iter().map(|(t, timer)| (t, format!("{timer:?}"))).collect()
+    }
+
+    /// Kernel policies we hold, by connection.
+    pub fn installed_policies(&self) -> Vec<PolicySpec> {
+        self.policies.values().cloned().collect()
+    }
+
+    /// Whether `mode` of a policy is tunnel (for callers that build kernel templates).
+    pub fn is_tunnel(mode: EncapMode) -> bool {
+        mode == EncapMode::Tunnel
+    }
+}
+
+/// Does selector `s` cover address `a` (and protocol)?
+fn covers(s: &Selector, a: IpAddr, protocol: u8) -> bool {
+    if s.protocol != 0 && protocol != 0 && s.protocol != protocol {
+        return false;
+    }
+    match (s.address, a) {
+        (IpAddr::V4(n), IpAddr::V4(x)) => match s.range_end {
+            Some(IpAddr::V4(e)) => n <= x && x <= e,
+            _ => {
+                let bits = u32::from(s.prefix_len.min(32));
+                let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+                u32::from(n) & mask == u32::from(x) & mask
+            }
+        },
+        (IpAddr::V6(n), IpAddr::V6(x)) => match s.range_end {
+            Some(IpAddr::V6(e)) => n <= x && x <= e,
+            _ => {
+                let bits = u32::from(s.prefix_len.min(128));
+                let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+                u128::from(n) & mask == u128::from(x) & mask
+            }
+        },
+        _ => false,
+    }
+}

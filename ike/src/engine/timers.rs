@@ -1,0 +1,49 @@
+//! The engine's timers: an ordered queue of deadlines. A timer whose object has gone, or
+//! whose step no longer matches, is simply ignored when it fires.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Timer {
+    P1Retransmit { serial: u64, step: u32 },
+    P1Timeout { serial: u64 },
+    P1Rekey { serial: u64 },
+    P1Expire { serial: u64 },
+    QmRetransmit { serial: u64, msgid: u32, step: u32 },
+    QmTimeout { serial: u64, msgid: u32 },
+    SaRekey { serial: u64 },
+    SaExpire { serial: u64 },
+    Dpd { serial: u64 },
+    Keepalive { serial: u64 },
+}
+
+#[derive(Default)]
+pub(super) struct TimerQueue {
+    queue: BTreeMap<(Instant, u64), Timer>,
+    seq: u64,
+}
+
+impl TimerQueue {
+    pub fn add(&mut self, at: Instant, timer: Timer) {
+        self.seq += 1;
+        self.queue.insert((at, self.seq), timer);
+    }
+
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.queue.keys().next().map(|(t, _)| *t)
+    }
+
+    pub fn pop_due(&mut self, now: Instant) -> Option<Timer> {
+        let key = *self.queue.keys().next()?;
+        if key.0 > now {
+            return None;
+        }
+        self.queue.remove(&key)
+    }
+
+    /// Every pending timer, in deadline order (for the report).
+    pub fn iter(&self) -> impl Iterator<Item = (Instant, &Timer)> {
+        self.queue.iter().map(|((t, _), timer)| (*t, timer))
+    }
+}

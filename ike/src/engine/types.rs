@@ -1,0 +1,199 @@
+//! What goes into and comes out of the engine: configuration, outputs, kernel requests and events.
+
+use crate::codec::{Cookie, IdPayload};
+use crate::crypto::{CryptoRequest, Secret};
+use crate::policy::{EncapMode, EspCipher, IntegAlg, IpsecProtocol, Lifetime, Policy};
+use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+/// Identifies one request the engine made (crypto or kernel) so the answer finds its exchange.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RequestId(pub u64);
+
+/// Timer and retransmission settings (isakmpd's [General] section, pluto's rekey rules).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Timers {
+    /// First retransmission after this; each further one doubles it.
+    pub retransmit_base: Duration,
+    /// How many times a message is sent again before the exchange is given up (`Retransmits`).
+    pub retransmits: u32,
+    /// An exchange that has not finished after this is abandoned (`Exchange-max-time`).
+    pub exchange_max: Duration,
+    /// Rekey this long before expiry (pluto's `rekeymargin`), at most half the lifetime.
+    pub rekey_margin: Duration,
+    /// Add up to this percentage of the margin at random (pluto's `rekeyfuzz`).
+    pub rekey_fuzz_percent: u32,
+    /// NAT-T keepalive interval when we are behind a NAT (RFC 3948).
+    pub nat_keepalive: Duration,
+    /// Seconds without an R-U-THERE-ACK after which a DPD peer is declared dead.
+    pub dpd_timeout: Duration,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Self {
+            retransmit_base: Duration::from_secs(1),
+            retransmits: 3,
+            exchange_max: Duration::from_secs(120),
+            rekey_margin: Duration::from_secs(540),
+            rekey_fuzz_percent: 100,
+            nat_keepalive: Duration::from_secs(20),
+            dpd_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Everything the engine is told about its world at start.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub policy: Policy,
+    pub timers: Timers,
+    /// Our addresses, used as the source of initiated exchanges when a peer names no
+    /// `Local-address`, and in NAT-D hashes.
+    pub local_addresses: Vec<IpAddr>,
+    /// IKE port (500, or `-p`).
+    pub ike_port: u16,
+    /// NAT-T port (4500, or `-N`).
+    pub natt_port: u16,
+    /// HA standby (`-S`, `M passive`): neither initiate nor answer.
+    pub passive: bool,
+}
+
+/// One transmission for the caller to send. From the NAT-T port, `bytes` already carries
+/// the non-ESP marker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    pub from: SocketAddr,
+    pub to: SocketAddr,
+    pub bytes: Vec<u8>,
+}
+
+/// Direction of an IPsec SA as seen from this host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+/// A traffic selector: a network, a protocol and a port, as negotiated in IDci/IDcr.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Selector {
+    pub address: IpAddr,
+    pub prefix_len: u8,
+    /// Upper end of an address range (ID_IPV4_ADDR_RANGE); `None` for a subnet.
+    pub range_end: Option<IpAddr>,
+    pub protocol: u8,
+    pub port: u16,
+}
+
+/// One IPsec SA for the kernel: one direction of one protocol.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaSpec {
+    pub connection: String,
+    pub direction: Direction,
+    pub protocol: IpsecProtocol,
+    pub spi: u32,
+    /// Outer addresses: source and destination of the encapsulated packets.
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub mode: EncapMode,
+    /// UDP encapsulation ports (source, destination) when NAT-T is in use.
+    pub udp_encap: Option<(u16, u16)>,
+    pub cipher: Option<EspCipher>,
+    /// Cipher key; for AES-GCM the key followed by the 4-byte salt (RFC 4106).
+    pub enc_key: Secret,
+    pub integ: Option<IntegAlg>,
+    pub auth_key: Secret,
+    /// Hard limits; the kernel crate derives its soft limits from these.
+    pub lifetime: Lifetime,
+    /// Selectors, from our side: traffic from `local` to `remote`.
+    pub local: Selector,
+    pub remote: Selector,
+    /// Links the SAs and policies of one negotiation (xfrm reqid).
+    pub reqid: u32,
+}
+
+/// Policies that route a connection's traffic through its SAs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicySpec {
+    pub connection: String,
+    pub local: Selector,
+    pub remote: Selector,
+    pub local_addr: IpAddr,
+    pub remote_addr: IpAddr,
+    pub mode: EncapMode,
+    pub protocols: Vec<IpsecProtocol>,
+    pub reqid: u32,
+}
+
+/// What the engine asks of the kernel (through the privileged parent).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KernelRequest {
+    /// Reserve an inbound SPI for `protocol` from `src` (the peer) to `dst` (us).
+    AllocSpi { protocol: IpsecProtocol, src: IpAddr, dst: IpAddr },
+    AddSa(SaSpec),
+    DeleteSa { protocol: IpsecProtocol, spi: u32, src: IpAddr, dst: IpAddr },
+    AddPolicy(PolicySpec),
+    DeletePolicy(PolicySpec),
+}
+
+/// What the kernel tells the engine.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KernelEvent {
+    /// Answer to `AllocSpi`.
+    SpiAllocated { id: RequestId, spi: u32 },
+    /// A request failed; the engine gives up the exchange that needed it.
+    Failed { id: RequestId, reason: String },
+    /// Traffic matched a policy with no SA: start the connection that covers it.
+    Acquire { local: IpAddr, remote: IpAddr, protocol: u8 },
+    /// An SA reached a soft (rekey) or hard (gone) limit.
+    Expire { protocol: IpsecProtocol, spi: u32, dst: IpAddr, hard: bool },
+    /// The peer's NAT mapping changed (new outer address or port).
+    Mapping { old: SocketAddr, new: SocketAddr },
+}
+
+/// Severity of a log line the engine produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum LogLevel {
+    Error,
+    Warning,
+    Notice,
+    Info,
+    Debug,
+}
+
+/// Something that happened, for logs, the report and updown scripts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    Phase1Up {
+        peer: String,
+        icookie: Cookie,
+        rcookie: Cookie,
+        remote: SocketAddr,
+        summary: String,
+    },
+    Phase1Down { peer: String, icookie: Cookie, rcookie: Cookie, reason: String },
+    Phase2Up {
+        connection: String,
+        peer: String,
+        /// (protocol, inbound SPI, outbound SPI)
+        spis: Vec<(IpsecProtocol, u32, u32)>,
+        local_id: Option<IdPayload>,
+        remote_id: Option<IdPayload>,
+        summary: String,
+    },
+    Phase2Down { connection: String, spis: Vec<(IpsecProtocol, u32, u32)>, reason: String },
+    /// A peer did not answer DPD and was declared dead.
+    PeerDead { peer: String },
+    Log { level: LogLevel, message: String },
+}
+
+/// One output for the caller to act on.
+#[derive(Clone, Debug)]
+pub enum Output {
+    Transmit(Transmit),
+    Crypto { id: RequestId, request: CryptoRequest },
+    Kernel { id: RequestId, request: KernelRequest },
+    Event(Event),
+}

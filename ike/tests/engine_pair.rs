@@ -1,0 +1,150 @@
+//! Two engines wired together in memory bring up phase 1 and phase 2 for every suite.
+
+mod sim;
+
+use ike::crypto::Group;
+use ike::engine::Direction;
+use ike::policy::*;
+use sim::setup::*;
+use sim::{sas_pair_up, Sim};
+use std::time::Duration;
+
+const CONN: &str = "net-a-net-b";
+
+/// A initiates; both sides must end with matching SAs.
+fn negotiate(sim: &mut Sim) -> Result<(), String> {
+    let now = sim.now;
+    sim.a.engine.initiate(now, CONN)?;
+    let ok = sim.run_until(Duration::from_secs(120), |s| s.a.phase2_up(CONN) >= 1 && s.b.phase2_up(CONN) >= 1);
+    if !ok {
+        let logs: Vec<String> = sim.a.logs.iter().chain(&sim.b.logs).map(|(_, l)| l.clone()).filter(|l| !l.contains("retransmitting")).collect();
+        return Err(format!("not up after 120 s; logs: {logs:#?}"));
+    }
+    let n = sas_pair_up(&sim.a, &sim.b)?;
+    let m = sas_pair_up(&sim.b, &sim.a)?;
+    if n == 0 || m == 0 {
+        return Err(format!("no outbound SAs (A {n}, B {m})"));
+    }
+    if sim.a.kernel.policies.get(CONN).is_none() || sim.b.kernel.policies.get(CONN).is_none() {
+        return Err("policies missing".into());
+    }
+    Ok(())
+}
+
+fn matrix_chunk(chunk: usize, of: usize) -> Vec<String> {
+    let mut failures = Vec::new();
+    let mut i = 0u64;
+    for mode in [Phase1Mode::Main, Phase1Mode::Aggressive] {
+        for auth in [AuthMethod::PreShared, AuthMethod::RsaSig] {
+            for encr in ciphers() {
+                for hash in hashes() {
+                    for group in groups() {
+                        for pfs in [None, Some(group)] {
+                            i += 1;
+                            if (i as usize) % of != chunk {
+                                continue;
+                            }
+                            let s1 = Suite1 { encr, hash, group, auth, mode };
+                            let s2 = Suite2 { pfs, ..Default::default() };
+                            let mut sim = pair(&[s1.clone()], &[s2], i);
+                            if let Err(e) = negotiate(&mut sim) {
+                                failures.push(format!("{s1:?} pfs {pfs:?}: {e}"));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    failures
+}
+
+/// Every cipher x hash x group x auth method, Main and Aggressive Mode, with and without PFS:
+/// 4 x 5 x 10 x 2 x 2 x 2 = 1600 negotiations, on two threads.
+#[test]
+fn every_phase1_suite_in_both_modes_with_and_without_pfs() {
+    let t = std::thread::spawn(|| matrix_chunk(1, 2));
+    let mut failures = matrix_chunk(0, 2);
+    failures.extend(t.join().expect("matrix thread"));
+    assert!(failures.is_empty(), "{} of 1600 failed:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// Every ESP and AH transform, tunnel and transport.
+#[test]
+fn every_ipsec_transform_in_tunnel_and_transport_mode() {
+    let s1 = [Suite1 {
+        encr: ike::crypto::EncrAlg::AesCbc128,
+        hash: ike::crypto::HashAlg::Sha1,
+        group: Group::Modp2048,
+        auth: AuthMethod::PreShared,
+        mode: Phase1Mode::Main,
+    }];
+    let integs = [IntegAlg::HmacMd5, IntegAlg::HmacSha1, IntegAlg::HmacSha256, IntegAlg::HmacSha384, IntegAlg::HmacSha512];
+    let mut cases = Vec::new();
+    for encap in [EncapMode::Tunnel, EncapMode::Transport] {
+        for cipher in [
+            EspCipher::TripleDes,
+            EspCipher::AesCbc { key_bits: 128 },
+            EspCipher::AesCbc { key_bits: 192 },
+            EspCipher::AesCbc { key_bits: 256 },
+        ] {
+            for integ in integs {
+                cases.push(Suite2 { cipher: Some(cipher), integ: Some(integ), encap, ..Default::default() });
+            }
+        }
+        for key_bits in [128, 192, 256] {
+            cases.push(Suite2 { cipher: Some(EspCipher::AesGcm16 { key_bits }), integ: None, encap, ..Default::default() });
+        }
+        for integ in integs {
+            cases.push(Suite2 { protocol: IpsecProtocol::Ah, cipher: None, integ: Some(integ), encap, ..Default::default() });
+        }
+    }
+    let mut failures = Vec::new();
+    for (i, c) in cases.iter().enumerate() {
+        let mut sim = pair(&s1, std::slice::from_ref(c), 5000 + i as u64);
+        match negotiate(&mut sim) {
+            Ok(()) => {
+                let sa = sim.a.sas(Direction::Outbound)[0];
+                assert_eq!(sa.mode, c.encap);
+                assert_eq!(sa.cipher, c.cipher);
+                assert_eq!(sa.integ, c.integ);
+                let want = match c.cipher {
+                    None => 0,
+                    Some(EspCipher::TripleDes) => 24,
+                    Some(EspCipher::AesCbc { key_bits }) => key_bits as usize / 8,
+                    Some(EspCipher::AesGcm16 { key_bits }) => key_bits as usize / 8 + 4,
+                    Some(EspCipher::Null) => 0,
+                };
+                assert_eq!(sa.enc_key.len(), want, "{c:?}");
+            }
+            Err(e) => failures.push(format!("{c:?}: {e}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+fn basic() -> Vec<Suite1> {
+    vec![Suite1 {
+        encr: ike::crypto::EncrAlg::AesCbc256,
+        hash: ike::crypto::HashAlg::Sha256,
+        group: Group::Modp2048,
+        auth: AuthMethod::PreShared,
+        mode: Phase1Mode::Main,
+    }]
+}
+
+/// Several proposals: the responder picks the first of the initiator's it accepts.
+#[test]
+fn responder_picks_the_first_acceptable_of_several_proposals() {
+    let a2 = vec![
+        Suite2 { cipher: Some(EspCipher::AesCbc { key_bits: 256 }), integ: Some(IntegAlg::HmacSha512), ..Default::default() },
+        Suite2 { cipher: Some(EspCipher::AesCbc { key_bits: 128 }), integ: Some(IntegAlg::HmacSha256), pfs: Some(Group::Ecp256), ..Default::default() },
+        Suite2::default(),
+    ];
+    let b2 = vec![a2[2].clone(), a2[1].clone()];
+    let mut sim = pair_with(&basic(), &basic(), &a2, &b2, 7, 3600, 0);
+    negotiate(&mut sim).expect("negotiation");
+    let sa = sim.a.sas(Direction::Outbound)[0];
+    assert_eq!(sa.cipher, Some(EspCipher::AesCbc { key_bits: 128 }));
+    assert_eq!(sa.integ, Some(IntegAlg::HmacSha256));
+}
