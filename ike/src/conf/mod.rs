@@ -111,7 +111,10 @@ impl Store {
     fn default_hidden(&self, section: &str, tag: &str) -> bool {
         self.hidden.iter().any(|(s, t)| {
             s.eq_ignore_ascii_case(section)
-                && t.as_deref().map_or(true, |t| t.eq_ignore_ascii_case(tag))
+                && match t.as_deref() {
+                    None => true,
+                    Some(t) => t.eq_ignore_ascii_case(tag),
+                }
         })
     }
 
@@ -431,6 +434,20 @@ impl Conf {
             .section(section)
             .is_some_and(|s| !s.bindings.is_empty())
             || (defaults::has_section(section) && !self.store.section_hidden(section))
+    }
+
+    /// The stored spelling of a section's name (explicit first, then built-in), if it has
+    /// any visible tag.
+    pub fn section_name(&self, section: &str) -> Option<&str> {
+        if let Some(s) = self.store.section(section) {
+            if !s.bindings.is_empty() {
+                return Some(&s.name);
+            }
+        }
+        if self.store.section_hidden(section) {
+            return None;
+        }
+        defaults::section_name(section)
     }
 
     /// The explicit sections, in the order first seen (file order, then FIFO additions).

@@ -175,6 +175,9 @@ pub struct ChosenPhase1 {
     pub transform: Phase1Transform,
     /// Lifetime agreed (the peer's value when inside our accepted range).
     pub lifetime: Lifetime,
+    /// The peer offered more than our maximum: we cut it to our maximum and must tell the
+    /// peer with a RESPONDER-LIFETIME notify. (Added by the policy implementation.)
+    pub responder_lifetime: bool,
 }
 
 /// The chosen phase-2 proposal: one transform per protocol, with the peer's SPIs.
@@ -185,6 +188,11 @@ pub struct ChosenPhase2 {
     pub lifetime: Lifetime,
     pub pfs_group: Option<Group>,
     pub encap: EncapMode,
+    /// UDP encapsulation asked for in ENCAPSULATION_MODE: `Some(true)` RFC 3947 values (3/4),
+    /// `Some(false)` draft values (61443/61444), `None` plain. (Added.)
+    pub udp_encap: Option<bool>,
+    /// A lifetime was above our maximum and was cut: send RESPONDER-LIFETIME. (Added.)
+    pub responder_lifetime: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -204,3 +212,65 @@ pub struct Mismatch {
     pub theirs: Vec<String>,
     pub reasons: Vec<String>,
 }
+
+// ---- Additions of the policy implementation (not in the first contract) ----
+
+mod build;
+mod matching;
+mod names;
+mod proposal;
+mod select;
+
+pub use build::{parse_range, redact_secrets, secrets};
+pub use matching::{
+    accept_phase1_reply, accept_phase2_reply, choose_phase1, choose_phase2, phase1_reply_sa, phase2_reply_sa,
+};
+pub use proposal::{phase1_sa, phase2_sa, spis_needed};
+
+/// The `[General]` settings the engine uses.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GeneralSettings {
+    /// `Retransmits` (default 3).
+    pub retransmits: u32,
+    /// `Exchange-max-time` in seconds (default 120).
+    pub exchange_max_time: u64,
+    /// `Check-interval` in seconds (default 60): the watchdog of active connections.
+    pub check_interval: u64,
+    /// `DPD-check-interval` in seconds (default 0 = off); a peer's own tag wins.
+    pub dpd_check_interval: u64,
+    /// `Listen-on` addresses; empty = every address.
+    pub listen_on: Vec<std::net::IpAddr>,
+}
+
+/// The whole typed policy built from a [`crate::conf::Conf`] by [`Policy::from_conf`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    /// Every peer named in `[Phase 1]` or by a connection's `ISAKMP-peer`, in that order.
+    pub peers: Vec<Peer>,
+    /// `[Phase 2] Connections` (active) then `Passive-connections` (not active).
+    pub connections: Vec<Connection>,
+    /// `[Phase 1] Default`: the peer used for addresses not listed.
+    pub default_peer: Option<String>,
+    pub general: GeneralSettings,
+}
+
+/// A configuration the policy cannot use: the section and tag at fault, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyError {
+    pub section: String,
+    /// Empty when the whole section is at fault.
+    pub tag: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.tag.is_empty() {
+            write!(f, "[{}]: {}", self.section, self.reason)
+        } else {
+            write!(f, "[{}]:{}: {}", self.section, self.tag, self.reason)
+        }
+    }
+}
+
+impl std::error::Error for PolicyError {}
