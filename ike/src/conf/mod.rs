@@ -144,7 +144,11 @@ impl Store {
             is_default,
         };
         match sec.find(tag) {
-            Some(i) => sec.bindings[i] = b,
+            // Keep the first spelling of the tag.
+            Some(i) => {
+                sec.bindings[i].value = b.value;
+                sec.bindings[i].is_default = b.is_default;
+            }
             None => sec.bindings.push(b),
         }
         // An explicit value un-hides a hidden default of the same tag.
