@@ -42,12 +42,24 @@ fn parses_sections_tags_and_comments() {
     assert_eq!(c.get_num("General", "Retransmits"), Some(5));
     assert_eq!(c.get_str("Phase 1", "10.1.0.2"), Some("peer-west"));
     // '#' inside a value is part of it, as in isakmpd.
-    assert_eq!(c.get_str("peer-west", "Authentication"), Some("mekmitasdigoat#not-a-comment"));
+    assert_eq!(
+        c.get_str("peer-west", "Authentication"),
+        Some("mekmitasdigoat#not-a-comment")
+    );
     assert_eq!(
         c.sections(),
-        vec!["General", "Phase 1", "Phase 2", "peer-west", "IPsec-east-west"]
+        vec![
+            "General",
+            "Phase 1",
+            "Phase 2",
+            "peer-west",
+            "IPsec-east-west"
+        ]
     );
-    assert_eq!(c.tags("IPsec-east-west"), vec!["Phase", "ISAKMP-peer", "Local-ID", "Remote-ID"]);
+    assert_eq!(
+        c.tags("IPsec-east-west"),
+        vec!["Phase", "ISAKMP-peer", "Local-ID", "Remote-ID"]
+    );
 }
 
 #[test]
@@ -63,7 +75,10 @@ fn lookup_is_case_insensitive_and_keeps_spelling() {
 fn continuation_lines_join_and_lists_trim() {
     let text = "[Q]\nSuites=\tA-SUITE, \\\n\tB-SUITE ,\\\n  C-SUITE\nOther= x\n";
     let c = Conf::parse(text).unwrap();
-    assert_eq!(c.get_list("Q", "Suites").unwrap(), vec!["A-SUITE", "B-SUITE", "C-SUITE"]);
+    assert_eq!(
+        c.get_list("Q", "Suites").unwrap(),
+        vec!["A-SUITE", "B-SUITE", "C-SUITE"]
+    );
     assert_eq!(c.get_str("Q", "Other"), Some("x"));
     // Empty list elements are dropped.
     let c = Conf::parse("[Q]\nL=a,,b, ,\n").unwrap();
@@ -111,7 +126,10 @@ fn errors_name_the_line() {
 
     let e = err("[S]\nA=1\n\n[s]\na=2\n");
     assert_eq!(e.line, 5);
-    assert!(e.reason.contains("duplicate") && e.reason.contains("line 2"), "{e}");
+    assert!(
+        e.reason.contains("duplicate") && e.reason.contains("line 2"),
+        "{e}"
+    );
 
     // A continued logical line is reported where it starts.
     let e = err("[S]\nA=1\nbroken \\\nstill broken\n");
@@ -120,7 +138,16 @@ fn errors_name_the_line() {
 
 #[test]
 fn garbage_never_panics() {
-    for text in ["[", "]", "=", "\\", "[a]\\", "[a]\n\\\n\\", "\u{0}[\u{0}]=\u{0}", "[é]\né=ü\n"] {
+    for text in [
+        "[",
+        "]",
+        "=",
+        "\\",
+        "[a]\\",
+        "[a]\n\\\n\\",
+        "\u{0}[\u{0}]=\u{0}",
+        "[é]\né=ü\n",
+    ] {
         let _ = Conf::parse(text);
     }
     let c = Conf::parse("[é]\né=ü\n").unwrap();
@@ -134,12 +161,27 @@ fn general_defaults_visible_and_overridden() {
     assert_eq!(c.get_num("General", "Exchange-max-time"), Some(120));
     assert_eq!(c.get_num("General", "DPD-check-interval"), Some(0));
     assert_eq!(c.get_num("General", "Check-interval"), Some(60));
-    assert_eq!(c.get_str("General", "Default-phase-1-lifetime"), Some("3600,60:86400"));
-    assert_eq!(c.get_str("General", "Default-phase-2-lifetime"), Some("1200,60:86400"));
-    assert_eq!(c.get_str("General", "Policy-file"), Some("/etc/isakmpd/isakmpd.policy"));
-    assert_eq!(c.get_str("x509-certificates", "Private-key"), Some("/etc/isakmpd/private/local.key"));
+    assert_eq!(
+        c.get_str("General", "Default-phase-1-lifetime"),
+        Some("3600,60:86400")
+    );
+    assert_eq!(
+        c.get_str("General", "Default-phase-2-lifetime"),
+        Some("1200,60:86400")
+    );
+    assert_eq!(
+        c.get_str("General", "Policy-file"),
+        Some("/etc/isakmpd/isakmpd.policy")
+    );
+    assert_eq!(
+        c.get_str("x509-certificates", "Private-key"),
+        Some("/etc/isakmpd/private/local.key")
+    );
     assert!(c.is_default("General", "Retransmits"));
-    assert!(c.sections().is_empty(), "defaults are not explicit sections");
+    assert!(
+        c.sections().is_empty(),
+        "defaults are not explicit sections"
+    );
     assert_eq!(c.dump(), "");
 
     let c = Conf::parse(GATEWAYS).unwrap();
@@ -155,53 +197,173 @@ fn general_defaults_visible_and_overridden() {
 #[test]
 fn default_lifetimes_follow_general() {
     let c = Conf::new();
-    assert_eq!(c.get_str("LIFE_MAIN_MODE", "LIFE_DURATION"), Some("3600,60:86400"));
+    assert_eq!(
+        c.get_str("LIFE_MAIN_MODE", "LIFE_DURATION"),
+        Some("3600,60:86400")
+    );
     assert_eq!(c.get_str("LIFE_QUICK_MODE", "LIFE_TYPE"), Some("SECONDS"));
     let c = Conf::parse("[General]\nDefault-phase-1-lifetime=7200,120:28800\nDefault-phase-2-lifetime=600,60:3600\n").unwrap();
-    assert_eq!(c.get_str("LIFE_MAIN_MODE", "LIFE_DURATION"), Some("7200,120:28800"));
-    assert_eq!(c.get_str("LIFE_QUICK_MODE", "LIFE_DURATION"), Some("600,60:3600"));
+    assert_eq!(
+        c.get_str("LIFE_MAIN_MODE", "LIFE_DURATION"),
+        Some("7200,120:28800")
+    );
+    assert_eq!(
+        c.get_str("LIFE_QUICK_MODE", "LIFE_DURATION"),
+        Some("600,60:3600")
+    );
 }
 
 #[test]
 fn default_mode_sections() {
     let c = Conf::new();
-    assert_eq!(c.get_str(defaults::DEFAULT_MAIN_MODE, "EXCHANGE_TYPE"), Some("ID_PROT"));
-    assert_eq!(c.get_list("Default-main-mode", "Transforms").unwrap(), vec!["3DES-SHA"]);
+    assert_eq!(
+        c.get_str(defaults::DEFAULT_MAIN_MODE, "EXCHANGE_TYPE"),
+        Some("ID_PROT")
+    );
+    assert_eq!(
+        c.get_list("Default-main-mode", "Transforms").unwrap(),
+        vec!["3DES-SHA"]
+    );
     assert_eq!(
         c.get_list("Default-quick-mode", "Suites").unwrap(),
         vec!["QM-ESP-3DES-SHA-PFS-SUITE", "QM-ESP-AES-SHA-PFS-SUITE"]
     );
     // The file overrides one tag and the others stay.
     let c = Conf::parse("[Default-main-mode]\nTransforms=AES-SHA2-256-GRP14\n").unwrap();
-    assert_eq!(c.get_str("Default-main-mode", "Transforms"), Some("AES-SHA2-256-GRP14"));
-    assert_eq!(c.get_str("Default-main-mode", "EXCHANGE_TYPE"), Some("ID_PROT"));
+    assert_eq!(
+        c.get_str("Default-main-mode", "Transforms"),
+        Some("AES-SHA2-256-GRP14")
+    );
+    assert_eq!(
+        c.get_str("Default-main-mode", "EXCHANGE_TYPE"),
+        Some("ID_PROT")
+    );
 }
 
 /// (name, ENCRYPTION_ALGORITHM, KEY_LENGTH, HASH_ALGORITHM, AUTHENTICATION_METHOD, GROUP)
 const MAIN_MODE_NAMES: &[(&str, &str, Option<&str>, &str, &str, &str)] = &[
-    ("3DES-SHA", "3DES_CBC", None, "SHA", "PRE_SHARED", "MODP_1024"),
-    ("3DES-MD5-GRP5", "3DES_CBC", None, "MD5", "PRE_SHARED", "MODP_1536"),
-    ("3DES-SHA-GRP2", "3DES_CBC", None, "SHA", "PRE_SHARED", "MODP_1024"),
-    ("AES-SHA", "AES_CBC", Some("128,128:256"), "SHA", "PRE_SHARED", "MODP_1024"),
-    ("AES-128-SHA-RSA_SIG", "AES_CBC", Some("128,128:128"), "SHA", "RSA_SIG", "MODP_1024"),
-    ("AES-192-SHA2-384-GRP15", "AES_CBC", Some("192,192:192"), "SHA2_384", "PRE_SHARED", "MODP_3072"),
-    ("AES-256-SHA2-256-GRP14", "AES_CBC", Some("256,256:256"), "SHA2_256", "PRE_SHARED", "MODP_2048"),
-    ("AES-256-SHA2-512-GRP21-RSA_SIG", "AES_CBC", Some("256,256:256"), "SHA2_512", "RSA_SIG", "ECP_521"),
-    ("aes-128-sha2-256-grp19", "AES_CBC", Some("128,128:128"), "SHA2_256", "PRE_SHARED", "ECP_256"),
-    ("AES-SHA-GRP16", "AES_CBC", Some("128,128:256"), "SHA", "PRE_SHARED", "MODP_4096"),
-    ("3DES-SHA-GRP17", "3DES_CBC", None, "SHA", "PRE_SHARED", "MODP_6144"),
-    ("3DES-SHA-GRP18", "3DES_CBC", None, "SHA", "PRE_SHARED", "MODP_8192"),
-    ("AES-256-SHA2-384-GRP20", "AES_CBC", Some("256,256:256"), "SHA2_384", "PRE_SHARED", "ECP_384"),
+    (
+        "3DES-SHA",
+        "3DES_CBC",
+        None,
+        "SHA",
+        "PRE_SHARED",
+        "MODP_1024",
+    ),
+    (
+        "3DES-MD5-GRP5",
+        "3DES_CBC",
+        None,
+        "MD5",
+        "PRE_SHARED",
+        "MODP_1536",
+    ),
+    (
+        "3DES-SHA-GRP2",
+        "3DES_CBC",
+        None,
+        "SHA",
+        "PRE_SHARED",
+        "MODP_1024",
+    ),
+    (
+        "AES-SHA",
+        "AES_CBC",
+        Some("128,128:256"),
+        "SHA",
+        "PRE_SHARED",
+        "MODP_1024",
+    ),
+    (
+        "AES-128-SHA-RSA_SIG",
+        "AES_CBC",
+        Some("128,128:128"),
+        "SHA",
+        "RSA_SIG",
+        "MODP_1024",
+    ),
+    (
+        "AES-192-SHA2-384-GRP15",
+        "AES_CBC",
+        Some("192,192:192"),
+        "SHA2_384",
+        "PRE_SHARED",
+        "MODP_3072",
+    ),
+    (
+        "AES-256-SHA2-256-GRP14",
+        "AES_CBC",
+        Some("256,256:256"),
+        "SHA2_256",
+        "PRE_SHARED",
+        "MODP_2048",
+    ),
+    (
+        "AES-256-SHA2-512-GRP21-RSA_SIG",
+        "AES_CBC",
+        Some("256,256:256"),
+        "SHA2_512",
+        "RSA_SIG",
+        "ECP_521",
+    ),
+    (
+        "aes-128-sha2-256-grp19",
+        "AES_CBC",
+        Some("128,128:128"),
+        "SHA2_256",
+        "PRE_SHARED",
+        "ECP_256",
+    ),
+    (
+        "AES-SHA-GRP16",
+        "AES_CBC",
+        Some("128,128:256"),
+        "SHA",
+        "PRE_SHARED",
+        "MODP_4096",
+    ),
+    (
+        "3DES-SHA-GRP17",
+        "3DES_CBC",
+        None,
+        "SHA",
+        "PRE_SHARED",
+        "MODP_6144",
+    ),
+    (
+        "3DES-SHA-GRP18",
+        "3DES_CBC",
+        None,
+        "SHA",
+        "PRE_SHARED",
+        "MODP_8192",
+    ),
+    (
+        "AES-256-SHA2-384-GRP20",
+        "AES_CBC",
+        Some("256,256:256"),
+        "SHA2_384",
+        "PRE_SHARED",
+        "ECP_384",
+    ),
 ];
 
 #[test]
 fn main_mode_names_resolve() {
     let c = Conf::new();
     for (name, enc, kl, hash, auth, group) in MAIN_MODE_NAMES {
-        assert_eq!(c.get_str(name, "ENCRYPTION_ALGORITHM"), Some(*enc), "{name}");
+        assert_eq!(
+            c.get_str(name, "ENCRYPTION_ALGORITHM"),
+            Some(*enc),
+            "{name}"
+        );
         assert_eq!(c.get_str(name, "KEY_LENGTH"), *kl, "{name}");
         assert_eq!(c.get_str(name, "HASH_ALGORITHM"), Some(*hash), "{name}");
-        assert_eq!(c.get_str(name, "AUTHENTICATION_METHOD"), Some(*auth), "{name}");
+        assert_eq!(
+            c.get_str(name, "AUTHENTICATION_METHOD"),
+            Some(*auth),
+            "{name}"
+        );
         assert_eq!(c.get_str(name, "GROUP_DESCRIPTION"), Some(*group), "{name}");
         assert_eq!(c.get_str(name, "Life"), Some("LIFE_MAIN_MODE"), "{name}");
     }
@@ -229,10 +391,42 @@ fn unsupported_algorithms_are_not_generated() {
 
 /// (suite, PROTOCOL_ID, TRANSFORM_ID, KEY_LENGTH, ENCAPSULATION_MODE, AUTH, GROUP)
 #[allow(clippy::type_complexity)]
-const QUICK_MODE_NAMES: &[(&str, &str, &str, Option<&str>, &str, Option<&str>, Option<&str>)] = &[
-    ("QM-ESP-3DES-SHA-SUITE", "IPSEC_ESP", "3DES", None, "TUNNEL", Some("HMAC_SHA"), None),
-    ("QM-ESP-3DES-SHA-PFS-SUITE", "IPSEC_ESP", "3DES", None, "TUNNEL", Some("HMAC_SHA"), Some("MODP_1024")),
-    ("QM-ESP-AES-SHA-PFS-SUITE", "IPSEC_ESP", "AES", Some("128,128:256"), "TUNNEL", Some("HMAC_SHA"), Some("MODP_1024")),
+const QUICK_MODE_NAMES: &[(
+    &str,
+    &str,
+    &str,
+    Option<&str>,
+    &str,
+    Option<&str>,
+    Option<&str>,
+)] = &[
+    (
+        "QM-ESP-3DES-SHA-SUITE",
+        "IPSEC_ESP",
+        "3DES",
+        None,
+        "TUNNEL",
+        Some("HMAC_SHA"),
+        None,
+    ),
+    (
+        "QM-ESP-3DES-SHA-PFS-SUITE",
+        "IPSEC_ESP",
+        "3DES",
+        None,
+        "TUNNEL",
+        Some("HMAC_SHA"),
+        Some("MODP_1024"),
+    ),
+    (
+        "QM-ESP-AES-SHA-PFS-SUITE",
+        "IPSEC_ESP",
+        "AES",
+        Some("128,128:256"),
+        "TUNNEL",
+        Some("HMAC_SHA"),
+        Some("MODP_1024"),
+    ),
     (
         "QM-ESP-AES-256-SHA2-256-PFS-GRP14-SUITE",
         "IPSEC_ESP",
@@ -242,20 +436,78 @@ const QUICK_MODE_NAMES: &[(&str, &str, &str, Option<&str>, &str, Option<&str>, O
         Some("HMAC_SHA2_256"),
         Some("MODP_2048"),
     ),
-    ("QM-ESP-TRP-AES-128-MD5-SUITE", "IPSEC_ESP", "AES", Some("128,128:128"), "TRANSPORT", Some("HMAC_MD5"), None),
-    ("QM-ESP-3DES-SUITE", "IPSEC_ESP", "3DES", None, "TUNNEL", None, None),
-    ("QM-AH-SHA-PFS-SUITE", "IPSEC_AH", "SHA", None, "TUNNEL", Some("HMAC_SHA"), Some("MODP_1024")),
-    ("QM-AH-TRP-SHA2-512-SUITE", "IPSEC_AH", "SHA2_512", None, "TRANSPORT", Some("HMAC_SHA2_512"), None),
-    ("QM-ESP-AES-GCM-128-PFS-SUITE", "IPSEC_ESP", "AES_GCM_16", Some("128,128:128"), "TUNNEL", None, Some("MODP_1024")),
-    ("QM-ESP-TRP-AES-GCM-256-PFS-GRP19-SUITE", "IPSEC_ESP", "AES_GCM_16", Some("256,256:256"), "TRANSPORT", None, Some("ECP_256")),
-    ("QM-ESP-AES-192-SHA2-384-PFS-GRP20-SUITE", "IPSEC_ESP", "AES", Some("192,192:192"), "TUNNEL", Some("HMAC_SHA2_384"), Some("ECP_384")),
+    (
+        "QM-ESP-TRP-AES-128-MD5-SUITE",
+        "IPSEC_ESP",
+        "AES",
+        Some("128,128:128"),
+        "TRANSPORT",
+        Some("HMAC_MD5"),
+        None,
+    ),
+    (
+        "QM-ESP-3DES-SUITE",
+        "IPSEC_ESP",
+        "3DES",
+        None,
+        "TUNNEL",
+        None,
+        None,
+    ),
+    (
+        "QM-AH-SHA-PFS-SUITE",
+        "IPSEC_AH",
+        "SHA",
+        None,
+        "TUNNEL",
+        Some("HMAC_SHA"),
+        Some("MODP_1024"),
+    ),
+    (
+        "QM-AH-TRP-SHA2-512-SUITE",
+        "IPSEC_AH",
+        "SHA2_512",
+        None,
+        "TRANSPORT",
+        Some("HMAC_SHA2_512"),
+        None,
+    ),
+    (
+        "QM-ESP-AES-GCM-128-PFS-SUITE",
+        "IPSEC_ESP",
+        "AES_GCM_16",
+        Some("128,128:128"),
+        "TUNNEL",
+        None,
+        Some("MODP_1024"),
+    ),
+    (
+        "QM-ESP-TRP-AES-GCM-256-PFS-GRP19-SUITE",
+        "IPSEC_ESP",
+        "AES_GCM_16",
+        Some("256,256:256"),
+        "TRANSPORT",
+        None,
+        Some("ECP_256"),
+    ),
+    (
+        "QM-ESP-AES-192-SHA2-384-PFS-GRP20-SUITE",
+        "IPSEC_ESP",
+        "AES",
+        Some("192,192:192"),
+        "TUNNEL",
+        Some("HMAC_SHA2_384"),
+        Some("ECP_384"),
+    ),
 ];
 
 #[test]
 fn quick_mode_names_resolve() {
     let c = Conf::new();
     for (suite, proto, tid, kl, mode, auth, group) in QUICK_MODE_NAMES {
-        let protos = c.get_list(suite, "Protocols").unwrap_or_else(|| panic!("{suite}"));
+        let protos = c
+            .get_list(suite, "Protocols")
+            .unwrap_or_else(|| panic!("{suite}"));
         assert_eq!(protos.len(), 1, "{suite}");
         let p = &protos[0];
         assert_eq!(format!("{p}-SUITE"), *suite);
@@ -275,7 +527,10 @@ fn quick_mode_names_resolve() {
 #[test]
 fn file_overrides_an_autogenerated_section() {
     let c = Conf::parse("[3DES-SHA]\nGROUP_DESCRIPTION=MODP_2048\n").unwrap();
-    assert_eq!(c.get_str("3DES-SHA", "GROUP_DESCRIPTION"), Some("MODP_2048"));
+    assert_eq!(
+        c.get_str("3DES-SHA", "GROUP_DESCRIPTION"),
+        Some("MODP_2048")
+    );
     assert_eq!(c.get_str("3DES-SHA", "HASH_ALGORITHM"), Some("SHA"));
 }
 
@@ -300,5 +555,8 @@ fn without_tag_drops_every_authentication() {
     assert_eq!(r.get_str("peer-west", "Authentication"), None);
     assert_eq!(r.get_str("peer-west", "Address"), Some("10.1.0.2"));
     assert!(!r.dump().contains("mekmitasdigoat"));
-    assert!(!format!("{c:?}").contains("mekmitasdigoat"), "Debug must not print values");
+    assert!(
+        !format!("{c:?}").contains("mekmitasdigoat"),
+        "Debug must not print values"
+    );
 }

@@ -26,7 +26,11 @@ fn abort_discards() {
     c.remove_section(t, "A").unwrap();
     c.end(t, false).unwrap();
     assert_eq!(c.dump(), before);
-    assert_eq!(c.end(t, true).unwrap_err().line, 0, "a closed transaction is gone");
+    assert_eq!(
+        c.end(t, true).unwrap_err().line,
+        0,
+        "a closed transaction is gone"
+    );
 }
 
 #[test]
@@ -39,7 +43,11 @@ fn set_without_force_conflicts_and_fails_everything() {
     let e = c.end(t, true).unwrap_err();
     assert_eq!(e.line, 2, "the second operation failed");
     assert!(e.reason.contains("force"), "{e}");
-    assert_eq!(c.dump(), before, "atomic: the first set is not applied either");
+    assert_eq!(
+        c.dump(),
+        before,
+        "atomic: the first set is not applied either"
+    );
     assert_eq!(c.get_str("Other", "X"), None);
 }
 
@@ -58,13 +66,16 @@ fn force_overrides() {
 fn set_over_a_builtin_default_needs_no_force() {
     let mut c = base();
     let t = c.begin();
-    c.set(t, "General", "Retransmits", "9", false, false).unwrap();
+    c.set(t, "General", "Retransmits", "9", false, false)
+        .unwrap();
     c.end(t, true).unwrap();
     assert_eq!(c.get_num("General", "Retransmits"), Some(9));
     // A default-marked set never replaces anything.
     let t = c.begin();
-    c.set(t, "General", "Retransmits", "1", false, true).unwrap();
-    c.set(t, "General", "Exchange-max-time", "5", false, true).unwrap();
+    c.set(t, "General", "Retransmits", "1", false, true)
+        .unwrap();
+    c.set(t, "General", "Exchange-max-time", "5", false, true)
+        .unwrap();
     c.set(t, "Fresh", "Tag", "d", false, true).unwrap();
     c.end(t, true).unwrap();
     assert_eq!(c.get_num("General", "Retransmits"), Some(9));
@@ -103,7 +114,8 @@ fn rm_hides_a_default_and_set_restores() {
     assert_eq!(c.get_str("3DES-SHA", "HASH_ALGORITHM"), None);
     assert_eq!(c.get_str("General", "Exchange-max-time"), Some("120"));
     let t = c.begin();
-    c.set(t, "General", "Retransmits", "4", false, false).unwrap();
+    c.set(t, "General", "Retransmits", "4", false, false)
+        .unwrap();
     c.end(t, true).unwrap();
     assert_eq!(c.get_num("General", "Retransmits"), Some(4));
 }
@@ -116,15 +128,24 @@ fn add_and_rmv_on_lists() {
     c.add(t, "Phase 2", "Connections", "A").unwrap(); // already there: unchanged
     c.add(t, "Phase 2", "Passive-connections", "P").unwrap(); // new list
     c.end(t, true).unwrap();
-    assert_eq!(c.get_list("Phase 2", "Connections").unwrap(), vec!["A", "B", "C"]);
-    assert_eq!(c.get_list("Phase 2", "Passive-connections").unwrap(), vec!["P"]);
+    assert_eq!(
+        c.get_list("Phase 2", "Connections").unwrap(),
+        vec!["A", "B", "C"]
+    );
+    assert_eq!(
+        c.get_list("Phase 2", "Passive-connections").unwrap(),
+        vec!["P"]
+    );
 
     let t = c.begin();
     c.rmv(t, "Phase 2", "Connections", "B").unwrap();
     c.rmv(t, "Phase 2", "Connections", "Z").unwrap(); // absent: harmless
     c.rmv(t, "Phase 2", "Passive-connections", "P").unwrap(); // empties: tag removed
     c.end(t, true).unwrap();
-    assert_eq!(c.get_list("Phase 2", "Connections").unwrap(), vec!["A", "C"]);
+    assert_eq!(
+        c.get_list("Phase 2", "Connections").unwrap(),
+        vec!["A", "C"]
+    );
     assert_eq!(c.get_str("Phase 2", "Passive-connections"), None);
 }
 
@@ -169,7 +190,9 @@ fn malformed_operations_are_refused_at_once() {
     assert!(c.set(t, "S", "T", "ends\\", false, false).is_err());
     assert!(c.add(t, "S", "T", "a,b").is_err());
     assert!(c.set(t, "", "T", "v", false, false).is_err());
-    assert!(c.set(TransactionId(999), "S", "T", "v", false, false).is_err());
+    assert!(c
+        .set(TransactionId(999), "S", "T", "v", false, false)
+        .is_err());
     c.end(t, true).unwrap();
     assert_eq!(c.sections().len(), 3);
 }

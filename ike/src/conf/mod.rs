@@ -516,6 +516,21 @@ impl Conf {
         c
     }
 
+    /// A copy where every value of one tag is emptied but the tag kept (the unprivileged
+    /// child still sees that a peer uses a pre-shared key, not the key).
+    pub fn with_tag_blanked(&self, tag: &str) -> Conf {
+        let mut c = self.clone();
+        for s in &mut c.store.sections {
+            for b in &mut s.bindings {
+                if b.tag.eq_ignore_ascii_case(tag) {
+                    b.value.clear();
+                }
+            }
+        }
+        c.pending.clear();
+        c
+    }
+
     // ---- transactions ----
 
     /// Open a transaction (isakmpd's `conf_begin`).

@@ -53,7 +53,8 @@ pub fn parse_range(value: &str) -> Option<LifetimeRange> {
 }
 
 /// The pre-shared keys, for the privileged parent to hand to the helpers: (peer section name,
-/// as in [`Credentials::PreShared`], key bytes) for every section with `Authentication`.
+/// as in [`Credentials::PreShared`], key bytes) for every section with a non-empty
+/// `Authentication`.
 pub fn secrets(conf: &Conf) -> Vec<(String, Vec<u8>)> {
     conf.sections()
         .into_iter()
@@ -61,13 +62,15 @@ pub fn secrets(conf: &Conf) -> Vec<(String, Vec<u8>)> {
             conf.get_str(s, "Authentication")
                 .map(|v| (s.to_string(), v.as_bytes().to_vec()))
         })
+        .filter(|(_, k)| !k.is_empty())
         .collect()
 }
 
 /// A copy of the configuration with every `Authentication` value removed, for the
-/// unprivileged child.
+/// unprivileged child. The tag stays, empty, so that the child's [`Policy::from_conf`] still
+/// types the peer as pre-shared key (it needs only the key's name, the peer section).
 pub fn redact_secrets(conf: &Conf) -> Conf {
-    conf.without_tag("Authentication")
+    conf.with_tag_blanked("Authentication")
 }
 
 fn req<'a>(conf: &'a Conf, section: &str, tag: &str) -> Result<&'a str, PolicyError> {
