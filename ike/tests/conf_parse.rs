@@ -241,6 +241,7 @@ fn default_mode_sections() {
 }
 
 /// (name, ENCRYPTION_ALGORITHM, KEY_LENGTH, HASH_ALGORITHM, AUTHENTICATION_METHOD, GROUP)
+#[allow(clippy::type_complexity)]
 const MAIN_MODE_NAMES: &[(&str, &str, Option<&str>, &str, &str, &str)] = &[
     (
         "3DES-SHA",
