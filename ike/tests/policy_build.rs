@@ -513,6 +513,18 @@ fn errors_name_section_and_tag() {
         ("[Phase 2]\nConnections=c\n[c]\nISAKMP-peer=p\nConfiguration=q\n[p]\nAuthentication=k\n[q]\nSuites=s\n[s]\nProtocols=pr\n[pr]\nPROTOCOL_ID=IPSEC_ESP\nTransforms=x\n[x]\nTRANSFORM_ID=AES\nENCAPSULATION_MODE=BEET\n", "x", "ENCAPSULATION_MODE", "BEET"),
         ("[Phase 2]\nConnections=c\n[c]\nISAKMP-peer=p\nLocal-ID=l\n[p]\nAuthentication=k\n[l]\nID-type=IPV4_ADDR_SUBNET\nNetwork=10.0.0.0\nNetmask=255.0.0.0\nProtocol=sctpish\n", "l", "Protocol", "sctpish"),
         ("[Phase 2]\nConnections=c\n[c]\nISAKMP-peer=p\nConfiguration=q\n[p]\nAuthentication=k\n[q]\nEXCHANGE_TYPE=QUICK_MODE\n", "q", "Suites", "missing"),
+        (
+            "[Phase 1]\n10.0.0.1=p\n[p]\nConfiguration=mm\nAuthentication=k\n[mm]\nEXCHANGE_TYPE=AGGRESSIVE\nTransforms=3DES-SHA,AES-SHA-GRP14\n",
+            "mm",
+            "Transforms",
+            "one DH group",
+        ),
+        (
+            "[Phase 2]\nConnections=c\n[c]\nISAKMP-peer=p\nConfiguration=q\n[p]\nAuthentication=k\n[q]\nSuites=s\n[s]\nProtocols=QM-AH-SHA-PFS-GRP14,QM-ESP-AES-SHA-PFS-GRP5\n",
+            "s",
+            "Protocols",
+            "different PFS groups",
+        ),
     ];
     for (text, section, tag, needle) in cases {
         let e = policy_err(text);

@@ -29,6 +29,8 @@
 //! tag that already has an explicit value fails the whole transaction (`C set ... ` without
 //! `force`); a `set` over a built-in default succeeds (defaults are the lowest layer). A `set`
 //! with `is_default` never replaces anything and is silently skipped when a value exists.
+//! As in isakmpd, `rm`, `rms` and `rmv` of something absent are no-ops; `C get` is
+//! [`Conf::get_str`].
 
 pub mod defaults;
 

@@ -252,6 +252,19 @@ fn build_peer(
         let ts = section_ref(conf, cfg, "Transforms", t)?;
         transforms.push(phase1_transform(conf, ts)?);
     }
+    if mode == Phase1Mode::Aggressive {
+        // The KE payload goes out with the offer: every transform must use one group.
+        if let Some(t) = transforms.iter().find(|t| t.group != transforms[0].group) {
+            return Err(err(
+                cfg,
+                "Transforms",
+                format!(
+                    "aggressive mode needs one DH group, but {} and {} differ",
+                    transforms[0].name, t.name
+                ),
+            ));
+        }
+    }
     let credentials = if conf.get_str(name, "Authentication").is_some() {
         Credentials::PreShared {
             secret: name.to_string(),
@@ -642,6 +655,19 @@ fn suite(conf: &Conf, ss: &str) -> Result<Suite, PolicyError> {
             protocol,
             transforms,
         });
+    }
+    // One Quick Mode has one KE payload: a suite's PFS groups must agree.
+    let mut groups = protocols
+        .iter()
+        .flat_map(|p| p.transforms.iter().filter_map(|t| t.pfs_group));
+    if let Some(first) = groups.next() {
+        if groups.any(|g| g != first) {
+            return Err(err(
+                ss,
+                "Protocols",
+                "the transforms of one suite use different PFS groups",
+            ));
+        }
     }
     Ok(Suite {
         name: ss.to_string(),
