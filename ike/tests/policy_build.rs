@@ -465,6 +465,8 @@ fn defaults_only_gives_an_empty_policy() {
     assert!(p.peers.is_empty() && p.connections.is_empty());
     assert_eq!(p.general.retransmits, 3);
     assert_eq!(p.general.check_interval, 60);
+    assert_eq!(p.general.nat_t_keepalive, 20);
+    assert_eq!(p.general.dpd_check_interval, 0);
 }
 
 #[test]

@@ -198,6 +198,7 @@ fn general(conf: &Conf) -> Result<GeneralSettings, PolicyError> {
         exchange_max_time: get_u64(conf, g, "Exchange-max-time")?.unwrap_or(120),
         check_interval: get_u64(conf, g, "Check-interval")?.unwrap_or(60),
         dpd_check_interval: get_u64(conf, g, "DPD-check-interval")?.unwrap_or(0),
+        nat_t_keepalive: get_u64(conf, g, "NAT-T-Keepalive")?.unwrap_or(20),
         listen_on,
     })
 }

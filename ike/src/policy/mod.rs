@@ -238,6 +238,8 @@ pub struct GeneralSettings {
     pub check_interval: u64,
     /// `DPD-check-interval` in seconds (default 0 = off); a peer's own tag wins.
     pub dpd_check_interval: u64,
+    /// `NAT-T-Keepalive` in seconds (default 20).
+    pub nat_t_keepalive: u64,
     /// `Listen-on` addresses; empty = every address.
     pub listen_on: Vec<std::net::IpAddr>,
 }
