@@ -568,3 +568,48 @@ fn parse_range_forms() {
     assert_eq!(parse_range("1,2"), None);
     assert_eq!(parse_range("x"), None);
 }
+
+#[test]
+fn ipv6_peer_keys_and_ports() {
+    let p = policy(
+        "[Phase 1]\n2001:db8::2=v6peer\n[v6peer]\nPhase=1\nPort=4500\nLocal-address=2001:db8::1\nAuthentication=k\n",
+    );
+    let peer = p.peer("v6peer").unwrap();
+    assert_eq!(
+        peer.address,
+        "[2001:db8::2]:4500".parse::<SocketAddr>().unwrap()
+    );
+    assert_eq!(
+        peer.local_address.unwrap().ip(),
+        "2001:db8::1".parse::<IpAddr>().unwrap()
+    );
+    assert_eq!(
+        p.peer_for_address("2001:db8::2".parse().unwrap())
+            .unwrap()
+            .name,
+        "v6peer"
+    );
+    assert!(p.peer_for_address("2001:db8::3".parse().unwrap()).is_none());
+}
+
+#[test]
+fn fifo_changes_then_rebuild() {
+    // A C set / C add sequence followed by a policy rebuild, as the daemon does.
+    let mut conf = Conf::parse(PSK_GATEWAYS).unwrap();
+    let t = conf.begin();
+    conf.set(t, "IPsec-extra", "Phase", "2", false, false)
+        .unwrap();
+    conf.set(t, "IPsec-extra", "ISAKMP-peer", "peer-west", false, false)
+        .unwrap();
+    conf.add(t, "Phase 2", "Connections", "IPsec-extra")
+        .unwrap();
+    conf.end(t, true).unwrap();
+    let p = Policy::from_conf(&conf).unwrap();
+    let c = p.connection("IPsec-extra").unwrap();
+    assert!(c.active);
+    assert_eq!(c.local_id, None);
+    assert_eq!(
+        c.suites[0].name, "QM-ESP-3DES-SHA-PFS-SUITE",
+        "Default-quick-mode"
+    );
+}

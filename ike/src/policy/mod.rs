@@ -223,7 +223,8 @@ mod select;
 
 pub use build::{parse_range, redact_secrets, secrets};
 pub use matching::{
-    accept_phase1_reply, accept_phase2_reply, choose_phase1, choose_phase2, phase1_reply_sa, phase2_reply_sa,
+    accept_phase1_reply, accept_phase2_reply, choose_phase1, choose_phase2, phase1_reply_sa,
+    phase2_reply_sa,
 };
 pub use proposal::{phase1_sa, phase2_sa, spis_needed};
 
