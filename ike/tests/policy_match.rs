@@ -735,3 +735,58 @@ fn selection() {
         "IPsec-trp"
     );
 }
+
+#[test]
+fn key_length_ranges_as_isakmpd() {
+    let p = Policy::from_conf(
+        &Conf::parse(
+            "[Phase 1]\n10.0.0.2=p\n[p]\nConfiguration=mm\nAuthentication=k\n\
+             [mm]\nTransforms=AES-SHA,AES-128-SHA\n\
+             [Phase 2]\nConnections=c\n[c]\nISAKMP-peer=p\nConfiguration=qm\n\
+             [qm]\nSuites=QM-ESP-AES-SHA-PFS-SUITE\n",
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(p.key_length_range("aes-sha"), Some((128, 256)));
+    assert_eq!(
+        p.key_length_range("AES-128-SHA"),
+        None,
+        "128,128:128 is no range"
+    );
+    assert_eq!(
+        p.key_length_range("QM-ESP-AES-SHA-PFS-XF"),
+        Some((128, 256))
+    );
+    let peer = p.peer("p").unwrap();
+    assert_eq!(peer.transforms[0].encr, EncrAlg::AesCbc128, "offer 128");
+
+    let offer = p1_offer(vec![p1_transform(1, 7, Some(256), 2, 2, None)]);
+    assert!(
+        choose_phase1(&offer, &peer.transforms).is_err(),
+        "exact match refuses"
+    );
+    let c = p.choose_phase1_for(peer, &offer).unwrap();
+    assert_eq!(
+        (c.transform.name.as_str(), c.transform.encr),
+        ("AES-SHA", EncrAlg::AesCbc256)
+    );
+
+    let conn = p.connection("c").unwrap();
+    let mut offer = phase2_sa(conn, spi, None);
+    let attrs = &mut offer.proposals[0].transforms[0].attributes;
+    let kl = attrs
+        .iter_mut()
+        .find(|a| a.kind == ipsec_attr::KEY_LENGTH)
+        .unwrap();
+    *kl = b(ipsec_attr::KEY_LENGTH, 192);
+    assert!(choose_phase2(&offer, conn).is_err());
+    let c = p.choose_phase2_for(conn, &offer).unwrap();
+    assert_eq!(
+        c.protocols[0].transform.cipher,
+        Some(EspCipher::AesCbc { key_bits: 192 })
+    );
+    // Outside the range stays refused.
+    let bad = p1_offer(vec![p1_transform(1, 7, Some(512), 2, 2, None)]);
+    assert!(p.choose_phase1_for(peer, &bad).is_err());
+}

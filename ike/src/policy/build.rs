@@ -174,11 +174,13 @@ impl Policy {
                 connections.push(conn);
             }
         }
+        let key_lengths = key_length_ranges(conf, &peers, &connections)?;
         Ok(Policy {
             peers,
             connections,
             default_peer,
             general,
+            key_lengths,
         })
     }
 }
@@ -785,4 +787,42 @@ fn ipsec_transform(
         lifetime,
         lifetime_kb,
     })
+}
+
+/// The `X,Y:Z` key-length ranges (with `Y < Z`) of every transform in use.
+fn key_length_ranges(
+    conf: &Conf,
+    peers: &[Peer],
+    connections: &[Connection],
+) -> Result<std::collections::BTreeMap<String, (u16, u16)>, PolicyError> {
+    let names = peers
+        .iter()
+        .flat_map(|p| p.transforms.iter().map(|t| t.name.as_str()))
+        .chain(connections.iter().flat_map(|c| {
+            c.suites.iter().flat_map(|s| {
+                s.protocols
+                    .iter()
+                    .flat_map(|p| p.transforms.iter().map(|t| t.name.as_str()))
+            })
+        }));
+    let mut out = std::collections::BTreeMap::new();
+    for name in names {
+        let Some(v) = conf.get_str(name, "KEY_LENGTH") else {
+            continue;
+        };
+        let Some(r) = parse_range(v) else {
+            continue; // refused earlier by key_bits
+        };
+        if r.min < r.max {
+            if r.min < 128 || r.max > 256 {
+                return Err(err(
+                    name,
+                    "KEY_LENGTH",
+                    format!("accepted range {}..{} is outside 128..256", r.min, r.max),
+                ));
+            }
+            out.insert(name.to_ascii_lowercase(), (r.min as u16, r.max as u16));
+        }
+    }
+    Ok(out)
 }

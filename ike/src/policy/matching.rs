@@ -189,10 +189,35 @@ fn describe_raw_p1(r: &RawP1) -> String {
 }
 
 /// Compare one peer transform with one of ours: the agreed lifetime or the differences.
-fn match_p1(r: &RawP1, ours: &Phase1Transform, cap: bool) -> Result<(Lifetime, bool), Vec<String>> {
+/// Accepted key lengths of a transform section (see [`Policy::key_lengths`]).
+type Ranges<'a> = &'a dyn Fn(&str) -> Option<(u16, u16)>;
+
+fn aes_bits(e: EncrAlg) -> Option<u16> {
+    match e {
+        EncrAlg::AesCbc128 => Some(128),
+        EncrAlg::AesCbc192 => Some(192),
+        EncrAlg::AesCbc256 => Some(256),
+        EncrAlg::TripleDesCbc => None,
+    }
+}
+
+/// Whether an AES key length `bits` lies in an accepted range.
+fn in_range(bits: u16, range: Option<(u16, u16)>) -> bool {
+    range.is_some_and(|(lo, hi)| lo <= bits && bits <= hi)
+}
+
+fn match_p1(
+    r: &RawP1,
+    ours: &Phase1Transform,
+    cap: bool,
+    range: Option<(u16, u16)>,
+) -> Result<(Lifetime, bool, EncrAlg), Vec<String>> {
     let mut d = Vec::new();
     let enc = r.enc.and_then(|e| encr_from_oakley(e, r.key_len));
-    if enc != Some(ours.encr) {
+    let enc_ok = enc == Some(ours.encr)
+        || (aes_bits(ours.encr).is_some()
+            && enc.and_then(aes_bits).is_some_and(|b| in_range(b, range)));
+    if !enc_ok {
         d.push(format!(
             "cipher {} != {}",
             raw_enc_label(r.enc, r.key_len),
@@ -252,6 +277,7 @@ fn match_p1(r: &RawP1, ours: &Phase1Transform, cap: bool) -> Result<(Lifetime, b
                 kilobytes: r.life_kb,
             },
             cut,
+            enc.unwrap_or(ours.encr),
         )),
         _ => Err(d),
     }
@@ -309,17 +335,25 @@ pub fn choose_phase1(
     offer: &SaPayload,
     ours: &[Phase1Transform],
 ) -> Result<ChosenPhase1, Mismatch> {
+    choose_phase1_in(offer, ours, &|_| None)
+}
+
+fn choose_phase1_in(
+    offer: &SaPayload,
+    ours: &[Phase1Transform],
+    ranges: Ranges<'_>,
+) -> Result<ChosenPhase1, Mismatch> {
     let mut theirs = Vec::new();
     let mut reasons = Vec::new();
     for (p, t, r) in p1_transforms_checked(offer, &mut theirs, &mut reasons) {
         let mut diffs = Vec::new();
         for o in ours {
-            match match_p1(&r, o, true) {
-                Ok((lifetime, cut)) => {
+            match match_p1(&r, o, true, ranges(&o.name)) {
+                Ok((lifetime, cut, encr)) => {
                     return Ok(ChosenPhase1 {
                         proposal_number: p.number,
                         transform_number: t.number,
-                        transform: o.clone(),
+                        transform: Phase1Transform { encr, ..o.clone() },
                         lifetime,
                         responder_lifetime: cut,
                     })
@@ -367,8 +401,8 @@ pub fn accept_phase1_reply(
     for (p, t, r) in p1_transforms_checked(reply, &mut theirs, &mut reasons) {
         let mut diffs = Vec::new();
         for o in offered {
-            match match_p1(&r, o, false) {
-                Ok((lifetime, _)) => {
+            match match_p1(&r, o, false, None) {
+                Ok((lifetime, _, _)) => {
                     return Ok(ChosenPhase1 {
                         proposal_number: p.number,
                         transform_number: t.number,
@@ -591,9 +625,18 @@ fn match_p2(
     o: &OfferP2,
     ours: &IpsecTransform,
     cap: bool,
+    range: Option<(u16, u16)>,
 ) -> Result<(Lifetime, bool), Vec<String>> {
     let mut d = Vec::new();
-    if o.cipher != ours.cipher {
+    let cipher_ok = o.cipher == ours.cipher
+        || match (o.cipher, ours.cipher) {
+            (Some(EspCipher::AesCbc { key_bits }), Some(EspCipher::AesCbc { .. }))
+            | (Some(EspCipher::AesGcm16 { key_bits }), Some(EspCipher::AesGcm16 { .. })) => {
+                in_range(key_bits, range)
+            }
+            _ => false,
+        };
+    if !cipher_ok {
         let l = |c: Option<EspCipher>| c.map(esp_label).unwrap_or_else(|| "none".into());
         d.push(format!("cipher {} != {}", l(o.cipher), l(ours.cipher)));
     }
@@ -694,7 +737,12 @@ fn bundles(sa: &SaPayload) -> Vec<&[Proposal]> {
 }
 
 /// Try one bundle against one suite. `Ok(chosen)` or the reasons.
-fn match_bundle(bundle: &[Proposal], suite: &Suite, cap: bool) -> Result<ChosenPhase2, String> {
+fn match_bundle(
+    bundle: &[Proposal],
+    suite: &Suite,
+    cap: bool,
+    ranges: Ranges<'_>,
+) -> Result<ChosenPhase2, String> {
     let number = bundle.first().map(|p| p.number).unwrap_or(0);
     let mut want: Vec<IpsecProtocol> = suite.protocols.iter().map(|p| p.protocol).collect();
     let mut chosen = Vec::new();
@@ -732,9 +780,14 @@ fn match_bundle(bundle: &[Proposal], suite: &Suite, cap: bool) -> Result<ChosenP
             };
             let mut diffs = Vec::new();
             for o in &ours.transforms {
-                match match_p2(&offer, o, cap) {
+                let range = if cap { ranges(&o.name) } else { None };
+                match match_p2(&offer, o, cap, range) {
                     Ok((life, cut)) => {
-                        found = Some((t.number, o.clone(), life, cut, offer.udp, offer.encap));
+                        let chosen = IpsecTransform {
+                            cipher: offer.cipher.or(o.cipher),
+                            ..o.clone()
+                        };
+                        found = Some((t.number, chosen, life, cut, offer.udp, offer.encap));
                         break;
                     }
                     Err(d) => diffs.push(d),
@@ -824,11 +877,19 @@ fn describe_offer_p2(sa: &SaPayload) -> Vec<String> {
 /// proposal number) that one of our suites accepts, with the peer's SPIs. UDP encapsulated
 /// modes match tunnel/transport and are recorded in `udp_encap`.
 pub fn choose_phase2(offer: &SaPayload, conn: &Connection) -> Result<ChosenPhase2, Mismatch> {
+    choose_phase2_in(offer, conn, &|_| None)
+}
+
+fn choose_phase2_in(
+    offer: &SaPayload,
+    conn: &Connection,
+    ranges: Ranges<'_>,
+) -> Result<ChosenPhase2, Mismatch> {
     let theirs = describe_offer_p2(offer);
     let mut reasons = Vec::new();
     for b in bundles(offer) {
         for s in &conn.suites {
-            match match_bundle(b, s, true) {
+            match match_bundle(b, s, true, ranges) {
                 Ok(c) => return Ok(c),
                 Err(e) => reasons.push(e),
             }
@@ -877,7 +938,7 @@ pub fn accept_phase2_reply(reply: &SaPayload, conn: &Connection) -> Result<Chose
                 .filter(|(i, _)| i + 1 != number),
         );
     for (_, s) in order {
-        match match_bundle(b, s, false) {
+        match match_bundle(b, s, false, &|_| None) {
             Ok(c) => return Ok(c),
             Err(e) => reasons.push(e),
         }
@@ -941,4 +1002,33 @@ pub fn phase2_reply_sa(
         situation: offer.situation,
         proposals,
     })
+}
+
+impl Policy {
+    /// [`choose_phase1`] with isakmpd's key-length ranges: an AES transform whose
+    /// `KEY_LENGTH` is `X,Y:Z` accepts any AES key length in `Y..Z`; the chosen transform
+    /// carries the peer's key length.
+    pub fn choose_phase1_for(
+        &self,
+        peer: &Peer,
+        offer: &SaPayload,
+    ) -> Result<ChosenPhase1, Mismatch> {
+        choose_phase1_in(offer, &peer.transforms, &|name| self.key_length_range(name))
+    }
+
+    /// [`choose_phase2`] with isakmpd's key-length ranges (see [`Policy::choose_phase1_for`]).
+    pub fn choose_phase2_for(
+        &self,
+        conn: &Connection,
+        offer: &SaPayload,
+    ) -> Result<ChosenPhase2, Mismatch> {
+        choose_phase2_in(offer, conn, &|name| self.key_length_range(name))
+    }
+
+    /// The accepted AES key-length range of a transform section, if it is a range.
+    pub fn key_length_range(&self, transform: &str) -> Option<(u16, u16)> {
+        self.key_lengths
+            .get(&transform.to_ascii_lowercase())
+            .copied()
+    }
 }
