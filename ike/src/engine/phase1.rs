@@ -946,7 +946,7 @@ impl Engine {
             return;
         }
         let rcookie = self.random_cookie();
-        let chosen = match policy::choose_phase1(sa, &peer.transforms) {
+        let chosen = match self.cfg.policy.choose_phase1_for(&peer, sa) {
             Ok(c) => c,
             Err(m) => {
                 self.log(LogLevel::Warning, format!("{mode:?} Mode from {remote} (peer {}): {m}", peer.name));

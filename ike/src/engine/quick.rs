@@ -464,7 +464,7 @@ impl Engine {
             self.info_notify(serial, NotifyType::INVALID_ID_INFORMATION, ProtocolId::ISAKMP, Vec::new());
             return;
         };
-        let chosen = match policy::choose_phase2(offer, &conn) {
+        let chosen = match self.cfg.policy.choose_phase2_for(&conn, offer) {
             Ok(c) => c,
             Err(m) => {
                 self.log(LogLevel::Warning, format!("Quick Mode for {} from {peer}: {m}", conn.name));

@@ -389,7 +389,9 @@ pub fn policy(peers: Vec<ike::policy::Peer>, connections: Vec<ike::policy::Conne
             exchange_max_time: 60,
             check_interval: 60,
             dpd_check_interval: 0,
+            nat_t_keepalive: 20,
             listen_on: Vec::new(),
         },
+        key_lengths: Default::default(),
     }
 }
