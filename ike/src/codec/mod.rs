@@ -4,12 +4,22 @@
 //! [`CodecError`]; nothing here panics or allocates from a length field the peer chose.
 //! For valid input `emit(parse(x)) == x`.
 
+mod body;
+mod chain;
 mod error;
 mod header;
 mod payload;
 mod types;
+mod wire;
 
-pub use error::CodecError;
+#[cfg(test)]
+mod tests;
+
+pub use body::{MAX_ATTRIBUTES, MAX_PROPOSALS, MAX_TRANSFORMS};
+pub use chain::{
+    emit_payloads, emit_payloads_into, parse_payloads, split_payloads, RawPayload, MAX_PAYLOADS,
+};
+pub use error::{CodecError, Part, Unsupported};
 pub use header::{Header, HEADER_LEN};
 pub use payload::*;
 pub use types::*;
