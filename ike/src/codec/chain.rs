@@ -26,6 +26,13 @@ impl<'a> RawPayload<'a> {
         Payload::parse(self.payload_type, self.body)
     }
 
+    /// Offset just past this payload within the body passed to `split_payloads`. Quick Mode
+    /// HASH(1) covers `body[raw[0].end()..raw.last().end()]`: the payloads after the HASH,
+    /// without the padding of the decrypted body.
+    pub fn end(&self) -> usize {
+        self.offset + self.whole.len()
+    }
+
     /// The next-payload field of this payload's generic header.
     pub fn next_payload(&self) -> PayloadType {
         PayloadType(self.whole.first().copied().unwrap_or(0))

@@ -687,6 +687,8 @@ fn split_offsets_and_slices() {
         at += r.whole.len();
     }
     assert_eq!(at, body.len());
+    assert_eq!(raw[0].end(), raw[1].offset);
+    assert_eq!(raw[4].end(), body.len());
     assert_eq!(raw[1].payload_type, PayloadType::KE);
     assert_eq!(raw[1].next_payload(), PayloadType::NONCE);
     assert_eq!(raw[0].body, &sa_body()[..]);
@@ -925,4 +927,27 @@ fn errors_display_and_notify() {
     assert_eq!(e.notify_type(), NotifyType::PAYLOAD_MALFORMED);
     let boxed: Box<dyn std::error::Error> = Box::new(e);
     assert!(!boxed.to_string().is_empty());
+}
+
+#[test]
+fn quick_mode_hash_layout() {
+    // The engine's path: emit the payloads after HASH, prepend HASH naming the first of
+    // them, pad as a cipher would, then recover exactly the hashed span on receipt.
+    let rest = [Payload::Sa(sa_value()), Payload::Nonce(vec![7; 16])];
+    let (first, rest_bytes) = emit_payloads(&rest).unwrap();
+    let mut body = Vec::new();
+    Payload::Hash(vec![0x55; 20])
+        .emit(first, &mut body)
+        .unwrap();
+    body.extend_from_slice(&rest_bytes);
+    body.extend_from_slice(&[0, 0, 0, 3]);
+    let raw = split_payloads(PayloadType::HASH, &body, true).unwrap();
+    assert_eq!(raw.len(), 3);
+    let last = raw.last().unwrap();
+    assert_eq!(&body[raw[0].end()..last.end()], &rest_bytes[..]);
+    assert_eq!(raw[1].body, &sa_body()[..]);
+    assert_eq!(
+        parse_payloads(PayloadType::HASH, &body, true).unwrap()[1..],
+        rest
+    );
 }
