@@ -43,6 +43,9 @@ pub fn prf(h: HashAlg, key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
 }
 
 fn try_prf(h: HashAlg, key: &[u8], parts: &[&[u8]]) -> Result<Vec<u8>, openssl::error::ErrorStack> {
+    // OpenSSL refuses an empty HMAC key. HMAC pads the key with zeros to the block size
+    // (RFC 2104), so the empty key and a single zero byte are the same key.
+    let key = if key.is_empty() { &[0u8][..] } else { key };
     let pkey = PKey::hmac(key)?;
     let mut signer = Signer::new(h.md(), &pkey)?;
     for p in parts {
