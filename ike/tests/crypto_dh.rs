@@ -93,7 +93,10 @@ mod crypto {
     fn modp_large_primes_are_prime() {
         let mut ctx = BigNumContext::new().unwrap();
         for g in [Group::Modp4096, Group::Modp6144, Group::Modp8192] {
-            assert!(prime_of(g).is_prime(2, &mut ctx).unwrap(), "{g:?} not prime");
+            assert!(
+                prime_of(g).is_prime(2, &mut ctx).unwrap(),
+                "{g:?} not prime"
+            );
         }
     }
 
@@ -187,7 +190,7 @@ mod crypto {
             let q_b =
                 EcPoint::from_bytes(&group, &[&[4u8][..], &pub_b].concat(), &mut ctx).unwrap();
             let mut r = EcPoint::new(&group).unwrap();
-            r.mul(&group, &q_b, &d_a, &ctx).unwrap();
+            r.mul2(&group, &q_b, &d_a, &mut ctx).unwrap();
             let (mut x, mut y) = (BigNum::new().unwrap(), BigNum::new().unwrap());
             r.affine_coordinates(&group, &mut x, &mut y, &mut ctx)
                 .unwrap();

@@ -67,7 +67,8 @@ fn check_lengths(e: EncrAlg, key: &[u8], iv: &[u8], data: &[u8]) -> Result<(), C
             got: iv.len(),
         });
     }
-    if data.len() % e.block_len() != 0 {
+    let partial = data.len() % e.block_len();
+    if partial != 0 {
         return Err(CryptoError::InvalidDataLength {
             block: e.block_len(),
             got: data.len(),
