@@ -61,3 +61,29 @@
 
 mod algs;
 pub use algs::{EncrAlg, Group, HashAlg};
+mod dh;
+mod helper;
+mod kdf;
+mod primes;
+mod rsa;
+mod secret;
+mod symm;
+
+pub use dh::{dh_derive, dh_keygen, DhPrivate};
+pub use helper::{serve, CryptoRequest, CryptoResult, SecretStore};
+pub use kdf::{
+    cipher_key, hash_i, hash_r, info_hash, keymat, phase1_keys, phase2_iv, qm_hash1, qm_hash2,
+    qm_hash3, skeyid_psk, skeyid_sig, Phase1Keys,
+};
+pub use rsa::{rsa_public_key, rsa_sign, rsa_verify, rsa_verify_key};
+pub use secret::{CryptoError, Secret};
+pub use symm::{decrypt, encrypt, hash, prf, random_bytes};
+
+/// The shared secret g^xy is key material like any other.
+pub type SharedSecret = Secret;
+
+#[doc(hidden)]
+pub mod test_support {
+    //! The MODP primes as hex, for tests that check them against independent sources.
+    pub use super::primes::*;
+}

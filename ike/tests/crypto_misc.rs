@@ -1,0 +1,343 @@
+//! Algorithm tables, secrets, IKEv1 RSA signatures and the helper's serve().
+
+mod crypto {
+    use std::collections::HashMap;
+
+    use ike::crypto::*;
+    use openssl::pkey::{PKey, Private};
+    use openssl::rsa::{Padding, Rsa};
+
+    #[test]
+    fn oakley_ids_map_to_algorithms() {
+        assert_eq!(EncrAlg::from_oakley(1, None), None, "DES must be refused");
+        assert_eq!(EncrAlg::from_oakley(5, None), Some(EncrAlg::TripleDesCbc));
+        assert_eq!(EncrAlg::from_oakley(5, Some(128)), None);
+        assert_eq!(EncrAlg::from_oakley(7, Some(128)), Some(EncrAlg::AesCbc128));
+        assert_eq!(EncrAlg::from_oakley(7, Some(192)), Some(EncrAlg::AesCbc192));
+        assert_eq!(EncrAlg::from_oakley(7, Some(256)), Some(EncrAlg::AesCbc256));
+        assert_eq!(EncrAlg::from_oakley(7, Some(64)), None);
+        for e in [
+            EncrAlg::TripleDesCbc,
+            EncrAlg::AesCbc128,
+            EncrAlg::AesCbc192,
+            EncrAlg::AesCbc256,
+        ] {
+            assert_eq!(
+                EncrAlg::from_oakley(e.oakley_id(), e.oakley_key_bits()),
+                Some(e)
+            );
+        }
+        assert_eq!(EncrAlg::TripleDesCbc.key_len(), 24);
+        assert_eq!(EncrAlg::TripleDesCbc.block_len(), 8);
+        assert_eq!(EncrAlg::AesCbc192.key_len(), 24);
+        assert_eq!(EncrAlg::AesCbc256.block_len(), 16);
+
+        assert_eq!(HashAlg::from_oakley(3), None, "Tiger");
+        for (id, len) in [(1, 16), (2, 20), (4, 32), (5, 48), (6, 64)] {
+            let h = HashAlg::from_oakley(id).unwrap();
+            assert_eq!(h.output_len(), len);
+            assert_eq!(h.oakley_id(), id);
+            assert_eq!(hash(h, &[b"x"]).len(), len);
+        }
+
+        assert_eq!(Group::from_id(1), None, "MODP768 must be refused");
+        for (id, plen) in [
+            (2, 128),
+            (5, 192),
+            (14, 256),
+            (15, 384),
+            (16, 512),
+            (17, 768),
+            (18, 1024),
+            (19, 64),
+            (20, 96),
+            (21, 132),
+        ] {
+            let g = Group::from_id(id).unwrap();
+            assert_eq!(g.id(), id);
+            assert_eq!(g.public_len(), plen, "{g:?}");
+            assert!(!g.name().is_empty());
+        }
+        assert_eq!(Group::from_id(22), None);
+    }
+
+    #[test]
+    fn secrets_do_not_print_and_survive_serde() {
+        let s = Secret::new(vec![0xde, 0xad, 0xbe, 0xef]);
+        assert_eq!(format!("{s:?}"), "Secret(4 bytes)");
+        let bytes = postcard::to_allocvec(&s).unwrap();
+        let back: Secret = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(&back[..], &[0xde, 0xad, 0xbe, 0xef]);
+        assert_ne!(Secret::from_slice(&[1, 2]), Secret::from_slice(&[1, 2, 3]));
+        let keys = phase1_keys(
+            HashAlg::Sha1,
+            HashAlg::Sha1,
+            EncrAlg::AesCbc128,
+            Secret::new(vec![1; 20]),
+            &[2; 32],
+            &[3; 8],
+            &[4; 8],
+            &[5; 32],
+            &[6; 32],
+        );
+        let dbg = format!("{keys:?}");
+        assert!(
+            !dbg.contains(&format!("{:?}", &keys.skeyid_d[..4])),
+            "{dbg}"
+        );
+        let e: Box<dyn std::error::Error> = Box::new(CryptoError::GroupMismatch);
+        assert!(!e.to_string().is_empty());
+    }
+
+    #[test]
+    fn random_bytes_are_random() {
+        let a = random_bytes(32);
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, random_bytes(32));
+        assert!(random_bytes(0).is_empty());
+    }
+
+    fn rsa_key() -> PKey<Private> {
+        PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn rsa_signature_is_pkcs1_type1_over_the_raw_hash() {
+        let key = rsa_key();
+        let hash_r = hash(HashAlg::Sha1, &[b"HASH_R"]);
+        let sig = rsa_sign(&key, &hash_r).unwrap();
+        assert_eq!(sig.len(), 256);
+        // Independent: RSA_public_decrypt recovers the hash itself, no DigestInfo.
+        let rsa = key.rsa().unwrap();
+        let mut out = vec![0u8; 256];
+        let n = rsa.public_decrypt(&sig, &mut out, Padding::PKCS1).unwrap();
+        assert_eq!(&out[..n], &hash_r[..]);
+        // And RSA_private_encrypt with PKCS#1 padding gives the same (deterministic) bytes.
+        let mut again = vec![0u8; 256];
+        let n = rsa
+            .private_encrypt(&hash_r, &mut again, Padding::PKCS1)
+            .unwrap();
+        assert_eq!(&again[..n], &sig[..]);
+
+        let der = key.public_key_to_der().unwrap();
+        let pem = key.public_key_to_pem().unwrap();
+        let pkcs1 = rsa.public_key_to_pem_pkcs1().unwrap();
+        for k in [&der, &pem, &pkcs1] {
+            assert_eq!(rsa_verify(k, &hash_r, &sig), Ok(true));
+        }
+        let mut wrong = hash_r.clone();
+        wrong[0] ^= 1;
+        assert_eq!(rsa_verify(&der, &wrong, &sig), Ok(false));
+        let mut bad_sig = sig.clone();
+        bad_sig[10] ^= 1;
+        assert_eq!(rsa_verify(&der, &hash_r, &bad_sig), Ok(false));
+        assert_eq!(rsa_verify(&der, &hash_r, &sig[1..]), Ok(false));
+        assert_eq!(rsa_verify(&der, &hash_r, &[]), Ok(false));
+        // A signature by another key does not verify.
+        let other = rsa_sign(&rsa_key(), &hash_r).unwrap();
+        assert_eq!(rsa_verify(&der, &hash_r, &other), Ok(false));
+        assert!(rsa_verify(b"not a key", &hash_r, &sig).is_err());
+    }
+
+    #[test]
+    fn rsa_refuses_other_key_types() {
+        let ec = openssl::ec::EcKey::generate(
+            &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap(),
+        )
+        .unwrap();
+        let key = PKey::from_ec_key(ec).unwrap();
+        assert!(matches!(
+            rsa_sign(&key, b"x"),
+            Err(CryptoError::InvalidKey(_))
+        ));
+        let der = key.public_key_to_der().unwrap();
+        assert!(matches!(
+            rsa_verify(&der, b"x", &[0; 64]),
+            Err(CryptoError::InvalidKey(_))
+        ));
+    }
+
+    struct Store {
+        psks: HashMap<String, Vec<u8>>,
+        keys: HashMap<String, PKey<Private>>,
+    }
+
+    impl SecretStore for Store {
+        fn psk(&self, name: &str) -> Option<&[u8]> {
+            self.psks.get(name).map(|v| &v[..])
+        }
+        fn rsa_key(&self, name: &str) -> Option<&PKey<Private>> {
+            self.keys.get(name)
+        }
+    }
+
+    /// What a helper does: every request goes through postcard both ways, as over the socket.
+    fn over_wire(req: CryptoRequest, store: &Store) -> CryptoResult {
+        let req: CryptoRequest =
+            postcard::from_bytes(&postcard::to_allocvec(&req).unwrap()).unwrap();
+        let res = serve(&req, store);
+        postcard::from_bytes(&postcard::to_allocvec(&res).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn serve_answers_every_request_and_fails_cleanly() {
+        let store = Store {
+            psks: [("peer-a".to_string(), b"s3cret".to_vec())].into(),
+            keys: [("host".to_string(), rsa_key())].into(),
+        };
+        let group = Group::Ecp256;
+        let CryptoResult::DhKeyPair { public, private } =
+            over_wire(CryptoRequest::DhKeygen { group }, &store)
+        else {
+            panic!("no key pair")
+        };
+        let (peer_pub, peer_priv) = dh_keygen(group).unwrap();
+        let CryptoResult::DhShared(shared) = over_wire(
+            CryptoRequest::DhDerive {
+                group,
+                private: private.clone(),
+                peer_public: peer_pub,
+            },
+            &store,
+        ) else {
+            panic!("no shared secret")
+        };
+        assert_eq!(shared, dh_derive(group, &peer_priv, &public).unwrap());
+        assert!(matches!(
+            over_wire(
+                CryptoRequest::DhDerive {
+                    group,
+                    private,
+                    peer_public: vec![0; 64],
+                },
+                &store
+            ),
+            CryptoResult::Failed(_)
+        ));
+
+        let res = over_wire(
+            CryptoRequest::SkeyidPsk {
+                prf: HashAlg::Sha256,
+                secret: "peer-a".into(),
+                ni_b: vec![1; 16],
+                nr_b: vec![2; 16],
+            },
+            &store,
+        );
+        assert_eq!(
+            res,
+            CryptoResult::Skeyid(skeyid_psk(HashAlg::Sha256, b"s3cret", &[1; 16], &[2; 16]))
+        );
+        let res = over_wire(
+            CryptoRequest::SkeyidPsk {
+                prf: HashAlg::Sha256,
+                secret: "nobody".into(),
+                ni_b: vec![],
+                nr_b: vec![],
+            },
+            &store,
+        );
+        assert!(matches!(res, CryptoResult::Failed(_)));
+
+        let hash = vec![7u8; 20];
+        let CryptoResult::Signature(sig) = over_wire(
+            CryptoRequest::RsaSign {
+                secret: "host".into(),
+                hash: hash.clone(),
+            },
+            &store,
+        ) else {
+            panic!("no signature")
+        };
+        let public_key = store.keys["host"].public_key_to_der().unwrap();
+        assert_eq!(
+            over_wire(
+                CryptoRequest::RsaVerify {
+                    public_key: public_key.clone(),
+                    hash: hash.clone(),
+                    sig: sig.clone(),
+                },
+                &store
+            ),
+            CryptoResult::Verified(true)
+        );
+        assert_eq!(
+            over_wire(
+                CryptoRequest::RsaVerify {
+                    public_key,
+                    hash: vec![8u8; 20],
+                    sig,
+                },
+                &store
+            ),
+            CryptoResult::Verified(false)
+        );
+        assert!(matches!(
+            over_wire(
+                CryptoRequest::RsaSign {
+                    secret: "nobody".into(),
+                    hash,
+                },
+                &store
+            ),
+            CryptoResult::Failed(_)
+        ));
+        assert!(matches!(
+            over_wire(
+                CryptoRequest::RsaVerify {
+                    public_key: b"garbage".to_vec(),
+                    hash: vec![],
+                    sig: vec![],
+                },
+                &store
+            ),
+            CryptoResult::Failed(_)
+        ));
+    }
+
+    #[test]
+    fn results_do_not_print_secrets() {
+        let r = CryptoResult::Skeyid(Secret::new(vec![0xab; 20]));
+        let dbg = format!("{r:?}");
+        assert!(!dbg.contains("171"), "{dbg}");
+        assert!(dbg.contains("20 bytes"));
+    }
+
+    #[test]
+    fn keymat_lengths_and_prefixes() {
+        let k = keymat(
+            HashAlg::Sha1,
+            &[1; 20],
+            None,
+            3,
+            &[0, 0, 1, 0],
+            &[2; 16],
+            &[3; 16],
+            72,
+        );
+        assert_eq!(k.len(), 72);
+        let short = keymat(
+            HashAlg::Sha1,
+            &[1; 20],
+            None,
+            3,
+            &[0, 0, 1, 0],
+            &[2; 16],
+            &[3; 16],
+            16,
+        );
+        assert_eq!(&k[..16], &short[..]);
+        let pfs = keymat(
+            HashAlg::Sha1,
+            &[1; 20],
+            Some(&[9; 128]),
+            3,
+            &[0, 0, 1, 0],
+            &[2; 16],
+            &[3; 16],
+            16,
+        );
+        assert_ne!(pfs, short);
+    }
+}
