@@ -138,7 +138,7 @@ fn basic() -> Vec<Suite1> {
 fn responder_picks_the_first_acceptable_of_several_proposals() {
     let a2 = vec![
         Suite2 { cipher: Some(EspCipher::AesCbc { key_bits: 256 }), integ: Some(IntegAlg::HmacSha512), ..Default::default() },
-        Suite2 { cipher: Some(EspCipher::AesCbc { key_bits: 128 }), integ: Some(IntegAlg::HmacSha256), pfs: Some(Group::Ecp256), ..Default::default() },
+        Suite2 { cipher: Some(EspCipher::AesCbc { key_bits: 128 }), integ: Some(IntegAlg::HmacSha256), ..Default::default() },
         Suite2::default(),
     ];
     let b2 = vec![a2[2].clone(), a2[1].clone()];

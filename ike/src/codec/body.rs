@@ -617,3 +617,16 @@ impl<'a> Iterator for SubPayloads<'a> {
         Some(item)
     }
 }
+
+impl Attribute {
+    /// A list of data attributes filling `body` exactly, as notification data carries them
+    /// (RESPONDER-LIFETIME, RFC 2407 4.6.3.1).
+    pub fn parse_list(body: &[u8]) -> Result<Vec<Attribute>, CodecError> {
+        parse_attributes(body, Part::SaAttribute)
+    }
+
+    /// Append a list of data attributes to `out`.
+    pub fn emit_list(attrs: &[Attribute], out: &mut Vec<u8>) -> Result<(), CodecError> {
+        emit_attributes(attrs, Part::SaAttribute, out)
+    }
+}

@@ -90,7 +90,7 @@ impl Engine {
             return self.log(LogLevel::Notice, format!("malformed Informational from {remote} (or wrong key)"));
         };
         let want = info_hash(keys.prf, &keys.skeyid_a, msgid, after_first(&pt, &raws));
-        if !matches!(payloads.first(), Some(Payload::Hash(h)) if openssl::memcmp::eq_len(h, &want)) {
+        if !matches!(payloads.first(), Some(Payload::Hash(h)) if super::protect::ct_eq(h, &want)) {
             return self.log(LogLevel::Warning, format!("Informational from {remote} failed its HASH check: dropped"));
         }
         let Some(p1) = self.phase1.get_mut(&serial) else { return };

@@ -100,8 +100,6 @@ pub(super) struct Phase1 {
     pub id_own_b: Vec<u8>,
     pub id_peer_b: Vec<u8>,
     pub id_peer: Option<IdPayload>,
-    /// Authentication the peer sent that we could not check yet (keys still computing).
-    pub peer_auth: Option<Vec<u8>>,
     pub natt: Option<NatTVersion>,
     pub peer_dpd: bool,
     pub nat_local: bool,
@@ -115,7 +113,6 @@ pub(super) struct Phase1 {
     pub last_received: Vec<u8>,
     /// A message that arrived while keys were still being computed.
     pub deferred: Option<(SocketAddr, SocketAddr, Vec<u8>)>,
-    pub started: Instant,
     pub established: Option<Instant>,
     pub expires: Option<Instant>,
     /// Connections to start once this SA is up.
@@ -243,8 +240,9 @@ impl Engine {
                 });
             }
         }
-        let mut sai_b = Vec::new();
-        Payload::Sa(offer.clone()).emit_body(&mut sai_b);
+        let Some(sai_b) = body_of(&Payload::Sa(offer.clone())) else {
+            return self.log(LogLevel::Error, format!("peer {peer_name}: cannot encode our SA"));
+        };
         let p1 = Phase1 {
             serial,
             peer: peer.name.clone(),
@@ -269,7 +267,6 @@ impl Engine {
             id_own_b: Vec::new(),
             id_peer_b: Vec::new(),
             id_peer: None,
-            peer_auth: None,
             natt: None,
             peer_dpd: false,
             nat_local: false,
@@ -279,7 +276,6 @@ impl Engine {
             tries: 0,
             last_received: Vec::new(),
             deferred: None,
-            started: self.now,
             established: None,
             expires: None,
             waiting,
@@ -328,9 +324,7 @@ impl Engine {
         p1.dh = Some(private);
         p1.ni_b = ni.clone();
         let id = Self::own_identity(&peer, p1.local);
-        let mut idb = Vec::new();
-        Payload::Id(id.clone()).emit_body(&mut idb);
-        p1.id_own_b = idb;
+        p1.id_own_b = body_of(&Payload::Id(id.clone())).unwrap_or_default();
         p1.state = P1State::AmI1Sent;
         let mut payloads = vec![Payload::Sa(offer), Payload::Ke(public), Payload::Nonce(ni), Payload::Id(id)];
         payloads.extend(Self::vendor_ids(&peer));
@@ -690,12 +684,13 @@ impl Engine {
                     CryptoResult::DhShared(s) => s,
                     other => return e.p1_fail(serial, format!("Diffie-Hellman failed: {other:?}")),
                 };
+                let peer = e.phase1.get(&serial).and_then(|p| e.peer_by_name(&p.peer));
                 let Some(p1) = e.phase1.get_mut(&serial) else { return };
                 let Some(c) = &p1.chosen else { return };
                 let prf_alg = c.transform.hash;
                 match c.transform.auth {
                     AuthMethod::PreShared => {
-                        let Some(peer) = e.peer_by_name(&p1.peer) else { return };
+                        let Some(peer) = peer else { return };
                         let Credentials::PreShared { secret } = peer.credentials else {
                             return e.p1_fail(serial, "peer has no pre-shared key configured".into());
                         };
@@ -837,7 +832,7 @@ impl Engine {
                     Payload::Hash(h) => Some(h.clone()),
                     _ => None,
                 });
-                if got.as_deref().is_some_and(|g| openssl::memcmp::eq_len(g, &expected)) {
+                if got.as_deref().is_some_and(|g| super::protect::ct_eq(g, &expected)) {
                     then(self, serial);
                 } else {
                     self.log(
@@ -876,9 +871,7 @@ impl Engine {
         let Some(p1) = self.phase1.get_mut(&serial) else { return };
         let Some(peer) = self.cfg.policy.peers.iter().find(|p| p.name == p1.peer).cloned() else { return };
         let id = Self::own_identity(&peer, p1.local);
-        let mut idb = Vec::new();
-        Payload::Id(id.clone()).emit_body(&mut idb);
-        p1.id_own_b = idb;
+        p1.id_own_b = body_of(&Payload::Id(id.clone())).unwrap_or_default();
         let first_contact = !self.phase1.values().any(|o| o.peer == peer.name && o.state == P1State::Established);
         self.own_auth(
             serial,
@@ -955,8 +948,7 @@ impl Engine {
             }
         };
         let serial = self.serial();
-        let mut sai_b = Vec::new();
-        Payload::Sa(sa.clone()).emit_body(&mut sai_b);
+        let Some(sai_b) = body_of(&Payload::Sa(sa.clone())) else { return };
         let mut p1 = Phase1 {
             serial,
             peer: peer.name.clone(),
@@ -981,7 +973,6 @@ impl Engine {
             id_own_b: Vec::new(),
             id_peer_b: Vec::new(),
             id_peer: None,
-            peer_auth: None,
             natt: None,
             peer_dpd: false,
             nat_local: false,
@@ -991,7 +982,6 @@ impl Engine {
             tries: 0,
             last_received: sha1(bytes),
             deferred: None,
-            started: self.now,
             established: None,
             expires: None,
             waiting: Vec::new(),
@@ -1125,16 +1115,15 @@ impl Engine {
             &payloads,
             id_body,
             Box::new(move |e, serial| {
+                let peer = e.phase1.get(&serial).and_then(|p| e.peer_by_name(&p.peer));
                 let Some(p1) = e.phase1.get_mut(&serial) else { return };
                 p1.iv = iv;
                 p1.last_received = digest;
                 p1.local = local;
                 p1.remote = remote;
-                let Some(peer) = e.peer_by_name(&p1.peer) else { return };
+                let Some(peer) = peer else { return };
                 let id = Self::own_identity(&peer, local);
-                let mut idb = Vec::new();
-                Payload::Id(id.clone()).emit_body(&mut idb);
-                p1.id_own_b = idb;
+                p1.id_own_b = body_of(&Payload::Id(id.clone())).unwrap_or_default();
                 e.own_auth(
                     serial,
                     Box::new(move |e, serial, auth| {
@@ -1155,9 +1144,7 @@ impl Engine {
         p1.nr_b = nr.clone();
         let Some(peer) = self.cfg.policy.peers.iter().find(|p| p.name == p1.peer).cloned() else { return };
         let id = Self::own_identity(&peer, p1.local);
-        let mut idb = Vec::new();
-        Payload::Id(id.clone()).emit_body(&mut idb);
-        p1.id_own_b = idb;
+        p1.id_own_b = body_of(&Payload::Id(id.clone())).unwrap_or_default();
         self.derive_keys(
             serial,
             Box::new(move |e, serial| {
@@ -1440,9 +1427,12 @@ fn find_nonce(p: &[Payload]) -> Option<&[u8]> {
 
 /// The body of the first ID payload, as the hash covers it.
 fn id_body_of(p: &[Payload]) -> Option<Vec<u8>> {
-    p.iter().find(|x| matches!(x, Payload::Id(_))).map(|x| {
-        let mut b = Vec::new();
-        x.emit_body(&mut b);
-        b
-    })
+    p.iter().find(|x| matches!(x, Payload::Id(_))).and_then(body_of)
+}
+
+/// A payload's body as the hashes cover it.
+fn body_of(p: &Payload) -> Option<Vec<u8>> {
+    let mut b = Vec::new();
+    p.emit_body(&mut b).ok()?;
+    Some(b)
 }

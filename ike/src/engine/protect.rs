@@ -89,3 +89,9 @@ fn finish(mut header: Header, body: &[u8]) -> Result<Vec<u8>, String> {
 fn last_block(ct: &[u8], block: usize) -> &[u8] {
     &ct[ct.len().saturating_sub(block)..]
 }
+
+/// Constant-time comparison of a received hash with the expected one. OpenSSL's `memcmp::eq`
+/// panics on unequal lengths, and a peer chooses the length, so that is checked first.
+pub(super) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && openssl::memcmp::eq(a, b)
+}

@@ -45,7 +45,6 @@ impl QmState {
 
 /// One Quick Mode exchange.
 pub(super) struct QuickMode {
-    pub serial: u64,
     pub msgid: u32,
     pub initiator: bool,
     pub connection: String,
@@ -158,15 +157,12 @@ impl Engine {
         } else {
             (None, None)
         };
-        let group = conn
-            .suites
-            .first()
-            .and_then(|s| s.protocols.iter().flat_map(|p| &p.transforms).find_map(|t| t.pfs_group));
+        // One KE payload serves every proposal, so the first PFS group found is the one.
+        let group = conn.suites.iter().flat_map(|s| &s.protocols).flat_map(|p| &p.transforms).find_map(|t| t.pfs_group);
         self.log(LogLevel::Info, format!("starting Quick Mode for {conn_name} with {}", conn.peer));
         self.quick.insert(
             (serial, msgid),
             QuickMode {
-                serial,
                 msgid,
                 initiator: true,
                 connection: conn.name.clone(),
@@ -411,7 +407,7 @@ impl Engine {
             return None;
         };
         let want = expected_hash(after_first(&pt, &raws));
-        if !openssl::memcmp::eq_len(got, &want) {
+        if !super::protect::ct_eq(got, &want) {
             self.log(LogLevel::Warning, "Quick Mode message failed its HASH check: dropped".into());
             return None;
         }
@@ -482,7 +478,6 @@ impl Engine {
         self.quick.insert(
             (serial, msgid),
             QuickMode {
-                serial,
                 msgid,
                 initiator: false,
                 connection: conn.name.clone(),
@@ -685,7 +680,7 @@ impl Engine {
             Err(e) => return self.log(LogLevel::Notice, format!("cannot decrypt Quick Mode message 3: {e}")),
         };
         let ok = match parse_all(header.next_payload, &pt, true) {
-            Ok((_, p)) => matches!(p.first(), Some(Payload::Hash(h)) if openssl::memcmp::eq_len(h, &want)),
+            Ok((_, p)) => matches!(p.first(), Some(Payload::Hash(h)) if super::protect::ct_eq(h, &want)),
             Err(_) => false,
         };
         if !ok {
@@ -705,10 +700,11 @@ impl Engine {
         let Some(p1) = self.phase1.get(&serial) else { return };
         let (local_addr, remote_addr) = (p1.local, p1.remote);
         let nat = p1.nat_local || p1.nat_remote;
+        let Some(conn_name) = self.quick.get(&(serial, msgid)).map(|q| q.connection.clone()) else { return };
+        let reqid = self.reqid(&conn_name);
         let Some(qm) = self.quick.get(&(serial, msgid)) else { return };
         let Some(chosen) = qm.chosen.clone() else { return };
         let (local_sel, remote_sel) = qm_selectors(qm, local_addr.ip(), remote_addr.ip());
-        let reqid = self.reqid(&qm.connection);
         let mut requests = Vec::new();
         for cp in &chosen.protocols {
             let Some(our_spi) = qm.spis.iter().find(|(p, _)| *p == cp.protocol).map(|(_, s)| *s) else { continue };
@@ -815,8 +811,9 @@ fn lifetime_attributes(l: &Lifetime) -> Vec<u8> {
         attrs.push(Attribute::number(ipsec_attr::SA_LIFE_DURATION, kb));
     }
     let mut out = Vec::new();
-    for a in &attrs {
-        a.emit(&mut out);
+    // Two or four attributes of fixed size cannot overflow a length field.
+    if Attribute::emit_list(&attrs, &mut out).is_err() {
+        out.clear();
     }
     out
 }

@@ -43,6 +43,8 @@ pub struct IpsecSaInfo {
     pub established: Instant,
     pub expires: Instant,
     pub replaced: bool,
+    /// We initiated it (and so rekey it).
+    pub initiator: bool,
     pub summary: String,
 }
 
@@ -100,6 +102,7 @@ impl Engine {
             .collect::<Vec<_>>()
             .join(", ");
         let lifetime = Duration::from_secs(chosen.lifetime.seconds.max(1));
+        let (ids_l, ids_r) = if initiator { (qm.idci.clone(), qm.idcr.clone()) } else { (qm.idcr.clone(), qm.idci.clone()) };
         let sa_serial = self.serial();
         // Older bundles of this connection are superseded; they expire on their own so
         // that packets in flight under them are still accepted (no gap).
@@ -144,7 +147,6 @@ impl Engine {
             self.policies.insert(connection.clone(), spec.clone());
             self.kernel(KernelRequest::AddPolicy(spec));
         }
-        let (ids_l, ids_r) = if initiator { (qm.idci.clone(), qm.idcr.clone()) } else { (qm.idcr.clone(), qm.idci.clone()) };
         self.log(LogLevel::Info, format!("phase 2 established for {connection} with {peer}: {summary}"));
         self.event(Event::Phase2Up {
             connection,
@@ -341,6 +343,7 @@ impl Engine {
                 established: s.established,
                 expires: s.expires,
                 replaced: s.replaced,
+                initiator: s.initiator,
                 summary: s.summary.clone(),
             })
             .collect();

@@ -188,6 +188,7 @@ impl Sim {
 
     /// Drain one node's outputs: answer crypto and kernel requests, put datagrams on the wire.
     fn drain(&mut self, is_a: bool) {
+        let start = self.start;
         loop {
             let now = self.now;
             let node = self.node(is_a);
@@ -256,7 +257,7 @@ impl Sim {
                 },
                 Output::Event(Event::Log { level, message }) => {
                     if std::env::var_os("SIM_LOG").is_some() {
-                        eprintln!("{:>8.3} {} {level:?} {message}", now.duration_since(self.start).as_secs_f64(), node.name);
+                        eprintln!("{:>8.3} {} {level:?} {message}", now.duration_since(start).as_secs_f64(), node.name);
                     }
                     node.logs.push((level, message));
                 }
@@ -293,11 +294,11 @@ impl Sim {
             self.dropped += 1;
             return;
         };
+        self.delivered += 1;
         let node = self.node(is_a);
         if !node.up {
             return;
         }
-        self.delivered += 1;
         node.engine.handle_datagram(now, local, p.from, &p.bytes);
     }
 
