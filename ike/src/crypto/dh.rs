@@ -267,16 +267,17 @@ fn ec_derive(
     // point on the curve is in the prime-order group: the on-curve check above is full
     // validation (SP 800-56A 5.6.2.3.3) and EC_KEY_check_key's n*Q = O would cost a
     // scalar multiplication (~43 us on P-256) to learn nothing more.
-    let peer_key = EcKey::from_public_key(group, &peer)?;
-    let mut own = Vec::with_capacity(1 + private.public.len());
-    own.push(0x04);
-    own.extend_from_slice(&private.public);
-    let own_point =
-        EcPoint::from_bytes(group, &own, &mut ctx).map_err(|_| CryptoError::InvalidPrivateValue)?;
     let mut d = BigNum::from_slice(&private.private)?;
     d.set_const_time();
-    let key = EcKey::from_private_components(group, &d, &own_point)?;
-    let ours = PKey::from_ec_key(key)?;
-    let theirs = PKey::from_ec_key(peer_key)?;
-    derive_padded(&ours, &theirs, g.secret_len())
+    // EC_POINT_mul with one variable point and no generator term takes OpenSSL's
+    // constant-time path (Montgomery ladder, or nistz256's fixed window on P-256), the
+    // same call ECDH_compute_key makes.
+    let mut shared = EcPoint::new(group)?;
+    shared.mul2(group, &peer, &d, &mut ctx)?;
+    let mut x = BigNum::new_secure()?;
+    let mut y = BigNum::new()?;
+    shared.affine_coordinates(group, &mut x, &mut y, &mut ctx)?;
+    let out = Secret::new(to_padded(&x, g.secret_len())?);
+    x.clear();
+    Ok(out)
 }
