@@ -164,9 +164,13 @@ pub fn dh_keygen(g: Group) -> Result<(Vec<u8>, DhPrivate), CryptoError> {
     }
     x.set_const_time();
     let private = Secret::new(to_padded(&x, bits.unsigned_abs().div_ceil(8) as usize)?);
-    // DH_generate_key with the private key set computes g^x with BN_FLG_CONSTTIME.
-    let dh = m.dh_params()?.set_private_key(x)?;
-    let public = to_padded(&dh.public_key().to_owned()?, g.public_len())?;
+    // g^x with BN_FLG_CONSTTIME on x: BN_mod_exp_mont_consttime, what DH_generate_key runs
+    // (without building a DH object and its Montgomery context for every key).
+    let mut ctx = BigNumContext::new_secure()?;
+    let mut y = BigNum::new()?;
+    y.mod_exp(&m.g, &x, &m.p, &mut ctx)?;
+    x.clear();
+    let public = to_padded(&y, g.public_len())?;
     Ok((
         public.clone(),
         DhPrivate {
