@@ -277,7 +277,9 @@ fn ec_derive(
     // constant-time path (Montgomery ladder, or nistz256's fixed window on P-256), the
     // same call ECDH_compute_key makes.
     let mut shared = EcPoint::new(group)?;
-    shared.mul2(group, &peer, &d, &mut ctx)?;
+    let mul = shared.mul2(group, &peer, &d, &mut ctx);
+    d.clear();
+    mul?;
     let mut x = BigNum::new_secure()?;
     let mut y = BigNum::new()?;
     shared.affine_coordinates(group, &mut x, &mut y, &mut ctx)?;
