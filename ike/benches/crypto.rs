@@ -16,6 +16,10 @@ fn dh(c: &mut Criterion) {
         Group::Ecp384,
     ] {
         let (peer, _) = dh_keygen(g).expect("peer keygen");
+        let (_, mine) = dh_keygen(g).expect("keygen");
+        c.bench_function(&format!("dh_derive/{}", g.name()), |b| {
+            b.iter(|| black_box(dh_derive(g, &mine, &peer).expect("derive")))
+        });
         c.bench_function(&format!("dh_keygen+derive/{}", g.name()), |b| {
             b.iter(|| {
                 let (_, private) = dh_keygen(g).expect("keygen");

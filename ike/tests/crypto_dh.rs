@@ -5,8 +5,10 @@ mod crypto {
     use ike::crypto::test_support as primes;
     use ike::crypto::*;
     use openssl::bn::{BigNum, BigNumContext};
-    use openssl::ec::{EcGroup, EcPoint};
+    use openssl::derive::Deriver;
+    use openssl::ec::{EcGroup, EcKey, EcPoint};
     use openssl::nid::Nid;
+    use openssl::pkey::PKey;
     use serde::Deserialize;
 
     const ALL: [Group; 10] = [
@@ -185,15 +187,21 @@ mod crypto {
             if s_a[0] != 0 {
                 continue;
             }
-            // Independent: d_a * Q_b with EC_POINT_mul.
+            // Independent: ECDH through EVP_PKEY_derive (which strips the leading zero).
             let d_a = BigNum::from_slice(&open(&priv_a).private).unwrap();
+            let q_a =
+                EcPoint::from_bytes(&group, &[&[4u8][..], &pub_a].concat(), &mut ctx).unwrap();
             let q_b =
                 EcPoint::from_bytes(&group, &[&[4u8][..], &pub_b].concat(), &mut ctx).unwrap();
-            let mut r = EcPoint::new(&group).unwrap();
-            r.mul2(&group, &q_b, &d_a, &mut ctx).unwrap();
-            let (mut x, mut y) = (BigNum::new().unwrap(), BigNum::new().unwrap());
-            r.affine_coordinates(&group, &mut x, &mut y, &mut ctx)
-                .unwrap();
+            let ours =
+                PKey::from_ec_key(EcKey::from_private_components(&group, &d_a, &q_a).unwrap())
+                    .unwrap();
+            let theirs = PKey::from_ec_key(EcKey::from_public_key(&group, &q_b).unwrap()).unwrap();
+            let mut deriver = Deriver::new(&ours).unwrap();
+            deriver.set_peer(&theirs).unwrap();
+            let raw = deriver.derive_to_vec().unwrap();
+            let x = BigNum::from_slice(&raw).unwrap();
+            assert!(raw.len() <= 32);
             assert_eq!(s_a.as_bytes(), &x.to_vec_padded(32).unwrap()[..]);
             return;
         }

@@ -387,6 +387,23 @@ mod crypto {
     }
 
     #[test]
+    fn hmac_keys_longer_than_a_block_are_hashed_first() {
+        // RFC 4231 test case 6 (SHA-256); the others computed with Python's hmac module.
+        let key = [0xaau8; 131];
+        let data: &[u8] = b"Test Using Larger Than Block-Size Key - Hash Key First";
+        let cases = [
+            (HashAlg::Md5, "bfecaf4efff90a3a668f3922fec3762d"),
+            (HashAlg::Sha1, "90d0dace1c1bdc957339307803160335bde6df2b"),
+            (HashAlg::Sha256, "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"),
+            (HashAlg::Sha384, "4ece084485813e9088d2c63a041bc5b44f9ef1012a2b588f3cd11f05033ac4c60c2ef6ab4030fe8296248df163f44952"),
+            (HashAlg::Sha512, "80b24263c7c1a3ebb71493c1dd7be8b49b46d1f41b4aeec1121b013783f8f3526b56d037e05f2598bd0fd2215d6a1e5295e64f73f63f0aec8b915a985d786598"),
+        ];
+        for (alg, want) in cases {
+            assert_eq!(prf(alg, &key, &[data]), h(want), "{alg:?}");
+        }
+    }
+
+    #[test]
     fn hash_known_answers() {
         assert_eq!(
             hash(HashAlg::Sha1, &[b"a", b"bc"]),

@@ -341,3 +341,37 @@ mod crypto {
         assert_ne!(pfs, short);
     }
 }
+
+mod crypto_props {
+    use ike::crypto::*;
+    use proptest::prelude::*;
+
+    fn encr() -> impl Strategy<Value = EncrAlg> {
+        prop_oneof![
+            Just(EncrAlg::TripleDesCbc),
+            Just(EncrAlg::AesCbc128),
+            Just(EncrAlg::AesCbc192),
+            Just(EncrAlg::AesCbc256),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn crypto_cbc_round_trips(e in encr(), seed in any::<u8>(), blocks in 0usize..8) {
+            let key = vec![seed; e.key_len()];
+            let iv = vec![seed ^ 0x55; e.block_len()];
+            let data: Vec<u8> = (0..blocks * e.block_len()).map(|i| i as u8 ^ seed).collect();
+            let ct = encrypt(e, &key, &iv, &data).unwrap();
+            prop_assert_eq!(ct.len(), data.len());
+            prop_assert_eq!(decrypt(e, &key, &iv, &ct).unwrap(), data);
+        }
+
+        #[test]
+        fn crypto_keymat_is_a_prefix_of_longer_keymat(len in 1usize..200, extra in 1usize..64) {
+            let short = keymat(HashAlg::Sha256, &[1; 32], None, 3, &[1, 2, 3, 4], &[5; 16], &[6; 16], len);
+            let long = keymat(HashAlg::Sha256, &[1; 32], None, 3, &[1, 2, 3, 4], &[5; 16], &[6; 16], len + extra);
+            prop_assert_eq!(short.len(), len);
+            prop_assert_eq!(&long[..len], &short[..]);
+        }
+    }
+}

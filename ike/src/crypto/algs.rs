@@ -155,6 +155,14 @@ impl HashAlg {
         }
     }
 
+    /// The block length of the hash function (the HMAC key pad length, RFC 2104).
+    pub fn hmac_block_len(self) -> usize {
+        match self {
+            HashAlg::Md5 | HashAlg::Sha1 | HashAlg::Sha256 => 64,
+            HashAlg::Sha384 | HashAlg::Sha512 => 128,
+        }
+    }
+
     pub(crate) fn md(self) -> openssl::hash::MessageDigest {
         use openssl::hash::MessageDigest;
         match self {

@@ -114,6 +114,22 @@ impl Modp {
     }
 }
 
+/// The curve of an ECP group, built once (building it costs more than a point decode).
+fn ec_group(g: Group, nid: Nid) -> Result<&'static EcGroup, CryptoError> {
+    static CACHE: [OnceLock<EcGroup>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    let slot = match g {
+        Group::Ecp256 => &CACHE[0],
+        Group::Ecp384 => &CACHE[1],
+        Group::Ecp521 => &CACHE[2],
+        _ => return Err(CryptoError::GroupMismatch),
+    };
+    if let Some(group) = slot.get() {
+        return Ok(group);
+    }
+    let built = EcGroup::from_curve_name(nid)?;
+    Ok(slot.get_or_init(|| built))
+}
+
 fn ec_nid(g: Group) -> Option<Nid> {
     match g {
         Group::Ecp256 => Some(Nid::X9_62_PRIME256V1),
@@ -148,9 +164,13 @@ pub fn dh_keygen(g: Group) -> Result<(Vec<u8>, DhPrivate), CryptoError> {
     }
     x.set_const_time();
     let private = Secret::new(to_padded(&x, bits.unsigned_abs().div_ceil(8) as usize)?);
-    // DH_generate_key with the private key set computes g^x with BN_FLG_CONSTTIME.
-    let dh = m.dh_params()?.set_private_key(x)?;
-    let public = to_padded(&dh.public_key().to_owned()?, g.public_len())?;
+    // g^x with BN_FLG_CONSTTIME on x: BN_mod_exp_mont_consttime, what DH_generate_key runs
+    // (without building a DH object and its Montgomery context for every key).
+    let mut ctx = BigNumContext::new_secure()?;
+    let mut y = BigNum::new()?;
+    y.mod_exp(&m.g, &x, &m.p, &mut ctx)?;
+    x.clear();
+    let public = to_padded(&y, g.public_len())?;
     Ok((
         public.clone(),
         DhPrivate {
@@ -162,13 +182,13 @@ pub fn dh_keygen(g: Group) -> Result<(Vec<u8>, DhPrivate), CryptoError> {
 }
 
 fn ec_keygen(g: Group, nid: Nid) -> Result<(Vec<u8>, DhPrivate), CryptoError> {
-    let group = EcGroup::from_curve_name(nid)?;
-    let key = EcKey::generate(&group)?;
+    let group = ec_group(g, nid)?;
+    let key = EcKey::generate(group)?;
     let mut ctx = BigNumContext::new()?;
     let mut x = BigNum::new()?;
     let mut y = BigNum::new()?;
     key.public_key()
-        .affine_coordinates(&group, &mut x, &mut y, &mut ctx)?;
+        .affine_coordinates(group, &mut x, &mut y, &mut ctx)?;
     let flen = g.secret_len();
     let mut public = to_padded(&x, flen)?;
     public.extend_from_slice(&to_padded(&y, flen)?);
@@ -187,7 +207,7 @@ fn ec_keygen(g: Group, nid: Nid) -> Result<(Vec<u8>, DhPrivate), CryptoError> {
 /// modulus length (MODP), or the X coordinate of the shared point padded to the field size
 /// (ECP, RFC 5903 section 7). The peer's value is checked first: `1 < y < p-1` (MODP; the
 /// full subgroup check would cost a modexp and protects nothing for ephemeral keys), or a
-/// point on the curve and of the group's order (ECP, EC_KEY_check_key).
+/// point on the curve (ECP; with cofactor 1 that is full validation).
 pub fn dh_derive(g: Group, private: &DhPrivate, peer_public: &[u8]) -> Result<Secret, CryptoError> {
     if private.group != g {
         return Err(CryptoError::GroupMismatch);
@@ -239,27 +259,31 @@ fn ec_derive(
     private: &DhPrivate,
     peer_public: &[u8],
 ) -> Result<Secret, CryptoError> {
-    let group = EcGroup::from_curve_name(nid)?;
+    let group = ec_group(g, nid)?;
     let mut ctx = BigNumContext::new()?;
     let mut encoded = Vec::with_capacity(1 + peer_public.len());
     encoded.push(0x04);
     encoded.extend_from_slice(peer_public);
     // EC_POINT_oct2point refuses points that are not on the curve.
-    let peer = EcPoint::from_bytes(&group, &encoded, &mut ctx)
+    let peer = EcPoint::from_bytes(group, &encoded, &mut ctx)
         .map_err(|_| CryptoError::InvalidPublicValue("not a point on the curve"))?;
-    let peer_key = EcKey::from_public_key(&group, &peer)?;
-    peer_key
-        .check_key()
-        .map_err(|_| CryptoError::InvalidPublicValue("not a valid curve point"))?;
-    let mut own = Vec::with_capacity(1 + private.public.len());
-    own.push(0x04);
-    own.extend_from_slice(&private.public);
-    let own_point = EcPoint::from_bytes(&group, &own, &mut ctx)
-        .map_err(|_| CryptoError::InvalidPrivateValue)?;
+    // The point at infinity has no X|Y encoding, and P-256/384/521 have cofactor 1, so every
+    // point on the curve is in the prime-order group: the on-curve check above is full
+    // validation (SP 800-56A 5.6.2.3.3) and EC_KEY_check_key's n*Q = O would cost a
+    // scalar multiplication (~43 us on P-256) to learn nothing more.
     let mut d = BigNum::from_slice(&private.private)?;
     d.set_const_time();
-    let key = EcKey::from_private_components(&group, &d, &own_point)?;
-    let ours = PKey::from_ec_key(key)?;
-    let theirs = PKey::from_ec_key(peer_key)?;
-    derive_padded(&ours, &theirs, g.secret_len())
+    // EC_POINT_mul with one variable point and no generator term takes OpenSSL's
+    // constant-time path (Montgomery ladder, or nistz256's fixed window on P-256), the
+    // same call ECDH_compute_key makes.
+    let mut shared = EcPoint::new(group)?;
+    let mul = shared.mul2(group, &peer, &d, &mut ctx);
+    d.clear();
+    mul?;
+    let mut x = BigNum::new_secure()?;
+    let mut y = BigNum::new()?;
+    shared.affine_coordinates(group, &mut x, &mut y, &mut ctx)?;
+    let out = Secret::new(to_padded(&x, g.secret_len())?);
+    x.clear();
+    Ok(out)
 }

@@ -58,6 +58,30 @@
 //!                         fn rsa_key(&self, name: &str) -> Option<&PKey<Private>>; }
 //! pub fn serve(req: &CryptoRequest, store: &dyn SecretStore) -> CryptoResult
 //! ```
+//!
+//! Beyond the contract (additions only; nothing above changed):
+//!
+//! ```text
+//! EncrAlg::oakley_id(self) -> u16; EncrAlg::oakley_key_bits(self) -> Option<u16>
+//! HashAlg::oakley_id(self) -> u16
+//! Group::is_ecp(self) -> bool; Group::secret_len(self) -> usize   // length of g^xy
+//! Group::exponent_bits(self) -> Option<u32>                        // MODP private exponent
+//! DhPrivate::group(&self) -> Group; DhPrivate::public(&self) -> &[u8]
+//! Secret::new(Vec<u8>), Secret::from_slice(&[u8]), Secret::truncated(Vec<u8>, usize),
+//!     Secret::as_bytes(&self); PartialEq is constant-time; `type SharedSecret = Secret`
+//! pub fn cipher_key(prf, skeyid_e, key_len) -> Secret              // RFC 2409 Appendix B
+//! pub fn rsa_public_key(der_or_pem) -> Result<PKey<Public>, CryptoError>
+//! pub fn rsa_verify_key(&PKeyRef<Public>, hash, sig) -> Result<bool, CryptoError>
+//! ```
+//!
+//! Notes for callers:
+//! - `prf`, `hash` and `random_bytes` cannot fail on valid input; OpenSSL fails them only
+//!   when it cannot allocate, and then the process aborts (as Rust does on allocation
+//!   failure) rather than return a value that could be mistaken for a real one.
+//! - `phase1_keys` takes `prf` and `hash` separately: the PRF makes SKEYID_*, the hash
+//!   makes the initial IV (RFC 2409 Appendix B); they are the same algorithm in practice.
+//! - CBC state across messages is the caller's: the next IV is the last ciphertext block
+//!   (of what was sent, or of what was received).
 
 mod algs;
 pub use algs::{EncrAlg, Group, HashAlg};

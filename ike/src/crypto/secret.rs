@@ -32,6 +32,11 @@ impl Secret {
         Secret(bytes)
     }
 
+    /// The bytes, to fill in place.
+    pub fn as_mut_bytes(&mut self) -> &mut [u8] {
+        &mut self.0
+    }
+
     /// The bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0

@@ -1,11 +1,9 @@
 //! Hashes, HMAC (the Oakley PRF), randomness and raw CBC encryption.
 
 use openssl::hash::Hasher;
-use openssl::pkey::PKey;
-use openssl::sign::Signer;
 use openssl::symm::{Crypter, Mode};
 
-use super::{CryptoError, EncrAlg, HashAlg};
+use super::{CryptoError, EncrAlg, HashAlg, Secret};
 
 /// OpenSSL digests, HMAC and RAND fail only when memory cannot be allocated (all inputs are
 /// valid by construction here). Rust's allocator aborts in that case too, and so do we:
@@ -43,15 +41,30 @@ pub fn prf(h: HashAlg, key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
 }
 
 fn try_prf(h: HashAlg, key: &[u8], parts: &[&[u8]]) -> Result<Vec<u8>, openssl::error::ErrorStack> {
-    // OpenSSL refuses an empty HMAC key. HMAC pads the key with zeros to the block size
-    // (RFC 2104), so the empty key and a single zero byte are the same key.
-    let key = if key.is_empty() { &[0u8][..] } else { key };
-    let pkey = PKey::hmac(key)?;
-    let mut signer = Signer::new(h.md(), &pkey)?;
-    for p in parts {
-        signer.update(p)?;
+    // HMAC (RFC 2104) over OpenSSL digests: H((K ^ opad) | H((K ^ ipad) | text)). Two
+    // digest contexts cost less than building an HMAC EVP_PKEY and signer for each call.
+    let block = h.hmac_block_len();
+    let mut k = Secret::new(vec![0u8; block]);
+    if key.len() > block {
+        let d = try_hash(h, &[key])?;
+        k.as_mut_bytes()[..d.len()].copy_from_slice(&d);
+    } else {
+        k.as_mut_bytes()[..key.len()].copy_from_slice(key);
     }
-    signer.sign_to_vec()
+    let mut pad = Secret::new(k.iter().map(|b| b ^ 0x36).collect());
+    let mut inner = Hasher::new(h.md())?;
+    inner.update(&pad)?;
+    for p in parts {
+        inner.update(p)?;
+    }
+    let inner = inner.finish()?;
+    for (p, b) in pad.as_mut_bytes().iter_mut().zip(k.iter()) {
+        *p = b ^ 0x5c;
+    }
+    let mut outer = Hasher::new(h.md())?;
+    outer.update(&pad)?;
+    outer.update(&inner)?;
+    Ok(outer.finish()?.to_vec())
 }
 
 fn check_lengths(e: EncrAlg, key: &[u8], iv: &[u8], data: &[u8]) -> Result<(), CryptoError> {
