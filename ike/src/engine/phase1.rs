@@ -541,12 +541,16 @@ impl Engine {
             return None;
         }
         let peer = p1.peer.clone();
+        let psk = c.transform.auth == AuthMethod::PreShared;
         let r = open(bytes, c.transform.encr, &keys.enc_key, &p1.iv)
             .and_then(|(pt, iv)| parse_all(header.next_payload, &pt, true).map(|(_, p)| (p, iv)));
         match r {
             Ok(v) => Some(v),
             Err(e) => {
-                self.log(LogLevel::Notice, format!("cannot decrypt phase 1 message from {peer}: {e}"));
+                // With a pre-shared key, garbage after decryption almost always means the two
+                // sides hold different keys: say so, as pluto does.
+                let hint = if psk { " (probable authentication failure: mismatch of pre-shared keys?)" } else { "" };
+                self.log(LogLevel::Warning, format!("cannot decrypt phase 1 message from {peer}: {e}{hint}"));
                 None
             }
         }
@@ -1228,6 +1232,8 @@ impl Engine {
             self.p1_parse(serial, header, bytes).map(|p| (p, None))
         };
         let Some((payloads, iv)) = parsed else { return };
+        // The initiator's NAT-D payloads come in this message (RFC 3947 3.2).
+        self.detect_nat(serial, &payloads);
         let Some(p1) = self.phase1.get_mut(&serial) else { return };
         let id_body = p1.id_peer_b.clone();
         let id = p1.id_peer.clone();

@@ -316,7 +316,8 @@ impl Sim {
             if let Some(p) = self.wire.iter().map(|p| p.at).min() {
                 next = next.min(p);
             }
-            for n in [&self.a, &self.b] {
+            // A node that is down has no clock of its own.
+            for n in [&self.a, &self.b].into_iter().filter(|n| n.up) {
                 if let Some(t) = n.engine.poll_timeout() {
                     next = next.min(t);
                 }
