@@ -14,7 +14,13 @@ use std::time::Duration;
 const CONN: &str = "net-a-net-b";
 
 fn suite(mode: Phase1Mode, auth: AuthMethod) -> Vec<Suite1> {
-    vec![Suite1 { encr: EncrAlg::AesCbc128, hash: HashAlg::Sha1, group: Group::Modp2048, auth, mode }]
+    vec![Suite1 {
+        encr: EncrAlg::AesCbc128,
+        hash: HashAlg::Sha1,
+        group: Group::Modp2048,
+        auth,
+        mode,
+    }]
 }
 
 fn up(sim: &Sim) -> bool {
@@ -31,23 +37,53 @@ fn start(sim: &mut Sim) {
 fn negotiations_complete_over_a_lossy_duplicating_reordering_link() {
     let mut failures = Vec::new();
     for seed in 0..40u64 {
-        let mode = if seed % 2 == 0 { Phase1Mode::Main } else { Phase1Mode::Aggressive };
-        let auth = if seed % 4 < 2 { AuthMethod::PreShared } else { AuthMethod::RsaSig };
-        let pfs = if seed % 3 == 0 { Some(Group::Ecp256) } else { None };
-        let mut sim = pair(&suite(mode, auth), &[Suite2 { pfs, ..Default::default() }], 100 + seed);
+        let mode = if seed % 2 == 0 {
+            Phase1Mode::Main
+        } else {
+            Phase1Mode::Aggressive
+        };
+        let auth = if seed % 4 < 2 {
+            AuthMethod::PreShared
+        } else {
+            AuthMethod::RsaSig
+        };
+        let pfs = if seed % 3 == 0 {
+            Some(Group::Ecp256)
+        } else {
+            None
+        };
+        let mut sim = pair(
+            &suite(mode, auth),
+            &[Suite2 {
+                pfs,
+                ..Default::default()
+            }],
+            100 + seed,
+        );
         for n in [&mut sim.a, &mut sim.b] {
             let mut t = timers();
             t.retransmits = 10;
             n.engine = ike::engine::Engine::new(
-                ike::engine::EngineConfig { timers: t, ..n.engine.config().clone() },
-                Box::new(ike::engine::SeededRng::new(seed * 7 + n.ip.to_string().len() as u64)),
+                ike::engine::EngineConfig {
+                    timers: t,
+                    ..n.engine.config().clone()
+                },
+                Box::new(ike::engine::SeededRng::new(
+                    seed * 7 + n.ip.to_string().len() as u64,
+                )),
                 sim.now,
             );
         }
-        sim.faults = Faults { loss: 30, duplicate: 10, reorder: 20 };
+        sim.faults = Faults {
+            loss: 30,
+            duplicate: 10,
+            reorder: 20,
+        };
         start(&mut sim);
         if !sim.run_until(Duration::from_secs(300), up) {
-            failures.push(format!("seed {seed} ({mode:?} {auth:?} pfs {pfs:?}) did not come up"));
+            failures.push(format!(
+                "seed {seed} ({mode:?} {auth:?} pfs {pfs:?}) did not come up"
+            ));
             continue;
         }
         // Let retransmissions settle, then both sides must agree on every SA.
@@ -56,7 +92,10 @@ fn negotiations_complete_over_a_lossy_duplicating_reordering_link() {
         if let Err(e) = sas_pair_up(&sim.a, &sim.b).and_then(|_| sas_pair_up(&sim.b, &sim.a)) {
             failures.push(format!("seed {seed}: {e}"));
         }
-        assert!(sim.dropped > 0, "the link dropped nothing: the test would prove nothing");
+        assert!(
+            sim.dropped > 0,
+            "the link dropped nothing: the test would prove nothing"
+        );
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
@@ -65,15 +104,26 @@ fn negotiations_complete_over_a_lossy_duplicating_reordering_link() {
 #[test]
 fn simultaneous_initiation_from_both_sides() {
     for mode in [Phase1Mode::Main, Phase1Mode::Aggressive] {
-        let mut sim = pair(&suite(mode, AuthMethod::PreShared), &[Suite2::default()], 11);
+        let mut sim = pair(
+            &suite(mode, AuthMethod::PreShared),
+            &[Suite2::default()],
+            11,
+        );
         let now = sim.now;
         sim.a.engine.initiate(now, CONN).expect("a");
         sim.b.engine.initiate(now, CONN).expect("b");
-        assert!(sim.run_until(Duration::from_secs(60), |s| s.a.phase2_up(CONN) >= 2 && s.b.phase2_up(CONN) >= 2));
+        assert!(
+            sim.run_until(Duration::from_secs(60), |s| s.a.phase2_up(CONN) >= 2
+                && s.b.phase2_up(CONN) >= 2)
+        );
         sim.advance(Duration::from_secs(5));
         assert!(sas_pair_up(&sim.a, &sim.b).expect("a->b") >= 2);
         assert!(sas_pair_up(&sim.b, &sim.a).expect("b->a") >= 2);
-        assert!(!sim.a.log_contains("failed") && !sim.b.log_contains("failed"), "{:?}", sim.a.logs);
+        assert!(
+            !sim.a.log_contains("failed") && !sim.b.log_contains("failed"),
+            "{:?}",
+            sim.a.logs
+        );
     }
 }
 
@@ -84,8 +134,16 @@ fn rekey_before_expiry_leaves_no_gap() {
     let mut sim = pair_with(
         &suite(Phase1Mode::Main, AuthMethod::PreShared),
         &suite(Phase1Mode::Main, AuthMethod::PreShared),
-        &[Suite2 { lifetime: 40, pfs: Some(Group::Modp2048), ..Default::default() }],
-        &[Suite2 { lifetime: 40, pfs: Some(Group::Modp2048), ..Default::default() }],
+        &[Suite2 {
+            lifetime: 40,
+            pfs: Some(Group::Modp2048),
+            ..Default::default()
+        }],
+        &[Suite2 {
+            lifetime: 40,
+            pfs: Some(Group::Modp2048),
+            ..Default::default()
+        }],
         21,
         90,
         0,
@@ -96,37 +154,69 @@ fn rekey_before_expiry_leaves_no_gap() {
     let t0 = sim.now;
     for _ in 0..600 {
         sim.advance(Duration::from_secs(1));
-        let a_out = !sim.a.sas(Direction::Outbound).is_empty() && sas_pair_up(&sim.a, &sim.b).is_ok();
-        let b_out = !sim.b.sas(Direction::Outbound).is_empty() && sas_pair_up(&sim.b, &sim.a).is_ok();
+        let a_out =
+            !sim.a.sas(Direction::Outbound).is_empty() && sas_pair_up(&sim.a, &sim.b).is_ok();
+        let b_out =
+            !sim.b.sas(Direction::Outbound).is_empty() && sas_pair_up(&sim.b, &sim.a).is_ok();
         if !(a_out && b_out) {
             gaps.push(sim.now.duration_since(t0).as_secs());
         }
     }
     assert!(gaps.is_empty(), "no usable SA pair at seconds {gaps:?}");
-    assert!(sim.a.phase2_up(CONN) >= 15, "only {} phase 2 SAs in 600 s", sim.a.phase2_up(CONN));
-    assert!(sim.a.phase1_up() >= 6, "only {} phase 1 SAs in 600 s", sim.a.phase1_up());
+    assert!(
+        sim.a.phase2_up(CONN) >= 15,
+        "only {} phase 2 SAs in 600 s",
+        sim.a.phase2_up(CONN)
+    );
+    assert!(
+        sim.a.phase1_up() >= 6,
+        "only {} phase 1 SAs in 600 s",
+        sim.a.phase1_up()
+    );
     // Nothing leaks: every SA in the kernel belongs to a bundle the engine still holds,
     // none of those is past its expiry, and only the newest is not superseded.
     for node in [&sim.a, &sim.b] {
         let live = node.engine.ipsec_sas();
         for sa in node.kernel.sas.values() {
             assert!(
-                live.iter().any(|l| l.spis.iter().any(|(_, i, o)| *i == sa.spi || *o == sa.spi)),
+                live.iter()
+                    .any(|l| l.spis.iter().any(|(_, i, o)| *i == sa.spi || *o == sa.spi)),
                 "{}: kernel SA {:08x} belongs to no live bundle",
                 node.name,
                 sa.spi
             );
         }
-        assert!(live.iter().all(|l| l.expires > sim.now), "{}: an expired bundle is still held", node.name);
-        assert!(live.len() <= 4, "{}: {} bundles for a 40 s lifetime rekeyed every 10-20 s", node.name, live.len());
+        assert!(
+            live.iter().all(|l| l.expires > sim.now),
+            "{}: an expired bundle is still held",
+            node.name
+        );
+        assert!(
+            live.len() <= 4,
+            "{}: {} bundles for a 40 s lifetime rekeyed every 10-20 s",
+            node.name,
+            live.len()
+        );
     }
-    assert_eq!(sim.a.engine.ipsec_sas().iter().filter(|l| !l.replaced).count(), 1);
+    assert_eq!(
+        sim.a
+            .engine
+            .ipsec_sas()
+            .iter()
+            .filter(|l| !l.replaced)
+            .count(),
+        1
+    );
 }
 
 /// `t` on one side sends a Delete; the other side removes its SAs and policies.
 #[test]
 fn delete_from_one_side_removes_the_sa_on_the_other() {
-    let mut sim = pair(&suite(Phase1Mode::Main, AuthMethod::PreShared), &[Suite2::default()], 31);
+    let mut sim = pair(
+        &suite(Phase1Mode::Main, AuthMethod::PreShared),
+        &[Suite2::default()],
+        31,
+    );
     start(&mut sim);
     assert!(sim.run_until(Duration::from_secs(30), up));
     assert!(!sim.b.kernel.sas.is_empty());
@@ -135,11 +225,19 @@ fn delete_from_one_side_removes_the_sa_on_the_other() {
     assert!(sim.run_until(Duration::from_secs(5), |s| s.b.kernel.sas.is_empty()));
     assert!(sim.a.kernel.sas.is_empty());
     assert!(sim.b.kernel.policies.is_empty() && sim.a.kernel.policies.is_empty());
-    assert!(sim.b.events.iter().any(|e| matches!(e, Event::Phase2Down { reason, .. } if reason == "deleted by peer")));
+    assert!(sim
+        .b
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Phase2Down { reason, .. } if reason == "deleted by peer")));
     // Deleting the ISAKMP SA too.
     let now = sim.now;
     sim.a.engine.teardown(now, "peer-b").expect("teardown p1");
-    assert!(sim.run_until(Duration::from_secs(5), |s| s.b.engine.phase1_sas().is_empty()));
+    assert!(sim.run_until(Duration::from_secs(5), |s| s
+        .b
+        .engine
+        .phase1_sas()
+        .is_empty()));
 }
 
 /// Phase 1 mismatch: the responder logs what each side offered and answers NO-PROPOSAL-CHOSEN.
@@ -148,12 +246,29 @@ fn mismatched_phase1_proposals_are_named_in_the_log() {
     let a1 = suite(Phase1Mode::Main, AuthMethod::PreShared);
     let mut b1 = a1.clone();
     b1[0].encr = EncrAlg::AesCbc256;
-    let mut sim = pair_with(&a1, &b1, &[Suite2::default()], &[Suite2::default()], 41, 3600, 0);
+    let mut sim = pair_with(
+        &a1,
+        &b1,
+        &[Suite2::default()],
+        &[Suite2::default()],
+        41,
+        3600,
+        0,
+    );
     start(&mut sim);
     sim.advance(Duration::from_secs(10));
     assert_eq!(sim.a.phase1_up(), 0);
-    let line = sim.b.logs.iter().map(|(_, l)| l.clone()).find(|l| l.contains("no proposal chosen")).expect("mismatch line");
-    assert!(line.contains("AES-128") || line.contains("AES_128") || line.contains("128"), "{line}");
+    let line = sim
+        .b
+        .logs
+        .iter()
+        .map(|(_, l)| l.clone())
+        .find(|l| l.contains("no proposal chosen"))
+        .expect("mismatch line");
+    assert!(
+        line.contains("AES-128") || line.contains("AES_128") || line.contains("128"),
+        "{line}"
+    );
     assert!(line.contains("256"), "{line}");
     assert!(sim.a.log_contains("NO-PROPOSAL-CHOSEN"), "{:?}", sim.a.logs);
 }
@@ -163,7 +278,10 @@ fn mismatched_phase1_proposals_are_named_in_the_log() {
 #[test]
 fn mismatched_phase2_proposals_are_named_in_the_log() {
     let s1 = suite(Phase1Mode::Main, AuthMethod::PreShared);
-    let a2 = [Suite2 { cipher: Some(EspCipher::TripleDes), ..Default::default() }];
+    let a2 = [Suite2 {
+        cipher: Some(EspCipher::TripleDes),
+        ..Default::default()
+    }];
     let b2 = [Suite2::default()];
     let mut sim = pair_with(&s1, &s1, &a2, &b2, 42, 3600, 0);
     start(&mut sim);
@@ -171,34 +289,68 @@ fn mismatched_phase2_proposals_are_named_in_the_log() {
     assert_eq!(sim.a.phase1_up(), 1);
     assert_eq!(sim.a.phase2_up(CONN), 0);
     assert!(sim.b.log_contains("no proposal chosen"), "{:?}", sim.b.logs);
-    assert!(sim.a.log_contains("notified NO-PROPOSAL-CHOSEN"), "{:?}", sim.a.logs);
+    assert!(
+        sim.a.log_contains("notified NO-PROPOSAL-CHOSEN"),
+        "{:?}",
+        sim.a.logs
+    );
 }
 
 /// A wrong pre-shared key fails authentication and installs nothing.
 #[test]
 fn wrong_preshared_key_fails_authentication() {
-    let mut sim = pair(&suite(Phase1Mode::Main, AuthMethod::PreShared), &[Suite2::default()], 43);
-    sim.b.store.psks.insert("peer-a".into(), b"not the key".to_vec());
+    let mut sim = pair(
+        &suite(Phase1Mode::Main, AuthMethod::PreShared),
+        &[Suite2::default()],
+        43,
+    );
+    sim.b
+        .store
+        .psks
+        .insert("peer-a".into(), b"not the key".to_vec());
     start(&mut sim);
     sim.advance(Duration::from_secs(60));
     assert_eq!(sim.a.phase1_up() + sim.b.phase1_up(), 0);
     assert!(sim.a.kernel.sas.is_empty() && sim.b.kernel.sas.is_empty());
-    assert!(sim.b.log_contains("mismatch of pre-shared keys"), "{:?}", sim.b.logs);
+    assert!(
+        sim.b.log_contains("mismatch of pre-shared keys"),
+        "{:?}",
+        sim.b.logs
+    );
 }
 
 /// DPD: when B goes silent, A declares it dead and clears its SAs.
 #[test]
 fn dead_peer_is_detected_and_cleared() {
     let s1 = suite(Phase1Mode::Main, AuthMethod::PreShared);
-    let mut sim = pair_with(&s1, &s1, &[Suite2::default()], &[Suite2::default()], 51, 3600, 10);
+    let mut sim = pair_with(
+        &s1,
+        &s1,
+        &[Suite2::default()],
+        &[Suite2::default()],
+        51,
+        3600,
+        10,
+    );
     start(&mut sim);
     assert!(sim.run_until(Duration::from_secs(30), up));
     // While B answers, DPD keeps the SAs.
     sim.advance(Duration::from_secs(60));
-    assert!(!sim.a.events.iter().any(|e| matches!(e, Event::PeerDead { .. })));
+    assert!(!sim
+        .a
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::PeerDead { .. })));
     sim.b.up = false;
-    assert!(sim.run_until(Duration::from_secs(60), |s| s.a.events.iter().any(|e| matches!(e, Event::PeerDead { .. }))));
-    assert!(sim.a.kernel.sas.is_empty(), "A still holds SAs of a dead peer");
+    assert!(sim.run_until(Duration::from_secs(60), |s| s
+        .a
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::PeerDead { .. }))));
+    assert!(
+        sim.a.kernel.sas.is_empty(),
+        "A still holds SAs of a dead peer"
+    );
     assert!(sim.a.engine.phase1_sas().is_empty());
 }
 
@@ -207,15 +359,27 @@ fn dead_peer_is_detected_and_cleared() {
 #[test]
 fn nat_is_detected_and_ike_floats_to_4500() {
     for mode in [Phase1Mode::Main, Phase1Mode::Aggressive] {
-        let mut sim = pair(&suite(mode, AuthMethod::PreShared), &[Suite2::default()], 61);
-        sim.nat = Some(Nat { public: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7)) });
+        let mut sim = pair(
+            &suite(mode, AuthMethod::PreShared),
+            &[Suite2::default()],
+            61,
+        );
+        sim.nat = Some(Nat {
+            public: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7)),
+        });
         // B knows A only by its public address.
         let mut cfg = sim.b.engine.config().clone();
-        cfg.policy.peers[0].address = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7)), 500);
+        cfg.policy.peers[0].address =
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7)), 500);
         // Let B find A for its phase 2 lookups the same way.
         sim.b.engine.set_policy(cfg.policy);
         start(&mut sim);
-        assert!(sim.run_until(Duration::from_secs(30), up), "{mode:?}: {:?}\n{:?}", sim.a.logs, sim.b.logs);
+        assert!(
+            sim.run_until(Duration::from_secs(30), up),
+            "{mode:?}: {:?}\n{:?}",
+            sim.a.logs,
+            sim.b.logs
+        );
         let pa = &sim.a.engine.phase1_sas()[0];
         let pb = &sim.b.engine.phase1_sas()[0];
         assert!(pa.nat_local && !pa.nat_remote, "{pa:?}");
@@ -231,7 +395,11 @@ fn nat_is_detected_and_ike_floats_to_4500() {
 /// Garbage, truncations and bit flips of real messages never crash the engine nor cost the SA.
 #[test]
 fn hostile_input_never_costs_an_established_sa() {
-    let mut sim = pair(&suite(Phase1Mode::Main, AuthMethod::PreShared), &[Suite2::default()], 71);
+    let mut sim = pair(
+        &suite(Phase1Mode::Main, AuthMethod::PreShared),
+        &[Suite2::default()],
+        71,
+    );
     start(&mut sim);
     assert!(sim.run_until(Duration::from_secs(30), up));
     let before = sim.b.kernel.sas.len();
@@ -269,13 +437,20 @@ fn hostile_input_never_costs_an_established_sa() {
 /// A Quick Mode or Informational message for no state, and a repeated Delete, are harmless.
 #[test]
 fn messages_for_unknown_state_and_repeated_deletes_are_harmless() {
-    let mut sim = pair(&suite(Phase1Mode::Main, AuthMethod::PreShared), &[Suite2::default()], 81);
+    let mut sim = pair(
+        &suite(Phase1Mode::Main, AuthMethod::PreShared),
+        &[Suite2::default()],
+        81,
+    );
     start(&mut sim);
     assert!(sim.run_until(Duration::from_secs(30), up));
     let now = sim.now;
     sim.a.engine.teardown(now, CONN).expect("teardown");
     sim.advance(Duration::from_secs(2));
-    assert!(sim.a.engine.teardown(sim.now, CONN).is_err(), "second teardown of nothing must say so");
+    assert!(
+        sim.a.engine.teardown(sim.now, CONN).is_err(),
+        "second teardown of nothing must say so"
+    );
     assert!(sim.b.kernel.sas.is_empty());
     // The connection can come back afterwards.
     start(&mut sim);

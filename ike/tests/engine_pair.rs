@@ -15,9 +15,18 @@ const CONN: &str = "net-a-net-b";
 fn negotiate(sim: &mut Sim) -> Result<(), String> {
     let now = sim.now;
     sim.a.engine.initiate(now, CONN)?;
-    let ok = sim.run_until(Duration::from_secs(120), |s| s.a.phase2_up(CONN) >= 1 && s.b.phase2_up(CONN) >= 1);
+    let ok = sim.run_until(Duration::from_secs(120), |s| {
+        s.a.phase2_up(CONN) >= 1 && s.b.phase2_up(CONN) >= 1
+    });
     if !ok {
-        let logs: Vec<String> = sim.a.logs.iter().chain(&sim.b.logs).map(|(_, l)| l.clone()).filter(|l| !l.contains("retransmitting")).collect();
+        let logs: Vec<String> = sim
+            .a
+            .logs
+            .iter()
+            .chain(&sim.b.logs)
+            .map(|(_, l)| l.clone())
+            .filter(|l| !l.contains("retransmitting"))
+            .collect();
         return Err(format!("not up after 120 s; logs: {logs:#?}"));
     }
     let n = sas_pair_up(&sim.a, &sim.b)?;
@@ -25,7 +34,7 @@ fn negotiate(sim: &mut Sim) -> Result<(), String> {
     if n == 0 || m == 0 {
         return Err(format!("no outbound SAs (A {n}, B {m})"));
     }
-    if sim.a.kernel.policies.get(CONN).is_none() || sim.b.kernel.policies.get(CONN).is_none() {
+    if !sim.a.kernel.policies.contains_key(CONN) || !sim.b.kernel.policies.contains_key(CONN) {
         return Err("policies missing".into());
     }
     Ok(())
@@ -44,9 +53,18 @@ fn matrix_chunk(chunk: usize, of: usize) -> Vec<String> {
                             if (i as usize) % of != chunk {
                                 continue;
                             }
-                            let s1 = Suite1 { encr, hash, group, auth, mode };
-                            let s2 = Suite2 { pfs, ..Default::default() };
-                            let mut sim = pair(&[s1.clone()], &[s2], i);
+                            let s1 = Suite1 {
+                                encr,
+                                hash,
+                                group,
+                                auth,
+                                mode,
+                            };
+                            let s2 = Suite2 {
+                                pfs,
+                                ..Default::default()
+                            };
+                            let mut sim = pair(std::slice::from_ref(&s1), &[s2], i);
                             if let Err(e) = negotiate(&mut sim) {
                                 failures.push(format!("{s1:?} pfs {pfs:?}: {e}"));
                             }
@@ -66,7 +84,12 @@ fn every_phase1_suite_in_both_modes_with_and_without_pfs() {
     let t = std::thread::spawn(|| matrix_chunk(1, 2));
     let mut failures = matrix_chunk(0, 2);
     failures.extend(t.join().expect("matrix thread"));
-    assert!(failures.is_empty(), "{} of 1600 failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of 1600 failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// Every ESP and AH transform, tunnel and transport.
@@ -79,7 +102,13 @@ fn every_ipsec_transform_in_tunnel_and_transport_mode() {
         auth: AuthMethod::PreShared,
         mode: Phase1Mode::Main,
     }];
-    let integs = [IntegAlg::HmacMd5, IntegAlg::HmacSha1, IntegAlg::HmacSha256, IntegAlg::HmacSha384, IntegAlg::HmacSha512];
+    let integs = [
+        IntegAlg::HmacMd5,
+        IntegAlg::HmacSha1,
+        IntegAlg::HmacSha256,
+        IntegAlg::HmacSha384,
+        IntegAlg::HmacSha512,
+    ];
     let mut cases = Vec::new();
     for encap in [EncapMode::Tunnel, EncapMode::Transport] {
         for cipher in [
@@ -89,14 +118,30 @@ fn every_ipsec_transform_in_tunnel_and_transport_mode() {
             EspCipher::AesCbc { key_bits: 256 },
         ] {
             for integ in integs {
-                cases.push(Suite2 { cipher: Some(cipher), integ: Some(integ), encap, ..Default::default() });
+                cases.push(Suite2 {
+                    cipher: Some(cipher),
+                    integ: Some(integ),
+                    encap,
+                    ..Default::default()
+                });
             }
         }
         for key_bits in [128, 192, 256] {
-            cases.push(Suite2 { cipher: Some(EspCipher::AesGcm16 { key_bits }), integ: None, encap, ..Default::default() });
+            cases.push(Suite2 {
+                cipher: Some(EspCipher::AesGcm16 { key_bits }),
+                integ: None,
+                encap,
+                ..Default::default()
+            });
         }
         for integ in integs {
-            cases.push(Suite2 { protocol: IpsecProtocol::Ah, cipher: None, integ: Some(integ), encap, ..Default::default() });
+            cases.push(Suite2 {
+                protocol: IpsecProtocol::Ah,
+                cipher: None,
+                integ: Some(integ),
+                encap,
+                ..Default::default()
+            });
         }
     }
     let mut failures = Vec::new();
@@ -137,8 +182,16 @@ fn basic() -> Vec<Suite1> {
 #[test]
 fn responder_picks_the_first_acceptable_of_several_proposals() {
     let a2 = vec![
-        Suite2 { cipher: Some(EspCipher::AesCbc { key_bits: 256 }), integ: Some(IntegAlg::HmacSha512), ..Default::default() },
-        Suite2 { cipher: Some(EspCipher::AesCbc { key_bits: 128 }), integ: Some(IntegAlg::HmacSha256), ..Default::default() },
+        Suite2 {
+            cipher: Some(EspCipher::AesCbc { key_bits: 256 }),
+            integ: Some(IntegAlg::HmacSha512),
+            ..Default::default()
+        },
+        Suite2 {
+            cipher: Some(EspCipher::AesCbc { key_bits: 128 }),
+            integ: Some(IntegAlg::HmacSha256),
+            ..Default::default()
+        },
         Suite2::default(),
     ];
     let b2 = vec![a2[2].clone(), a2[1].clone()];

@@ -25,7 +25,10 @@ pub enum AttributeValue {
 
 impl Attribute {
     pub fn basic(kind: u16, value: u16) -> Self {
-        Self { kind, value: AttributeValue::Basic(value) }
+        Self {
+            kind,
+            value: AttributeValue::Basic(value),
+        }
     }
     /// The numeric value of a basic attribute, or of a variable one of at most 8 bytes
     /// (life durations may arrive either way).
@@ -45,7 +48,10 @@ impl Attribute {
         }
         let bytes = value.to_be_bytes();
         let skip = bytes.iter().take_while(|b| **b == 0).count();
-        Self { kind, value: AttributeValue::Variable(bytes[skip..].to_vec()) }
+        Self {
+            kind,
+            value: AttributeValue::Variable(bytes[skip..].to_vec()),
+        }
     }
 }
 
@@ -170,11 +176,21 @@ pub enum Payload {
     VendorId(Vec<u8>),
     Attribute(AttributePayload),
     /// NAT-D (RFC 3947 payload 20, or draft payload 130 when `draft` is set).
-    NatD { hash: Vec<u8>, draft: bool },
+    NatD {
+        hash: Vec<u8>,
+        draft: bool,
+    },
     /// NAT-OA (RFC 3947 payload 21, or draft 131): an ID-like body carrying the original address.
-    NatOa { id_type: IdType, address: std::net::IpAddr, draft: bool },
+    NatOa {
+        id_type: IdType,
+        address: std::net::IpAddr,
+        draft: bool,
+    },
     /// A payload type we do not interpret; kept so the chain can be walked and re-emitted.
-    Unknown { payload_type: PayloadType, body: Vec<u8> },
+    Unknown {
+        payload_type: PayloadType,
+        body: Vec<u8>,
+    },
 }
 
 /// A parsed ISAKMP message: the header fields the engine needs, and the payload chain.

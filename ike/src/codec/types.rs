@@ -4,7 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 /// An ISAKMP cookie (RFC 2408 3.1): 8 opaque bytes naming one side of a phase-1 SA.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 pub struct Cookie(pub [u8; 8]);
 
 /// Exchange type (RFC 2408 3.1, RFC 2409 5, IPsec DOI).

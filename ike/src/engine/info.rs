@@ -6,7 +6,8 @@ use super::protect::{after_first, chain, open, parse_all, sealed};
 use super::timers::Timer;
 use super::{Engine, Event, LogLevel};
 use crate::codec::{
-    flags, DeletePayload, ExchangeType, Header, NotifyPayload, NotifyType, Payload, ProtocolId, DOI_IPSEC, HEADER_LEN,
+    flags, DeletePayload, ExchangeType, Header, NotifyPayload, NotifyType, Payload, ProtocolId,
+    DOI_IPSEC, HEADER_LEN,
 };
 use crate::crypto::{info_hash, phase2_iv};
 use crate::policy::{DpdAction, IpsecProtocol};
@@ -16,38 +17,68 @@ use std::time::Duration;
 impl Engine {
     /// Send an authenticated Informational message under ISAKMP SA `serial`.
     pub(super) fn info_send(&mut self, serial: u64, payloads: Vec<Payload>) {
-        let Some(keys) = self.p1_keys(serial) else { return };
+        let Some(keys) = self.p1_keys(serial) else {
+            return;
+        };
         let mut msgid = 0;
         while msgid == 0 {
             msgid = self.rng.next_u32();
         }
-        let Ok((_, rest)) = chain(&payloads) else { return };
+        let Ok((_, rest)) = chain(&payloads) else {
+            return;
+        };
         let h = info_hash(keys.prf, &keys.skeyid_a, msgid, &rest);
         let mut all = vec![Payload::Hash(h)];
         all.extend(payloads);
-        let Some(p1) = self.phase1.get(&serial) else { return };
+        let Some(p1) = self.phase1.get(&serial) else {
+            return;
+        };
         let header = Self::header_for(p1, ExchangeType::INFORMATIONAL, msgid, flags::ENCRYPTION);
         let iv = phase2_iv(keys.prf, keys.encr.block_len(), &keys.iv, msgid);
         let (from, to) = (p1.local, p1.remote);
         match sealed(header, &all, keys.encr, &keys.enc_key, &iv) {
             Ok((bytes, _)) => self.transmit(from, to, bytes),
-            Err(e) => self.log(LogLevel::Error, format!("cannot build Informational message: {e}")),
+            Err(e) => self.log(
+                LogLevel::Error,
+                format!("cannot build Informational message: {e}"),
+            ),
         }
     }
 
     /// A notification under ISAKMP SA `serial` (encrypted once keys exist).
-    pub(super) fn info_notify(&mut self, serial: u64, t: NotifyType, protocol: ProtocolId, spi: Vec<u8>) {
-        let n = Payload::Notify(NotifyPayload { doi: DOI_IPSEC, protocol, spi, notify_type: t, data: Vec::new() });
+    pub(super) fn info_notify(
+        &mut self,
+        serial: u64,
+        t: NotifyType,
+        protocol: ProtocolId,
+        spi: Vec<u8>,
+    ) {
+        let n = Payload::Notify(NotifyPayload {
+            doi: DOI_IPSEC,
+            protocol,
+            spi,
+            notify_type: t,
+            data: Vec::new(),
+        });
         self.info_send(serial, vec![n]);
     }
 
     /// An Informational message arrived.
-    pub(super) fn info_datagram(&mut self, _local: SocketAddr, remote: SocketAddr, header: &Header, bytes: &[u8]) {
+    pub(super) fn info_datagram(
+        &mut self,
+        _local: SocketAddr,
+        remote: SocketAddr,
+        header: &Header,
+        bytes: &[u8],
+    ) {
         let key = (header.initiator_cookie, header.responder_cookie);
         let serial = self
             .by_cookies
             .get(&key)
-            .or_else(|| self.by_cookies.get(&(header.initiator_cookie, Default::default())))
+            .or_else(|| {
+                self.by_cookies
+                    .get(&(header.initiator_cookie, Default::default()))
+            })
             .copied();
         if header.flags & flags::ENCRYPTION == 0 {
             // Unauthenticated: anyone can send it, so it is logged and nothing else.
@@ -63,7 +94,9 @@ impl Engine {
                     .join(", "),
                 Err(e) => format!("malformed: {e}"),
             };
-            let peer = serial.and_then(|s| self.phase1.get(&s)).map(|p| p.peer.clone());
+            let peer = serial
+                .and_then(|s| self.phase1.get(&s))
+                .map(|p| p.peer.clone());
             return self.log(
                 LogLevel::Notice,
                 format!(
@@ -73,27 +106,47 @@ impl Engine {
             );
         }
         let Some(serial) = serial else {
-            return self.debug(format!("dropping Informational from {remote}: no ISAKMP SA"));
+            return self.debug(format!(
+                "dropping Informational from {remote}: no ISAKMP SA"
+            ));
         };
         let Some(keys) = self.p1_keys(serial) else {
             return self.debug(format!("dropping Informational from {remote}: no keys yet"));
         };
         let msgid = header.message_id;
-        if msgid == 0 || self.phase1.get(&serial).is_some_and(|p| p.seen_msgids.contains(&msgid)) {
-            return self.debug(format!("dropping replayed or ID-less Informational from {remote}"));
+        if msgid == 0
+            || self
+                .phase1
+                .get(&serial)
+                .is_some_and(|p| p.seen_msgids.contains(&msgid))
+        {
+            return self.debug(format!(
+                "dropping replayed or ID-less Informational from {remote}"
+            ));
         }
         let iv = phase2_iv(keys.prf, keys.encr.block_len(), &keys.iv, msgid);
         let Ok((pt, _)) = open(bytes, keys.encr, &keys.enc_key, &iv) else {
-            return self.log(LogLevel::Notice, format!("cannot decrypt Informational from {remote}"));
+            return self.log(
+                LogLevel::Notice,
+                format!("cannot decrypt Informational from {remote}"),
+            );
         };
         let Ok((raws, payloads)) = parse_all(header.next_payload, &pt, true) else {
-            return self.log(LogLevel::Notice, format!("malformed Informational from {remote} (or wrong key)"));
+            return self.log(
+                LogLevel::Notice,
+                format!("malformed Informational from {remote} (or wrong key)"),
+            );
         };
         let want = info_hash(keys.prf, &keys.skeyid_a, msgid, after_first(&pt, &raws));
         if !matches!(payloads.first(), Some(Payload::Hash(h)) if super::protect::ct_eq(h, &want)) {
-            return self.log(LogLevel::Warning, format!("Informational from {remote} failed its HASH check: dropped"));
+            return self.log(
+                LogLevel::Warning,
+                format!("Informational from {remote} failed its HASH check: dropped"),
+            );
         }
-        let Some(p1) = self.phase1.get_mut(&serial) else { return };
+        let Some(p1) = self.phase1.get_mut(&serial) else {
+            return;
+        };
         p1.seen_msgids.insert(msgid);
         p1.last_heard = self.now;
         let peer = p1.peer.clone();
@@ -126,17 +179,26 @@ impl Engine {
             other => return self.debug(format!("Delete for protocol {} ignored", other.0)),
         };
         for spi in &d.spis {
-            let Ok(spi) = <[u8; 4]>::try_from(spi.as_slice()) else { continue };
+            let Ok(spi) = <[u8; 4]>::try_from(spi.as_slice()) else {
+                continue;
+            };
             let spi = u32::from_be_bytes(spi);
             // The peer names its inbound SPI, which is our outbound one.
             let sa = self
                 .ipsec
                 .values()
-                .find(|s| s.peer == peer && s.spis.iter().any(|(p, _, out)| *p == protocol && *out == spi))
+                .find(|s| {
+                    s.peer == peer
+                        && s.spis
+                            .iter()
+                            .any(|(p, _, out)| *p == protocol && *out == spi)
+                })
                 .map(|s| s.serial);
             match sa {
                 Some(s) => self.remove_ipsec_sa(s, false, "deleted by peer"),
-                None => self.debug(format!("Delete from {peer} for unknown SPI {spi:08x} ignored")),
+                None => self.debug(format!(
+                    "Delete from {peer} for unknown SPI {spi:08x} ignored"
+                )),
             }
         }
         let _ = serial;
@@ -145,11 +207,16 @@ impl Engine {
     fn peer_notify(&mut self, serial: u64, peer: &str, n: NotifyPayload) {
         match n.notify_type {
             NotifyType::R_U_THERE => {
-                let ack = Payload::Notify(NotifyPayload { notify_type: NotifyType::R_U_THERE_ACK, ..n });
+                let ack = Payload::Notify(NotifyPayload {
+                    notify_type: NotifyType::R_U_THERE_ACK,
+                    ..n
+                });
                 self.info_send(serial, vec![ack]);
             }
             NotifyType::R_U_THERE_ACK => {
-                let seq = <[u8; 4]>::try_from(n.data.as_slice()).map(u32::from_be_bytes).ok();
+                let seq = <[u8; 4]>::try_from(n.data.as_slice())
+                    .map(u32::from_be_bytes)
+                    .ok();
                 if let Some(p1) = self.phase1.get_mut(&serial) {
                     if p1.dpd_outstanding.is_some_and(|(s, _)| Some(s) == seq) {
                         p1.dpd_outstanding = None;
@@ -157,13 +224,18 @@ impl Engine {
                 }
             }
             NotifyType::INITIAL_CONTACT => self.initial_contact(serial),
-            t => self.log(LogLevel::Notice, format!("peer {peer} notified {}", notify_name(t))),
+            t => self.log(
+                LogLevel::Notice,
+                format!("peer {peer} notified {}", notify_name(t)),
+            ),
         }
     }
 
     /// The peer has rebooted (INITIAL-CONTACT): every other SA with it is stale.
     pub(super) fn initial_contact(&mut self, serial: u64) {
-        let Some(peer) = self.phase1.get(&serial).map(|p| p.peer.clone()) else { return };
+        let Some(peer) = self.phase1.get(&serial).map(|p| p.peer.clone()) else {
+            return;
+        };
         let old: Vec<u64> = self
             .phase1
             .values()
@@ -173,7 +245,12 @@ impl Engine {
         for s in old {
             self.delete_phase1(s, false, "peer sent INITIAL-CONTACT");
         }
-        let stale: Vec<u64> = self.ipsec.values().filter(|s| s.peer == peer && s.p1 != serial).map(|s| s.serial).collect();
+        let stale: Vec<u64> = self
+            .ipsec
+            .values()
+            .filter(|s| s.peer == peer && s.p1 != serial)
+            .map(|s| s.serial)
+            .collect();
         for s in stale {
             self.remove_ipsec_sa(s, false, "peer sent INITIAL-CONTACT");
         }
@@ -183,11 +260,15 @@ impl Engine {
     pub(super) fn dpd_check(&mut self, serial: u64) {
         let now = self.now;
         let timeout = self.cfg.timers.dpd_timeout;
-        let Some(p1) = self.phase1.get(&serial) else { return };
+        let Some(p1) = self.phase1.get(&serial) else {
+            return;
+        };
         if p1.state != P1State::Established || p1.replaced {
             return;
         }
-        let Some(peer) = self.peer_by_name(&p1.peer) else { return };
+        let Some(peer) = self.peer_by_name(&p1.peer) else {
+            return;
+        };
         let interval = Duration::from_secs(peer.dpd_interval.max(1));
         if let Some((_, since)) = p1.dpd_outstanding {
             if now.duration_since(since) >= timeout {
@@ -196,7 +277,9 @@ impl Engine {
         }
         let idle = now.duration_since(p1.last_heard);
         if idle >= interval || p1.dpd_outstanding.is_some() {
-            let Some(p1) = self.phase1.get_mut(&serial) else { return };
+            let Some(p1) = self.phase1.get_mut(&serial) else {
+                return;
+            };
             p1.dpd_seq = p1.dpd_seq.wrapping_add(1);
             let seq = p1.dpd_seq;
             let since = p1.dpd_outstanding.map_or(now, |(_, t)| t);
@@ -213,22 +296,45 @@ impl Engine {
             let next = interval.min(timeout / 3).max(Duration::from_millis(100));
             self.timers.add(now + next, Timer::Dpd { serial });
         } else {
-            self.timers.add(now + (interval - idle), Timer::Dpd { serial });
+            self.timers
+                .add(now + (interval - idle), Timer::Dpd { serial });
         }
     }
 
     fn peer_dead(&mut self, serial: u64) {
-        let Some(p1) = self.phase1.get(&serial) else { return };
+        let Some(p1) = self.phase1.get(&serial) else {
+            return;
+        };
         let peer = p1.peer.clone();
-        let action = self.peer_by_name(&peer).map_or(DpdAction::Clear, |p| p.dpd_action);
-        self.log(LogLevel::Warning, format!("peer {peer} is dead (no answer to DPD): {action:?}"));
+        let action = self
+            .peer_by_name(&peer)
+            .map_or(DpdAction::Clear, |p| p.dpd_action);
+        self.log(
+            LogLevel::Warning,
+            format!("peer {peer} is dead (no answer to DPD): {action:?}"),
+        );
         self.event(Event::PeerDead { peer: peer.clone() });
-        let wanted: Vec<String> = self.ipsec.values().filter(|s| s.peer == peer).map(|s| s.connection.clone()).collect();
-        let sas: Vec<u64> = self.ipsec.values().filter(|s| s.peer == peer).map(|s| s.serial).collect();
+        let wanted: Vec<String> = self
+            .ipsec
+            .values()
+            .filter(|s| s.peer == peer)
+            .map(|s| s.connection.clone())
+            .collect();
+        let sas: Vec<u64> = self
+            .ipsec
+            .values()
+            .filter(|s| s.peer == peer)
+            .map(|s| s.serial)
+            .collect();
         for s in sas {
             self.remove_ipsec_sa(s, false, "peer dead");
         }
-        let p1s: Vec<u64> = self.phase1.values().filter(|p| p.peer == peer).map(|p| p.serial).collect();
+        let p1s: Vec<u64> = self
+            .phase1
+            .values()
+            .filter(|p| p.peer == peer)
+            .map(|p| p.serial)
+            .collect();
         for s in p1s {
             self.delete_phase1(s, false, "peer dead");
         }
@@ -243,8 +349,12 @@ impl Engine {
             }
             DpdAction::Clear => {
                 // Without SAs the policies would drop the traffic: remove them as well.
-                let conns: Vec<String> =
-                    self.policies.keys().filter(|c| wanted.contains(c)).cloned().collect();
+                let conns: Vec<String> = self
+                    .policies
+                    .keys()
+                    .filter(|c| wanted.contains(c))
+                    .cloned()
+                    .collect();
                 for c in conns {
                     self.remove_policy(&c);
                 }
@@ -256,10 +366,19 @@ impl Engine {
 
     /// NAT-T keepalive (RFC 3948 2.3) while we are behind a NAT.
     pub(super) fn nat_keepalive(&mut self, serial: u64) {
-        let Some(p1) = self.phase1.get(&serial) else { return };
+        let Some(p1) = self.phase1.get(&serial) else {
+            return;
+        };
         let (from, to) = (p1.local, p1.remote);
-        self.out.push_back(super::Output::Transmit(super::Transmit { from, to, bytes: vec![0xff] }));
-        self.timers.add(self.now + self.cfg.timers.nat_keepalive, Timer::Keepalive { serial });
+        self.out.push_back(super::Output::Transmit(super::Transmit {
+            from,
+            to,
+            bytes: vec![0xff],
+        }));
+        self.timers.add(
+            self.now + self.cfg.timers.nat_keepalive,
+            Timer::Keepalive { serial },
+        );
     }
 }
 
@@ -285,4 +404,3 @@ pub(super) fn notify_name(t: NotifyType) -> String {
     };
     name.to_string()
 }
-

@@ -110,10 +110,19 @@ impl Engine {
     }
 
     /// A datagram arrived on `local` from `remote`.
-    pub fn handle_datagram(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, bytes: &[u8]) {
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: &[u8],
+    ) {
         self.now = now;
         if self.cfg.passive {
-            self.debug(format!("passive: ignoring {} bytes from {remote}", bytes.len()));
+            self.debug(format!(
+                "passive: ignoring {} bytes from {remote}",
+                bytes.len()
+            ));
             return;
         }
         let bytes = if local.port() == self.cfg.natt_port {
@@ -125,7 +134,9 @@ impl Engine {
             match bytes.strip_prefix(&NON_ESP_MARKER[..]) {
                 Some(rest) => rest,
                 None => {
-                    self.debug(format!("dropping non-IKE datagram on NAT-T port from {remote}"));
+                    self.debug(format!(
+                        "dropping non-IKE datagram on NAT-T port from {remote}"
+                    ));
                     return;
                 }
             }
@@ -135,7 +146,10 @@ impl Engine {
         let header = match Header::parse(bytes) {
             Ok(h) => h,
             Err(e) => {
-                self.log(LogLevel::Notice, format!("dropping malformed message from {remote}: {e}"));
+                self.log(
+                    LogLevel::Notice,
+                    format!("dropping malformed message from {remote}: {e}"),
+                );
                 return;
             }
         };
@@ -147,7 +161,10 @@ impl Engine {
             ExchangeType::INFORMATIONAL => self.info_datagram(local, remote, &header, bytes),
             other => self.log(
                 LogLevel::Notice,
-                format!("dropping message from {remote}: exchange type {} not supported", other.0),
+                format!(
+                    "dropping message from {remote}: exchange type {} not supported",
+                    other.0
+                ),
             ),
         }
     }
@@ -182,11 +199,23 @@ impl Engine {
                 if let Some(cont) = self.kernel_waiting.remove(&id) {
                     cont(self, Err(reason));
                 } else {
-                    self.log(LogLevel::Error, format!("kernel request {} failed: {reason}", id.0));
+                    self.log(
+                        LogLevel::Error,
+                        format!("kernel request {} failed: {reason}", id.0),
+                    );
                 }
             }
-            KernelEvent::Acquire { local, remote, protocol } => self.acquire(local, remote, protocol),
-            KernelEvent::Expire { protocol, spi, dst, hard } => self.sa_expired(protocol, spi, dst, hard),
+            KernelEvent::Acquire {
+                local,
+                remote,
+                protocol,
+            } => self.acquire(local, remote, protocol),
+            KernelEvent::Expire {
+                protocol,
+                spi,
+                dst,
+                hard,
+            } => self.sa_expired(protocol, spi, dst, hard),
             KernelEvent::Mapping { old, new } => self.mapping_changed(old, new),
         }
     }
@@ -211,8 +240,14 @@ impl Engine {
     /// Start every connection marked active (`[Phase 2] Connections`).
     pub fn start_active(&mut self, now: Instant) {
         self.now = now;
-        let names: Vec<String> =
-            self.cfg.policy.connections.iter().filter(|c| c.active).map(|c| c.name.clone()).collect();
+        let names: Vec<String> = self
+            .cfg
+            .policy
+            .connections
+            .iter()
+            .filter(|c| c.active)
+            .map(|c| c.name.clone())
+            .collect();
         for n in names {
             if !self.connection_is_up_or_pending(&n) {
                 self.start_connection(&n);
@@ -260,7 +295,8 @@ impl Engine {
         } else {
             bytes
         };
-        self.out.push_back(Output::Transmit(Transmit { from, to, bytes }));
+        self.out
+            .push_back(Output::Transmit(Transmit { from, to, bytes }));
     }
 
     fn event(&mut self, e: Event) {
@@ -268,7 +304,8 @@ impl Engine {
     }
 
     fn log(&mut self, level: LogLevel, message: String) {
-        self.out.push_back(Output::Event(Event::Log { level, message }));
+        self.out
+            .push_back(Output::Event(Event::Log { level, message }));
     }
 
     fn debug(&mut self, message: String) {
@@ -295,7 +332,11 @@ impl Engine {
             Timer::P1Timeout { serial } => self.p1_timeout(serial),
             Timer::P1Rekey { serial } => self.p1_rekey(serial),
             Timer::P1Expire { serial } => self.p1_expire(serial),
-            Timer::QmRetransmit { serial, msgid, step } => self.qm_retransmit(serial, msgid, step),
+            Timer::QmRetransmit {
+                serial,
+                msgid,
+                step,
+            } => self.qm_retransmit(serial, msgid, step),
             Timer::QmTimeout { serial, msgid } => self.qm_timeout(serial, msgid),
             Timer::SaRekey { serial } => self.sa_rekey(serial),
             Timer::SaExpire { serial } => self.sa_expire(serial),

@@ -7,17 +7,22 @@ use super::protect::{open, parse_all, plain, sealed};
 use super::timers::Timer;
 use super::{Engine, Event, LogLevel};
 use crate::codec::{
-    flags, Cookie, ExchangeType, Header, IdPayload, Identity, NotifyPayload, NotifyType, Payload, PayloadType,
-    ProtocolId, SaPayload, DOI_IPSEC,
+    flags, Cookie, ExchangeType, Header, IdPayload, Identity, NotifyPayload, NotifyType, Payload,
+    PayloadType, ProtocolId, SaPayload, DOI_IPSEC,
 };
 use crate::crypto::{
-    hash_i, hash_r, phase1_keys, skeyid_sig, CryptoRequest, CryptoResult, DhPrivate, HashAlg, Phase1Keys,
-    Secret,
+    hash_i, hash_r, phase1_keys, skeyid_sig, CryptoRequest, CryptoResult, DhPrivate, HashAlg,
+    Phase1Keys, Secret,
 };
 use crate::policy::{self, AuthMethod, ChosenPhase1, Credentials, Peer, Phase1Mode};
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+
+/// What runs when an asynchronous step of a phase-1 exchange completes.
+type Step = Box<dyn FnOnce(&mut Engine, u64) + Send>;
+/// What runs with our authentication payload once it is ready.
+type AuthStep = Box<dyn FnOnce(&mut Engine, u64, Payload) + Send>;
 
 /// Nonce length we send (RFC 2409 allows 8..256 bytes).
 const NONCE_LEN: usize = 32;
@@ -158,7 +163,12 @@ fn sha1(b: &[u8]) -> Vec<u8> {
 
 impl Engine {
     pub(super) fn peer_by_name(&self, name: &str) -> Option<Peer> {
-        self.cfg.policy.peers.iter().find(|p| p.name == name).cloned()
+        self.cfg
+            .policy
+            .peers
+            .iter()
+            .find(|p| p.name == name)
+            .cloned()
     }
 
     /// Our source address for `peer`.
@@ -184,7 +194,11 @@ impl Engine {
             std::net::IpAddr::V4(a) => Identity::Ipv4(a),
             std::net::IpAddr::V6(a) => Identity::Ipv6(a),
         });
-        IdPayload { protocol: 0, port: 0, identity }
+        IdPayload {
+            protocol: 0,
+            port: 0,
+            identity,
+        }
     }
 
     fn vendor_ids(peer: &Peer) -> Vec<Payload> {
@@ -216,11 +230,17 @@ impl Engine {
     /// Start an ISAKMP SA with `peer_name`; `waiting` connections start when it is up.
     pub(super) fn start_phase1(&mut self, peer_name: &str, waiting: Vec<String>) {
         let Some(peer) = self.peer_by_name(peer_name) else {
-            self.log(LogLevel::Error, format!("no phase 1 peer named {peer_name:?}"));
+            self.log(
+                LogLevel::Error,
+                format!("no phase 1 peer named {peer_name:?}"),
+            );
             return;
         };
         if peer.transforms.is_empty() {
-            self.log(LogLevel::Error, format!("peer {peer_name}: no phase 1 transforms configured"));
+            self.log(
+                LogLevel::Error,
+                format!("peer {peer_name}: no phase 1 transforms configured"),
+            );
             return;
         }
         let serial = self.serial();
@@ -241,7 +261,10 @@ impl Engine {
             }
         }
         let Some(sai_b) = body_of(&Payload::Sa(offer.clone())) else {
-            return self.log(LogLevel::Error, format!("peer {peer_name}: cannot encode our SA"));
+            return self.log(
+                LogLevel::Error,
+                format!("peer {peer_name}: cannot encode our SA"),
+            );
         };
         let p1 = Phase1 {
             serial,
@@ -288,11 +311,17 @@ impl Engine {
         };
         self.log(
             LogLevel::Info,
-            format!("initiating {:?} mode with peer {} at {}", peer.mode, peer.name, peer.address),
+            format!(
+                "initiating {:?} mode with peer {} at {}",
+                peer.mode, peer.name, peer.address
+            ),
         );
         self.by_cookies.insert((icookie, Cookie::default()), serial);
         self.phase1.insert(serial, p1);
-        self.timers.add(self.now + self.cfg.timers.exchange_max, Timer::P1Timeout { serial });
+        self.timers.add(
+            self.now + self.cfg.timers.exchange_max,
+            Timer::P1Timeout { serial },
+        );
         match peer.mode {
             Phase1Mode::Main => {
                 let mut payloads = vec![Payload::Sa(offer)];
@@ -313,20 +342,38 @@ impl Engine {
     }
 
     fn am_i1_keygen(&mut self, serial: u64, offer: SaPayload, r: CryptoResult) {
-        let Some((public, private)) = self.keypair(serial, r) else { return };
+        let Some((public, private)) = self.keypair(serial, r) else {
+            return;
+        };
         let ni = self.random_bytes(NONCE_LEN);
-        let Some(p1) = self.phase1.get_mut(&serial) else { return };
+        let Some(p1) = self.phase1.get_mut(&serial) else {
+            return;
+        };
         if p1.state != P1State::AmI1Wait {
             return;
         }
-        let Some(peer) = self.cfg.policy.peers.iter().find(|p| p.name == p1.peer).cloned() else { return };
+        let Some(peer) = self
+            .cfg
+            .policy
+            .peers
+            .iter()
+            .find(|p| p.name == p1.peer)
+            .cloned()
+        else {
+            return;
+        };
         p1.gxi = public.clone();
         p1.dh = Some(private);
         p1.ni_b = ni.clone();
         let id = Self::own_identity(&peer, p1.local);
         p1.id_own_b = body_of(&Payload::Id(id.clone())).unwrap_or_default();
         p1.state = P1State::AmI1Sent;
-        let mut payloads = vec![Payload::Sa(offer), Payload::Ke(public), Payload::Nonce(ni), Payload::Id(id)];
+        let mut payloads = vec![
+            Payload::Sa(offer),
+            Payload::Ke(public),
+            Payload::Nonce(ni),
+            Payload::Id(id),
+        ];
         payloads.extend(Self::vendor_ids(&peer));
         self.p1_send_plain(serial, payloads);
     }
@@ -336,7 +383,10 @@ impl Engine {
         match r {
             CryptoResult::DhKeyPair { public, private } => Some((public, private)),
             other => {
-                self.p1_fail(serial, format!("Diffie-Hellman key generation failed: {other:?}"));
+                self.p1_fail(
+                    serial,
+                    format!("Diffie-Hellman key generation failed: {other:?}"),
+                );
                 None
             }
         }
@@ -344,7 +394,9 @@ impl Engine {
 
     /// Send a cleartext phase-1 message and arm its retransmission.
     fn p1_send_plain(&mut self, serial: u64, payloads: Vec<Payload>) {
-        let Some(p1) = self.phase1.get(&serial) else { return };
+        let Some(p1) = self.phase1.get(&serial) else {
+            return;
+        };
         let exchange = match p1.mode {
             Phase1Mode::Main => ExchangeType::MAIN_MODE,
             Phase1Mode::Aggressive => ExchangeType::AGGRESSIVE,
@@ -358,7 +410,9 @@ impl Engine {
 
     /// Send an encrypted phase-1 message (Main Mode 5 and 6).
     fn p1_send_sealed(&mut self, serial: u64, payloads: Vec<Payload>, retransmit: bool) {
-        let Some(p1) = self.phase1.get(&serial) else { return };
+        let Some(p1) = self.phase1.get(&serial) else {
+            return;
+        };
         let Some(keys) = &p1.keys else { return };
         let Some(c) = &p1.chosen else { return };
         let header = Self::header_for(p1, ExchangeType::MAIN_MODE, 0, flags::ENCRYPTION);
@@ -374,7 +428,9 @@ impl Engine {
     }
 
     fn p1_send(&mut self, serial: u64, bytes: Vec<u8>, retransmit: bool) {
-        let Some(p1) = self.phase1.get_mut(&serial) else { return };
+        let Some(p1) = self.phase1.get_mut(&serial) else {
+            return;
+        };
         p1.last_sent = Some((p1.local, p1.remote, bytes.clone()));
         p1.retransmit_step += 1;
         p1.tries = 0;
@@ -382,32 +438,46 @@ impl Engine {
         let (from, to) = (p1.local, p1.remote);
         self.transmit(from, to, bytes);
         if retransmit {
-            self.timers.add(self.now + self.cfg.timers.retransmit_base, Timer::P1Retransmit { serial, step });
+            self.timers.add(
+                self.now + self.cfg.timers.retransmit_base,
+                Timer::P1Retransmit { serial, step },
+            );
         }
     }
 
     pub(super) fn p1_retransmit(&mut self, serial: u64, step: u32) {
         let retransmits = self.cfg.timers.retransmits;
         let base = self.cfg.timers.retransmit_base;
-        let Some(p1) = self.phase1.get_mut(&serial) else { return };
+        let Some(p1) = self.phase1.get_mut(&serial) else {
+            return;
+        };
         // A newer message (or completion) since this timer was armed makes it stale.
         if p1.retransmit_step != step || p1.state == P1State::Established {
             return;
         }
         if p1.tries >= retransmits {
-            let msg = format!("peer {} did not answer after {} retransmissions in {}", p1.peer, p1.tries, p1.state.name());
+            let msg = format!(
+                "peer {} did not answer after {} retransmissions in {}",
+                p1.peer,
+                p1.tries,
+                p1.state.name()
+            );
             self.p1_fail(serial, msg);
             return;
         }
         p1.tries += 1;
         let tries = p1.tries;
         if let Some((from, to, bytes)) = p1.last_sent.clone() {
-            self.debug(format!("retransmitting phase 1 message to {to} (try {tries})"));
+            self.debug(format!(
+                "retransmitting phase 1 message to {to} (try {tries})"
+            ));
             let bytes = self.with_marker(from, bytes);
-            self.out.push_back(super::Output::Transmit(super::Transmit { from, to, bytes }));
+            self.out
+                .push_back(super::Output::Transmit(super::Transmit { from, to, bytes }));
         }
         let delay = base.saturating_mul(1u32 << tries.min(16));
-        self.timers.add(self.now + delay, Timer::P1Retransmit { serial, step });
+        self.timers
+            .add(self.now + delay, Timer::P1Retransmit { serial, step });
     }
 
     /// `last_sent` holds the message without the non-ESP marker; add it when resending.
@@ -433,7 +503,10 @@ impl Engine {
     /// Abandon a phase-1 exchange that cannot complete.
     pub(super) fn p1_fail(&mut self, serial: u64, reason: String) {
         if let Some(p1) = self.phase1.remove(&serial) {
-            self.log(LogLevel::Warning, format!("phase 1 with {} ({}) failed: {reason}", p1.peer, p1.remote));
+            self.log(
+                LogLevel::Warning,
+                format!("phase 1 with {} ({}) failed: {reason}", p1.peer, p1.remote),
+            );
             self.by_cookies.remove(&(p1.icookie, p1.rcookie));
             self.by_cookies.remove(&(p1.icookie, Cookie::default()));
             self.quick.retain(|(s, _), _| *s != serial);
@@ -441,7 +514,13 @@ impl Engine {
     }
 
     /// A Main or Aggressive Mode message arrived.
-    pub(super) fn phase1_datagram(&mut self, local: SocketAddr, remote: SocketAddr, header: &Header, bytes: &[u8]) {
+    pub(super) fn phase1_datagram(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        header: &Header,
+        bytes: &[u8],
+    ) {
         let key = (header.initiator_cookie, header.responder_cookie);
         let serial = match self.by_cookies.get(&key) {
             Some(s) => *s,
@@ -454,34 +533,50 @@ impl Engine {
             }
             None => {
                 // The responder's first reply names its cookie for the first time.
-                let Some(&s) = self.by_cookies.get(&(header.initiator_cookie, Cookie::default())) else {
-                    self.debug(format!("dropping phase 1 message from {remote}: no state for its cookies"));
+                let Some(&s) = self
+                    .by_cookies
+                    .get(&(header.initiator_cookie, Cookie::default()))
+                else {
+                    self.debug(format!(
+                        "dropping phase 1 message from {remote}: no state for its cookies"
+                    ));
                     return;
                 };
-                let ok = self
-                    .phase1
-                    .get(&s)
-                    .is_some_and(|p| p.role == Role::Initiator && matches!(p.state, P1State::MmI1Sent | P1State::AmI1Sent));
+                let ok = self.phase1.get(&s).is_some_and(|p| {
+                    p.role == Role::Initiator
+                        && matches!(p.state, P1State::MmI1Sent | P1State::AmI1Sent)
+                });
                 if !ok {
-                    self.debug(format!("dropping phase 1 message from {remote}: responder cookie mismatch"));
+                    self.debug(format!(
+                        "dropping phase 1 message from {remote}: responder cookie mismatch"
+                    ));
                     return;
                 }
                 if let Some(p) = self.phase1.get_mut(&s) {
                     p.rcookie = header.responder_cookie;
                 }
-                self.by_cookies.remove(&(header.initiator_cookie, Cookie::default()));
+                self.by_cookies
+                    .remove(&(header.initiator_cookie, Cookie::default()));
                 self.by_cookies.insert(key, s);
                 s
             }
         };
         let digest = sha1(bytes);
-        let Some(p1) = self.phase1.get_mut(&serial) else { return };
+        let Some(p1) = self.phase1.get_mut(&serial) else {
+            return;
+        };
         if p1.last_received == digest {
             // A retransmission: the peer missed our answer, so send it again.
             if let Some((from, to, b)) = p1.last_sent.clone() {
-                self.debug(format!("duplicate phase 1 message from {remote}: resending our last message"));
+                self.debug(format!(
+                    "duplicate phase 1 message from {remote}: resending our last message"
+                ));
                 let b = self.with_marker(from, b);
-                self.out.push_back(super::Output::Transmit(super::Transmit { from, to, bytes: b }));
+                self.out.push_back(super::Output::Transmit(super::Transmit {
+                    from,
+                    to,
+                    bytes: b,
+                }));
             }
             return;
         }
@@ -490,7 +585,9 @@ impl Engine {
             _ => Phase1Mode::Aggressive,
         };
         if p1.mode != expected_mode {
-            self.debug(format!("dropping phase 1 message from {remote}: exchange type does not match the SA"));
+            self.debug(format!(
+                "dropping phase 1 message from {remote}: exchange type does not match the SA"
+            ));
             return;
         }
         // The peer floated to the NAT-T port (RFC 3947 4): follow it.
@@ -512,7 +609,10 @@ impl Engine {
                     p.deferred = Some((local, remote, bytes.to_vec()));
                 }
             }
-            s => self.debug(format!("ignoring phase 1 message from {remote} in state {}", s.name())),
+            s => self.debug(format!(
+                "ignoring phase 1 message from {remote} in state {}",
+                s.name()
+            )),
         }
     }
 
@@ -522,22 +622,46 @@ impl Engine {
             self.debug("dropping encrypted phase 1 message where cleartext was expected".into());
             return None;
         }
-        match parse_all(header.next_payload, &bytes[crate::codec::HEADER_LEN..], false) {
+        match parse_all(
+            header.next_payload,
+            &bytes[crate::codec::HEADER_LEN..],
+            false,
+        ) {
             Ok((_, payloads)) => Some(payloads),
             Err(e) => {
-                let peer = self.phase1.get(&serial).map(|p| p.peer.clone()).unwrap_or_default();
-                self.log(LogLevel::Notice, format!("malformed phase 1 message from {peer}: {e}"));
+                let peer = self
+                    .phase1
+                    .get(&serial)
+                    .map(|p| p.peer.clone())
+                    .unwrap_or_default();
+                self.log(
+                    LogLevel::Notice,
+                    format!("malformed phase 1 message from {peer}: {e}"),
+                );
                 None
             }
         }
     }
 
     /// Decrypt an encrypted phase-1 message; returns the payloads, their raw body and the next IV.
-    fn p1_decrypt(&mut self, serial: u64, header: &Header, bytes: &[u8]) -> Option<(Vec<Payload>, Vec<u8>)> {
+    fn p1_decrypt(
+        &mut self,
+        serial: u64,
+        header: &Header,
+        bytes: &[u8],
+    ) -> Option<(Vec<Payload>, Vec<u8>)> {
         let p1 = self.phase1.get(&serial)?;
-        let (Some(keys), Some(c)) = (&p1.keys, &p1.chosen) else { return None };
+        let (Some(keys), Some(c)) = (&p1.keys, &p1.chosen) else {
+            return None;
+        };
         if header.flags & flags::ENCRYPTION == 0 {
-            self.log(LogLevel::Notice, format!("dropping unencrypted message from {} where encryption is required", p1.peer));
+            self.log(
+                LogLevel::Notice,
+                format!(
+                    "dropping unencrypted message from {} where encryption is required",
+                    p1.peer
+                ),
+            );
             return None;
         }
         let peer = p1.peer.clone();
@@ -549,36 +673,60 @@ impl Engine {
             Err(e) => {
                 // With a pre-shared key, garbage after decryption almost always means the two
                 // sides hold different keys: say so, as pluto does.
-                let hint = if psk { " (probable authentication failure: mismatch of pre-shared keys?)" } else { "" };
-                self.log(LogLevel::Warning, format!("cannot decrypt phase 1 message from {peer}: {e}{hint}"));
+                let hint = if psk {
+                    " (probable authentication failure: mismatch of pre-shared keys?)"
+                } else {
+                    ""
+                };
+                self.log(
+                    LogLevel::Warning,
+                    format!("cannot decrypt phase 1 message from {peer}: {e}{hint}"),
+                );
                 None
             }
         }
     }
 
     fn mm_i_r1(&mut self, serial: u64, header: &Header, bytes: &[u8], digest: Vec<u8>) {
-        let Some(payloads) = self.p1_parse(serial, header, bytes) else { return };
-        let Some(p1) = self.phase1.get(&serial) else { return };
-        let Some(peer) = self.peer_by_name(&p1.peer) else { return };
+        let Some(payloads) = self.p1_parse(serial, header, bytes) else {
+            return;
+        };
+        let Some(p1) = self.phase1.get(&serial) else {
+            return;
+        };
+        let Some(peer) = self.peer_by_name(&p1.peer) else {
+            return;
+        };
         let Some(Payload::Sa(sa)) = payloads.iter().find(|p| matches!(p, Payload::Sa(_))) else {
-            self.log(LogLevel::Notice, format!("Main Mode reply from {} has no SA payload", peer.name));
+            self.log(
+                LogLevel::Notice,
+                format!("Main Mode reply from {} has no SA payload", peer.name),
+            );
             return;
         };
         let chosen = match policy::accept_phase1_reply(sa, &peer.transforms) {
             Ok(c) => c,
             Err(m) => {
-                self.p1_fail(serial, format!("responder's choice is not one we offered: {m}"));
+                self.p1_fail(
+                    serial,
+                    format!("responder's choice is not one we offered: {m}"),
+                );
                 return;
             }
         };
         let group = chosen.transform.group;
-        let Some(p1) = self.phase1.get_mut(&serial) else { return };
+        let Some(p1) = self.phase1.get_mut(&serial) else {
+            return;
+        };
         Self::note_vendor_ids(p1, &payloads);
         p1.chosen = Some(chosen);
         p1.last_received = digest;
         p1.state = P1State::MmI2Wait;
         p1.retransmit_step += 1;
-        self.crypto(CryptoRequest::DhKeygen { group }, Box::new(move |e, r| e.mm_i2_send(serial, r)));
+        self.crypto(
+            CryptoRequest::DhKeygen { group },
+            Box::new(move |e, r| e.mm_i2_send(serial, r)),
+        );
     }
 
     /// NAT-D payloads for a message: the peer's address first, then ours (RFC 3947 3.2).
@@ -586,14 +734,22 @@ impl Engine {
         let Some(v) = p1.natt else { return Vec::new() };
         let draft = v == NatTVersion::Draft;
         vec![
-            Payload::NatD { hash: nat_d(hash, &p1.icookie, &p1.rcookie, p1.remote), draft },
-            Payload::NatD { hash: nat_d(hash, &p1.icookie, &p1.rcookie, p1.local), draft },
+            Payload::NatD {
+                hash: nat_d(hash, &p1.icookie, &p1.rcookie, p1.remote),
+                draft,
+            },
+            Payload::NatD {
+                hash: nat_d(hash, &p1.icookie, &p1.rcookie, p1.local),
+                draft,
+            },
         ]
     }
 
     /// Compare the peer's NAT-D payloads with the addresses we see (RFC 3947 3.2).
     fn detect_nat(&mut self, serial: u64, payloads: &[Payload]) {
-        let Some(p1) = self.phase1.get_mut(&serial) else { return };
+        let Some(p1) = self.phase1.get_mut(&serial) else {
+            return;
+        };
         let Some(h) = p1.hash_alg() else { return };
         if p1.natt.is_none() {
             return;
@@ -630,7 +786,9 @@ impl Engine {
     /// After NAT is detected, IKE moves to the NAT-T port (RFC 3947 4).
     fn float(&mut self, serial: u64) {
         let natt_port = self.cfg.natt_port;
-        let Some(p1) = self.phase1.get_mut(&serial) else { return };
+        let Some(p1) = self.phase1.get_mut(&serial) else {
+            return;
+        };
         if (p1.nat_local || p1.nat_remote) && p1.local.port() != natt_port {
             p1.local.set_port(natt_port);
             p1.remote.set_port(natt_port);
@@ -638,9 +796,13 @@ impl Engine {
     }
 
     fn mm_i2_send(&mut self, serial: u64, r: CryptoResult) {
-        let Some((public, private)) = self.keypair(serial, r) else { return };
+        let Some((public, private)) = self.keypair(serial, r) else {
+            return;
+        };
         let ni = self.random_bytes(NONCE_LEN);
-        let Some(p1) = self.phase1.get_mut(&serial) else { return };
+        let Some(p1) = self.phase1.get_mut(&serial) else {
+            return;
+        };
         if p1.state != P1State::MmI2Wait {
             return;
         }
@@ -655,12 +817,19 @@ impl Engine {
     }
 
     fn mm_i_r2(&mut self, serial: u64, header: &Header, bytes: &[u8], digest: Vec<u8>) {
-        let Some(payloads) = self.p1_parse(serial, header, bytes) else { return };
-        let (Some(ke), Some(nonce)) = (find_ke(&payloads), find_nonce(&payloads)) else {
-            self.log(LogLevel::Notice, "Main Mode message 4 lacks KE or nonce".into());
+        let Some(payloads) = self.p1_parse(serial, header, bytes) else {
             return;
         };
-        let Some(p1) = self.phase1.get_mut(&serial) else { return };
+        let (Some(ke), Some(nonce)) = (find_ke(&payloads), find_nonce(&payloads)) else {
+            self.log(
+                LogLevel::Notice,
+                "Main Mode message 4 lacks KE or nonce".into(),
+            );
+            return;
+        };
+        let Some(p1) = self.phase1.get_mut(&serial) else {
+            return;
+        };
         p1.gxr = ke.to_vec();
         p1.nr_b = nonce.to_vec();
         p1.last_received = digest;
@@ -672,8 +841,10 @@ impl Engine {
 
     /// g^xy, then SKEYID (from the helper for a pre-shared key), then SKEYID_d/a/e and the
     /// IV; `then` runs when all are ready.
-    pub(super) fn derive_keys(&mut self, serial: u64, then: Box<dyn FnOnce(&mut Engine, u64) + Send>) {
-        let Some(p1) = self.phase1.get_mut(&serial) else { return };
+    pub(super) fn derive_keys(&mut self, serial: u64, then: Step) {
+        let Some(p1) = self.phase1.get_mut(&serial) else {
+            return;
+        };
         let Some(c) = &p1.chosen else { return };
         let group = c.transform.group;
         let peer_public = match p1.role {
@@ -682,29 +853,44 @@ impl Engine {
         };
         let Some(private) = p1.dh.take() else { return };
         self.crypto(
-            CryptoRequest::DhDerive { group, private, peer_public },
+            CryptoRequest::DhDerive {
+                group,
+                private,
+                peer_public,
+            },
             Box::new(move |e, r| {
                 let gxy = match r {
                     CryptoResult::DhShared(s) => s,
                     other => return e.p1_fail(serial, format!("Diffie-Hellman failed: {other:?}")),
                 };
                 let peer = e.phase1.get(&serial).and_then(|p| e.peer_by_name(&p.peer));
-                let Some(p1) = e.phase1.get_mut(&serial) else { return };
+                let Some(p1) = e.phase1.get_mut(&serial) else {
+                    return;
+                };
                 let Some(c) = &p1.chosen else { return };
                 let prf_alg = c.transform.hash;
                 match c.transform.auth {
                     AuthMethod::PreShared => {
                         let Some(peer) = peer else { return };
                         let Credentials::PreShared { secret } = peer.credentials else {
-                            return e.p1_fail(serial, "peer has no pre-shared key configured".into());
+                            return e
+                                .p1_fail(serial, "peer has no pre-shared key configured".into());
                         };
                         let (ni_b, nr_b) = (p1.ni_b.clone(), p1.nr_b.clone());
                         p1.gxy = Some(gxy);
                         e.crypto(
-                            CryptoRequest::SkeyidPsk { prf: prf_alg, secret, ni_b, nr_b },
+                            CryptoRequest::SkeyidPsk {
+                                prf: prf_alg,
+                                secret,
+                                ni_b,
+                                nr_b,
+                            },
                             Box::new(move |e, r| match r {
                                 CryptoResult::Skeyid(s) => e.finish_keys(serial, s, then),
-                                other => e.p1_fail(serial, format!("SKEYID computation failed: {other:?}")),
+                                other => e.p1_fail(
+                                    serial,
+                                    format!("SKEYID computation failed: {other:?}"),
+                                ),
                             }),
                         );
                     }
@@ -718,9 +904,13 @@ impl Engine {
         );
     }
 
-    fn finish_keys(&mut self, serial: u64, skeyid: Secret, then: Box<dyn FnOnce(&mut Engine, u64) + Send>) {
-        let Some(p1) = self.phase1.get_mut(&serial) else { return };
-        let (Some(c), Some(gxy)) = (&p1.chosen, &p1.gxy) else { return };
+    fn finish_keys(&mut self, serial: u64, skeyid: Secret, then: Step) {
+        let Some(p1) = self.phase1.get_mut(&serial) else {
+            return;
+        };
+        let (Some(c), Some(gxy)) = (&p1.chosen, &p1.gxy) else {
+            return;
+        };
         let keys = phase1_keys(
             c.transform.hash,
             c.transform.hash,
@@ -750,12 +940,26 @@ impl Engine {
         let (c, skeyid) = (p1.chosen.as_ref()?, p1.skeyid.as_ref()?);
         let h = c.transform.hash;
         Some(match p1.role {
-            Role::Initiator => {
-                hash_i(h, skeyid, &p1.gxi, &p1.gxr, &p1.icookie.0, &p1.rcookie.0, &p1.sai_b, &p1.id_own_b)
-            }
-            Role::Responder => {
-                hash_r(h, skeyid, &p1.gxr, &p1.gxi, &p1.rcookie.0, &p1.icookie.0, &p1.sai_b, &p1.id_own_b)
-            }
+            Role::Initiator => hash_i(
+                h,
+                skeyid,
+                &p1.gxi,
+                &p1.gxr,
+                &p1.icookie.0,
+                &p1.rcookie.0,
+                &p1.sai_b,
+                &p1.id_own_b,
+            ),
+            Role::Responder => hash_r(
+                h,
+                skeyid,
+                &p1.gxr,
+                &p1.gxi,
+                &p1.rcookie.0,
+                &p1.icookie.0,
+                &p1.sai_b,
+                &p1.id_own_b,
+            ),
         })
     }
 
@@ -764,25 +968,45 @@ impl Engine {
         let (c, skeyid) = (p1.chosen.as_ref()?, p1.skeyid.as_ref()?);
         let h = c.transform.hash;
         Some(match p1.role {
-            Role::Initiator => {
-                hash_r(h, skeyid, &p1.gxr, &p1.gxi, &p1.rcookie.0, &p1.icookie.0, &p1.sai_b, &p1.id_peer_b)
-            }
-            Role::Responder => {
-                hash_i(h, skeyid, &p1.gxi, &p1.gxr, &p1.icookie.0, &p1.rcookie.0, &p1.sai_b, &p1.id_peer_b)
-            }
+            Role::Initiator => hash_r(
+                h,
+                skeyid,
+                &p1.gxr,
+                &p1.gxi,
+                &p1.rcookie.0,
+                &p1.icookie.0,
+                &p1.sai_b,
+                &p1.id_peer_b,
+            ),
+            Role::Responder => hash_i(
+                h,
+                skeyid,
+                &p1.gxi,
+                &p1.gxr,
+                &p1.icookie.0,
+                &p1.rcookie.0,
+                &p1.sai_b,
+                &p1.id_peer_b,
+            ),
         })
     }
 
     /// Our authentication payload: HASH for a pre-shared key, SIG (signed by a helper) for RSA;
     /// `then` gets the payload.
-    fn own_auth(&mut self, serial: u64, then: Box<dyn FnOnce(&mut Engine, u64, Payload) + Send>) {
-        let Some(p1) = self.phase1.get(&serial) else { return };
-        let Some(hash) = Self::own_hash(p1) else { return };
+    fn own_auth(&mut self, serial: u64, then: AuthStep) {
+        let Some(p1) = self.phase1.get(&serial) else {
+            return;
+        };
+        let Some(hash) = Self::own_hash(p1) else {
+            return;
+        };
         let Some(c) = &p1.chosen else { return };
         match c.transform.auth {
             AuthMethod::PreShared => then(self, serial, Payload::Hash(hash)),
             AuthMethod::RsaSig => {
-                let Some(peer) = self.peer_by_name(&p1.peer) else { return };
+                let Some(peer) = self.peer_by_name(&p1.peer) else {
+                    return;
+                };
                 let Credentials::RsaSig { secret, .. } = peer.credentials else {
                     return self.p1_fail(serial, "peer has no RSA key configured".into());
                 };
@@ -798,15 +1022,13 @@ impl Engine {
     }
 
     /// Check the peer's ID and authentication payloads; `then` runs if they are good.
-    fn check_peer_auth(
-        &mut self,
-        serial: u64,
-        payloads: &[Payload],
-        id_body: Vec<u8>,
-        then: Box<dyn FnOnce(&mut Engine, u64) + Send>,
-    ) {
-        let Some(p1) = self.phase1.get(&serial) else { return };
-        let Some(peer) = self.peer_by_name(&p1.peer) else { return };
+    fn check_peer_auth(&mut self, serial: u64, payloads: &[Payload], id_body: Vec<u8>, then: Step) {
+        let Some(p1) = self.phase1.get(&serial) else {
+            return;
+        };
+        let Some(peer) = self.peer_by_name(&p1.peer) else {
+            return;
+        };
         let Some(c) = p1.chosen.clone() else { return };
         let Some(id) = payloads.iter().find_map(|p| match p {
             Payload::Id(i) => Some(i.clone()),
@@ -818,25 +1040,35 @@ impl Engine {
             if *expected != id.identity {
                 return self.p1_fail(
                     serial,
-                    format!("peer {} claims identity {:?}, configured Remote-ID is {:?}", peer.name, id.identity, expected),
+                    format!(
+                        "peer {} claims identity {:?}, configured Remote-ID is {:?}",
+                        peer.name, id.identity, expected
+                    ),
                 );
             }
         }
         let initial_contact = payloads.iter().any(
             |p| matches!(p, Payload::Notify(n) if n.notify_type == NotifyType::INITIAL_CONTACT),
         );
-        let Some(p1) = self.phase1.get_mut(&serial) else { return };
+        let Some(p1) = self.phase1.get_mut(&serial) else {
+            return;
+        };
         p1.id_peer_b = id_body;
         p1.id_peer = Some(id);
         p1.initial_contact |= initial_contact;
-        let Some(expected) = Self::peer_hash(p1) else { return };
+        let Some(expected) = Self::peer_hash(p1) else {
+            return;
+        };
         match c.transform.auth {
             AuthMethod::PreShared => {
                 let got = payloads.iter().find_map(|p| match p {
                     Payload::Hash(h) => Some(h.clone()),
                     _ => None,
                 });
-                if got.as_deref().is_some_and(|g| super::protect::ct_eq(g, &expected)) {
+                if got
+                    .as_deref()
+                    .is_some_and(|g| super::protect::ct_eq(g, &expected))
+                {
                     then(self, serial);
                 } else {
                     self.log(
@@ -853,15 +1085,32 @@ impl Engine {
                 }) else {
                     return self.p1_fail(serial, "peer sent no signature".into());
                 };
-                let Credentials::RsaSig { peer_public_key: Some(public_key), .. } = peer.credentials else {
-                    return self.p1_fail(serial, format!("no public key configured for peer {}", peer.name));
+                let Credentials::RsaSig {
+                    peer_public_key: Some(public_key),
+                    ..
+                } = peer.credentials
+                else {
+                    return self.p1_fail(
+                        serial,
+                        format!("no public key configured for peer {}", peer.name),
+                    );
                 };
                 self.crypto(
-                    CryptoRequest::RsaVerify { public_key, hash: expected, sig },
+                    CryptoRequest::RsaVerify {
+                        public_key,
+                        hash: expected,
+                        sig,
+                    },
                     Box::new(move |e, r| match r {
                         CryptoResult::Verified(true) => then(e, serial),
                         other => {
-                            e.log(LogLevel::Warning, format!("RSA signature of peer {} is not valid: {other:?}", peer.name));
+                            e.log(
+                                LogLevel::Warning,
+                                format!(
+                                    "RSA signature of peer {} is not valid: {other:?}",
+                                    peer.name
+                                ),
+                            );
                             e.p1_fail(serial, "authentication failed".into());
                         }
                     }),
@@ -872,15 +1121,31 @@ impl Engine {
 
     fn mm_i3_send(&mut self, serial: u64) {
         self.float(serial);
-        let Some(p1) = self.phase1.get_mut(&serial) else { return };
-        let Some(peer) = self.cfg.policy.peers.iter().find(|p| p.name == p1.peer).cloned() else { return };
+        let Some(p1) = self.phase1.get_mut(&serial) else {
+            return;
+        };
+        let Some(peer) = self
+            .cfg
+            .policy
+            .peers
+            .iter()
+            .find(|p| p.name == p1.peer)
+            .cloned()
+        else {
+            return;
+        };
         let id = Self::own_identity(&peer, p1.local);
         p1.id_own_b = body_of(&Payload::Id(id.clone())).unwrap_or_default();
-        let first_contact = !self.phase1.values().any(|o| o.peer == peer.name && o.state == P1State::Established);
+        let first_contact = !self
+            .phase1
+            .values()
+            .any(|o| o.peer == peer.name && o.state == P1State::Established);
         self.own_auth(
             serial,
             Box::new(move |e, serial, auth| {
-                let Some(p1) = e.phase1.get_mut(&serial) else { return };
+                let Some(p1) = e.phase1.get_mut(&serial) else {
+                    return;
+                };
                 p1.state = P1State::MmI3Sent;
                 let mut payloads = vec![Payload::Id(id), auth];
                 if first_contact {
@@ -892,9 +1157,14 @@ impl Engine {
     }
 
     fn mm_i_r3(&mut self, serial: u64, header: &Header, bytes: &[u8], digest: Vec<u8>) {
-        let Some((payloads, iv)) = self.p1_decrypt(serial, header, bytes) else { return };
+        let Some((payloads, iv)) = self.p1_decrypt(serial, header, bytes) else {
+            return;
+        };
         let Some(id_body) = id_body_of(&payloads) else {
-            return self.log(LogLevel::Notice, "Main Mode message 6 has no ID payload".into());
+            return self.log(
+                LogLevel::Notice,
+                "Main Mode message 6 has no ID payload".into(),
+            );
         };
         self.check_peer_auth(
             serial,
@@ -911,14 +1181,36 @@ impl Engine {
     }
 
     /// A first Main or Aggressive Mode message from a peer: become the responder.
-    fn p1_new_responder(&mut self, local: SocketAddr, remote: SocketAddr, header: &Header, bytes: &[u8]) {
-        let payloads = match parse_all(header.next_payload, &bytes[crate::codec::HEADER_LEN..], false) {
+    fn p1_new_responder(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        header: &Header,
+        bytes: &[u8],
+    ) {
+        let payloads = match parse_all(
+            header.next_payload,
+            &bytes[crate::codec::HEADER_LEN..],
+            false,
+        ) {
             Ok((_, p)) => p,
-            Err(e) => return self.log(LogLevel::Notice, format!("malformed first phase 1 message from {remote}: {e}")),
+            Err(e) => {
+                return self.log(
+                    LogLevel::Notice,
+                    format!("malformed first phase 1 message from {remote}: {e}"),
+                )
+            }
         };
-        let mode = if header.exchange == ExchangeType::MAIN_MODE { Phase1Mode::Main } else { Phase1Mode::Aggressive };
+        let mode = if header.exchange == ExchangeType::MAIN_MODE {
+            Phase1Mode::Main
+        } else {
+            Phase1Mode::Aggressive
+        };
         let Some(Payload::Sa(sa)) = payloads.iter().find(|p| matches!(p, Payload::Sa(_))) else {
-            return self.log(LogLevel::Notice, format!("first phase 1 message from {remote} has no SA payload"));
+            return self.log(
+                LogLevel::Notice,
+                format!("first phase 1 message from {remote} has no SA payload"),
+            );
         };
         // Aggressive Mode names the peer in its first message; Main Mode only by address.
         let by_id = payloads.iter().find_map(|p| match p {
@@ -938,7 +1230,10 @@ impl Engine {
         if peer.mode != mode {
             self.log(
                 LogLevel::Notice,
-                format!("{mode:?} Mode from {remote}: peer {} is configured for {:?} Mode", peer.name, peer.mode),
+                format!(
+                    "{mode:?} Mode from {remote}: peer {} is configured for {:?} Mode",
+                    peer.name, peer.mode
+                ),
             );
             return;
         }
@@ -946,13 +1241,24 @@ impl Engine {
         let chosen = match self.cfg.policy.choose_phase1_for(&peer, sa) {
             Ok(c) => c,
             Err(m) => {
-                self.log(LogLevel::Warning, format!("{mode:?} Mode from {remote} (peer {}): {m}", peer.name));
-                self.notify_plain(local, remote, header.initiator_cookie, rcookie, NotifyType::NO_PROPOSAL_CHOSEN);
+                self.log(
+                    LogLevel::Warning,
+                    format!("{mode:?} Mode from {remote} (peer {}): {m}", peer.name),
+                );
+                self.notify_plain(
+                    local,
+                    remote,
+                    header.initiator_cookie,
+                    rcookie,
+                    NotifyType::NO_PROPOSAL_CHOSEN,
+                );
                 return;
             }
         };
         let serial = self.serial();
-        let Some(sai_b) = body_of(&Payload::Sa(sa.clone())) else { return };
+        let Some(sai_b) = body_of(&Payload::Sa(sa.clone())) else {
+            return;
+        };
         let mut p1 = Phase1 {
             serial,
             peer: peer.name.clone(),
@@ -1002,11 +1308,17 @@ impl Engine {
         }
         // The SA we answer with: the one proposal and the one transform we chose, as offered.
         let Some(reply_sa) = policy::phase1_reply_sa(sa, &chosen) else {
-            return self.log(LogLevel::Error, format!("cannot build the reply SA for {remote}"));
+            return self.log(
+                LogLevel::Error,
+                format!("cannot build the reply SA for {remote}"),
+            );
         };
         self.by_cookies.insert((p1.icookie, p1.rcookie), serial);
         self.phase1.insert(serial, p1);
-        self.timers.add(self.now + self.cfg.timers.exchange_max, Timer::P1Timeout { serial });
+        self.timers.add(
+            self.now + self.cfg.timers.exchange_max,
+            Timer::P1Timeout { serial },
+        );
         match mode {
             Phase1Mode::Main => {
                 let mut out = vec![Payload::Sa(reply_sa)];
@@ -1015,7 +1327,8 @@ impl Engine {
             }
             Phase1Mode::Aggressive => {
                 let (Some(ke), Some(nonce)) = (find_ke(&payloads), find_nonce(&payloads)) else {
-                    return self.p1_fail(serial, "Aggressive Mode message 1 lacks KE or nonce".into());
+                    return self
+                        .p1_fail(serial, "Aggressive Mode message 1 lacks KE or nonce".into());
                 };
                 let Some(id_body) = id_body_of(&payloads) else {
                     return self.p1_fail(serial, "Aggressive Mode message 1 lacks an ID".into());
@@ -1026,10 +1339,15 @@ impl Engine {
                 });
                 if let Some(expected) = &peer.remote_id {
                     if id.as_ref().map(|i| &i.identity) != Some(expected) {
-                        return self.p1_fail(serial, format!("peer identity {id:?} is not the configured Remote-ID"));
+                        return self.p1_fail(
+                            serial,
+                            format!("peer identity {id:?} is not the configured Remote-ID"),
+                        );
                     }
                 }
-                let Some(p1) = self.phase1.get_mut(&serial) else { return };
+                let Some(p1) = self.phase1.get_mut(&serial) else {
+                    return;
+                };
                 p1.gxi = ke.to_vec();
                 p1.ni_b = nonce.to_vec();
                 p1.id_peer_b = id_body;
@@ -1045,7 +1363,14 @@ impl Engine {
     }
 
     /// An unauthenticated notification (before any key exists), as RFC 2408 allows.
-    fn notify_plain(&mut self, local: SocketAddr, remote: SocketAddr, icookie: Cookie, rcookie: Cookie, t: NotifyType) {
+    fn notify_plain(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        icookie: Cookie,
+        rcookie: Cookie,
+        t: NotifyType,
+    ) {
         let header = Header {
             initiator_cookie: icookie,
             responder_cookie: rcookie,
@@ -1069,12 +1394,21 @@ impl Engine {
     }
 
     fn mm_r_i2(&mut self, serial: u64, header: &Header, bytes: &[u8], digest: Vec<u8>) {
-        let Some(payloads) = self.p1_parse(serial, header, bytes) else { return };
-        let (Some(ke), Some(nonce)) = (find_ke(&payloads), find_nonce(&payloads)) else {
-            return self.log(LogLevel::Notice, "Main Mode message 3 lacks KE or nonce".into());
+        let Some(payloads) = self.p1_parse(serial, header, bytes) else {
+            return;
         };
-        let Some(p1) = self.phase1.get_mut(&serial) else { return };
-        let Some(group) = p1.chosen.as_ref().map(|c| c.transform.group) else { return };
+        let (Some(ke), Some(nonce)) = (find_ke(&payloads), find_nonce(&payloads)) else {
+            return self.log(
+                LogLevel::Notice,
+                "Main Mode message 3 lacks KE or nonce".into(),
+            );
+        };
+        let Some(p1) = self.phase1.get_mut(&serial) else {
+            return;
+        };
+        let Some(group) = p1.chosen.as_ref().map(|c| c.transform.group) else {
+            return;
+        };
         p1.gxi = ke.to_vec();
         p1.ni_b = nonce.to_vec();
         p1.last_received = digest;
@@ -1084,9 +1418,13 @@ impl Engine {
         self.crypto(
             CryptoRequest::DhKeygen { group },
             Box::new(move |e, r| {
-                let Some((public, private)) = e.keypair(serial, r) else { return };
+                let Some((public, private)) = e.keypair(serial, r) else {
+                    return;
+                };
                 let nr = e.random_bytes(NONCE_LEN);
-                let Some(p1) = e.phase1.get_mut(&serial) else { return };
+                let Some(p1) = e.phase1.get_mut(&serial) else {
+                    return;
+                };
                 p1.gxr = public.clone();
                 p1.dh = Some(private);
                 p1.nr_b = nr.clone();
@@ -1106,10 +1444,23 @@ impl Engine {
         );
     }
 
-    fn mm_r_i3(&mut self, serial: u64, local: SocketAddr, remote: SocketAddr, header: &Header, bytes: &[u8], digest: Vec<u8>) {
-        let Some((payloads, iv)) = self.p1_decrypt(serial, header, bytes) else { return };
+    fn mm_r_i3(
+        &mut self,
+        serial: u64,
+        local: SocketAddr,
+        remote: SocketAddr,
+        header: &Header,
+        bytes: &[u8],
+        digest: Vec<u8>,
+    ) {
+        let Some((payloads, iv)) = self.p1_decrypt(serial, header, bytes) else {
+            return;
+        };
         let Some(id_body) = id_body_of(&payloads) else {
-            return self.log(LogLevel::Notice, "Main Mode message 5 has no ID payload".into());
+            return self.log(
+                LogLevel::Notice,
+                "Main Mode message 5 has no ID payload".into(),
+            );
         };
         if let Some(p1) = self.phase1.get_mut(&serial) {
             p1.state = P1State::MmR3Wait;
@@ -1120,7 +1471,9 @@ impl Engine {
             id_body,
             Box::new(move |e, serial| {
                 let peer = e.phase1.get(&serial).and_then(|p| e.peer_by_name(&p.peer));
-                let Some(p1) = e.phase1.get_mut(&serial) else { return };
+                let Some(p1) = e.phase1.get_mut(&serial) else {
+                    return;
+                };
                 p1.iv = iv;
                 p1.last_received = digest;
                 p1.local = local;
@@ -1140,13 +1493,26 @@ impl Engine {
     }
 
     fn am_r1_keygen(&mut self, serial: u64, reply_sa: SaPayload, r: CryptoResult) {
-        let Some((public, private)) = self.keypair(serial, r) else { return };
+        let Some((public, private)) = self.keypair(serial, r) else {
+            return;
+        };
         let nr = self.random_bytes(NONCE_LEN);
-        let Some(p1) = self.phase1.get_mut(&serial) else { return };
+        let Some(p1) = self.phase1.get_mut(&serial) else {
+            return;
+        };
         p1.gxr = public.clone();
         p1.dh = Some(private);
         p1.nr_b = nr.clone();
-        let Some(peer) = self.cfg.policy.peers.iter().find(|p| p.name == p1.peer).cloned() else { return };
+        let Some(peer) = self
+            .cfg
+            .policy
+            .peers
+            .iter()
+            .find(|p| p.name == p1.peer)
+            .cloned()
+        else {
+            return;
+        };
         let id = Self::own_identity(&peer, p1.local);
         p1.id_own_b = body_of(&Payload::Id(id.clone())).unwrap_or_default();
         self.derive_keys(
@@ -1155,10 +1521,17 @@ impl Engine {
                 e.own_auth(
                     serial,
                     Box::new(move |e, serial, auth| {
-                        let Some(p1) = e.phase1.get_mut(&serial) else { return };
+                        let Some(p1) = e.phase1.get_mut(&serial) else {
+                            return;
+                        };
                         p1.state = P1State::AmR1Sent;
                         let h = p1.hash_alg().unwrap_or(HashAlg::Sha1);
-                        let mut out = vec![Payload::Sa(reply_sa), Payload::Ke(public), Payload::Nonce(nr), Payload::Id(id)];
+                        let mut out = vec![
+                            Payload::Sa(reply_sa),
+                            Payload::Ke(public),
+                            Payload::Nonce(nr),
+                            Payload::Id(id),
+                        ];
                         out.extend(Self::nat_d_payloads(p1, h));
                         out.push(auth);
                         out.extend(Self::vendor_ids(&peer));
@@ -1170,21 +1543,43 @@ impl Engine {
     }
 
     fn am_i_r1(&mut self, serial: u64, header: &Header, bytes: &[u8], digest: Vec<u8>) {
-        let Some(payloads) = self.p1_parse(serial, header, bytes) else { return };
-        let Some(p1) = self.phase1.get(&serial) else { return };
-        let Some(peer) = self.peer_by_name(&p1.peer) else { return };
+        let Some(payloads) = self.p1_parse(serial, header, bytes) else {
+            return;
+        };
+        let Some(p1) = self.phase1.get(&serial) else {
+            return;
+        };
+        let Some(peer) = self.peer_by_name(&p1.peer) else {
+            return;
+        };
         let Some(Payload::Sa(sa)) = payloads.iter().find(|p| matches!(p, Payload::Sa(_))) else {
-            return self.log(LogLevel::Notice, "Aggressive Mode reply has no SA payload".into());
+            return self.log(
+                LogLevel::Notice,
+                "Aggressive Mode reply has no SA payload".into(),
+            );
         };
         let chosen = match policy::accept_phase1_reply(sa, &peer.transforms) {
             Ok(c) => c,
-            Err(m) => return self.p1_fail(serial, format!("responder's choice is not one we offered: {m}")),
+            Err(m) => {
+                return self.p1_fail(
+                    serial,
+                    format!("responder's choice is not one we offered: {m}"),
+                )
+            }
         };
-        let (Some(ke), Some(nonce), Some(id_body)) = (find_ke(&payloads), find_nonce(&payloads), id_body_of(&payloads))
-        else {
-            return self.log(LogLevel::Notice, "Aggressive Mode reply lacks KE, nonce or ID".into());
+        let (Some(ke), Some(nonce), Some(id_body)) = (
+            find_ke(&payloads),
+            find_nonce(&payloads),
+            id_body_of(&payloads),
+        ) else {
+            return self.log(
+                LogLevel::Notice,
+                "Aggressive Mode reply lacks KE, nonce or ID".into(),
+            );
         };
-        let Some(p1) = self.phase1.get_mut(&serial) else { return };
+        let Some(p1) = self.phase1.get_mut(&serial) else {
+            return;
+        };
         Self::note_vendor_ids(p1, &payloads);
         p1.chosen = Some(chosen);
         p1.gxr = ke.to_vec();
@@ -1205,7 +1600,9 @@ impl Engine {
                         e.own_auth(
                             serial,
                             Box::new(|e, serial, auth| {
-                                let Some(p1) = e.phase1.get(&serial) else { return };
+                                let Some(p1) = e.phase1.get(&serial) else {
+                                    return;
+                                };
                                 let h = p1.hash_alg().unwrap_or(HashAlg::Sha1);
                                 let mut out = Self::nat_d_payloads(p1, h);
                                 out.push(auth);
@@ -1227,14 +1624,17 @@ impl Engine {
     fn am_r_i2(&mut self, serial: u64, header: &Header, bytes: &[u8], digest: Vec<u8>) {
         // Some peers encrypt the third message (pluto does); both forms are accepted.
         let parsed = if header.flags & flags::ENCRYPTION != 0 {
-            self.p1_decrypt(serial, header, bytes).map(|(p, iv)| (p, Some(iv)))
+            self.p1_decrypt(serial, header, bytes)
+                .map(|(p, iv)| (p, Some(iv)))
         } else {
             self.p1_parse(serial, header, bytes).map(|p| (p, None))
         };
         let Some((payloads, iv)) = parsed else { return };
         // The initiator's NAT-D payloads come in this message (RFC 3947 3.2).
         self.detect_nat(serial, &payloads);
-        let Some(p1) = self.phase1.get_mut(&serial) else { return };
+        let Some(p1) = self.phase1.get_mut(&serial) else {
+            return;
+        };
         let id_body = p1.id_peer_b.clone();
         let id = p1.id_peer.clone();
         p1.state = P1State::AmR2Wait;
@@ -1264,7 +1664,9 @@ impl Engine {
         let now = self.now;
         let timers = self.cfg.timers.clone();
         let fuzz = self.rng.next_u32();
-        let Some(p1) = self.phase1.get_mut(&serial) else { return };
+        let Some(p1) = self.phase1.get_mut(&serial) else {
+            return;
+        };
         if p1.state == P1State::Established {
             return;
         }
@@ -1277,26 +1679,48 @@ impl Engine {
         p1.gxy = None;
         let lifetime = Duration::from_secs(p1.chosen.as_ref().map_or(3600, |c| c.lifetime.seconds));
         p1.expires = Some(now + lifetime);
-        let (peer, icookie, rcookie, remote, summary, role) =
-            (p1.peer.clone(), p1.icookie, p1.rcookie, p1.remote, p1.summary(), p1.role);
+        let (peer, icookie, rcookie, remote, summary, role) = (
+            p1.peer.clone(),
+            p1.icookie,
+            p1.rcookie,
+            p1.remote,
+            p1.summary(),
+            p1.role,
+        );
         let waiting = std::mem::take(&mut p1.waiting);
         let initial_contact = std::mem::take(&mut p1.initial_contact);
         let dpd = p1.peer_dpd;
         let nat_local = p1.nat_local;
         self.timers.add(now + lifetime, Timer::P1Expire { serial });
         if role == Role::Initiator {
-            self.timers.add(now + rekey_delay(lifetime, &timers, fuzz), Timer::P1Rekey { serial });
+            self.timers.add(
+                now + rekey_delay(lifetime, &timers, fuzz),
+                Timer::P1Rekey { serial },
+            );
         }
         if let Some(peer_cfg) = self.peer_by_name(&peer) {
             if dpd && peer_cfg.dpd_interval > 0 {
-                self.timers.add(now + Duration::from_secs(peer_cfg.dpd_interval), Timer::Dpd { serial });
+                self.timers.add(
+                    now + Duration::from_secs(peer_cfg.dpd_interval),
+                    Timer::Dpd { serial },
+                );
             }
         }
         if nat_local {
-            self.timers.add(now + timers.nat_keepalive, Timer::Keepalive { serial });
+            self.timers
+                .add(now + timers.nat_keepalive, Timer::Keepalive { serial });
         }
-        self.log(LogLevel::Info, format!("phase 1 established with {peer} ({remote}): {summary}"));
-        self.event(Event::Phase1Up { peer: peer.clone(), icookie, rcookie, remote, summary });
+        self.log(
+            LogLevel::Info,
+            format!("phase 1 established with {peer} ({remote}): {summary}"),
+        );
+        self.event(Event::Phase1Up {
+            peer: peer.clone(),
+            icookie,
+            rcookie,
+            remote,
+            summary,
+        });
         if initial_contact {
             self.initial_contact(serial);
         }
@@ -1306,14 +1730,21 @@ impl Engine {
     }
 
     pub(super) fn p1_rekey(&mut self, serial: u64) {
-        let Some(p1) = self.phase1.get(&serial) else { return };
+        let Some(p1) = self.phase1.get(&serial) else {
+            return;
+        };
         if p1.replaced || p1.state != P1State::Established {
             return;
         }
         let peer = p1.peer.clone();
         // Rekey only what is still wanted: a peer with an IPsec SA or an active connection.
         let wanted = self.ipsec.values().any(|s| s.peer == peer)
-            || self.cfg.policy.connections.iter().any(|c| c.peer == peer && c.active);
+            || self
+                .cfg
+                .policy
+                .connections
+                .iter()
+                .any(|c| c.peer == peer && c.active);
         if wanted {
             self.log(LogLevel::Info, format!("rekeying phase 1 with {peer}"));
             self.start_phase1(&peer, Vec::new());
@@ -1321,7 +1752,11 @@ impl Engine {
     }
 
     pub(super) fn p1_expire(&mut self, serial: u64) {
-        if self.phase1.get(&serial).is_some_and(|p| p.state == P1State::Established) {
+        if self
+            .phase1
+            .get(&serial)
+            .is_some_and(|p| p.state == P1State::Established)
+        {
             self.delete_phase1(serial, true, "lifetime expired");
         }
     }
@@ -1329,7 +1764,9 @@ impl Engine {
     /// Remove an ISAKMP SA, telling the peer when `notify`.
     pub(super) fn delete_phase1(&mut self, serial: u64, notify: bool, reason: &str) {
         if notify && !self.cfg.passive {
-            let Some(p1) = self.phase1.get(&serial) else { return };
+            let Some(p1) = self.phase1.get(&serial) else {
+                return;
+            };
             let spi = [p1.icookie.0, p1.rcookie.0].concat();
             let d = Payload::Delete(crate::codec::DeletePayload {
                 doi: DOI_IPSEC,
@@ -1342,7 +1779,10 @@ impl Engine {
         if let Some(p1) = self.phase1.remove(&serial) {
             self.by_cookies.remove(&(p1.icookie, p1.rcookie));
             self.quick.retain(|(s, _), _| *s != serial);
-            self.log(LogLevel::Info, format!("phase 1 with {} deleted: {reason}", p1.peer));
+            self.log(
+                LogLevel::Info,
+                format!("phase 1 with {} deleted: {reason}", p1.peer),
+            );
             self.event(Event::Phase1Down {
                 peer: p1.peer,
                 icookie: p1.icookie,
@@ -1402,7 +1842,11 @@ pub(super) struct P1Keys {
 pub(super) fn rekey_delay(lifetime: Duration, t: &super::Timers, random: u32) -> Duration {
     let margin = t.rekey_margin.min(lifetime / 2);
     let fuzz_max = margin.as_millis() as u64 * u64::from(t.rekey_fuzz_percent) / 100;
-    let fuzz = if fuzz_max == 0 { 0 } else { u64::from(random) % (fuzz_max + 1) };
+    let fuzz = if fuzz_max == 0 {
+        0
+    } else {
+        u64::from(random) % (fuzz_max + 1)
+    };
     let total = (margin + Duration::from_millis(fuzz)).min(lifetime * 3 / 4);
     lifetime - total
 }
@@ -1433,7 +1877,9 @@ fn find_nonce(p: &[Payload]) -> Option<&[u8]> {
 
 /// The body of the first ID payload, as the hash covers it.
 fn id_body_of(p: &[Payload]) -> Option<Vec<u8>> {
-    p.iter().find(|x| matches!(x, Payload::Id(_))).and_then(body_of)
+    p.iter()
+        .find(|x| matches!(x, Payload::Id(_)))
+        .and_then(body_of)
 }
 
 /// A payload's body as the hashes cover it.

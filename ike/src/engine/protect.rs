@@ -41,11 +41,21 @@ pub(super) fn sealed(
 /// Decrypt the body of `message` (whose header says it is encrypted). Returns the
 /// plaintext body (with its padding) and the IV that follows it; the caller commits the IV
 /// only once the message has authenticated, so a forged packet cannot desynchronise it.
-pub(super) fn open(message: &[u8], encr: EncrAlg, key: &[u8], iv: &[u8]) -> Result<(Vec<u8>, Vec<u8>), String> {
-    let ct = message.get(HEADER_LEN..).ok_or("message shorter than its header")?;
+pub(super) fn open(
+    message: &[u8],
+    encr: EncrAlg,
+    key: &[u8],
+    iv: &[u8],
+) -> Result<(Vec<u8>, Vec<u8>), String> {
+    let ct = message
+        .get(HEADER_LEN..)
+        .ok_or("message shorter than its header")?;
     let block = encr.block_len();
     if ct.is_empty() || ct.len() % block != 0 {
-        return Err(format!("encrypted body of {} bytes is not a multiple of the {block}-byte block", ct.len()));
+        return Err(format!(
+            "encrypted body of {} bytes is not a multiple of the {block}-byte block",
+            ct.len()
+        ));
     }
     let pt = decrypt(encr, key, iv, ct).map_err(|e| format!("decryption failed: {e}"))?;
     Ok((pt, last_block(ct, block).to_vec()))

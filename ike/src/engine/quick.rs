@@ -7,10 +7,14 @@ use super::timers::Timer;
 use super::types::{Direction, KernelRequest, SaSpec, Selector};
 use super::{Engine, LogLevel};
 use crate::codec::{
-    flags, Header, IdPayload, IdType, Identity, NotifyPayload, NotifyType, Payload, ProtocolId, SaPayload, DOI_IPSEC,
+    flags, Header, IdPayload, IdType, Identity, NotifyPayload, NotifyType, Payload, ProtocolId,
+    SaPayload, DOI_IPSEC,
 };
-use crate::crypto::{keymat, phase2_iv, qm_hash1, qm_hash2, qm_hash3, CryptoRequest, CryptoResult, DhPrivate, Group, Secret};
 use crate::codec::{ipsec_attr, Attribute};
+use crate::crypto::{
+    keymat, phase2_iv, qm_hash1, qm_hash2, qm_hash3, CryptoRequest, CryptoResult, DhPrivate, Group,
+    Secret,
+};
 use crate::policy::{self, ChosenPhase2, EncapMode, EspCipher, IntegAlg, IpsecProtocol, Lifetime};
 use std::net::{IpAddr, SocketAddr};
 
@@ -109,11 +113,23 @@ pub(super) fn selector(id: &IdPayload) -> Option<Selector> {
         Identity::Ipv6Range(a, b) => (IpAddr::V6(*a), 128, Some(IpAddr::V6(*b))),
         _ => return None,
     };
-    Some(Selector { address, prefix_len, range_end, protocol: id.protocol, port: id.port })
+    Some(Selector {
+        address,
+        prefix_len,
+        range_end,
+        protocol: id.protocol,
+        port: id.port,
+    })
 }
 
 pub(super) fn host_selector(addr: IpAddr) -> Selector {
-    Selector { address: addr, prefix_len: if addr.is_ipv4() { 32 } else { 128 }, range_end: None, protocol: 0, port: 0 }
+    Selector {
+        address: addr,
+        prefix_len: if addr.is_ipv4() { 32 } else { 128 },
+        range_end: None,
+        protocol: 0,
+        port: 0,
+    }
 }
 
 fn host_id(addr: IpAddr) -> IdPayload {
@@ -121,16 +137,32 @@ fn host_id(addr: IpAddr) -> IdPayload {
         IpAddr::V4(a) => Identity::Ipv4(a),
         IpAddr::V6(a) => Identity::Ipv6(a),
     };
-    IdPayload { protocol: 0, port: 0, identity }
+    IdPayload {
+        protocol: 0,
+        port: 0,
+        identity,
+    }
 }
 
 impl Engine {
     /// Start Quick Mode for `conn_name` under ISAKMP SA `serial`.
     pub(super) fn start_qm(&mut self, serial: u64, conn_name: &str) {
-        let Some(conn) = self.cfg.policy.connections.iter().find(|c| c.name == conn_name).cloned() else {
-            return self.log(LogLevel::Error, format!("no connection named {conn_name:?}"));
+        let Some(conn) = self
+            .cfg
+            .policy
+            .connections
+            .iter()
+            .find(|c| c.name == conn_name)
+            .cloned()
+        else {
+            return self.log(
+                LogLevel::Error,
+                format!("no connection named {conn_name:?}"),
+            );
         };
-        let Some(p1) = self.phase1.get(&serial) else { return };
+        let Some(p1) = self.phase1.get(&serial) else {
+            return;
+        };
         let (local, remote) = (p1.local.ip(), p1.remote.ip());
         let mut msgid = 0;
         while msgid == 0 || self.quick.contains_key(&(serial, msgid)) {
@@ -145,7 +177,10 @@ impl Engine {
             }
         }
         if protocols.is_empty() {
-            return self.log(LogLevel::Error, format!("connection {conn_name}: no suites configured"));
+            return self.log(
+                LogLevel::Error,
+                format!("connection {conn_name}: no suites configured"),
+            );
         }
         // Both IDs are sent when either is configured; a missing one means our or the
         // peer's own address.
@@ -158,8 +193,16 @@ impl Engine {
             (None, None)
         };
         // One KE payload serves every proposal, so the first PFS group found is the one.
-        let group = conn.suites.iter().flat_map(|s| &s.protocols).flat_map(|p| &p.transforms).find_map(|t| t.pfs_group);
-        self.log(LogLevel::Info, format!("starting Quick Mode for {conn_name} with {}", conn.peer));
+        let group = conn
+            .suites
+            .iter()
+            .flat_map(|s| &s.protocols)
+            .flat_map(|p| &p.transforms)
+            .find_map(|t| t.pfs_group);
+        self.log(
+            LogLevel::Info,
+            format!("starting Quick Mode for {conn_name} with {}", conn.peer),
+        );
         self.quick.insert(
             (serial, msgid),
             QuickMode {
@@ -188,10 +231,17 @@ impl Engine {
                 last_received: Vec::new(),
             },
         );
-        self.timers.add(self.now + self.cfg.timers.exchange_max, Timer::QmTimeout { serial, msgid });
+        self.timers.add(
+            self.now + self.cfg.timers.exchange_max,
+            Timer::QmTimeout { serial, msgid },
+        );
         for protocol in protocols {
             self.kernel_spi(
-                KernelRequest::AllocSpi { protocol, src: remote, dst: local },
+                KernelRequest::AllocSpi {
+                    protocol,
+                    src: remote,
+                    dst: local,
+                },
                 Box::new(move |e, r| e.qm_spi(serial, msgid, protocol, r)),
             );
         }
@@ -200,9 +250,13 @@ impl Engine {
     fn qm_spi(&mut self, serial: u64, msgid: u32, protocol: IpsecProtocol, r: Result<u32, String>) {
         let spi = match r {
             Ok(s) => s,
-            Err(reason) => return self.qm_fail(serial, msgid, format!("SPI allocation failed: {reason}")),
+            Err(reason) => {
+                return self.qm_fail(serial, msgid, format!("SPI allocation failed: {reason}"))
+            }
         };
-        let Some(qm) = self.quick.get_mut(&(serial, msgid)) else { return };
+        let Some(qm) = self.quick.get_mut(&(serial, msgid)) else {
+            return;
+        };
         qm.spis.push((protocol, spi));
         if qm.spis.len() < qm.spis_wanted {
             return;
@@ -218,7 +272,13 @@ impl Engine {
                                     qm.ke_own = public;
                                     qm.dh = Some(private);
                                 }
-                                other => return e.qm_fail(serial, msgid, format!("PFS key generation failed: {other:?}")),
+                                other => {
+                                    return e.qm_fail(
+                                        serial,
+                                        msgid,
+                                        format!("PFS key generation failed: {other:?}"),
+                                    )
+                                }
                             }
                         }
                         e.qm_i1_send(serial, msgid);
@@ -242,15 +302,31 @@ impl Engine {
     }
 
     fn qm_i1_send(&mut self, serial: u64, msgid: u32) {
-        let Some(keys) = self.p1_keys(serial) else { return };
+        let Some(keys) = self.p1_keys(serial) else {
+            return;
+        };
         let udp = self.udp_encap(serial);
         let ni = self.random_bytes(NONCE_LEN);
-        let Some(qm) = self.quick.get_mut(&(serial, msgid)) else { return };
-        let Some(conn) = self.cfg.policy.connections.iter().find(|c| c.name == qm.connection) else { return };
+        let Some(qm) = self.quick.get_mut(&(serial, msgid)) else {
+            return;
+        };
+        let Some(conn) = self
+            .cfg
+            .policy
+            .connections
+            .iter()
+            .find(|c| c.name == qm.connection)
+        else {
+            return;
+        };
         let spis = qm.spis.clone();
         let offer = policy::phase2_sa(
             conn,
-            |_, proto| spis.iter().find(|(p, _)| *p == proto).map_or([0; 4], |(_, s)| s.to_be_bytes()),
+            |_, proto| {
+                spis.iter()
+                    .find(|(p, _)| *p == proto)
+                    .map_or([0; 4], |(_, s)| s.to_be_bytes())
+            },
             udp,
         );
         qm.ni_b = ni.clone();
@@ -263,11 +339,18 @@ impl Engine {
             rest.push(Payload::Id(a.clone()));
             rest.push(Payload::Id(b.clone()));
         }
-        let transport = conn.suites.iter().flat_map(|s| &s.protocols).flat_map(|p| &p.transforms).any(|t| t.encap == EncapMode::Transport);
+        let transport = conn
+            .suites
+            .iter()
+            .flat_map(|s| &s.protocols)
+            .flat_map(|p| &p.transforms)
+            .any(|t| t.encap == EncapMode::Transport);
         if let (Some(rfc), true, Some(p1)) = (udp, transport, self.phase1.get(&serial)) {
             rest.extend(nat_oa(p1.local.ip(), p1.remote.ip(), !rfc));
         }
-        let Ok((_, rest_bytes)) = chain(&rest) else { return };
+        let Ok((_, rest_bytes)) = chain(&rest) else {
+            return;
+        };
         let h = qm_hash1(keys.prf, &keys.skeyid_a, msgid, &rest_bytes);
         let mut payloads = vec![Payload::Hash(h)];
         payloads.extend(rest);
@@ -276,11 +359,27 @@ impl Engine {
         self.qm_send(serial, msgid, &keys, payloads, true);
     }
 
-    fn qm_send(&mut self, serial: u64, msgid: u32, keys: &P1Keys, payloads: Vec<Payload>, retransmit: bool) {
-        let Some(p1) = self.phase1.get(&serial) else { return };
-        let header = Self::header_for(p1, crate::codec::ExchangeType::QUICK_MODE, msgid, flags::ENCRYPTION);
+    fn qm_send(
+        &mut self,
+        serial: u64,
+        msgid: u32,
+        keys: &P1Keys,
+        payloads: Vec<Payload>,
+        retransmit: bool,
+    ) {
+        let Some(p1) = self.phase1.get(&serial) else {
+            return;
+        };
+        let header = Self::header_for(
+            p1,
+            crate::codec::ExchangeType::QUICK_MODE,
+            msgid,
+            flags::ENCRYPTION,
+        );
         let (from, to) = (p1.local, p1.remote);
-        let Some(qm) = self.quick.get_mut(&(serial, msgid)) else { return };
+        let Some(qm) = self.quick.get_mut(&(serial, msgid)) else {
+            return;
+        };
         match sealed(header, &payloads, keys.encr, &keys.enc_key, &qm.iv) {
             Ok((bytes, iv)) => {
                 qm.iv = iv;
@@ -290,7 +389,14 @@ impl Engine {
                 let step = qm.step;
                 self.transmit(from, to, bytes);
                 if retransmit {
-                    self.timers.add(self.now + self.cfg.timers.retransmit_base, Timer::QmRetransmit { serial, msgid, step });
+                    self.timers.add(
+                        self.now + self.cfg.timers.retransmit_base,
+                        Timer::QmRetransmit {
+                            serial,
+                            msgid,
+                            step,
+                        },
+                    );
                 }
             }
             Err(e) => self.qm_fail(serial, msgid, e),
@@ -300,24 +406,40 @@ impl Engine {
     pub(super) fn qm_retransmit(&mut self, serial: u64, msgid: u32, step: u32) {
         let retransmits = self.cfg.timers.retransmits;
         let base = self.cfg.timers.retransmit_base;
-        let Some(qm) = self.quick.get_mut(&(serial, msgid)) else { return };
+        let Some(qm) = self.quick.get_mut(&(serial, msgid)) else {
+            return;
+        };
         if qm.step != step || !matches!(qm.state, QmState::I1Sent | QmState::R1Sent) {
             return;
         }
         if qm.tries >= retransmits {
-            return self.qm_fail(serial, msgid, format!("no answer after {retransmits} retransmissions"));
+            return self.qm_fail(
+                serial,
+                msgid,
+                format!("no answer after {retransmits} retransmissions"),
+            );
         }
         qm.tries += 1;
         let tries = qm.tries;
         if let Some((from, to, bytes)) = qm.last_sent.clone() {
             let bytes = self.with_marker(from, bytes);
-            self.out.push_back(super::Output::Transmit(super::Transmit { from, to, bytes }));
+            self.out
+                .push_back(super::Output::Transmit(super::Transmit { from, to, bytes }));
         }
-        self.timers.add(self.now + base.saturating_mul(1u32 << tries.min(16)), Timer::QmRetransmit { serial, msgid, step });
+        self.timers.add(
+            self.now + base.saturating_mul(1u32 << tries.min(16)),
+            Timer::QmRetransmit {
+                serial,
+                msgid,
+                step,
+            },
+        );
     }
 
     pub(super) fn qm_timeout(&mut self, serial: u64, msgid: u32) {
-        let Some(qm) = self.quick.get(&(serial, msgid)) else { return };
+        let Some(qm) = self.quick.get(&(serial, msgid)) else {
+            return;
+        };
         if matches!(qm.state, QmState::IDone | QmState::RDone) {
             self.quick.remove(&(serial, msgid));
         } else {
@@ -327,31 +449,59 @@ impl Engine {
 
     pub(super) fn qm_fail(&mut self, serial: u64, msgid: u32, reason: String) {
         if let Some(qm) = self.quick.remove(&(serial, msgid)) {
-            self.log(LogLevel::Warning, format!("Quick Mode for {} failed: {reason}", qm.connection));
+            self.log(
+                LogLevel::Warning,
+                format!("Quick Mode for {} failed: {reason}", qm.connection),
+            );
             // SPIs we reserved are released.
-            let p1 = self.phase1.get(&serial).map(|p| (p.local.ip(), p.remote.ip()));
+            let p1 = self
+                .phase1
+                .get(&serial)
+                .map(|p| (p.local.ip(), p.remote.ip()));
             if let Some((local, remote)) = p1 {
                 for (protocol, spi) in qm.spis {
-                    self.kernel(KernelRequest::DeleteSa { protocol, spi, src: remote, dst: local });
+                    self.kernel(KernelRequest::DeleteSa {
+                        protocol,
+                        spi,
+                        src: remote,
+                        dst: local,
+                    });
                 }
             }
         }
     }
 
     /// A Quick Mode message arrived.
-    pub(super) fn quick_datagram(&mut self, _local: SocketAddr, remote: SocketAddr, header: &Header, bytes: &[u8]) {
+    pub(super) fn quick_datagram(
+        &mut self,
+        _local: SocketAddr,
+        remote: SocketAddr,
+        header: &Header,
+        bytes: &[u8],
+    ) {
         let key = (header.initiator_cookie, header.responder_cookie);
         let Some(&serial) = self.by_cookies.get(&key) else {
             return self.debug(format!("dropping Quick Mode from {remote}: no ISAKMP SA"));
         };
         if header.flags & flags::ENCRYPTION == 0 || header.message_id == 0 {
-            return self.log(LogLevel::Notice, format!("dropping unencrypted or ID-less Quick Mode from {remote}"));
+            return self.log(
+                LogLevel::Notice,
+                format!("dropping unencrypted or ID-less Quick Mode from {remote}"),
+            );
         }
         let Some(keys) = self.p1_keys(serial) else {
-            return self.debug(format!("dropping Quick Mode from {remote}: ISAKMP SA not established"));
+            return self.debug(format!(
+                "dropping Quick Mode from {remote}: ISAKMP SA not established"
+            ));
         };
-        if self.phase1.get(&serial).is_some_and(|p| p.state != super::phase1::P1State::Established) {
-            return self.debug(format!("dropping Quick Mode from {remote}: ISAKMP SA not established"));
+        if self
+            .phase1
+            .get(&serial)
+            .is_some_and(|p| p.state != super::phase1::P1State::Established)
+        {
+            return self.debug(format!(
+                "dropping Quick Mode from {remote}: ISAKMP SA not established"
+            ));
         }
         let msgid = header.message_id;
         let digest = crate::crypto::hash(crate::crypto::HashAlg::Sha1, &[bytes]);
@@ -360,7 +510,11 @@ impl Engine {
                 if let Some((from, to, b)) = qm.last_sent.clone() {
                     self.debug("duplicate Quick Mode message: resending our last message".into());
                     let b = self.with_marker(from, b);
-                    self.out.push_back(super::Output::Transmit(super::Transmit { from, to, bytes: b }));
+                    self.out.push_back(super::Output::Transmit(super::Transmit {
+                        from,
+                        to,
+                        bytes: b,
+                    }));
                 }
                 return;
             }
@@ -371,7 +525,11 @@ impl Engine {
                 s => self.debug(format!("ignoring Quick Mode message in state {}", s.name())),
             };
         }
-        if self.phase1.get(&serial).is_some_and(|p| p.seen_msgids.contains(&msgid)) {
+        if self
+            .phase1
+            .get(&serial)
+            .is_some_and(|p| p.seen_msgids.contains(&msgid))
+        {
             return self.debug(format!("dropping replayed Quick Mode message {msgid:08x}"));
         }
         let iv = phase2_iv(keys.prf, keys.encr.block_len(), &keys.iv, msgid);
@@ -391,56 +549,116 @@ impl Engine {
         let (pt, next_iv) = match open(bytes, keys.encr, &keys.enc_key, iv) {
             Ok(v) => v,
             Err(e) => {
-                self.log(LogLevel::Notice, format!("cannot decrypt Quick Mode message: {e}"));
+                self.log(
+                    LogLevel::Notice,
+                    format!("cannot decrypt Quick Mode message: {e}"),
+                );
                 return None;
             }
         };
         let (raws, payloads) = match parse_all(header.next_payload, &pt, true) {
             Ok(v) => v,
             Err(e) => {
-                self.log(LogLevel::Notice, format!("malformed Quick Mode message (or wrong key): {e}"));
+                self.log(
+                    LogLevel::Notice,
+                    format!("malformed Quick Mode message (or wrong key): {e}"),
+                );
                 return None;
             }
         };
         let Some(Payload::Hash(got)) = payloads.first() else {
-            self.log(LogLevel::Notice, "Quick Mode message does not start with HASH".into());
+            self.log(
+                LogLevel::Notice,
+                "Quick Mode message does not start with HASH".into(),
+            );
             return None;
         };
         let want = expected_hash(after_first(&pt, &raws));
         if !super::protect::ct_eq(got, &want) {
-            self.log(LogLevel::Warning, "Quick Mode message failed its HASH check: dropped".into());
+            self.log(
+                LogLevel::Warning,
+                "Quick Mode message failed its HASH check: dropped".into(),
+            );
             return None;
         }
         Some((payloads, next_iv))
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn qm_r_i1(&mut self, serial: u64, msgid: u32, header: &Header, bytes: &[u8], keys: &P1Keys, iv: Vec<u8>, digest: Vec<u8>) {
-        let Some((payloads, next_iv)) =
-            self.qm_open(header, bytes, keys, &iv, |rest| qm_hash1(keys.prf, &keys.skeyid_a, msgid, rest))
-        else {
+    fn qm_r_i1(
+        &mut self,
+        serial: u64,
+        msgid: u32,
+        header: &Header,
+        bytes: &[u8],
+        keys: &P1Keys,
+        iv: Vec<u8>,
+        digest: Vec<u8>,
+    ) {
+        let Some((payloads, next_iv)) = self.qm_open(header, bytes, keys, &iv, |rest| {
+            qm_hash1(keys.prf, &keys.skeyid_a, msgid, rest)
+        }) else {
             return;
         };
-        let Some(p1) = self.phase1.get_mut(&serial) else { return };
+        let Some(p1) = self.phase1.get_mut(&serial) else {
+            return;
+        };
         p1.seen_msgids.insert(msgid);
         p1.last_heard = self.now;
         let peer = p1.peer.clone();
         let (local, remote) = (p1.local.ip(), p1.remote.ip());
         let Some(Payload::Sa(offer)) = payloads.get(1) else {
-            return self.log(LogLevel::Notice, format!("Quick Mode from {peer}: SA must follow HASH(1)"));
+            return self.log(
+                LogLevel::Notice,
+                format!("Quick Mode from {peer}: SA must follow HASH(1)"),
+            );
         };
-        let Some(ni) = payloads.iter().find_map(|p| if let Payload::Nonce(n) = p { Some(n.clone()) } else { None }) else {
-            return self.log(LogLevel::Notice, format!("Quick Mode from {peer}: no nonce"));
+        let Some(ni) = payloads.iter().find_map(|p| {
+            if let Payload::Nonce(n) = p {
+                Some(n.clone())
+            } else {
+                None
+            }
+        }) else {
+            return self.log(
+                LogLevel::Notice,
+                format!("Quick Mode from {peer}: no nonce"),
+            );
         };
-        let ke = payloads.iter().find_map(|p| if let Payload::Ke(k) = p { Some(k.clone()) } else { None });
-        let ids: Vec<IdPayload> =
-            payloads.iter().filter_map(|p| if let Payload::Id(i) = p { Some(i.clone()) } else { None }).collect();
+        let ke = payloads.iter().find_map(|p| {
+            if let Payload::Ke(k) = p {
+                Some(k.clone())
+            } else {
+                None
+            }
+        });
+        let ids: Vec<IdPayload> = payloads
+            .iter()
+            .filter_map(|p| {
+                if let Payload::Id(i) = p {
+                    Some(i.clone())
+                } else {
+                    None
+                }
+            })
+            .collect();
         let (idci, idcr) = match ids.as_slice() {
             [] => (None, None),
             [a, b] => (Some(a.clone()), Some(b.clone())),
             _ => {
-                self.info_notify(serial, NotifyType::INVALID_ID_INFORMATION, ProtocolId::ISAKMP, Vec::new());
-                return self.log(LogLevel::Notice, format!("Quick Mode from {peer}: {} ID payloads (need 0 or 2)", ids.len()));
+                self.info_notify(
+                    serial,
+                    NotifyType::INVALID_ID_INFORMATION,
+                    ProtocolId::ISAKMP,
+                    Vec::new(),
+                );
+                return self.log(
+                    LogLevel::Notice,
+                    format!(
+                        "Quick Mode from {peer}: {} ID payloads (need 0 or 2)",
+                        ids.len()
+                    ),
+                );
             }
         };
         // With no IDs, the selectors are the two hosts.
@@ -448,7 +666,12 @@ impl Engine {
             idci.clone().unwrap_or_else(|| host_id(remote)),
             idcr.clone().unwrap_or_else(|| host_id(local)),
         );
-        let Some(conn) = self.cfg.policy.connection_for_ids(&peer, Some(&sel_ci), Some(&sel_cr)).cloned() else {
+        let Some(conn) = self
+            .cfg
+            .policy
+            .connection_for_ids(&peer, Some(&sel_ci), Some(&sel_cr))
+            .cloned()
+        else {
             self.log(
                 LogLevel::Warning,
                 format!(
@@ -457,20 +680,44 @@ impl Engine {
                     describe_id(&sel_cr)
                 ),
             );
-            self.info_notify(serial, NotifyType::INVALID_ID_INFORMATION, ProtocolId::ISAKMP, Vec::new());
+            self.info_notify(
+                serial,
+                NotifyType::INVALID_ID_INFORMATION,
+                ProtocolId::ISAKMP,
+                Vec::new(),
+            );
             return;
         };
         let chosen = match self.cfg.policy.choose_phase2_for(&conn, offer) {
             Ok(c) => c,
             Err(m) => {
-                self.log(LogLevel::Warning, format!("Quick Mode for {} from {peer}: {m}", conn.name));
-                self.info_notify(serial, NotifyType::NO_PROPOSAL_CHOSEN, ProtocolId::ISAKMP, Vec::new());
+                self.log(
+                    LogLevel::Warning,
+                    format!("Quick Mode for {} from {peer}: {m}", conn.name),
+                );
+                self.info_notify(
+                    serial,
+                    NotifyType::NO_PROPOSAL_CHOSEN,
+                    ProtocolId::ISAKMP,
+                    Vec::new(),
+                );
                 return;
             }
         };
         if chosen.pfs_group.is_some() != ke.is_some() {
-            self.log(LogLevel::Warning, format!("Quick Mode for {} from {peer}: KE payload does not match PFS of the proposal", conn.name));
-            self.info_notify(serial, NotifyType::INVALID_KEY_INFORMATION, ProtocolId::ISAKMP, Vec::new());
+            self.log(
+                LogLevel::Warning,
+                format!(
+                    "Quick Mode for {} from {peer}: KE payload does not match PFS of the proposal",
+                    conn.name
+                ),
+            );
+            self.info_notify(
+                serial,
+                NotifyType::INVALID_KEY_INFORMATION,
+                ProtocolId::ISAKMP,
+                Vec::new(),
+            );
             return;
         }
         let protocols: Vec<IpsecProtocol> = chosen.protocols.iter().map(|p| p.protocol).collect();
@@ -503,10 +750,17 @@ impl Engine {
                 last_received: digest,
             },
         );
-        self.timers.add(self.now + self.cfg.timers.exchange_max, Timer::QmTimeout { serial, msgid });
+        self.timers.add(
+            self.now + self.cfg.timers.exchange_max,
+            Timer::QmTimeout { serial, msgid },
+        );
         for protocol in protocols {
             self.kernel_spi(
-                KernelRequest::AllocSpi { protocol, src: remote, dst: local },
+                KernelRequest::AllocSpi {
+                    protocol,
+                    src: remote,
+                    dst: local,
+                },
                 Box::new(move |e, r| e.qm_spi(serial, msgid, protocol, r)),
             );
         }
@@ -514,7 +768,9 @@ impl Engine {
 
     /// Responder: SPIs are known; do PFS if asked, then answer.
     fn qm_r1_prepare(&mut self, serial: u64, msgid: u32) {
-        let Some(qm) = self.quick.get(&(serial, msgid)) else { return };
+        let Some(qm) = self.quick.get(&(serial, msgid)) else {
+            return;
+        };
         match qm.group {
             Some(group) => {
                 let peer_public = qm.ke_peer.clone();
@@ -523,13 +779,23 @@ impl Engine {
                     Box::new(move |e, r| {
                         let (public, private) = match r {
                             CryptoResult::DhKeyPair { public, private } => (public, private),
-                            other => return e.qm_fail(serial, msgid, format!("PFS key generation failed: {other:?}")),
+                            other => {
+                                return e.qm_fail(
+                                    serial,
+                                    msgid,
+                                    format!("PFS key generation failed: {other:?}"),
+                                )
+                            }
                         };
                         if let Some(qm) = e.quick.get_mut(&(serial, msgid)) {
                             qm.ke_own = public;
                         }
                         e.crypto(
-                            CryptoRequest::DhDerive { group, private, peer_public },
+                            CryptoRequest::DhDerive {
+                                group,
+                                private,
+                                peer_public,
+                            },
                             Box::new(move |e, r| match r {
                                 CryptoResult::DhShared(s) => {
                                     if let Some(qm) = e.quick.get_mut(&(serial, msgid)) {
@@ -537,7 +803,11 @@ impl Engine {
                                     }
                                     e.qm_r1_send(serial, msgid);
                                 }
-                                other => e.qm_fail(serial, msgid, format!("PFS Diffie-Hellman failed: {other:?}")),
+                                other => e.qm_fail(
+                                    serial,
+                                    msgid,
+                                    format!("PFS Diffie-Hellman failed: {other:?}"),
+                                ),
                             }),
                         );
                     }),
@@ -548,13 +818,21 @@ impl Engine {
     }
 
     fn qm_r1_send(&mut self, serial: u64, msgid: u32) {
-        let Some(keys) = self.p1_keys(serial) else { return };
+        let Some(keys) = self.p1_keys(serial) else {
+            return;
+        };
         let nr = self.random_bytes(NONCE_LEN);
-        let Some(qm) = self.quick.get_mut(&(serial, msgid)) else { return };
-        let (Some(offer), Some(chosen)) = (&qm.offer, &qm.chosen) else { return };
+        let Some(qm) = self.quick.get_mut(&(serial, msgid)) else {
+            return;
+        };
+        let (Some(offer), Some(chosen)) = (&qm.offer, &qm.chosen) else {
+            return;
+        };
         let spis = qm.spis.clone();
         let reply = policy::phase2_reply_sa(offer, chosen, |proto| {
-            spis.iter().find(|(p, _)| *p == proto).map_or([0; 4], |(_, s)| s.to_be_bytes())
+            spis.iter()
+                .find(|(p, _)| *p == proto)
+                .map_or([0; 4], |(_, s)| s.to_be_bytes())
         });
         let Some(reply) = reply else {
             return self.qm_fail(serial, msgid, "cannot build the reply SA".into());
@@ -581,7 +859,9 @@ impl Engine {
                 }));
             }
         }
-        let Ok((_, rest_bytes)) = chain(&rest) else { return };
+        let Ok((_, rest_bytes)) = chain(&rest) else {
+            return;
+        };
         let h = qm_hash2(keys.prf, &keys.skeyid_a, msgid, &qm.ni_b, &rest_bytes);
         let mut payloads = vec![Payload::Hash(h)];
         payloads.extend(rest);
@@ -595,30 +875,80 @@ impl Engine {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn qm_i_r1(&mut self, serial: u64, msgid: u32, header: &Header, bytes: &[u8], keys: &P1Keys, iv: Vec<u8>, digest: Vec<u8>) {
+    fn qm_i_r1(
+        &mut self,
+        serial: u64,
+        msgid: u32,
+        header: &Header,
+        bytes: &[u8],
+        keys: &P1Keys,
+        iv: Vec<u8>,
+        digest: Vec<u8>,
+    ) {
         let ni = match self.quick.get(&(serial, msgid)) {
             Some(q) => q.ni_b.clone(),
             None => return,
         };
-        let Some((payloads, next_iv)) =
-            self.qm_open(header, bytes, keys, &iv, |rest| qm_hash2(keys.prf, &keys.skeyid_a, msgid, &ni, rest))
+        let Some((payloads, next_iv)) = self.qm_open(header, bytes, keys, &iv, |rest| {
+            qm_hash2(keys.prf, &keys.skeyid_a, msgid, &ni, rest)
+        }) else {
+            return;
+        };
+        let Some(qm) = self.quick.get_mut(&(serial, msgid)) else {
+            return;
+        };
+        let Some(conn) = self
+            .cfg
+            .policy
+            .connections
+            .iter()
+            .find(|c| c.name == qm.connection)
+            .cloned()
         else {
             return;
         };
-        let Some(qm) = self.quick.get_mut(&(serial, msgid)) else { return };
-        let Some(conn) = self.cfg.policy.connections.iter().find(|c| c.name == qm.connection).cloned() else { return };
         let Some(Payload::Sa(reply)) = payloads.get(1) else {
-            return self.log(LogLevel::Notice, "Quick Mode reply: SA must follow HASH(2)".into());
+            return self.log(
+                LogLevel::Notice,
+                "Quick Mode reply: SA must follow HASH(2)".into(),
+            );
         };
         let mut chosen = match policy::accept_phase2_reply(reply, &conn) {
             Ok(c) => c,
-            Err(m) => return self.qm_fail(serial, msgid, format!("responder chose what we did not offer: {m}")),
+            Err(m) => {
+                return self.qm_fail(
+                    serial,
+                    msgid,
+                    format!("responder chose what we did not offer: {m}"),
+                )
+            }
         };
-        let Some(nr) = payloads.iter().find_map(|p| if let Payload::Nonce(n) = p { Some(n.clone()) } else { None }) else {
+        let Some(nr) = payloads.iter().find_map(|p| {
+            if let Payload::Nonce(n) = p {
+                Some(n.clone())
+            } else {
+                None
+            }
+        }) else {
             return self.log(LogLevel::Notice, "Quick Mode reply has no nonce".into());
         };
-        let ke = payloads.iter().find_map(|p| if let Payload::Ke(k) = p { Some(k.clone()) } else { None });
-        let ids: Vec<&IdPayload> = payloads.iter().filter_map(|p| if let Payload::Id(i) = p { Some(i) } else { None }).collect();
+        let ke = payloads.iter().find_map(|p| {
+            if let Payload::Ke(k) = p {
+                Some(k.clone())
+            } else {
+                None
+            }
+        });
+        let ids: Vec<&IdPayload> = payloads
+            .iter()
+            .filter_map(|p| {
+                if let Payload::Id(i) = p {
+                    Some(i)
+                } else {
+                    None
+                }
+            })
+            .collect();
         let ids_ok = match (ids.as_slice(), &qm.idci, &qm.idcr) {
             ([], None, None) => true,
             ([a, b], Some(ci), Some(cr)) => *a == ci && *b == cr,
@@ -642,7 +972,11 @@ impl Engine {
         qm.step += 1;
         match (chosen.pfs_group, ke, qm.dh.take()) {
             (Some(group), Some(peer_public), Some(private)) => self.crypto(
-                CryptoRequest::DhDerive { group, private, peer_public },
+                CryptoRequest::DhDerive {
+                    group,
+                    private,
+                    peer_public,
+                },
                 Box::new(move |e, r| match r {
                     CryptoResult::DhShared(s) => {
                         if let Some(qm) = e.quick.get_mut(&(serial, msgid)) {
@@ -650,17 +984,29 @@ impl Engine {
                         }
                         e.qm_i3_send(serial, msgid);
                     }
-                    other => e.qm_fail(serial, msgid, format!("PFS Diffie-Hellman failed: {other:?}")),
+                    other => e.qm_fail(
+                        serial,
+                        msgid,
+                        format!("PFS Diffie-Hellman failed: {other:?}"),
+                    ),
                 }),
             ),
             (None, None, _) => self.qm_i3_send(serial, msgid),
-            _ => self.qm_fail(serial, msgid, "responder's KE does not match the PFS we proposed".into()),
+            _ => self.qm_fail(
+                serial,
+                msgid,
+                "responder's KE does not match the PFS we proposed".into(),
+            ),
         }
     }
 
     fn qm_i3_send(&mut self, serial: u64, msgid: u32) {
-        let Some(keys) = self.p1_keys(serial) else { return };
-        let Some(qm) = self.quick.get_mut(&(serial, msgid)) else { return };
+        let Some(keys) = self.p1_keys(serial) else {
+            return;
+        };
+        let Some(qm) = self.quick.get_mut(&(serial, msgid)) else {
+            return;
+        };
         let h = qm_hash3(keys.prf, &keys.skeyid_a, msgid, &qm.ni_b, &qm.nr_b);
         qm.state = QmState::IDone;
         self.qm_send(serial, msgid, &keys, vec![Payload::Hash(h)], false);
@@ -669,7 +1015,16 @@ impl Engine {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn qm_r_i2(&mut self, serial: u64, msgid: u32, header: &Header, bytes: &[u8], keys: &P1Keys, iv: Vec<u8>, digest: Vec<u8>) {
+    fn qm_r_i2(
+        &mut self,
+        serial: u64,
+        msgid: u32,
+        header: &Header,
+        bytes: &[u8],
+        keys: &P1Keys,
+        iv: Vec<u8>,
+        digest: Vec<u8>,
+    ) {
         let (ni, nr) = match self.quick.get(&(serial, msgid)) {
             Some(q) => (q.ni_b.clone(), q.nr_b.clone()),
             None => return,
@@ -677,16 +1032,28 @@ impl Engine {
         let want = qm_hash3(keys.prf, &keys.skeyid_a, msgid, &ni, &nr);
         let (pt, next_iv) = match open(bytes, keys.encr, &keys.enc_key, &iv) {
             Ok(v) => v,
-            Err(e) => return self.log(LogLevel::Notice, format!("cannot decrypt Quick Mode message 3: {e}")),
+            Err(e) => {
+                return self.log(
+                    LogLevel::Notice,
+                    format!("cannot decrypt Quick Mode message 3: {e}"),
+                )
+            }
         };
         let ok = match parse_all(header.next_payload, &pt, true) {
-            Ok((_, p)) => matches!(p.first(), Some(Payload::Hash(h)) if super::protect::ct_eq(h, &want)),
+            Ok((_, p)) => {
+                matches!(p.first(), Some(Payload::Hash(h)) if super::protect::ct_eq(h, &want))
+            }
             Err(_) => false,
         };
         if !ok {
-            return self.log(LogLevel::Warning, "Quick Mode message 3 failed its HASH(3) check: dropped".into());
+            return self.log(
+                LogLevel::Warning,
+                "Quick Mode message 3 failed its HASH(3) check: dropped".into(),
+            );
         }
-        let Some(qm) = self.quick.get_mut(&(serial, msgid)) else { return };
+        let Some(qm) = self.quick.get_mut(&(serial, msgid)) else {
+            return;
+        };
         qm.iv = next_iv;
         qm.last_received = digest;
         qm.state = QmState::RDone;
@@ -696,18 +1063,39 @@ impl Engine {
 
     /// KEYMAT for each chosen protocol and direction, handed to the kernel.
     fn qm_install(&mut self, serial: u64, msgid: u32, dirs: &[Direction]) {
-        let Some(keys) = self.p1_keys(serial) else { return };
-        let Some(p1) = self.phase1.get(&serial) else { return };
+        let Some(keys) = self.p1_keys(serial) else {
+            return;
+        };
+        let Some(p1) = self.phase1.get(&serial) else {
+            return;
+        };
         let (local_addr, remote_addr) = (p1.local, p1.remote);
         let nat = p1.nat_local || p1.nat_remote;
-        let Some(conn_name) = self.quick.get(&(serial, msgid)).map(|q| q.connection.clone()) else { return };
+        let Some(conn_name) = self
+            .quick
+            .get(&(serial, msgid))
+            .map(|q| q.connection.clone())
+        else {
+            return;
+        };
         let reqid = self.reqid(&conn_name);
-        let Some(qm) = self.quick.get(&(serial, msgid)) else { return };
-        let Some(chosen) = qm.chosen.clone() else { return };
+        let Some(qm) = self.quick.get(&(serial, msgid)) else {
+            return;
+        };
+        let Some(chosen) = qm.chosen.clone() else {
+            return;
+        };
         let (local_sel, remote_sel) = qm_selectors(qm, local_addr.ip(), remote_addr.ip());
         let mut requests = Vec::new();
         for cp in &chosen.protocols {
-            let Some(our_spi) = qm.spis.iter().find(|(p, _)| *p == cp.protocol).map(|(_, s)| *s) else { continue };
+            let Some(our_spi) = qm
+                .spis
+                .iter()
+                .find(|(p, _)| *p == cp.protocol)
+                .map(|(_, s)| *s)
+            else {
+                continue;
+            };
             let peer_spi = u32::from_be_bytes(cp.peer_spi);
             let (enc_len, auth_len) = key_lengths(cp.transform.cipher, cp.transform.integ);
             for dir in dirs {
@@ -762,10 +1150,19 @@ impl Engine {
 
 /// Our and the peer's selectors of a Quick Mode exchange.
 pub(super) fn qm_selectors(qm: &QuickMode, local: IpAddr, remote: IpAddr) -> (Selector, Selector) {
-    let (ours, theirs) = if qm.initiator { (&qm.idci, &qm.idcr) } else { (&qm.idcr, &qm.idci) };
+    let (ours, theirs) = if qm.initiator {
+        (&qm.idci, &qm.idcr)
+    } else {
+        (&qm.idcr, &qm.idci)
+    };
     (
-        ours.as_ref().and_then(selector).unwrap_or_else(|| host_selector(local)),
-        theirs.as_ref().and_then(selector).unwrap_or_else(|| host_selector(remote)),
+        ours.as_ref()
+            .and_then(selector)
+            .unwrap_or_else(|| host_selector(local)),
+        theirs
+            .as_ref()
+            .and_then(selector)
+            .unwrap_or_else(|| host_selector(remote)),
     )
 }
 
@@ -773,7 +1170,11 @@ fn nat_oa(local: IpAddr, remote: IpAddr, draft: bool) -> Vec<Payload> {
     [local, remote]
         .into_iter()
         .map(|address| Payload::NatOa {
-            id_type: if address.is_ipv4() { IdType::IPV4_ADDR } else { IdType::IPV6_ADDR },
+            id_type: if address.is_ipv4() {
+                IdType::IPV4_ADDR
+            } else {
+                IdType::IPV6_ADDR
+            },
             address,
             draft,
         })
@@ -807,7 +1208,10 @@ fn lifetime_attributes(l: &Lifetime) -> Vec<u8> {
         Attribute::number(ipsec_attr::SA_LIFE_DURATION, l.seconds),
     ];
     if let Some(kb) = l.kilobytes {
-        attrs.push(Attribute::basic(ipsec_attr::SA_LIFE_TYPE, ipsec_attr::LIFE_KILOBYTES));
+        attrs.push(Attribute::basic(
+            ipsec_attr::SA_LIFE_TYPE,
+            ipsec_attr::LIFE_KILOBYTES,
+        ));
         attrs.push(Attribute::number(ipsec_attr::SA_LIFE_DURATION, kb));
     }
     let mut out = Vec::new();
@@ -820,13 +1224,17 @@ fn lifetime_attributes(l: &Lifetime) -> Vec<u8> {
 
 /// Adopt a responder's shorter lifetimes (never a longer one).
 fn apply_responder_lifetime(l: &mut Lifetime, data: &[u8]) {
-    let Ok(attrs) = Attribute::parse_list(data) else { return };
+    let Ok(attrs) = Attribute::parse_list(data) else {
+        return;
+    };
     let mut kind = None;
     for a in attrs {
         match a.kind {
             ipsec_attr::SA_LIFE_TYPE => kind = a.as_u64(),
             ipsec_attr::SA_LIFE_DURATION => match (kind, a.as_u64()) {
-                (Some(k), Some(v)) if k == u64::from(ipsec_attr::LIFE_SECONDS) => l.seconds = l.seconds.min(v),
+                (Some(k), Some(v)) if k == u64::from(ipsec_attr::LIFE_SECONDS) => {
+                    l.seconds = l.seconds.min(v)
+                }
                 (Some(k), Some(v)) if k == u64::from(ipsec_attr::LIFE_KILOBYTES) => {
                     l.kilobytes = Some(l.kilobytes.map_or(v, |x| x.min(v)))
                 }

@@ -78,10 +78,16 @@ impl Engine {
     /// Quick Mode finished on our side: record the SA bundle and arm its timers.
     pub(super) fn qm_established(&mut self, serial: u64, msgid: u32) {
         let now = self.now;
-        let Some(p1) = self.phase1.get(&serial) else { return };
+        let Some(p1) = self.phase1.get(&serial) else {
+            return;
+        };
         let (local, remote, peer) = (p1.local.ip(), p1.remote.ip(), p1.peer.clone());
-        let Some(qm) = self.quick.get(&(serial, msgid)) else { return };
-        let Some(chosen) = qm.chosen.clone() else { return };
+        let Some(qm) = self.quick.get(&(serial, msgid)) else {
+            return;
+        };
+        let Some(chosen) = qm.chosen.clone() else {
+            return;
+        };
         let (local_sel, remote_sel) = qm_selectors(qm, local, remote);
         let spis: Vec<(IpsecProtocol, u32, u32)> = chosen
             .protocols
@@ -98,15 +104,26 @@ impl Engine {
             .iter()
             .map(|cp| format!("{:?} {}", cp.protocol, cp.transform.name))
             .chain(chosen.pfs_group.map(|g| format!("PFS {}", g.name())))
-            .chain(std::iter::once(format!("{:?} {}s", chosen.encap, chosen.lifetime.seconds)))
+            .chain(std::iter::once(format!(
+                "{:?} {}s",
+                chosen.encap, chosen.lifetime.seconds
+            )))
             .collect::<Vec<_>>()
             .join(", ");
         let lifetime = Duration::from_secs(chosen.lifetime.seconds.max(1));
-        let (ids_l, ids_r) = if initiator { (qm.idci.clone(), qm.idcr.clone()) } else { (qm.idcr.clone(), qm.idci.clone()) };
+        let (ids_l, ids_r) = if initiator {
+            (qm.idci.clone(), qm.idcr.clone())
+        } else {
+            (qm.idcr.clone(), qm.idci.clone())
+        };
         let sa_serial = self.serial();
         // Older bundles of this connection are superseded; they expire on their own so
         // that packets in flight under them are still accepted (no gap).
-        for old in self.ipsec.values_mut().filter(|s| s.connection == connection) {
+        for old in self
+            .ipsec
+            .values_mut()
+            .filter(|s| s.connection == connection)
+        {
             old.replaced = true;
         }
         self.ipsec.insert(
@@ -128,10 +145,14 @@ impl Engine {
                 summary: summary.clone(),
             },
         );
-        self.timers.add(now + lifetime, Timer::SaExpire { serial: sa_serial });
+        self.timers
+            .add(now + lifetime, Timer::SaExpire { serial: sa_serial });
         if initiator {
             let fuzz = self.rng.next_u32();
-            self.timers.add(now + rekey_delay(lifetime, &self.cfg.timers, fuzz), Timer::SaRekey { serial: sa_serial });
+            self.timers.add(
+                now + rekey_delay(lifetime, &self.cfg.timers, fuzz),
+                Timer::SaRekey { serial: sa_serial },
+            );
         }
         if !self.policies.contains_key(&connection) {
             let spec = PolicySpec {
@@ -147,7 +168,10 @@ impl Engine {
             self.policies.insert(connection.clone(), spec.clone());
             self.kernel(KernelRequest::AddPolicy(spec));
         }
-        self.log(LogLevel::Info, format!("phase 2 established for {connection} with {peer}: {summary}"));
+        self.log(
+            LogLevel::Info,
+            format!("phase 2 established for {connection} with {peer}: {summary}"),
+        );
         self.event(Event::Phase2Up {
             connection,
             peer,
@@ -159,7 +183,9 @@ impl Engine {
     }
 
     pub(super) fn sa_rekey(&mut self, serial: u64) {
-        let Some(sa) = self.ipsec.get(&serial) else { return };
+        let Some(sa) = self.ipsec.get(&serial) else {
+            return;
+        };
         if sa.replaced {
             return;
         }
@@ -182,7 +208,9 @@ impl Engine {
 
     /// Remove an IPsec SA bundle from the kernel, telling the peer when `notify`.
     pub(super) fn remove_ipsec_sa(&mut self, serial: u64, notify: bool, reason: &str) {
-        let Some(sa) = self.ipsec.remove(&serial) else { return };
+        let Some(sa) = self.ipsec.remove(&serial) else {
+            return;
+        };
         if notify && !self.cfg.passive {
             if let Some(p1) = self.established_p1(&sa.peer) {
                 for (protocol, spi_in, _) in &sa.spis {
@@ -200,11 +228,28 @@ impl Engine {
             }
         }
         for (protocol, spi_in, spi_out) in &sa.spis {
-            self.kernel(KernelRequest::DeleteSa { protocol: *protocol, spi: *spi_in, src: sa.remote, dst: sa.local });
-            self.kernel(KernelRequest::DeleteSa { protocol: *protocol, spi: *spi_out, src: sa.local, dst: sa.remote });
+            self.kernel(KernelRequest::DeleteSa {
+                protocol: *protocol,
+                spi: *spi_in,
+                src: sa.remote,
+                dst: sa.local,
+            });
+            self.kernel(KernelRequest::DeleteSa {
+                protocol: *protocol,
+                spi: *spi_out,
+                src: sa.local,
+                dst: sa.remote,
+            });
         }
-        self.log(LogLevel::Info, format!("phase 2 for {} deleted: {reason}", sa.connection));
-        self.event(Event::Phase2Down { connection: sa.connection.clone(), spis: sa.spis.clone(), reason: reason.into() });
+        self.log(
+            LogLevel::Info,
+            format!("phase 2 for {} deleted: {reason}", sa.connection),
+        );
+        self.event(Event::Phase2Down {
+            connection: sa.connection.clone(),
+            spis: sa.spis.clone(),
+            reason: reason.into(),
+        });
         // The last SA of a connection deleted by the peer or the operator takes its
         // policies with it; expiry of a replaced SA does not.
         let others = self.ipsec.values().any(|s| s.connection == sa.connection);
@@ -221,7 +266,16 @@ impl Engine {
 
     /// Bring `name` up: Quick Mode under an existing ISAKMP SA, or phase 1 first.
     pub(super) fn start_connection(&mut self, name: &str) {
-        let Some(conn) = self.cfg.policy.connections.iter().find(|c| c.name == name).cloned() else { return };
+        let Some(conn) = self
+            .cfg
+            .policy
+            .connections
+            .iter()
+            .find(|c| c.name == name)
+            .cloned()
+        else {
+            return;
+        };
         if let Some(serial) = self.established_p1(&conn.peer) {
             self.start_qm(serial, name);
         } else if let Some(serial) = self.pending_p1(&conn.peer) {
@@ -236,9 +290,16 @@ impl Engine {
     }
 
     pub(super) fn connection_is_up_or_pending(&self, name: &str) -> bool {
-        self.ipsec.values().any(|s| s.connection == name && !s.replaced)
-            || self.quick.values().any(|q| q.connection == name && !matches!(q.state, QmState::IDone | QmState::RDone))
-            || self.phase1.values().any(|p| p.waiting.iter().any(|w| w == name))
+        self.ipsec
+            .values()
+            .any(|s| s.connection == name && !s.replaced)
+            || self.quick.values().any(|q| {
+                q.connection == name && !matches!(q.state, QmState::IDone | QmState::RDone)
+            })
+            || self
+                .phase1
+                .values()
+                .any(|p| p.waiting.iter().any(|w| w == name))
     }
 
     /// ACQUIRE: traffic wants a connection that is not up.
@@ -249,8 +310,14 @@ impl Engine {
         let conn = self.cfg.policy.connections.iter().find(|c| {
             let l = c.local_id.as_ref().and_then(super::quick::selector);
             let r = c.remote_id.as_ref().and_then(super::quick::selector);
-            let peer_addr = self.cfg.policy.peers.iter().find(|p| p.name == c.peer).map(|p| p.address.ip());
-            let l_ok = l.map_or(true, |s| covers(&s, local, protocol));
+            let peer_addr = self
+                .cfg
+                .policy
+                .peers
+                .iter()
+                .find(|p| p.name == c.peer)
+                .map(|p| p.address.ip());
+            let l_ok = l.is_none_or(|s| covers(&s, local, protocol));
             let r_ok = match r {
                 Some(s) => covers(&s, remote, protocol),
                 None => peer_addr == Some(remote),
@@ -259,20 +326,36 @@ impl Engine {
         });
         match conn.map(|c| c.name.clone()) {
             Some(name) if !self.connection_is_up_or_pending(&name) => {
-                self.log(LogLevel::Info, format!("ACQUIRE {local} -> {remote}: starting {name}"));
+                self.log(
+                    LogLevel::Info,
+                    format!("ACQUIRE {local} -> {remote}: starting {name}"),
+                );
                 self.start_connection(&name);
             }
             Some(_) => {}
-            None => self.log(LogLevel::Notice, format!("ACQUIRE {local} -> {remote}: no connection covers it")),
+            None => self.log(
+                LogLevel::Notice,
+                format!("ACQUIRE {local} -> {remote}: no connection covers it"),
+            ),
         }
     }
 
     /// The kernel says an SA reached a limit (bytes, usually; time is ours to track too).
-    pub(super) fn sa_expired(&mut self, protocol: IpsecProtocol, spi: u32, _dst: IpAddr, hard: bool) {
+    pub(super) fn sa_expired(
+        &mut self,
+        protocol: IpsecProtocol,
+        spi: u32,
+        _dst: IpAddr,
+        hard: bool,
+    ) {
         let sa = self
             .ipsec
             .values()
-            .find(|s| s.spis.iter().any(|(p, i, o)| *p == protocol && (*i == spi || *o == spi)))
+            .find(|s| {
+                s.spis
+                    .iter()
+                    .any(|(p, i, o)| *p == protocol && (*i == spi || *o == spi))
+            })
             .map(|s| s.serial);
         let Some(serial) = sa else { return };
         if hard {
@@ -287,13 +370,21 @@ impl Engine {
         for p1 in self.phase1.values_mut().filter(|p| p.remote == old) {
             p1.remote = new;
         }
-        self.log(LogLevel::Info, format!("NAT mapping of peer changed from {old} to {new}"));
+        self.log(
+            LogLevel::Info,
+            format!("NAT mapping of peer changed from {old} to {new}"),
+        );
     }
 
     /// Operator `t name`: delete a connection's IPsec SAs (and policies), or a peer's ISAKMP SAs.
     pub fn teardown(&mut self, now: Instant, name: &str) -> Result<(), String> {
         self.now = now;
-        let sas: Vec<u64> = self.ipsec.values().filter(|s| s.connection == name).map(|s| s.serial).collect();
+        let sas: Vec<u64> = self
+            .ipsec
+            .values()
+            .filter(|s| s.connection == name)
+            .map(|s| s.serial)
+            .collect();
         if !sas.is_empty() {
             for s in sas {
                 self.remove_ipsec_sa(s, true, "teardown by operator");
@@ -301,7 +392,12 @@ impl Engine {
             self.remove_policy(name);
             return Ok(());
         }
-        let p1s: Vec<u64> = self.phase1.values().filter(|p| p.peer == name).map(|p| p.serial).collect();
+        let p1s: Vec<u64> = self
+            .phase1
+            .values()
+            .filter(|p| p.peer == name)
+            .map(|p| p.serial)
+            .collect();
         if p1s.is_empty() {
             return Err(format!("no SA for {name:?}"));
         }
@@ -324,7 +420,10 @@ impl Engine {
         }
         let p1s: Vec<u64> = self.phase1.keys().copied().collect();
         for s in p1s {
-            let established = self.phase1.get(&s).is_some_and(|p| p.state == P1State::Established);
+            let established = self
+                .phase1
+                .get(&s)
+                .is_some_and(|p| p.state == P1State::Established);
             self.delete_phase1(s, established, "shutdown");
         }
     }
@@ -395,7 +494,10 @@ impl Engine {
 
     /// Pending timers as (deadline, description), for the report.
     pub fn pending_timers(&self) -> Vec<(Instant, String)> {
-        self.timers.iter().map(|(t, timer)| (t, format!("{timer:?}"))).collect()
+        self.timers
+            .iter()
+            .map(|(t, timer)| (t, format!("{timer:?}")))
+            .collect()
     }
 
     /// Kernel policies we hold, by connection.
@@ -419,7 +521,11 @@ fn covers(s: &Selector, a: IpAddr, protocol: u8) -> bool {
             Some(IpAddr::V4(e)) => n <= x && x <= e,
             _ => {
                 let bits = u32::from(s.prefix_len.min(32));
-                let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+                let mask = if bits == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - bits)
+                };
                 u32::from(n) & mask == u32::from(x) & mask
             }
         },
@@ -427,7 +533,11 @@ fn covers(s: &Selector, a: IpAddr, protocol: u8) -> bool {
             Some(IpAddr::V6(e)) => n <= x && x <= e,
             _ => {
                 let bits = u32::from(s.prefix_len.min(128));
-                let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+                let mask = if bits == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - bits)
+                };
                 u128::from(n) & mask == u128::from(x) & mask
             }
         },

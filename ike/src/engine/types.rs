@@ -131,9 +131,18 @@ pub struct PolicySpec {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KernelRequest {
     /// Reserve an inbound SPI for `protocol` from `src` (the peer) to `dst` (us).
-    AllocSpi { protocol: IpsecProtocol, src: IpAddr, dst: IpAddr },
+    AllocSpi {
+        protocol: IpsecProtocol,
+        src: IpAddr,
+        dst: IpAddr,
+    },
     AddSa(SaSpec),
-    DeleteSa { protocol: IpsecProtocol, spi: u32, src: IpAddr, dst: IpAddr },
+    DeleteSa {
+        protocol: IpsecProtocol,
+        spi: u32,
+        src: IpAddr,
+        dst: IpAddr,
+    },
     AddPolicy(PolicySpec),
     DeletePolicy(PolicySpec),
 }
@@ -146,9 +155,18 @@ pub enum KernelEvent {
     /// A request failed; the engine gives up the exchange that needed it.
     Failed { id: RequestId, reason: String },
     /// Traffic matched a policy with no SA: start the connection that covers it.
-    Acquire { local: IpAddr, remote: IpAddr, protocol: u8 },
+    Acquire {
+        local: IpAddr,
+        remote: IpAddr,
+        protocol: u8,
+    },
     /// An SA reached a soft (rekey) or hard (gone) limit.
-    Expire { protocol: IpsecProtocol, spi: u32, dst: IpAddr, hard: bool },
+    Expire {
+        protocol: IpsecProtocol,
+        spi: u32,
+        dst: IpAddr,
+        hard: bool,
+    },
     /// The peer's NAT mapping changed (new outer address or port).
     Mapping { old: SocketAddr, new: SocketAddr },
 }
@@ -173,7 +191,12 @@ pub enum Event {
         remote: SocketAddr,
         summary: String,
     },
-    Phase1Down { peer: String, icookie: Cookie, rcookie: Cookie, reason: String },
+    Phase1Down {
+        peer: String,
+        icookie: Cookie,
+        rcookie: Cookie,
+        reason: String,
+    },
     Phase2Up {
         connection: String,
         peer: String,
@@ -183,17 +206,32 @@ pub enum Event {
         remote_id: Option<IdPayload>,
         summary: String,
     },
-    Phase2Down { connection: String, spis: Vec<(IpsecProtocol, u32, u32)>, reason: String },
+    Phase2Down {
+        connection: String,
+        spis: Vec<(IpsecProtocol, u32, u32)>,
+        reason: String,
+    },
     /// A peer did not answer DPD and was declared dead.
-    PeerDead { peer: String },
-    Log { level: LogLevel, message: String },
+    PeerDead {
+        peer: String,
+    },
+    Log {
+        level: LogLevel,
+        message: String,
+    },
 }
 
 /// One output for the caller to act on.
 #[derive(Clone, Debug)]
 pub enum Output {
     Transmit(Transmit),
-    Crypto { id: RequestId, request: CryptoRequest },
-    Kernel { id: RequestId, request: KernelRequest },
+    Crypto {
+        id: RequestId,
+        request: CryptoRequest,
+    },
+    Kernel {
+        id: RequestId,
+        request: KernelRequest,
+    },
     Event(Event),
 }

@@ -58,7 +58,10 @@ pub enum Credentials {
     PreShared { secret: String },
     /// Our private key's name in the helpers' store; the peer's raw RSA public key (DER,
     /// SubjectPublicKeyInfo) when configured as a raw key.
-    RsaSig { secret: String, peer_public_key: Option<Vec<u8>> },
+    RsaSig {
+        secret: String,
+        peer_public_key: Option<Vec<u8>>,
+    },
 }
 
 /// A configured phase-1 peer (`[Phase 1]` entry and its section).
@@ -108,9 +111,13 @@ pub enum EncapMode {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum EspCipher {
     TripleDes,
-    AesCbc { key_bits: u16 },
+    AesCbc {
+        key_bits: u16,
+    },
     /// AES-GCM with a 16-byte ICV (RFC 4106); no separate authentication algorithm.
-    AesGcm16 { key_bits: u16 },
+    AesGcm16 {
+        key_bits: u16,
+    },
     Null,
 }
 

@@ -7,8 +7,8 @@ pub mod setup;
 
 use ike::crypto::{serve, CryptoResult, SecretStore};
 use ike::engine::{
-    Direction, Engine, EngineConfig, Event, KernelEvent, KernelRequest, LogLevel, Output, PolicySpec, SaSpec,
-    SeededRng, Timers,
+    Direction, Engine, EngineConfig, Event, KernelEvent, KernelRequest, LogLevel, Output,
+    PolicySpec, SaSpec, SeededRng, Timers,
 };
 use ike::policy::{IpsecProtocol, Policy};
 use openssl::pkey::{PKey, Private};
@@ -66,7 +66,15 @@ fn proto_num(p: IpsecProtocol) -> u8 {
 }
 
 impl Node {
-    pub fn new(name: &'static str, ip: IpAddr, policy: Policy, store: Store, timers: Timers, seed: u64, now: Instant) -> Self {
+    pub fn new(
+        name: &'static str,
+        ip: IpAddr,
+        policy: Policy,
+        store: Store,
+        timers: Timers,
+        seed: u64,
+        now: Instant,
+    ) -> Self {
         let cfg = EngineConfig {
             policy,
             timers,
@@ -80,7 +88,10 @@ impl Node {
             engine: Engine::new(cfg, Box::new(SeededRng::new(seed)), now),
             store,
             ip,
-            kernel: FakeKernel { next_spi: 0x1000 + (seed as u32 % 7) * 0x100000, ..Default::default() },
+            kernel: FakeKernel {
+                next_spi: 0x1000 + (seed as u32 % 7) * 0x100000,
+                ..Default::default()
+            },
             events: Vec::new(),
             logs: Vec::new(),
             crypto_delay: Duration::ZERO,
@@ -96,16 +107,26 @@ impl Node {
     }
 
     pub fn phase2_up(&self, connection: &str) -> usize {
-        self.events.iter().filter(|e| matches!(e, Event::Phase2Up { connection: c, .. } if c == connection)).count()
+        self.events
+            .iter()
+            .filter(|e| matches!(e, Event::Phase2Up { connection: c, .. } if c == connection))
+            .count()
     }
 
     pub fn phase1_up(&self) -> usize {
-        self.events.iter().filter(|e| matches!(e, Event::Phase1Up { .. })).count()
+        self.events
+            .iter()
+            .filter(|e| matches!(e, Event::Phase1Up { .. }))
+            .count()
     }
 
     /// Inbound (or outbound) ESP/AH SAs in the fake kernel.
     pub fn sas(&self, dir: Direction) -> Vec<&SaSpec> {
-        self.kernel.sas.values().filter(|s| s.direction == dir).collect()
+        self.kernel
+            .sas
+            .values()
+            .filter(|s| s.direction == dir)
+            .collect()
     }
 }
 
@@ -206,7 +227,9 @@ impl Sim {
             for (id, r) in due {
                 node.engine.handle_crypto(now, id, r);
             }
-            let Some(out) = node.engine.poll_output() else { break };
+            let Some(out) = node.engine.poll_output() else {
+                break;
+            };
             match out {
                 Output::Transmit(t) => {
                     if !node.up {
@@ -225,7 +248,11 @@ impl Sim {
                     let r = serve(&request, &node.store);
                     let spent = t0.elapsed();
                     node.crypto_time += spent;
-                    if matches!(request, ike::crypto::CryptoRequest::DhKeygen { .. } | ike::crypto::CryptoRequest::DhDerive { .. }) {
+                    if matches!(
+                        request,
+                        ike::crypto::CryptoRequest::DhKeygen { .. }
+                            | ike::crypto::CryptoRequest::DhDerive { .. }
+                    ) {
                         node.dh_time += spent;
                     }
                     if node.crypto_delay.is_zero() {
@@ -238,13 +265,19 @@ impl Sim {
                     KernelRequest::AllocSpi { .. } => {
                         node.kernel.next_spi += 1;
                         let spi = node.kernel.next_spi;
-                        node.engine.handle_kernel(now, KernelEvent::SpiAllocated { id, spi });
+                        node.engine
+                            .handle_kernel(now, KernelEvent::SpiAllocated { id, spi });
                     }
                     KernelRequest::AddSa(sa) => {
                         node.kernel.sas.insert((proto_num(sa.protocol), sa.spi), sa);
                     }
                     KernelRequest::DeleteSa { protocol, spi, .. } => {
-                        if node.kernel.sas.remove(&(proto_num(protocol), spi)).is_some() {
+                        if node
+                            .kernel
+                            .sas
+                            .remove(&(proto_num(protocol), spi))
+                            .is_some()
+                        {
                             node.kernel.deleted += 1;
                         }
                     }
@@ -257,7 +290,11 @@ impl Sim {
                 },
                 Output::Event(Event::Log { level, message }) => {
                     if std::env::var_os("SIM_LOG").is_some() {
-                        eprintln!("{:>8.3} {} {level:?} {message}", now.duration_since(start).as_secs_f64(), node.name);
+                        eprintln!(
+                            "{:>8.3} {} {level:?} {message}",
+                            now.duration_since(start).as_secs_f64(),
+                            node.name
+                        );
                     }
                     node.logs.push((level, message));
                 }
@@ -271,12 +308,26 @@ impl Sim {
             self.dropped += 1;
             return;
         }
-        let copies = if self.roll(self.faults.duplicate) { 2 } else { 1 };
+        let copies = if self.roll(self.faults.duplicate) {
+            2
+        } else {
+            1
+        };
         for _ in 0..copies {
-            let extra = if self.roll(self.faults.reorder) { Duration::from_millis(40) } else { Duration::ZERO };
+            let extra = if self.roll(self.faults.reorder) {
+                Duration::from_millis(40)
+            } else {
+                Duration::ZERO
+            };
             self.seq += 1;
             let at = self.now + self.latency + extra;
-            self.wire.push(Packet { at, seq: self.seq, from, to, bytes: bytes.clone() });
+            self.wire.push(Packet {
+                at,
+                seq: self.seq,
+                from,
+                to,
+                bytes: bytes.clone(),
+            });
         }
     }
 
@@ -289,7 +340,10 @@ impl Sim {
             (true, p.to)
         } else if let Some(nat) = self.nat.filter(|n| n.public == p.to.ip()) {
             let _ = nat;
-            (true, SocketAddr::new(self.a.ip, p.to.port().wrapping_sub(10000)))
+            (
+                true,
+                SocketAddr::new(self.a.ip, p.to.port().wrapping_sub(10000)),
+            )
         } else {
             self.dropped += 1;
             return;
@@ -364,7 +418,10 @@ pub fn sas_pair_up(x: &Node, y: &Node) -> Result<usize, String> {
     for out in x.sas(Direction::Outbound) {
         let key = (proto_num(out.protocol), out.spi);
         let Some(inb) = y.kernel.sas.get(&key) else {
-            return Err(format!("{} outbound SPI {:08x} has no inbound twin on {}", x.name, out.spi, y.name));
+            return Err(format!(
+                "{} outbound SPI {:08x} has no inbound twin on {}",
+                x.name, out.spi, y.name
+            ));
         };
         if inb.direction != Direction::Inbound
             || inb.enc_key[..] != out.enc_key[..]
@@ -373,7 +430,10 @@ pub fn sas_pair_up(x: &Node, y: &Node) -> Result<usize, String> {
             || inb.integ != out.integ
             || inb.mode != out.mode
         {
-            return Err(format!("SA {:08x} differs between {} and {}", out.spi, x.name, y.name));
+            return Err(format!(
+                "SA {:08x} differs between {} and {}",
+                out.spi, x.name, y.name
+            ));
         }
         n += 1;
     }

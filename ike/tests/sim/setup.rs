@@ -18,10 +18,21 @@ pub const B_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 pub const PSK: &[u8] = b"correct horse battery staple";
 
 pub fn ciphers() -> [EncrAlg; 4] {
-    [EncrAlg::TripleDesCbc, EncrAlg::AesCbc128, EncrAlg::AesCbc192, EncrAlg::AesCbc256]
+    [
+        EncrAlg::TripleDesCbc,
+        EncrAlg::AesCbc128,
+        EncrAlg::AesCbc192,
+        EncrAlg::AesCbc256,
+    ]
 }
 pub fn hashes() -> [HashAlg; 5] {
-    [HashAlg::Md5, HashAlg::Sha1, HashAlg::Sha256, HashAlg::Sha384, HashAlg::Sha512]
+    [
+        HashAlg::Md5,
+        HashAlg::Sha1,
+        HashAlg::Sha256,
+        HashAlg::Sha384,
+        HashAlg::Sha512,
+    ]
 }
 pub fn groups() -> [Group; 10] {
     [
@@ -44,7 +55,10 @@ pub fn rsa_keys() -> &'static [(Vec<u8>, Vec<u8>); 2] {
     KEYS.get_or_init(|| {
         let mk = || {
             let k = Rsa::generate(2048).expect("rsa keygen");
-            (k.private_key_to_der().expect("der"), k.public_key_to_der().expect("der"))
+            (
+                k.private_key_to_der().expect("der"),
+                k.public_key_to_der().expect("der"),
+            )
         };
         [mk(), mk()]
     })
@@ -83,7 +97,11 @@ impl Default for Suite2 {
 }
 
 pub fn range(v: u64) -> LifetimeRange {
-    LifetimeRange { default: v, min: 10, max: 86400 }
+    LifetimeRange {
+        default: v,
+        min: 10,
+        max: 86400,
+    }
 }
 
 pub fn p1_transform(s: &Suite1, lifetime: u64) -> Phase1Transform {
@@ -110,7 +128,11 @@ pub fn ipsec_transform(s: &Suite2) -> IpsecTransform {
 }
 
 pub fn subnet(a: [u8; 4], bits: u32) -> IdPayload {
-    let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+    let mask = if bits == 0 {
+        0
+    } else {
+        u32::MAX << (32 - bits)
+    };
     IdPayload {
         protocol: 0,
         port: 0,
@@ -119,14 +141,25 @@ pub fn subnet(a: [u8; 4], bits: u32) -> IdPayload {
 }
 
 /// The policy of one side. `me` is 0 for A, 1 for B.
-pub fn side_policy(me: usize, p1: &[Suite1], p2: &[Suite2], p1_life: u64, dpd: u64) -> (Policy, Store) {
+pub fn side_policy(
+    me: usize,
+    p1: &[Suite1],
+    p2: &[Suite2],
+    p1_life: u64,
+    dpd: u64,
+) -> (Policy, Store) {
     let (my_ip, peer_ip) = if me == 0 { (A_IP, B_IP) } else { (B_IP, A_IP) };
     let peer_name = if me == 0 { "peer-b" } else { "peer-a" };
     let keys = rsa_keys();
     let auth = p1.first().map_or(AuthMethod::PreShared, |s| s.auth);
     let credentials = match auth {
-        AuthMethod::PreShared => Credentials::PreShared { secret: peer_name.into() },
-        AuthMethod::RsaSig => Credentials::RsaSig { secret: "local-key".into(), peer_public_key: Some(keys[1 - me].1.clone()) },
+        AuthMethod::PreShared => Credentials::PreShared {
+            secret: peer_name.into(),
+        },
+        AuthMethod::RsaSig => Credentials::RsaSig {
+            secret: "local-key".into(),
+            peer_public_key: Some(keys[1 - me].1.clone()),
+        },
     };
     let mode = p1.first().map_or(Phase1Mode::Main, |s| s.mode);
     let peer = Peer {
@@ -148,7 +181,10 @@ pub fn side_policy(me: usize, p1: &[Suite1], p2: &[Suite2], p1_life: u64, dpd: u
         .enumerate()
         .map(|(i, s)| ike::policy::Suite {
             name: format!("suite-{i}"),
-            protocols: vec![ProtocolProposal { protocol: s.protocol, transforms: vec![ipsec_transform(s)] }],
+            protocols: vec![ProtocolProposal {
+                protocol: s.protocol,
+                transforms: vec![ipsec_transform(s)],
+            }],
         })
         .collect();
     let conn = Connection {
@@ -185,11 +221,27 @@ pub fn pair(p1: &[Suite1], p2: &[Suite2], seed: u64) -> Sim {
     pair_with(p1, p1, p2, p2, seed, 3600, 0)
 }
 
-pub fn pair_with(a1: &[Suite1], b1: &[Suite1], a2: &[Suite2], b2: &[Suite2], seed: u64, p1_life: u64, dpd: u64) -> Sim {
+pub fn pair_with(
+    a1: &[Suite1],
+    b1: &[Suite1],
+    a2: &[Suite2],
+    b2: &[Suite2],
+    seed: u64,
+    p1_life: u64,
+    dpd: u64,
+) -> Sim {
     let now = Instant::now();
     let (pa, sa) = side_policy(0, a1, a2, p1_life, dpd);
     let (pb, sb) = side_policy(1, b1, b2, p1_life, dpd);
     let a = Node::new("A", IpAddr::V4(A_IP), pa, sa, timers(), seed, now);
-    let b = Node::new("B", IpAddr::V4(B_IP), pb, sb, timers(), seed.wrapping_add(1), now);
+    let b = Node::new(
+        "B",
+        IpAddr::V4(B_IP),
+        pb,
+        sb,
+        timers(),
+        seed.wrapping_add(1),
+        now,
+    );
     Sim::new(a, b, now)
 }
