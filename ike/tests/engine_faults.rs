@@ -405,8 +405,14 @@ fn hostile_input_never_costs_an_established_sa() {
     let before = sim.b.kernel.sas.len();
     let local = SocketAddr::new(IpAddr::V4(B_IP), 500);
     let remote = SocketAddr::new(IpAddr::V4(A_IP), 500);
-    // Capture real messages by starting another negotiation and recording B's inputs.
+    // Random bytes, random bytes behind the live cookies (so they reach the SA's state),
+    // and every real message of the negotiation truncated and with bits flipped.
     let pa = sim.a.engine.phase1_sas()[0].clone();
+    let real: Vec<Vec<u8>> = sim.trace.iter().map(|p| p.bytes.clone()).collect();
+    assert!(
+        real.len() >= 9,
+        "expected Main Mode and Quick Mode in the trace"
+    );
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut rnd = move || {
         x ^= x << 13;
@@ -414,18 +420,34 @@ fn hostile_input_never_costs_an_established_sa() {
         x ^= x << 17;
         x
     };
-    for i in 0..20_000u32 {
-        let len = (rnd() % 200) as usize;
-        let mut b: Vec<u8> = (0..len).map(|_| rnd() as u8).collect();
-        if i % 2 == 0 && b.len() >= 28 {
-            // A plausible header with the live cookies, so the packet reaches the SA.
-            b[..8].copy_from_slice(&pa.icookie.0);
-            b[8..16].copy_from_slice(&pa.rcookie.0);
-            b[17] = 0x10;
-            b[18] = [2, 4, 5, 32][(rnd() % 4) as usize];
-            let l = (b.len() as u32).to_be_bytes();
-            b[24..28].copy_from_slice(&l);
-        }
+    for i in 0..30_000u32 {
+        let b: Vec<u8> = match i % 3 {
+            0 => (0..(rnd() % 200) as usize).map(|_| rnd() as u8).collect(),
+            1 => {
+                let mut b: Vec<u8> = (0..28 + (rnd() % 200) as usize)
+                    .map(|_| rnd() as u8)
+                    .collect();
+                b[..8].copy_from_slice(&pa.icookie.0);
+                b[8..16].copy_from_slice(&pa.rcookie.0);
+                b[17] = 0x10;
+                b[18] = [2, 4, 5, 32][(rnd() % 4) as usize];
+                let l = (b.len() as u32).to_be_bytes();
+                b[24..28].copy_from_slice(&l);
+                b
+            }
+            _ => {
+                let mut b = real[(rnd() as usize) % real.len()].clone();
+                let flips = 1 + rnd() % 4;
+                for _ in 0..flips {
+                    let at = (rnd() as usize) % b.len();
+                    b[at] ^= 1 << (rnd() % 8);
+                }
+                if rnd() % 4 == 0 {
+                    b.truncate((rnd() as usize) % b.len());
+                }
+                b
+            }
+        };
         let now = sim.now;
         sim.b.engine.handle_datagram(now, local, remote, &b);
     }

@@ -36,7 +36,8 @@ impl SecretStore for Store {
 #[derive(Default, Debug)]
 pub struct FakeKernel {
     pub next_spi: u32,
-    pub sas: BTreeMap<(u8, u32), SaSpec>,
+    /// Keyed as the kernel keys them: destination, protocol, SPI.
+    pub sas: BTreeMap<(IpAddr, u8, u32), SaSpec>,
     pub policies: HashMap<String, PolicySpec>,
     pub deleted: usize,
 }
@@ -166,6 +167,8 @@ pub struct Sim {
     rng: u64,
     pub delivered: usize,
     pub dropped: usize,
+    /// Every datagram delivered, in order (for tests that replay or mutate real traffic).
+    pub trace: Vec<Packet>,
     pub latency: Duration,
 }
 
@@ -183,6 +186,7 @@ impl Sim {
             rng: 0x1234_5678_9abc_def0,
             delivered: 0,
             dropped: 0,
+            trace: Vec::new(),
             latency: Duration::from_millis(5),
         }
     }
@@ -269,13 +273,17 @@ impl Sim {
                             .handle_kernel(now, KernelEvent::SpiAllocated { id, spi });
                     }
                     KernelRequest::AddSa(sa) => {
-                        node.kernel.sas.insert((proto_num(sa.protocol), sa.spi), sa);
+                        node.kernel
+                            .sas
+                            .insert((sa.dst, proto_num(sa.protocol), sa.spi), sa);
                     }
-                    KernelRequest::DeleteSa { protocol, spi, .. } => {
+                    KernelRequest::DeleteSa {
+                        protocol, spi, dst, ..
+                    } => {
                         if node
                             .kernel
                             .sas
-                            .remove(&(proto_num(protocol), spi))
+                            .remove(&(dst, proto_num(protocol), spi))
                             .is_some()
                         {
                             node.kernel.deleted += 1;
@@ -349,6 +357,7 @@ impl Sim {
             return;
         };
         self.delivered += 1;
+        self.trace.push(p.clone());
         let node = self.node(is_a);
         if !node.up {
             return;
@@ -416,7 +425,7 @@ impl Sim {
 pub fn sas_pair_up(x: &Node, y: &Node) -> Result<usize, String> {
     let mut n = 0;
     for out in x.sas(Direction::Outbound) {
-        let key = (proto_num(out.protocol), out.spi);
+        let key = (out.dst, proto_num(out.protocol), out.spi);
         let Some(inb) = y.kernel.sas.get(&key) else {
             return Err(format!(
                 "{} outbound SPI {:08x} has no inbound twin on {}",

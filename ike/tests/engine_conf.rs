@@ -1,0 +1,259 @@
+//! Engine pairs configured from isakmpd.conf text, as the daemon will be: the parent's
+//! secrets go to the helpers, the child's policy is built from the redacted copy. Also the
+//! engine features that need particular configurations: range and port selectors,
+//! RESPONDER-LIFETIME, INITIAL-CONTACT, kernel soft expiry.
+
+mod sim;
+
+use ike::conf::Conf;
+use ike::engine::{Direction, Event, KernelEvent};
+use ike::policy::{redact_secrets, secrets, IpsecProtocol, Policy};
+use sim::setup::{timers, A_IP, B_IP};
+use sim::{sas_pair_up, Node, Sim, Store};
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// One gateway's isakmpd.conf; `{me}`, `{peer}`, `{mynet}`, `{peernet}` filled in.
+const GATEWAY: &str = "\
+[General]
+Retransmits=\t\t5
+
+[Phase 1]
+{peer}=\t\tpeer-gw
+
+[Phase 2]
+Connections=\t\tnet-to-net
+
+[peer-gw]
+Phase=\t\t\t1
+Local-address=\t\t{me}
+Address=\t\t{peer}
+Configuration=\t\tmm
+Authentication=\t\tsesame#open
+
+[mm]
+EXCHANGE_TYPE=\t\tID_PROT
+Transforms=\t\tAES-256-SHA2-256-GRP14,3DES-SHA
+
+[net-to-net]
+Phase=\t\t\t2
+ISAKMP-peer=\t\tpeer-gw
+Configuration=\t\tqm
+Local-ID=\t\tmy-net
+Remote-ID=\t\tpeer-net
+
+[my-net]
+{mynet}
+
+[peer-net]
+{peernet}
+
+[qm]
+EXCHANGE_TYPE=\t\tQUICK_MODE
+Suites=\t\t\t{suites}
+";
+
+fn conf(me: &str, peer: &str, mynet: &str, peernet: &str, suites: &str) -> Conf {
+    let text = GATEWAY
+        .replace("{me}", me)
+        .replace("{peer}", peer)
+        .replace("{mynet}", mynet)
+        .replace("{peernet}", peernet)
+        .replace("{suites}", suites);
+    Conf::parse(&text).expect("configuration parses")
+}
+
+/// A node as the daemon would build it: helpers get the secrets, the engine the redacted policy.
+fn node(name: &'static str, ip: IpAddr, conf: &Conf, seed: u64, now: Instant) -> Node {
+    let mut store = Store::default();
+    for (section, key) in secrets(conf) {
+        store.psks.insert(section, key);
+    }
+    let child_conf = redact_secrets(conf);
+    assert!(
+        !child_conf.dump().contains("sesame"),
+        "the child's configuration holds the key"
+    );
+    let policy = Policy::from_conf(&child_conf).expect("policy");
+    Node::new(name, ip, policy, store, timers(), seed, now)
+}
+
+fn pair(a: Conf, b: Conf, seed: u64) -> Sim {
+    let now = Instant::now();
+    Sim::new(
+        node("A", IpAddr::V4(A_IP), &a, seed, now),
+        node("B", IpAddr::V4(B_IP), &b, seed + 1, now),
+        now,
+    )
+}
+
+const SUBNET_A: &str = "ID-type=IPV4_ADDR_SUBNET\nNetwork=10.1.0.0\nNetmask=255.255.0.0";
+const SUBNET_B: &str = "ID-type=IPV4_ADDR_SUBNET\nNetwork=10.2.0.0\nNetmask=255.255.0.0";
+
+fn up(s: &Sim) -> bool {
+    s.a.phase2_up("net-to-net") >= 1 && s.b.phase2_up("net-to-net") >= 1
+}
+
+#[test]
+fn gateways_configured_by_isakmpd_conf_negotiate() {
+    let suites = "QM-ESP-AES-256-SHA2-256-PFS-GRP14-SUITE,QM-ESP-3DES-SHA-PFS-SUITE";
+    let a = conf("192.0.2.1", "192.0.2.2", SUBNET_A, SUBNET_B, suites);
+    let b = conf("192.0.2.2", "192.0.2.1", SUBNET_B, SUBNET_A, suites);
+    let mut sim = pair(a, b, 1);
+    sim.a.engine.start_active(sim.now);
+    assert!(
+        sim.run_until(Duration::from_secs(30), up),
+        "{:?}\n{:?}",
+        sim.a.logs,
+        sim.b.logs
+    );
+    let out = sim.a.sas(Direction::Outbound)[0];
+    assert_eq!(
+        out.cipher,
+        Some(ike::policy::EspCipher::AesCbc { key_bits: 256 })
+    );
+    assert_eq!(out.enc_key.len(), 32);
+    assert_eq!(out.local.prefix_len, 16);
+    assert!(sas_pair_up(&sim.a, &sim.b).is_ok() && sas_pair_up(&sim.b, &sim.a).is_ok());
+    // The phase 1 summary names what was agreed.
+    match sim
+        .a
+        .events
+        .iter()
+        .find(|e| matches!(e, Event::Phase1Up { .. }))
+    {
+        Some(Event::Phase1Up { summary, .. }) => assert!(
+            summary.contains("AES-256") && summary.contains("MODP2048"),
+            "{summary}"
+        ),
+        _ => panic!("no phase 1"),
+    }
+}
+
+/// Address ranges and a protocol/port selector reach the kernel as negotiated.
+#[test]
+fn range_and_port_selectors() {
+    let a_net = "ID-type=IPV4_ADDR_RANGE\nStart=10.1.0.10\nEnd=10.1.0.20\nProtocol=6\nPort=0";
+    let b_net = "ID-type=IPV4_ADDR\nAddress=10.2.0.5\nProtocol=6\nPort=80";
+    let suites = "QM-ESP-AES-SHA-SUITE";
+    let a = conf("192.0.2.1", "192.0.2.2", a_net, b_net, suites);
+    let b = conf("192.0.2.2", "192.0.2.1", b_net, a_net, suites);
+    let mut sim = pair(a, b, 3);
+    sim.a.engine.start_active(sim.now);
+    assert!(
+        sim.run_until(Duration::from_secs(30), up),
+        "{:?}\n{:?}",
+        sim.a.logs,
+        sim.b.logs
+    );
+    let out = sim.a.sas(Direction::Outbound)[0];
+    assert_eq!(out.local.range_end, Some("10.1.0.20".parse().unwrap()));
+    assert_eq!(out.remote.address, "10.2.0.5".parse::<IpAddr>().unwrap());
+    assert_eq!((out.remote.protocol, out.remote.port), (6, 80));
+    let inb = sim.b.sas(Direction::Inbound)[0];
+    assert_eq!((inb.local.protocol, inb.local.port), (6, 80));
+}
+
+/// B holds phase 2 to at most 600 s; A offers 3600 s, is told so, and uses 600 s.
+#[test]
+fn responder_lifetime_notify_shortens_the_initiators_lifetime() {
+    let a = conf("192.0.2.1", "192.0.2.2", SUBNET_A, SUBNET_B, "suite-long");
+    let b = conf("192.0.2.2", "192.0.2.1", SUBNET_B, SUBNET_A, "suite-short");
+    let extra = |c: Conf, life: &str| {
+        let text = format!(
+            "{}\n[suite-{life}]\nProtocols=esp-{life}\n[esp-{life}]\nPROTOCOL_ID=IPSEC_ESP\nTransforms=xf-{life}\n\
+             [xf-{life}]\nTRANSFORM_ID=AES\nKEY_LENGTH=128\nENCAPSULATION_MODE=TUNNEL\nAUTHENTICATION_ALGORITHM=HMAC_SHA\nLife=L-{life}\n\
+             [L-{life}]\nLIFE_TYPE=SECONDS\nLIFE_DURATION={}\n",
+            c.dump(),
+            if life == "long" { "3600,60:86400" } else { "600,60:600" }
+        );
+        Conf::parse(&text).expect("parses")
+    };
+    let mut sim = pair(extra(a, "long"), extra(b, "short"), 5);
+    sim.a.engine.start_active(sim.now);
+    assert!(
+        sim.run_until(Duration::from_secs(30), up),
+        "{:?}\n{:?}",
+        sim.a.logs,
+        sim.b.logs
+    );
+    for node in [&sim.a, &sim.b] {
+        for sa in node.kernel.sas.values() {
+            assert_eq!(sa.lifetime.seconds, 600, "{}: {sa:?}", node.name);
+        }
+    }
+}
+
+/// A reboots (a new engine, no state) and negotiates again with INITIAL-CONTACT: B drops the
+/// SAs it held with A's previous life.
+#[test]
+fn initial_contact_clears_the_peers_stale_sas() {
+    let suites = "QM-ESP-AES-SHA-SUITE";
+    let a = conf("192.0.2.1", "192.0.2.2", SUBNET_A, SUBNET_B, suites);
+    let b = conf("192.0.2.2", "192.0.2.1", SUBNET_B, SUBNET_A, suites);
+    let mut sim = pair(a.clone(), b, 7);
+    sim.a.engine.start_active(sim.now);
+    assert!(sim.run_until(Duration::from_secs(30), up));
+    let old: Vec<(IpAddr, u32)> = sim.b.kernel.sas.values().map(|s| (s.dst, s.spi)).collect();
+    sim.a = node("A", IpAddr::V4(A_IP), &a, 99, sim.now);
+    sim.a.engine.start_active(sim.now);
+    assert!(
+        sim.run_until(Duration::from_secs(30), |s| s.a.phase2_up("net-to-net")
+            >= 1
+            && s.b.phase2_up("net-to-net") >= 2)
+    );
+    sim.advance(Duration::from_secs(2));
+    for (dst, spi) in old {
+        assert!(
+            !sim.b
+                .kernel
+                .sas
+                .values()
+                .any(|s| s.spi == spi && s.dst == dst),
+            "stale SA {spi:08x} to {dst} survived INITIAL-CONTACT"
+        );
+    }
+    assert_eq!(sim.b.engine.phase1_sas().len(), 1);
+    assert!(sas_pair_up(&sim.a, &sim.b).is_ok() && sas_pair_up(&sim.b, &sim.a).is_ok());
+}
+
+/// A soft expiry from the kernel (a kilobyte limit) starts a rekey; a hard one removes the SA.
+#[test]
+fn kernel_expiry_rekeys_and_removes() {
+    let suites = "QM-ESP-AES-SHA-SUITE";
+    let a = conf("192.0.2.1", "192.0.2.2", SUBNET_A, SUBNET_B, suites);
+    let b = conf("192.0.2.2", "192.0.2.1", SUBNET_B, SUBNET_A, suites);
+    let mut sim = pair(a, b, 9);
+    sim.a.engine.start_active(sim.now);
+    assert!(sim.run_until(Duration::from_secs(30), up));
+    let out = sim.a.sas(Direction::Outbound)[0].clone();
+    let now = sim.now;
+    sim.a.engine.handle_kernel(
+        now,
+        KernelEvent::Expire {
+            protocol: IpsecProtocol::Esp,
+            spi: out.spi,
+            dst: out.dst,
+            hard: false,
+        },
+    );
+    assert!(
+        sim.run_until(Duration::from_secs(30), |s| s.a.phase2_up("net-to-net")
+            >= 2)
+    );
+    let now = sim.now;
+    sim.a.engine.handle_kernel(
+        now,
+        KernelEvent::Expire {
+            protocol: IpsecProtocol::Esp,
+            spi: out.spi,
+            dst: out.dst,
+            hard: true,
+        },
+    );
+    let gone = |k: &sim::FakeKernel| !k.sas.values().any(|x| x.spi == out.spi && x.dst == out.dst);
+    assert!(sim.run_until(Duration::from_secs(5), |s| gone(&s.b.kernel)));
+    assert!(gone(&sim.a.kernel));
+    // The newer SA pair is untouched.
+    assert!(sas_pair_up(&sim.a, &sim.b).expect("pair") >= 1);
+}
