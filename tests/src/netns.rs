@@ -1,0 +1,54 @@
+//! Network namespaces and veth links made (and removed) by a test.
+
+use std::process::Command;
+
+/// Run a command, returning its stdout, or an error naming the command and its stderr.
+pub fn run(args: &[&str]) -> Result<String, String> {
+    let out = Command::new(args[0]).args(&args[1..]).output().map_err(|e| format!("{args:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("{args:?}: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A network namespace, deleted on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    /// `fzike<pid><tag>`: unique per test process and tag.
+    pub fn new(tag: &str) -> Result<Self, String> {
+        let name = format!("fzike{}{tag}", std::process::id());
+        let _ = run(&["ip", "netns", "del", &name]);
+        run(&["ip", "netns", "add", &name])?;
+        let ns = Self { name };
+        ns.exec(&["ip", "link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// Run a command inside the namespace.
+    pub fn exec(&self, args: &[&str]) -> Result<String, String> {
+        let mut full = vec!["ip", "netns", "exec", &self.name];
+        full.extend_from_slice(args);
+        run(&full)
+    }
+
+    /// Join two namespaces with a veth pair and give each end an address (CIDR form).
+    pub fn link(a: &Netns, a_addr: &str, b: &Netns, b_addr: &str) -> Result<(), String> {
+        let (ia, ib) = (format!("v{}", &a.name[a.name.len().saturating_sub(8)..]), format!("v{}", &b.name[b.name.len().saturating_sub(8)..]));
+        run(&["ip", "link", "add", &ia, "netns", &a.name, "type", "veth", "peer", "name", &ib, "netns", &b.name])?;
+        a.exec(&["ip", "addr", "add", a_addr, "dev", &ia])?;
+        b.exec(&["ip", "addr", "add", b_addr, "dev", &ib])?;
+        a.exec(&["ip", "link", "set", &ia, "up"])?;
+        b.exec(&["ip", "link", "set", &ib, "up"])?;
+        Ok(())
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Processes still inside would keep it alive; the daemons are killed before this.
+        let _ = run(&["ip", "netns", "del", &self.name]);
+    }
+}
