@@ -114,6 +114,26 @@ pub fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
     )?)
 }
 
+/// Arrange for `fd` to be descriptor `target` in the program `cmd` executes (how a child
+/// or helper process receives its end of a socketpair). Keep `fd` open until `spawn` returns.
+pub fn pass_fd_at_exec(cmd: &mut std::process::Command, fd: BorrowedFd<'_>, target: RawFd) {
+    crate::sys::inherit_fd_as(cmd, fd.as_raw_fd(), target)
+}
+
+/// Take the descriptor a parent passed with `pass_fd_at_exec`. Call once, at start-up, before
+/// anything else in the process could own that number; a second call for the same number
+/// returns `None`.
+pub fn take_inherited_fd(target: RawFd) -> Option<OwnedFd> {
+    static TAKEN: std::sync::Mutex<Vec<RawFd>> = std::sync::Mutex::new(Vec::new());
+    let mut taken = TAKEN.lock().ok()?;
+    if taken.contains(&target) {
+        return None;
+    }
+    let fd = crate::sys::owned_from_inherited(target)?;
+    taken.push(target);
+    Some(fd)
+}
+
 /// Encode `msg` into one frame announcing `nfds` descriptors.
 pub fn encode_frame<T: Serialize>(msg: &T, nfds: usize, max: usize) -> Result<Vec<u8>, IpcError> {
     if nfds > MAX_FDS {

@@ -21,7 +21,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -76,7 +76,7 @@ impl std::error::Error for HelperError {}
 
 /// The socket a helper started by `ExecSpawner` inherited. Call once, at start-up.
 pub fn inherited_socket() -> Result<OwnedFd, HelperError> {
-    crate::sys::owned_from_inherited(HELPER_FD).ok_or(HelperError::NoSocket)
+    ipc::take_inherited_fd(HELPER_FD).ok_or(HelperError::NoSocket)
 }
 
 /// A helper process's whole life: drop privileges, take the secrets, serve until EOF.
@@ -143,7 +143,7 @@ impl<Sec: Serialize + Send + Sync + 'static> ExecSpawner<Sec> {
         for (k, v) in &self.envs {
             cmd.env(k, v);
         }
-        crate::sys::inherit_fd_as(&mut cmd, theirs.as_raw_fd(), HELPER_FD);
+        ipc::pass_fd_at_exec(&mut cmd, theirs.as_fd(), HELPER_FD);
         let child = cmd.spawn()?;
         drop(theirs);
         self.children.push(child);
