@@ -172,6 +172,9 @@ pub fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, IpcError
     Ok(msg)
 }
 
+/// A frame's payload and the descriptors that came with it.
+type RawFrame = (Vec<u8>, Vec<OwnedFd>);
+
 /// Receive-side state shared by the blocking and async channels.
 struct FrameReader {
     buf: Vec<u8>,
@@ -189,7 +192,7 @@ impl FrameReader {
     }
 
     /// A complete frame from the buffer, if one is there.
-    fn take(&mut self) -> Result<Option<(Vec<u8>, Vec<OwnedFd>)>, IpcError> {
+    fn take(&mut self) -> Result<Option<RawFrame>, IpcError> {
         if self.buf.len() < HEADER_LEN {
             return Ok(None);
         }

@@ -198,8 +198,7 @@ where
         let Some(flags) = arg.strip_prefix('-').filter(|f| !f.is_empty()) else {
             return Err(UsageError(format!("unexpected argument \"{arg}\"")));
         };
-        let mut chars = flags.char_indices();
-        while let Some((pos, flag)) = chars.next() {
+        for (pos, flag) in flags.char_indices() {
             match flag {
                 '4' => four = true,
                 '6' => six = true,

@@ -87,7 +87,10 @@ pub fn log(level: Level, msg: &str) {
     }
     match s.target {
         Target::Stderr => {
-            let _ = writeln!(std::io::stderr(), "{}", format_line(level, msg));
+            // One write per line, so the parent's and the child's lines never interleave.
+            let mut line = format_line(level, msg);
+            line.push('\n');
+            let _ = std::io::stderr().write_all(line.as_bytes());
         }
         Target::Syslog => {
             let prio = match level {
