@@ -133,6 +133,14 @@ fn pid_file_lifecycle_under_var_run() {
     // Live, and it looks like the daemon: refused, naming the pid, with its own status.
     let mut live = Command::new("sleep").arg("30").spawn().expect("spawn");
     let live_pid = live.id() as i32;
+    // Until it has executed sleep, the new process still carries our name.
+    for _ in 0..200 {
+        let comm = std::fs::read_to_string(format!("/proc/{live_pid}/comm")).unwrap_or_default();
+        if comm.trim_end() == "sleep" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     std::fs::write(&path, format!("{live_pid}\n")).expect("write");
     let e = PidFile::create_named(&path, "sleep").expect_err("live refused");
     assert!(matches!(e, FileError::AlreadyRunning(_, p) if p == live_pid));
