@@ -9,4 +9,5 @@
 pub mod ipc;
 pub mod pool;
 pub mod privdrop;
+pub mod service;
 mod sys;

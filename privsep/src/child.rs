@@ -6,9 +6,15 @@ use crate::ipc::{self, AsyncChannel, Channel, IpcError};
 use crate::log;
 use crate::privdrop::{self, DropConfig};
 use crate::proto::{SocketInfo, ToChild, ToParent};
+use helpers::pool::{helper_main as pool_helper_main, inherited_socket, HelperPool};
+use helpers::pool::{Privileges, Spawner};
+use helpers::service::Standby;
+use std::collections::VecDeque;
+use std::io::Write;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
 
 /// Largest datagram we read; IKEv1 messages with certificates stay well below this.
 const MAX_DATAGRAM: usize = 65535;
@@ -30,8 +36,12 @@ pub fn main(opts: Options) -> i32 {
         return 1;
     };
     let mut ch = Channel::new(fd);
-    let (infos, fds) = match ch.recv_with_fds::<ToChild>() {
-        Ok((ToChild::Sockets(infos), fds)) if infos.len() == fds.len() => (infos, fds),
+    let (infos, n_helpers, mut fds) = match ch.recv_with_fds::<ToChild>() {
+        Ok((ToChild::Start { sockets, helpers }, fds))
+            if sockets.len().checked_add(helpers) == Some(fds.len()) =>
+        {
+            (sockets, helpers, fds)
+        }
         Ok((m, fds)) => {
             log::error(&format!(
                 "child: expected the sockets first, got {m:?} with {} descriptors",
@@ -66,10 +76,48 @@ pub fn main(opts: Options) -> i32 {
             return 1;
         }
     };
-    rt.block_on(run(ch, infos, fds))
+    let helper_fds = fds.split_off(infos.len());
+    debug_assert_eq!(helper_fds.len(), n_helpers);
+    rt.block_on(run(ch, infos, fds, helper_fds))
 }
 
-async fn run(ch: Channel, infos: Vec<SocketInfo>, fds: Vec<OwnedFd>) -> i32 {
+/// The helper pool's way to new helpers: those the parent handed over at start, then one
+/// per `NewHelper` request, which the main loop forwards to the parent.
+struct ParentSpawner {
+    initial: Vec<OwnedFd>,
+    requests: mpsc::UnboundedSender<oneshot::Sender<std::io::Result<OwnedFd>>>,
+}
+
+impl Spawner for ParentSpawner {
+    fn spawn(
+        &mut self,
+        _slot: usize,
+    ) -> impl std::future::Future<Output = std::io::Result<OwnedFd>> + Send {
+        let initial = self.initial.pop();
+        let requests = self.requests.clone();
+        async move {
+            if let Some(fd) = initial {
+                return Ok(fd);
+            }
+            let (tx, rx) = oneshot::channel();
+            requests
+                .send(tx)
+                .map_err(|_| std::io::Error::other("child is shutting down"))?;
+            rx.await
+                .unwrap_or_else(|_| Err(std::io::Error::other("no answer from the parent")))
+        }
+    }
+}
+
+/// The helper pool the engine's `Crypto` requests go to (`-j 0`: computed in this process).
+pub type Pool = HelperPool<Standby>;
+
+async fn run(
+    ch: Channel,
+    infos: Vec<SocketInfo>,
+    fds: Vec<OwnedFd>,
+    helper_fds: Vec<OwnedFd>,
+) -> i32 {
     let mut parent = match AsyncChannel::new(ch.into_fd()) {
         Ok(c) => c,
         Err(e) => {
@@ -110,16 +158,57 @@ async fn run(ch: Channel, infos: Vec<SocketInfo>, fds: Vec<OwnedFd>) -> i32 {
         });
     }
     drop(tx);
+    let (spawn_tx, mut spawn_rx) = mpsc::unbounded_channel();
+    let n = helper_fds.len();
+    let pool: Pool = if n == 0 {
+        HelperPool::inline(())
+    } else {
+        let spawner = ParentSpawner {
+            initial: helper_fds,
+            requests: spawn_tx,
+        };
+        match HelperPool::start(n, spawner).await {
+            Ok(p) => p,
+            Err(e) => {
+                log::error(&format!("child: helpers: {e}"));
+                return 1;
+            }
+        }
+    };
+    log::debug(
+        DebugClass::Misc,
+        10,
+        &format!("child: {} helpers", pool.size()),
+    );
+    let _pool = pool;
+    let mut waiting_helpers: VecDeque<oneshot::Sender<std::io::Result<OwnedFd>>> = VecDeque::new();
     if parent.send(&ToParent::Ready).await.is_err() {
         return 1;
     }
     loop {
         tokio::select! {
-            m = parent.recv::<ToChild>() => match m {
-                Ok(ToChild::Shutdown) => return 0,
-                Ok(ToChild::Reload) => log::debug(DebugClass::Misc, 10, "reload requested"),
-                Ok(ToChild::Report) => log::debug(DebugClass::Misc, 10, "report requested"),
-                Ok(ToChild::Sockets(_)) => log::warning("child: sockets sent twice; ignored"),
+            Some(reply) = spawn_rx.recv() => {
+                if let Err(e) = parent.send(&ToParent::NewHelper).await {
+                    let _ = reply.send(Err(std::io::Error::other(e.to_string())));
+                } else {
+                    waiting_helpers.push_back(reply);
+                }
+            }
+            m = parent.recv_with_fds::<ToChild>() => match m {
+                Ok((ToChild::Helper, mut fds)) => {
+                    if let (Some(reply), Some(fd)) = (waiting_helpers.pop_front(), fds.pop()) {
+                        let _ = reply.send(Ok(fd));
+                    }
+                }
+                Ok((ToChild::NoHelper, _)) => {
+                    if let Some(reply) = waiting_helpers.pop_front() {
+                        let _ = reply.send(Err(std::io::Error::other("the parent refused a helper")));
+                    }
+                }
+                Ok((ToChild::Shutdown, _)) => return 0,
+                Ok((ToChild::Reload, _)) => log::debug(DebugClass::Misc, 10, "reload requested"),
+                Ok((ToChild::Report, _)) => log::debug(DebugClass::Misc, 10, "report requested"),
+                Ok((ToChild::Start { .. }, _)) => log::warning("child: start sent twice; ignored"),
                 Err(IpcError::Closed) => return 0, // the parent is gone: so are we
                 Err(e) => {
                     log::error(&format!("child: parent channel: {e}"));
@@ -150,4 +239,17 @@ pub fn handle_datagram(info: &SocketInfo, from: SocketAddr, bytes: &[u8]) {
             if info.natt { " (NAT-T)" } else { "" }
         ),
     );
+}
+
+/// A helper process of the daemon: always drops privileges (tests of the pool that cannot
+/// drop use their own helper entry, never this one).
+pub fn helper_main() -> i32 {
+    let privileges = Privileges::Drop(DropConfig::default());
+    match inherited_socket().and_then(|s| pool_helper_main::<Standby>(s, &privileges)) {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "isakmpd helper: {e}");
+            1
+        }
+    }
 }

@@ -12,6 +12,7 @@ fn main() {
     let role = std::env::var(privsep::ROLE_ENV).unwrap_or_default();
     let status = match role.as_str() {
         "child" => privsep::child::main(opts),
+        "helper" => privsep::child::helper_main(),
         _ => privsep::parent::main(opts, args),
     };
     std::process::exit(status);

@@ -6,6 +6,7 @@ use crate::files::{self, PidFile};
 use crate::ipc::{self, AsyncChannel, IpcError};
 use crate::log;
 use crate::proto::{SocketInfo, ToChild, ToParent};
+use helpers::pool::ExecSpawner;
 use nix::sys::socket::{
     bind, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage,
 };
@@ -143,7 +144,8 @@ pub fn main(opts: Options, args: Vec<String>) -> i32 {
             return 1;
         }
     };
-    let status = rt.block_on(run(sockets, args));
+    let helpers = opts.helper_count();
+    let status = rt.block_on(run(sockets, helpers, args));
     drop(pidfile);
     status
 }
@@ -153,9 +155,27 @@ struct RunningChild {
     channel: AsyncChannel,
 }
 
+/// Helpers are this program re-executed with the helper role; the parent sends each its
+/// secrets (none yet: the crypto service is not wired in) and passes the other end to the
+/// child.
+pub type Helpers = ExecSpawner<()>;
+
+fn helper_spawner(args: &[String]) -> Helpers {
+    ExecSpawner::new("/proc/self/exe", args.to_vec(), ()).env(crate::ROLE_ENV, "helper")
+}
+
 /// Start the child: re-execute this program with the child role, its socketpair end as
-/// descriptor `CHILD_FD`, and hand it the sockets.
-async fn start_child(sockets: &[Bound], args: &[String]) -> std::io::Result<RunningChild> {
+/// descriptor `CHILD_FD`, and hand it the sockets and `n` fresh helpers.
+async fn start_child(
+    sockets: &[Bound],
+    helpers: &mut Helpers,
+    n: usize,
+    args: &[String],
+) -> std::io::Result<RunningChild> {
+    let mut helper_fds = Vec::with_capacity(n);
+    for _ in 0..n {
+        helper_fds.push(helpers.spawn_blocking()?);
+    }
     let (ours, theirs) = ipc::socketpair()?;
     let mut cmd = Command::new("/proc/self/exe");
     cmd.args(args).env(crate::ROLE_ENV, "child");
@@ -164,9 +184,14 @@ async fn start_child(sockets: &[Bound], args: &[String]) -> std::io::Result<Runn
     drop(theirs);
     let channel = AsyncChannel::new(ours)?;
     let infos: Vec<SocketInfo> = sockets.iter().map(|b| b.info.clone()).collect();
-    let fds: Vec<BorrowedFd<'_>> = sockets.iter().map(|b| b.socket.as_fd()).collect();
+    let mut fds: Vec<BorrowedFd<'_>> = sockets.iter().map(|b| b.socket.as_fd()).collect();
+    fds.extend(helper_fds.iter().map(|f| f.as_fd()));
+    let start = ToChild::Start {
+        sockets: infos,
+        helpers: n,
+    };
     channel
-        .send_with_fds(&ToChild::Sockets(infos), &fds)
+        .send_with_fds(&start, &fds)
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     log::debug(
@@ -180,7 +205,8 @@ async fn start_child(sockets: &[Bound], args: &[String]) -> std::io::Result<Runn
 /// Minimum time between two child starts, so a child that dies at once cannot spin us.
 const RESTART_DELAY: Duration = Duration::from_secs(1);
 
-async fn run(sockets: Vec<Bound>, args: Vec<String>) -> i32 {
+async fn run(sockets: Vec<Bound>, n_helpers: usize, args: Vec<String>) -> i32 {
+    let mut helpers = helper_spawner(&args);
     let sig = |k: SignalKind| signal(k);
     let (mut term, mut int, mut hup, mut usr1, mut chld) = match (
         sig(SignalKind::terminate()),
@@ -203,7 +229,7 @@ async fn run(sockets: Vec<Bound>, args: Vec<String>) -> i32 {
                 tokio::time::sleep_until(t + RESTART_DELAY).await;
             }
             last_start = Some(tokio::time::Instant::now());
-            match start_child(&sockets, &args).await {
+            match start_child(&sockets, &mut helpers, n_helpers, &args).await {
                 Ok(c) => child = Some(c),
                 Err(e) => {
                     log::error(&format!("cannot start child: {e}"));
@@ -223,6 +249,7 @@ async fn run(sockets: Vec<Bound>, args: Vec<String>) -> i32 {
                 let _ = c.channel.send(&ToChild::Report).await;
             }
             _ = chld.recv() => {
+                helpers.pids(); // reaps helpers that exited
                 if let Ok(Some(status)) = c.process.try_wait() {
                     log::warning(&format!("child {} exited ({status}), restarting", c.process.id()));
                     child = None;
@@ -230,6 +257,27 @@ async fn run(sockets: Vec<Bound>, args: Vec<String>) -> i32 {
             }
             m = c.channel.recv::<ToParent>() => match m {
                 Ok(ToParent::Ready) => log::debug(crate::cmdline::DebugClass::Misc, 10, "child ready"),
+                Ok(ToParent::NewHelper) => {
+                    let live = helpers.pids().len();
+                    let reply = if live >= n_helpers {
+                        log::warning(&format!("child asked for a helper with {live} alive; refused"));
+                        c.channel.send(&ToChild::NoHelper).await
+                    } else {
+                        match helpers.spawn_blocking() {
+                            Ok(fd) => {
+                                log::debug(crate::cmdline::DebugClass::Misc, 10, "started a replacement helper");
+                                c.channel.send_with_fds(&ToChild::Helper, &[fd.as_fd()]).await
+                            }
+                            Err(e) => {
+                                log::error(&format!("cannot start a helper: {e}"));
+                                c.channel.send(&ToChild::NoHelper).await
+                            }
+                        }
+                    };
+                    if let Err(e) = reply {
+                        log::warning(&format!("child channel: {e}"));
+                    }
+                }
                 Err(IpcError::Closed) | Err(IpcError::Truncated { .. }) => {
                     // The child is gone or going: reap it and start another.
                     let _ = c.process.kill();

@@ -13,8 +13,16 @@ pub struct SocketInfo {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ToChild {
-    /// First message: the sockets, their descriptors attached in the same order.
-    Sockets(Vec<SocketInfo>),
+    /// First message: the sockets, then `helpers` helper channels; the descriptors are
+    /// attached in that order (sockets first).
+    Start {
+        sockets: Vec<SocketInfo>,
+        helpers: usize,
+    },
+    /// A replacement helper channel (descriptor attached), answering `NewHelper`.
+    Helper,
+    /// The parent refused `NewHelper` (already as many live helpers as `-j` allows).
+    NoHelper,
     /// SIGHUP: reread the configuration (the parent reads and checks the file).
     Reload,
     /// SIGUSR1: write the report.
@@ -27,4 +35,7 @@ pub enum ToChild {
 pub enum ToParent {
     /// Privileges dropped, sockets taken, serving.
     Ready,
+    /// A helper died: start another. The parent starts one only while fewer than `-j`
+    /// helpers live, so a compromised child cannot make it fork without bound.
+    NewHelper,
 }

@@ -97,7 +97,7 @@ impl Lines {
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             match self.0.recv_timeout(left) {
                 Ok(l) if l.contains(needle) => return l,
-                Ok(_) => {}
+                Ok(l) => println!("daemon: {l}"),
                 Err(_) => break,
             }
         }
@@ -111,6 +111,43 @@ fn field(status: &str, key: &str) -> String {
         .find_map(|l| l.strip_prefix(key))
         .map(|v| v.trim().to_string())
         .unwrap_or_default()
+}
+
+/// Live (not zombie) children of `parent`, except `except`.
+fn children_of(parent: i32, except: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        if pid != except
+            && field(&status, "PPid:") == parent.to_string()
+            && !field(&status, "State:").starts_with('Z')
+        {
+            out.push(pid);
+        }
+    }
+    out.sort();
+    out
+}
+
+fn assert_confined(pid: i32) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    for key in ["Uid:", "Gid:"] {
+        for id in field(&status, key).split_whitespace() {
+            assert_ne!(id, "0", "pid {pid} {key}");
+        }
+    }
+    for key in ["CapEff:", "CapPrm:", "CapInh:", "CapAmb:", "CapBnd:"] {
+        assert_eq!(field(&status, key), "0000000000000000", "pid {pid} {key}");
+    }
+    assert_eq!(field(&status, "NoNewPrivs:"), "1", "pid {pid}");
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/root")).expect("root"),
+        PathBuf::from("/var/empty"),
+        "pid {pid}"
+    );
 }
 
 fn after<'a>(line: &'a str, prefix: &str) -> &'a str {
@@ -132,7 +169,7 @@ fn parent_child_sockets_restart_and_shutdown() {
     let pidfile = rundir.join("isakmpd.pid");
     let daemon = Command::new(BIN)
         .args([
-            "-d", "-v", "-4", "-p", "0", "-N", "0", "-D", "0=99", "-D", "1=99", "-j", "0",
+            "-d", "-v", "-4", "-p", "0", "-N", "0", "-D", "0=99", "-D", "1=99", "-j", "2",
         ])
         .arg("-c")
         .arg(&c)
@@ -169,22 +206,33 @@ fn parent_child_sockets_restart_and_shutdown() {
         daemon.id().to_string()
     );
 
-    // The child is unprivileged, capability-less, no_new_privs, chrooted.
-    let status = std::fs::read_to_string(format!("/proc/{first}/status")).expect("status");
-    for id in field(&status, "Uid:").split_whitespace() {
-        assert_ne!(id, "0");
+    // The child and the two helpers are unprivileged, capability-less, no_new_privs,
+    // chrooted.
+    assert_confined(first);
+    let helpers = children_of(daemon.id() as i32, first);
+    assert_eq!(helpers.len(), 2, "helpers: {helpers:?}");
+    for &h in &helpers {
+        assert_confined(h);
     }
-    for id in field(&status, "Gid:").split_whitespace() {
-        assert_ne!(id, "0");
+    // A helper killed is replaced, at the child's request.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(helpers[0]),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill helper");
+    lines.wait_for("started a replacement helper");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let replaced = loop {
+        let now = children_of(daemon.id() as i32, first);
+        if now.len() == 2 && !now.contains(&helpers[0]) {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "helpers now {now:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    for &h in &replaced {
+        assert_confined(h);
     }
-    for key in ["CapEff:", "CapPrm:", "CapInh:", "CapAmb:", "CapBnd:"] {
-        assert_eq!(field(&status, key), "0000000000000000", "{key}");
-    }
-    assert_eq!(field(&status, "NoNewPrivs:"), "1");
-    assert_eq!(
-        std::fs::read_link(format!("/proc/{first}/root")).expect("root"),
-        PathBuf::from("/var/empty")
-    );
 
     // It reads from the socket the parent bound.
     let peer = UdpSocket::bind("127.0.0.1:0").expect("bind");
@@ -204,6 +252,16 @@ fn parent_child_sockets_restart_and_shutdown() {
     lines.wait_for("child ready");
     peer.send_to(&[0u8; 40], ("127.0.0.1", port)).expect("send");
     lines.wait_for("received 40 bytes");
+    // The new child got two new helpers; the old ones went with the old child.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let now = children_of(daemon.id() as i32, second);
+        if now.len() == 2 && now.iter().all(|h| !replaced.contains(h)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "helpers after restart {now:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 
     // SIGTERM: clean exit, pid file removed, child gone.
     nix::sys::signal::kill(
