@@ -114,6 +114,7 @@ pub struct ExecSpawner<Sec> {
     program: std::path::PathBuf,
     args: Vec<String>,
     envs: Vec<(String, String)>,
+    arg0: Option<String>,
     secrets: Sec,
     children: Vec<Child>,
 }
@@ -124,6 +125,7 @@ impl<Sec: Serialize + Send + Sync + 'static> ExecSpawner<Sec> {
             program: program.into(),
             args,
             envs: Vec::new(),
+            arg0: None,
             secrets,
             children: Vec::new(),
         }
@@ -134,12 +136,21 @@ impl<Sec: Serialize + Send + Sync + 'static> ExecSpawner<Sec> {
         self
     }
 
+    /// The name the helper shows in ps(1).
+    pub fn arg0(mut self, name: &str) -> Self {
+        self.arg0 = Some(name.to_string());
+        self
+    }
+
     /// Start one helper (blocking) and return the client end, secrets sent.
     pub fn spawn_blocking(&mut self) -> io::Result<OwnedFd> {
         self.reap();
         let (ours, theirs) = ipc::socketpair()?;
         let mut cmd = Command::new(&self.program);
         cmd.args(&self.args);
+        if let Some(a) = &self.arg0 {
+            std::os::unix::process::CommandExt::arg0(&mut cmd, a);
+        }
         for (k, v) in &self.envs {
             cmd.env(k, v);
         }

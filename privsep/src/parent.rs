@@ -161,7 +161,9 @@ struct RunningChild {
 pub type Helpers = ExecSpawner<()>;
 
 fn helper_spawner(args: &[String]) -> Helpers {
-    ExecSpawner::new("/proc/self/exe", args.to_vec(), ()).env(crate::ROLE_ENV, "helper")
+    ExecSpawner::new("/proc/self/exe", args.to_vec(), ())
+        .env(crate::ROLE_ENV, "helper")
+        .arg0("isakmpd: helper")
 }
 
 /// Start the child: re-execute this program with the child role, its socketpair end as
@@ -179,6 +181,7 @@ async fn start_child(
     let (ours, theirs) = ipc::socketpair()?;
     let mut cmd = Command::new("/proc/self/exe");
     cmd.args(args).env(crate::ROLE_ENV, "child");
+    std::os::unix::process::CommandExt::arg0(&mut cmd, "isakmpd: child");
     ipc::pass_fd_at_exec(&mut cmd, theirs.as_fd(), crate::CHILD_FD);
     let process = cmd.spawn()?;
     drop(theirs);

@@ -285,3 +285,68 @@ fn parent_child_sockets_restart_and_shutdown() {
     let _ = std::fs::remove_dir_all(&rundir);
     let _ = std::fs::remove_file(&c);
 }
+
+#[test]
+fn daemonizes_without_d() {
+    if !nix::unistd::geteuid().is_root() {
+        println!("SKIP daemonizes_without_d: needs root (privilege drop, /var/run)");
+        return;
+    }
+    let c = conf("bg", 0o600);
+    let rundir = PathBuf::from(format!("/var/run/isakmpd-test-bg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&rundir);
+    std::fs::create_dir(&rundir).expect("mkdir");
+    let pidfile = rundir.join("isakmpd.pid");
+    let st = Command::new(BIN)
+        .args(["-4", "-p", "0", "-N", "0", "-j", "1", "-c"])
+        .arg(&c)
+        .arg("-i")
+        .arg(&pidfile)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run");
+    assert_eq!(st.code(), Some(0), "the foreground process exits 0");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let pid: i32 = loop {
+        if let Some(p) = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+        {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "no pid file");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("daemon alive");
+    assert_ne!(
+        field(&status, "PPid:"),
+        std::process::id().to_string(),
+        "not detached"
+    );
+    // Double fork: in its own session, but not its leader, and no terminal.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let after_comm = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after_comm.split_whitespace().collect();
+    // Fields after comm: state ppid pgrp session tty_nr ...
+    let (session, tty) = (f[3], f[4]);
+    assert_ne!(session, pid.to_string(), "daemon is a session leader");
+    assert_eq!(tty, "0", "daemon has a controlling terminal");
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/fd/0")).expect("fd 0"),
+        PathBuf::from("/dev/null")
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("term");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pidfile.exists() {
+        assert!(Instant::now() < deadline, "pid file not removed on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = std::fs::remove_dir_all(&rundir);
+    let _ = std::fs::remove_file(&c);
+}
