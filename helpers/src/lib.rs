@@ -1,1 +1,13 @@
-//! placeholder
+//! Helper processes: the crypto work a helper does, the pool of helper processes the child
+//! talks to, and the two process-level building blocks a helper needs (typed IPC over
+//! socketpairs and the privilege drop).
+//!
+//! `ipc` and `privdrop` live here rather than in `privsep` because a helper process needs them
+//! and the dependency arrows point one way (`privsep` -> `helpers` -> `ike`); `privsep`
+//! re-exports them as `privsep::ipc` and `privsep::privdrop`.
+
+pub mod ipc;
+pub mod pool;
+pub mod privdrop;
+pub mod service;
+mod sys;

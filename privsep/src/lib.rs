@@ -1,1 +1,22 @@
-//! placeholder
+//! The isakmpd daemon: command line, files, logging, the parent and child processes.
+//!
+//! `ipc` (typed framed messages with descriptor passing) and `privdrop` live in the
+//! `helpers` crate, because helper processes need them too and crates depend one way only;
+//! they are re-exported here.
+
+pub mod child;
+pub mod cmdline;
+pub mod daemon;
+pub mod files;
+pub mod log;
+pub mod parent;
+pub mod proto;
+mod sys;
+
+pub use helpers::ipc;
+pub use helpers::privdrop;
+
+/// Environment variable that tells a re-executed `isakmpd` which process it is.
+pub const ROLE_ENV: &str = "ISAKMPD_PRIVSEP_ROLE";
+/// Descriptor on which a child finds its socketpair end to the parent.
+pub const CHILD_FD: std::os::fd::RawFd = 3;

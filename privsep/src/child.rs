@@ -1,0 +1,255 @@
+//! The unprivileged child: takes the sockets from the parent, drops every privilege, then
+//! reads datagrams. Every packet from the network is handled here and nowhere else.
+
+use crate::cmdline::{DebugClass, Options};
+use crate::ipc::{self, AsyncChannel, Channel, IpcError};
+use crate::log;
+use crate::privdrop::{self, DropConfig};
+use crate::proto::{SocketInfo, ToChild, ToParent};
+use helpers::pool::{helper_main as pool_helper_main, inherited_socket, HelperPool};
+use helpers::pool::{Privileges, Spawner};
+use helpers::service::Standby;
+use std::collections::VecDeque;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+
+/// Largest datagram we read; IKEv1 messages with certificates stay well below this.
+const MAX_DATAGRAM: usize = 65535;
+
+/// The child's whole life. Returns the process exit status.
+pub fn main(opts: Options) -> i32 {
+    // Logging first: syslog is opened here (LOG_NDELAY) so it survives the chroot.
+    log::init(
+        if opts.foreground {
+            log::Target::Stderr
+        } else {
+            log::Target::Syslog
+        },
+        opts.verbose,
+        &opts.debug,
+    );
+    let Some(fd) = ipc::take_inherited_fd(crate::CHILD_FD) else {
+        log::error("child: no channel to the parent");
+        return 1;
+    };
+    let mut ch = Channel::new(fd);
+    let (infos, n_helpers, mut fds) = match ch.recv_with_fds::<ToChild>() {
+        Ok((ToChild::Start { sockets, helpers }, fds))
+            if sockets.len().checked_add(helpers) == Some(fds.len()) =>
+        {
+            (sockets, helpers, fds)
+        }
+        Ok((m, fds)) => {
+            log::error(&format!(
+                "child: expected the sockets first, got {m:?} with {} descriptors",
+                fds.len()
+            ));
+            return 1;
+        }
+        Err(e) => {
+            log::error(&format!("child: {e}"));
+            return 1;
+        }
+    };
+    // Still single-threaded: the drop covers the whole process.
+    match privdrop::drop_privileges(&DropConfig::default()) {
+        Ok(c) => log::debug(
+            DebugClass::Misc,
+            10,
+            &format!("child: running as {} ({}:{})", c.name, c.uid, c.gid),
+        ),
+        Err(e) => {
+            log::error(&format!("child: {e}"));
+            return 1;
+        }
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            log::error(&format!("child: runtime: {e}"));
+            return 1;
+        }
+    };
+    let helper_fds = fds.split_off(infos.len());
+    debug_assert_eq!(helper_fds.len(), n_helpers);
+    rt.block_on(run(ch, infos, fds, helper_fds))
+}
+
+/// The helper pool's way to new helpers: those the parent handed over at start, then one
+/// per `NewHelper` request, which the main loop forwards to the parent.
+struct ParentSpawner {
+    initial: Vec<OwnedFd>,
+    requests: mpsc::UnboundedSender<oneshot::Sender<std::io::Result<OwnedFd>>>,
+}
+
+impl Spawner for ParentSpawner {
+    fn spawn(
+        &mut self,
+        _slot: usize,
+    ) -> impl std::future::Future<Output = std::io::Result<OwnedFd>> + Send {
+        let initial = self.initial.pop();
+        let requests = self.requests.clone();
+        async move {
+            if let Some(fd) = initial {
+                return Ok(fd);
+            }
+            let (tx, rx) = oneshot::channel();
+            requests
+                .send(tx)
+                .map_err(|_| std::io::Error::other("child is shutting down"))?;
+            rx.await
+                .unwrap_or_else(|_| Err(std::io::Error::other("no answer from the parent")))
+        }
+    }
+}
+
+/// The helper pool the engine's `Crypto` requests go to (`-j 0`: computed in this process).
+pub type Pool = HelperPool<Standby>;
+
+async fn run(
+    ch: Channel,
+    infos: Vec<SocketInfo>,
+    fds: Vec<OwnedFd>,
+    helper_fds: Vec<OwnedFd>,
+) -> i32 {
+    let mut parent = match AsyncChannel::new(ch.into_fd()) {
+        Ok(c) => c,
+        Err(e) => {
+            log::error(&format!("child: {e}"));
+            return 1;
+        }
+    };
+    let mut sockets = Vec::new();
+    for (info, fd) in infos.into_iter().zip(fds) {
+        let std_sock = std::net::UdpSocket::from(fd);
+        let sock = std_sock
+            .set_nonblocking(true)
+            .and_then(|()| UdpSocket::from_std(std_sock));
+        match sock {
+            Ok(s) => sockets.push((info, s)),
+            Err(e) => {
+                log::error(&format!("child: socket {}: {e}", info.local));
+                return 1;
+            }
+        }
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(usize, SocketAddr, Vec<u8>)>(256);
+    let sockets = std::sync::Arc::new(sockets);
+    for i in 0..sockets.len() {
+        let (sockets, tx) = (sockets.clone(), tx.clone());
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; MAX_DATAGRAM];
+            loop {
+                match sockets[i].1.recv_from(&mut buf).await {
+                    Ok((n, from)) => {
+                        if tx.send((i, from, buf[..n].to_vec())).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => log::warning(&format!("recv on {}: {e}", sockets[i].0.local)),
+                }
+            }
+        });
+    }
+    drop(tx);
+    let (spawn_tx, mut spawn_rx) = mpsc::unbounded_channel();
+    let n = helper_fds.len();
+    let pool: Pool = if n == 0 {
+        HelperPool::inline(())
+    } else {
+        let spawner = ParentSpawner {
+            initial: helper_fds,
+            requests: spawn_tx,
+        };
+        match HelperPool::start(n, spawner).await {
+            Ok(p) => p,
+            Err(e) => {
+                log::error(&format!("child: helpers: {e}"));
+                return 1;
+            }
+        }
+    };
+    log::debug(
+        DebugClass::Misc,
+        10,
+        &format!("child: {} helpers", pool.size()),
+    );
+    let _pool = pool;
+    let mut waiting_helpers: VecDeque<oneshot::Sender<std::io::Result<OwnedFd>>> = VecDeque::new();
+    if parent.send(&ToParent::Ready).await.is_err() {
+        return 1;
+    }
+    loop {
+        tokio::select! {
+            Some(reply) = spawn_rx.recv() => {
+                if let Err(e) = parent.send(&ToParent::NewHelper).await {
+                    let _ = reply.send(Err(std::io::Error::other(e.to_string())));
+                } else {
+                    waiting_helpers.push_back(reply);
+                }
+            }
+            m = parent.recv_with_fds::<ToChild>() => match m {
+                Ok((ToChild::Helper, mut fds)) => {
+                    if let (Some(reply), Some(fd)) = (waiting_helpers.pop_front(), fds.pop()) {
+                        let _ = reply.send(Ok(fd));
+                    }
+                }
+                Ok((ToChild::NoHelper, _)) => {
+                    if let Some(reply) = waiting_helpers.pop_front() {
+                        let _ = reply.send(Err(std::io::Error::other("the parent refused a helper")));
+                    }
+                }
+                Ok((ToChild::Shutdown, _)) => return 0,
+                Ok((ToChild::Reload, _)) => log::debug(DebugClass::Misc, 10, "reload requested"),
+                Ok((ToChild::Report, _)) => log::debug(DebugClass::Misc, 10, "report requested"),
+                Ok((ToChild::Start { .. }, _)) => log::warning("child: start sent twice; ignored"),
+                Err(IpcError::Closed) => return 0, // the parent is gone: so are we
+                Err(e) => {
+                    log::error(&format!("child: parent channel: {e}"));
+                    return 1;
+                }
+            },
+            d = rx.recv() => match d {
+                Some((i, from, bytes)) => handle_datagram(&sockets[i].0, from, &bytes),
+                None => return 1,
+            },
+        }
+    }
+}
+
+/// The engine glue point. Every datagram received on any socket comes here. For now it is
+/// only logged (length, at debug level); the sans-IO engine of the `ike` crate plugs in
+/// here: `engine.handle_datagram(now, info.local, from, bytes)`, then drain its `Transmit`s
+/// to `sockets`, its `Crypto` requests to the helper pool and its `Kernel` requests to the
+/// parent.
+pub fn handle_datagram(info: &SocketInfo, from: SocketAddr, bytes: &[u8]) {
+    log::debug(
+        DebugClass::Transport,
+        1,
+        &format!(
+            "received {} bytes from {from} on {}{}",
+            bytes.len(),
+            info.local,
+            if info.natt { " (NAT-T)" } else { "" }
+        ),
+    );
+}
+
+/// A helper process of the daemon: always drops privileges (tests of the pool that cannot
+/// drop use their own helper entry, never this one).
+pub fn helper_main() -> i32 {
+    let privileges = Privileges::Drop(DropConfig::default());
+    match inherited_socket().and_then(|s| pool_helper_main::<Standby>(s, &privileges)) {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "isakmpd helper: {e}");
+            1
+        }
+    }
+}

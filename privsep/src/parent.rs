@@ -1,0 +1,366 @@
+//! The privileged parent: checks the configuration file, binds the IKE sockets, starts the
+//! unprivileged child with them, restarts it when it dies, and turns signals into messages.
+
+use crate::cmdline::Options;
+use crate::files::{self, PidFile};
+use crate::ipc::{self, AsyncChannel, IpcError};
+use crate::log;
+use crate::proto::{SocketInfo, ToChild, ToParent};
+use helpers::pool::ExecSpawner;
+use nix::sys::socket::{
+    bind, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage,
+};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::process::{Child, Command};
+use std::time::Duration;
+use tokio::signal::unix::{signal, SignalKind};
+
+/// A socket bound for the child.
+#[derive(Debug)]
+pub struct Bound {
+    pub info: SocketInfo,
+    pub socket: UdpSocket,
+}
+
+fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let family = match addr {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
+    };
+    let fd = socket(family, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)?;
+    if addr.is_ipv6() {
+        // Without it the :: socket would also take IPv4 and the 0.0.0.0 bind would fail.
+        setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
+    }
+    bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrStorage::from(addr),
+    )
+    .map_err(|e| std::io::Error::other(format!("bind {addr}: {e}")))?;
+    Ok(UdpSocket::from(fd))
+}
+
+/// Bind the IKE port (`-p`) and the NAT-T port (`-N`, unless `-T`) on 0.0.0.0 and/or ::
+/// (`-4`/`-6`). Port 0 lets the kernel choose (for tests).
+pub fn bind_sockets(o: &Options) -> std::io::Result<Vec<Bound>> {
+    let mut addrs: Vec<(std::net::IpAddr, bool)> = Vec::new();
+    if o.inet4 {
+        addrs.push((Ipv4Addr::UNSPECIFIED.into(), false));
+    }
+    if o.inet6 {
+        addrs.push((Ipv6Addr::UNSPECIFIED.into(), false));
+    }
+    let mut ports = vec![(o.port, false)];
+    if !o.no_natt {
+        ports.push((o.natt_port, true));
+    }
+    let mut out = Vec::new();
+    for (port, natt) in ports {
+        for (ip, _) in &addrs {
+            let socket = bind_udp(SocketAddr::new(*ip, port))?;
+            let local = socket.local_addr()?;
+            out.push(Bound {
+                info: SocketInfo { local, natt },
+                socket,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Everything the parent does before its event loop, in the order that lets errors reach the
+/// terminal: configuration check, pid check, sockets, then daemonize, then the pid file.
+/// Returns the process exit status.
+pub fn main(opts: Options, args: Vec<String>) -> i32 {
+    log::init(
+        if opts.foreground {
+            log::Target::Stderr
+        } else {
+            log::Target::Syslog
+        },
+        opts.verbose,
+        &opts.debug,
+    );
+    let complain = |msg: &str| {
+        log::error(msg);
+        if !opts.foreground {
+            eprintln!("isakmpd: {msg}");
+        }
+    };
+    match files::read_secret_file(&opts.config) {
+        Ok(_conf) => {
+            // The configuration database (ike::conf) is built from these bytes once it exists.
+        }
+        Err(files::FileError::Io(p, e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            log::warning(&format!(
+                "{}: not found, running without a configuration",
+                p.display()
+            ));
+        }
+        Err(e) => {
+            complain(&e.to_string());
+            return e.exit_status();
+        }
+    }
+    if let Err(e) = PidFile::check(&opts.pidfile) {
+        complain(&e.to_string());
+        return e.exit_status();
+    }
+    let sockets = match bind_sockets(&opts) {
+        Ok(s) => s,
+        Err(e) => {
+            complain(&format!("cannot bind: {e}"));
+            return 1;
+        }
+    };
+    for b in &sockets {
+        log::info(&format!(
+            "listening on {}{}",
+            b.info.local,
+            if b.info.natt { " (NAT-T)" } else { "" }
+        ));
+    }
+    if !opts.foreground {
+        if let Err(e) = crate::daemon::daemonize() {
+            complain(&format!("daemonize: {e}"));
+            return 1;
+        }
+    }
+    let pidfile = match PidFile::create(&opts.pidfile) {
+        Ok(p) => p,
+        Err(e) => {
+            log::error(&e.to_string());
+            return e.exit_status();
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            log::error(&format!("runtime: {e}"));
+            return 1;
+        }
+    };
+    let helpers = opts.helper_count();
+    let status = rt.block_on(run(sockets, helpers, args));
+    drop(pidfile);
+    status
+}
+
+struct RunningChild {
+    process: Child,
+    channel: AsyncChannel,
+}
+
+/// Helpers are this program re-executed with the helper role; the parent sends each its
+/// secrets (none yet: the crypto service is not wired in) and passes the other end to the
+/// child.
+pub type Helpers = ExecSpawner<()>;
+
+fn helper_spawner(args: &[String]) -> Helpers {
+    ExecSpawner::new("/proc/self/exe", args.to_vec(), ())
+        .env(crate::ROLE_ENV, "helper")
+        .arg0("isakmpd: helper")
+}
+
+/// Start the child: re-execute this program with the child role, its socketpair end as
+/// descriptor `CHILD_FD`, and hand it the sockets and `n` fresh helpers.
+async fn start_child(
+    sockets: &[Bound],
+    helpers: &mut Helpers,
+    n: usize,
+    args: &[String],
+) -> std::io::Result<RunningChild> {
+    let mut helper_fds = Vec::with_capacity(n);
+    for _ in 0..n {
+        helper_fds.push(helpers.spawn_blocking()?);
+    }
+    let (ours, theirs) = ipc::socketpair()?;
+    let mut cmd = Command::new("/proc/self/exe");
+    cmd.args(args).env(crate::ROLE_ENV, "child");
+    std::os::unix::process::CommandExt::arg0(&mut cmd, "isakmpd: child");
+    ipc::pass_fd_at_exec(&mut cmd, theirs.as_fd(), crate::CHILD_FD);
+    let process = cmd.spawn()?;
+    drop(theirs);
+    let channel = AsyncChannel::new(ours)?;
+    let infos: Vec<SocketInfo> = sockets.iter().map(|b| b.info.clone()).collect();
+    let mut fds: Vec<BorrowedFd<'_>> = sockets.iter().map(|b| b.socket.as_fd()).collect();
+    fds.extend(helper_fds.iter().map(|f| f.as_fd()));
+    let start = ToChild::Start {
+        sockets: infos,
+        helpers: n,
+    };
+    channel
+        .send_with_fds(&start, &fds)
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    log::debug(
+        crate::cmdline::DebugClass::Misc,
+        10,
+        &format!("started child {}", process.id()),
+    );
+    Ok(process).map(|process| RunningChild { process, channel })
+}
+
+/// Minimum time between two child starts, so a child that dies at once cannot spin us.
+const RESTART_DELAY: Duration = Duration::from_secs(1);
+
+async fn run(sockets: Vec<Bound>, n_helpers: usize, args: Vec<String>) -> i32 {
+    let mut helpers = helper_spawner(&args);
+    let sig = |k: SignalKind| signal(k);
+    let (mut term, mut int, mut hup, mut usr1, mut chld) = match (
+        sig(SignalKind::terminate()),
+        sig(SignalKind::interrupt()),
+        sig(SignalKind::hangup()),
+        sig(SignalKind::user_defined1()),
+        sig(SignalKind::child()),
+    ) {
+        (Ok(a), Ok(b), Ok(c), Ok(d), Ok(e)) => (a, b, c, d, e),
+        _ => {
+            log::error("cannot install signal handlers");
+            return 1;
+        }
+    };
+    let mut child: Option<RunningChild> = None;
+    let mut last_start: Option<tokio::time::Instant> = None;
+    loop {
+        if child.is_none() {
+            if let Some(t) = last_start {
+                tokio::time::sleep_until(t + RESTART_DELAY).await;
+            }
+            last_start = Some(tokio::time::Instant::now());
+            match start_child(&sockets, &mut helpers, n_helpers, &args).await {
+                Ok(c) => child = Some(c),
+                Err(e) => {
+                    log::error(&format!("cannot start child: {e}"));
+                    continue;
+                }
+            }
+        }
+        let Some(c) = child.as_mut() else { continue };
+        tokio::select! {
+            _ = term.recv() => return shutdown(child).await,
+            _ = int.recv() => return shutdown(child).await,
+            _ = hup.recv() => {
+                log::info("SIGHUP: reloading the configuration");
+                let _ = c.channel.send(&ToChild::Reload).await;
+            }
+            _ = usr1.recv() => {
+                let _ = c.channel.send(&ToChild::Report).await;
+            }
+            _ = chld.recv() => {
+                helpers.pids(); // reaps helpers that exited
+                if let Ok(Some(status)) = c.process.try_wait() {
+                    log::warning(&format!("child {} exited ({status}), restarting", c.process.id()));
+                    child = None;
+                }
+            }
+            m = c.channel.recv::<ToParent>() => match m {
+                Ok(ToParent::Ready) => log::debug(crate::cmdline::DebugClass::Misc, 10, "child ready"),
+                Ok(ToParent::NewHelper) => {
+                    let live = helpers.pids().len();
+                    let reply = if live >= n_helpers {
+                        log::warning(&format!("child asked for a helper with {live} alive; refused"));
+                        c.channel.send(&ToChild::NoHelper).await
+                    } else {
+                        match helpers.spawn_blocking() {
+                            Ok(fd) => {
+                                log::debug(crate::cmdline::DebugClass::Misc, 10, "started a replacement helper");
+                                c.channel.send_with_fds(&ToChild::Helper, &[fd.as_fd()]).await
+                            }
+                            Err(e) => {
+                                log::error(&format!("cannot start a helper: {e}"));
+                                c.channel.send(&ToChild::NoHelper).await
+                            }
+                        }
+                    };
+                    if let Err(e) = reply {
+                        log::warning(&format!("child channel: {e}"));
+                    }
+                }
+                Err(IpcError::Closed) | Err(IpcError::Truncated { .. }) => {
+                    // The child is gone or going: reap it and start another.
+                    let _ = c.process.kill();
+                    let status = c.process.wait();
+                    log::warning(&format!("child {} died ({status:?}), restarting", c.process.id()));
+                    child = None;
+                }
+                Err(e) => {
+                    // The child talks nonsense: it is not to be trusted any more.
+                    log::error(&format!("child {}: {e}; killing it", c.process.id()));
+                    let _ = c.process.kill();
+                    let _ = c.process.wait();
+                    child = None;
+                }
+            },
+        }
+    }
+}
+
+async fn shutdown(child: Option<RunningChild>) -> i32 {
+    log::info("shutting down");
+    if let Some(mut c) = child {
+        let _ = c.channel.send(&ToChild::Shutdown).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while tokio::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = c.process.try_wait() {
+                return 0;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = c.process.kill();
+        let _ = c.process.wait();
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn binds_both_families_with_v6only() {
+        let o = crate::cmdline::parse(["-p", "0", "-N", "0"]).expect("parse");
+        let b = bind_sockets(&o).expect("bind");
+        assert_eq!(b.len(), 4);
+        assert_eq!(b.iter().filter(|s| s.info.natt).count(), 2);
+        for s in &b {
+            assert_eq!(s.info.local, s.socket.local_addr().expect("addr"));
+            assert!(s.info.local.ip().is_unspecified());
+            if s.info.local.is_ipv6() {
+                let v6only = nix::sys::socket::getsockopt(&s.socket, sockopt::Ipv6V6Only)
+                    .expect("getsockopt");
+                assert!(v6only);
+            }
+            assert!(s.socket.as_raw_fd() > 2);
+        }
+    }
+
+    #[test]
+    fn family_and_natt_flags_restrict() {
+        let o = crate::cmdline::parse(["-4", "-p", "0", "-N", "0"]).expect("parse");
+        let b = bind_sockets(&o).expect("bind");
+        assert_eq!(b.len(), 2);
+        assert!(b.iter().all(|s| s.info.local.is_ipv4()));
+        let o = crate::cmdline::parse(["-6", "-T", "-p", "0"]).expect("parse");
+        let b = bind_sockets(&o).expect("bind");
+        assert_eq!(b.len(), 1);
+        assert!(b[0].info.local.is_ipv6() && !b[0].info.natt);
+    }
+
+    #[test]
+    fn bound_socket_receives() {
+        let o = crate::cmdline::parse(["-4", "-T", "-p", "0"]).expect("parse");
+        let b = bind_sockets(&o).expect("bind");
+        let port = b[0].info.local.port();
+        let tx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        tx.send_to(b"hdr", ("127.0.0.1", port)).expect("send");
+        let mut buf = [0u8; 8];
+        let (n, _) = b[0].socket.recv_from(&mut buf).expect("recv");
+        assert_eq!(&buf[..n], b"hdr");
+    }
+}

@@ -1,0 +1,41 @@
+//! Messages between the parent and the child.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+
+/// One UDP socket the parent bound; the descriptor travels with the message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SocketInfo {
+    pub local: SocketAddr,
+    /// The NAT-T (UDP-encapsulation) port, `-N`.
+    pub natt: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ToChild {
+    /// First message: the sockets, then `helpers` helper channels; the descriptors are
+    /// attached in that order (sockets first).
+    Start {
+        sockets: Vec<SocketInfo>,
+        helpers: usize,
+    },
+    /// A replacement helper channel (descriptor attached), answering `NewHelper`.
+    Helper,
+    /// The parent refused `NewHelper` (already as many live helpers as `-j` allows).
+    NoHelper,
+    /// SIGHUP: reread the configuration (the parent reads and checks the file).
+    Reload,
+    /// SIGUSR1: write the report.
+    Report,
+    /// SIGTERM: shut down.
+    Shutdown,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ToParent {
+    /// Privileges dropped, sockets taken, serving.
+    Ready,
+    /// A helper died: start another. The parent starts one only while fewer than `-j`
+    /// helpers live, so a compromised child cannot make it fork without bound.
+    NewHelper,
+}
