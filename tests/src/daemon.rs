@@ -14,7 +14,11 @@ pub fn binary() -> PathBuf {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().unwrap_or_default();
-    let profile_dir = exe.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     profile_dir.join("isakmpd")
 }
 
@@ -40,7 +44,8 @@ impl Daemon {
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let conf_path = dir.join("isakmpd.conf");
         std::fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
-        std::fs::set_permissions(&conf_path, std::fs::Permissions::from_mode(0o600)).map_err(|e| e.to_string())?;
+        std::fs::set_permissions(&conf_path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| e.to_string())?;
         Self::spawn(ns, tag, &dir, args)
     }
 
@@ -48,7 +53,9 @@ impl Daemon {
     pub fn spawn(ns: &Netns, tag: &str, dir: &Path, args: &[&str]) -> Result<Daemon, String> {
         let p = |f: &str| dir.join(f).to_string_lossy().into_owned();
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &ns.name]).arg(binary()).arg("-d");
+        cmd.args(["netns", "exec", &ns.name])
+            .arg(binary())
+            .arg("-d");
         if !args.contains(&"-c") {
             cmd.args(["-c", &p("isakmpd.conf")]);
         }
@@ -61,8 +68,13 @@ impl Daemon {
         if !args.contains(&"-R") {
             cmd.args(["-R", &p("isakmpd.report")]);
         }
-        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().map_err(|e| format!("starting {}: {e}", binary().display()))?;
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", binary().display()))?;
         let logs = Arc::new(Mutex::new(Vec::new()));
         if let Some(err) = child.stderr.take() {
             let sink = Arc::clone(&logs);
@@ -78,7 +90,12 @@ impl Daemon {
                 }
             });
         }
-        Ok(Daemon { name: tag.to_string(), dir: dir.to_path_buf(), child: Some(child), logs })
+        Ok(Daemon {
+            name: tag.to_string(),
+            dir: dir.to_path_buf(),
+            child: Some(child),
+            logs,
+        })
     }
 
     pub fn pid(&self) -> u32 {
@@ -100,7 +117,9 @@ impl Daemon {
 
     /// The daemon exited: its status, if it has.
     pub fn try_exit(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// Wait up to `timeout` for the daemon to exit.
@@ -114,18 +133,28 @@ impl Daemon {
     }
 
     pub fn signal(&self, sig: &str) {
-        let _ = Command::new("kill").args([&format!("-{sig}"), &self.pid().to_string()]).status();
+        let _ = Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid().to_string()])
+            .status();
     }
 
     /// Processes whose parent is `pid` (from /proc).
     pub fn children_of(pid: u32) -> Vec<u32> {
         let mut out = Vec::new();
-        let Ok(rd) = std::fs::read_dir("/proc") else { return out };
+        let Ok(rd) = std::fs::read_dir("/proc") else {
+            return out;
+        };
         for e in rd.flatten() {
-            let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else { continue };
+            let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+                continue;
+            };
             // The command name is in parentheses and may hold spaces: parse after the last ')'.
-            let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
             if ppid == Some(pid) {
                 out.push(p);
             }
@@ -139,8 +168,12 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
             if c.try_wait().ok().flatten().is_none() {
-                let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
-                let done = crate::wait_until(Duration::from_secs(5), || c.try_wait().ok().flatten().is_some());
+                let _ = Command::new("kill")
+                    .args(["-TERM", &c.id().to_string()])
+                    .status();
+                let done = crate::wait_until(Duration::from_secs(5), || {
+                    c.try_wait().ok().flatten().is_some()
+                });
                 if !done {
                     let _ = c.kill();
                 }

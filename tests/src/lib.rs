@@ -20,13 +20,24 @@ pub fn skip_reason() -> Option<String> {
     if !root {
         return Some("not root: network namespaces need CAP_SYS_ADMIN".into());
     }
-    match std::process::Command::new("ip").args(["netns", "list"]).output() {
+    match std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+    {
         Ok(o) if o.status.success() => {}
-        Ok(o) => return Some(format!("`ip netns` fails: {}", String::from_utf8_lossy(&o.stderr).trim())),
+        Ok(o) => {
+            return Some(format!(
+                "`ip netns` fails: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            ))
+        }
         Err(e) => return Some(format!("no `ip` command (iproute2): {e}")),
     }
     if !daemon::binary().exists() {
-        return Some(format!("daemon binary {} not built", daemon::binary().display()));
+        return Some(format!(
+            "daemon binary {} not built",
+            daemon::binary().display()
+        ));
     }
     None
 }

@@ -4,9 +4,15 @@ use std::process::Command;
 
 /// Run a command, returning its stdout, or an error naming the command and its stderr.
 pub fn run(args: &[&str]) -> Result<String, String> {
-    let out = Command::new(args[0]).args(&args[1..]).output().map_err(|e| format!("{args:?}: {e}"))?;
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .map_err(|e| format!("{args:?}: {e}"))?;
     if !out.status.success() {
-        return Err(format!("{args:?}: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        return Err(format!(
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -36,8 +42,14 @@ impl Netns {
 
     /// Join two namespaces with a veth pair and give each end an address (CIDR form).
     pub fn link(a: &Netns, a_addr: &str, b: &Netns, b_addr: &str) -> Result<(), String> {
-        let (ia, ib) = (format!("v{}", &a.name[a.name.len().saturating_sub(8)..]), format!("v{}", &b.name[b.name.len().saturating_sub(8)..]));
-        run(&["ip", "link", "add", &ia, "netns", &a.name, "type", "veth", "peer", "name", &ib, "netns", &b.name])?;
+        let (ia, ib) = (
+            format!("v{}", &a.name[a.name.len().saturating_sub(8)..]),
+            format!("v{}", &b.name[b.name.len().saturating_sub(8)..]),
+        );
+        run(&[
+            "ip", "link", "add", &ia, "netns", &a.name, "type", "veth", "peer", "name", &ib,
+            "netns", &b.name,
+        ])?;
         a.exec(&["ip", "addr", "add", a_addr, "dev", &ia])?;
         b.exec(&["ip", "addr", "add", b_addr, "dev", &ib])?;
         a.exec(&["ip", "link", "set", &ia, "up"])?;
