@@ -1,46 +1,115 @@
-//! The service the daemon's helpers run.
-//!
-//! The crypto requests (`ike::crypto::CryptoRequest`, `CryptoResult`, `SecretStore`,
-//! `serve`) are being written now; until they exist the daemon's helpers run `Standby`,
-//! which only answers `Ping`, so that the process model (N unprivileged helpers, secrets
-//! sent at start, replacement on death) runs end to end. Wiring the crypto in is:
-//!
-//! ```text
-//! pub struct Crypto { store: Store /* impl ike::crypto::SecretStore */ }
-//! impl HelperService for Crypto {
-//!     type Secrets = Store; type Request = CryptoRequest; type Response = CryptoResult;
-//!     fn new(store: Store) -> Self { Crypto { store } }
-//!     fn serve(&mut self, req: CryptoRequest) -> CryptoResult { ike::crypto::serve(&req, &self.store) }
-//! }
-//! ```
-//! and naming `Crypto` instead of `Standby` in `privsep`'s child and helper roles.
+//! The service the daemon's helpers run: the crypto requests of `ike::crypto`, answered
+//! with the long-term secrets the parent gave this helper at start. The child only ever
+//! sees the answers (SKEYID, signatures, DH values), never a pre-shared key or private key.
 
 use crate::pool::HelperService;
+use ike::crypto::{serve, CryptoRequest, CryptoResult, SecretStore};
+use openssl::pkey::{PKey, Private};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
-/// The helper service of the daemon until the crypto service exists.
-pub struct Standby;
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum StandbyRequest {
-    Ping(u64),
+/// What the parent sends each helper once: pre-shared keys by peer section name, RSA
+/// private keys (DER) by name. Debug prints names only.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Secrets {
+    pub psks: Vec<(String, Vec<u8>)>,
+    pub rsa_keys: Vec<(String, Vec<u8>)>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum StandbyResponse {
-    Pong(u64),
-}
-
-impl HelperService for Standby {
-    type Secrets = ();
-    type Request = StandbyRequest;
-    type Response = StandbyResponse;
-    fn new(_: ()) -> Self {
-        Standby
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names = |v: &[(String, Vec<u8>)]| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+        f.debug_struct("Secrets")
+            .field("psks", &names(&self.psks))
+            .field("rsa_keys", &names(&self.rsa_keys))
+            .finish()
     }
-    fn serve(&mut self, req: StandbyRequest) -> StandbyResponse {
-        match req {
-            StandbyRequest::Ping(n) => StandbyResponse::Pong(n),
+}
+
+/// The secrets in the form `ike::crypto::serve` looks them up.
+#[derive(Default)]
+pub struct Store {
+    psks: HashMap<String, Vec<u8>>,
+    keys: HashMap<String, PKey<Private>>,
+}
+
+impl Store {
+    /// A key that does not parse is left out (the parent checked them all before sending);
+    /// requests naming it then fail with a clear reason.
+    pub fn new(s: Secrets) -> Self {
+        let keys = s
+            .rsa_keys
+            .into_iter()
+            .filter_map(|(n, der)| PKey::private_key_from_der(&der).ok().map(|k| (n, k)))
+            .collect();
+        Self {
+            psks: s.psks.into_iter().collect(),
+            keys,
         }
+    }
+}
+
+impl SecretStore for Store {
+    fn psk(&self, name: &str) -> Option<&[u8]> {
+        self.psks.get(name).map(Vec::as_slice)
+    }
+    fn rsa_key(&self, name: &str) -> Option<&PKey<Private>> {
+        self.keys.get(name)
+    }
+}
+
+/// The daemon's helper service.
+pub struct Crypto {
+    store: Store,
+}
+
+impl HelperService for Crypto {
+    type Secrets = Secrets;
+    type Request = CryptoRequest;
+    type Response = CryptoResult;
+    fn new(secrets: Secrets) -> Self {
+        Crypto {
+            store: Store::new(secrets),
+        }
+    }
+    fn serve(&mut self, req: CryptoRequest) -> CryptoResult {
+        serve(&req, &self.store)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ike::crypto::HashAlg;
+
+    #[test]
+    fn serves_skeyid_from_the_named_psk_and_refuses_unknown_names() {
+        let mut c = Crypto::new(Secrets {
+            psks: vec![("peer-a".into(), b"k".to_vec())],
+            rsa_keys: vec![],
+        });
+        let req = |secret: &str| CryptoRequest::SkeyidPsk {
+            prf: HashAlg::Sha1,
+            secret: secret.into(),
+            ni_b: vec![1; 16],
+            nr_b: vec![2; 16],
+        };
+        match c.serve(req("peer-a")) {
+            CryptoResult::Skeyid(s) => assert_eq!(
+                &s[..],
+                &ike::crypto::skeyid_psk(HashAlg::Sha1, b"k", &[1; 16], &[2; 16])[..]
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(c.serve(req("nobody")), CryptoResult::Failed(_)));
+    }
+
+    #[test]
+    fn debug_never_prints_key_bytes() {
+        let s = Secrets {
+            psks: vec![("p".into(), b"topsecretvalue".to_vec())],
+            rsa_keys: vec![],
+        };
+        assert!(!format!("{s:?}").contains("topsecret"));
     }
 }

@@ -2,17 +2,20 @@
 //! reads datagrams. Every packet from the network is handled here and nowhere else.
 
 use crate::cmdline::{DebugClass, Options};
+use crate::driver::{Driver, Pool};
 use crate::ipc::{self, AsyncChannel, Channel, IpcError};
 use crate::log;
 use crate::privdrop::{self, DropConfig};
 use crate::proto::{SocketInfo, ToChild, ToParent};
 use helpers::pool::{helper_main as pool_helper_main, inherited_socket, HelperPool};
 use helpers::pool::{Privileges, Spawner};
-use helpers::service::Standby;
+use helpers::service::{Crypto, Secrets};
 use std::collections::VecDeque;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
@@ -78,7 +81,7 @@ pub fn main(opts: Options) -> i32 {
     };
     let helper_fds = fds.split_off(infos.len());
     debug_assert_eq!(helper_fds.len(), n_helpers);
-    rt.block_on(run(ch, infos, fds, helper_fds))
+    rt.block_on(run(opts, ch, infos, fds, helper_fds))
 }
 
 /// The helper pool's way to new helpers: those the parent handed over at start, then one
@@ -109,10 +112,8 @@ impl Spawner for ParentSpawner {
     }
 }
 
-/// The helper pool the engine's `Crypto` requests go to (`-j 0`: computed in this process).
-pub type Pool = HelperPool<Standby>;
-
 async fn run(
+    opts: Options,
     ch: Channel,
     infos: Vec<SocketInfo>,
     fds: Vec<OwnedFd>,
@@ -160,32 +161,36 @@ async fn run(
     drop(tx);
     let (spawn_tx, mut spawn_rx) = mpsc::unbounded_channel();
     let n = helper_fds.len();
-    let pool: Pool = if n == 0 {
-        HelperPool::inline(())
+    // With helpers the pool starts now; with `-j 0` it waits for the secrets.
+    let mut pool: Option<Arc<Pool>> = if n == 0 {
+        None
     } else {
         let spawner = ParentSpawner {
             initial: helper_fds,
             requests: spawn_tx,
         };
-        match HelperPool::start(n, spawner).await {
-            Ok(p) => p,
+        match HelperPool::<Crypto>::start(n, spawner).await {
+            Ok(p) => Some(Arc::new(p)),
             Err(e) => {
                 log::error(&format!("child: helpers: {e}"));
                 return 1;
             }
         }
     };
-    log::debug(
-        DebugClass::Misc,
-        10,
-        &format!("child: {} helpers", pool.size()),
-    );
-    let _pool = pool;
     let mut waiting_helpers: VecDeque<oneshot::Sender<std::io::Result<OwnedFd>>> = VecDeque::new();
     if parent.send(&ToParent::Ready).await.is_err() {
         return 1;
     }
+    let (crypto_tx, mut crypto_rx) = mpsc::unbounded_channel();
+    let mut driver: Option<Driver> = None;
+    // isakmpd's Check-interval: active connections that are down are started again.
+    let mut check = tokio::time::interval(Duration::from_secs(60));
     loop {
+        let deadline = driver
+            .as_ref()
+            .and_then(|d| d.engine.poll_timeout())
+            .map(tokio::time::Instant::from_std)
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
         tokio::select! {
             Some(reply) = spawn_rx.recv() => {
                 if let Err(e) = parent.send(&ToParent::NewHelper).await {
@@ -205,7 +210,49 @@ async fn run(
                         let _ = reply.send(Err(std::io::Error::other("the parent refused a helper")));
                     }
                 }
-                Ok((ToChild::Shutdown, _)) => return 0,
+                Ok((ToChild::Secrets(secrets), _)) if pool.is_none() => {
+                    log::notice("-j 0: crypto runs in the child, which therefore holds the secrets");
+                    pool = Some(Arc::new(HelperPool::<Crypto>::inline(secrets)));
+                }
+                Ok((ToChild::Secrets(_), _)) => log::warning("child: secrets sent although helpers run; ignored"),
+                Ok((ToChild::Config(cfg), _)) => match driver.as_mut() {
+                    Some(d) => match crate::driver::policy(&cfg) {
+                        Ok(p) => {
+                            d.engine.set_policy(p);
+                            d.engine.start_active(Instant::now());
+                            log::info("configuration reloaded");
+                        }
+                        Err(e) => log::error(&e),
+                    },
+                    None => {
+                        let pool = pool.get_or_insert_with(|| Arc::new(HelperPool::<Crypto>::inline(Secrets::default())));
+                        match Driver::new(&opts, &cfg, sockets.clone(), pool.clone(), crypto_tx.clone()) {
+                            Ok(mut d) => {
+                                let secs = crate::driver::policy(&cfg).map(|p| p.general.check_interval).unwrap_or(60);
+                                check = tokio::time::interval(Duration::from_secs(secs.max(1)));
+                                d.engine.start_active(Instant::now());
+                                driver = Some(d);
+                            }
+                            Err(e) => {
+                                log::error(&e);
+                                return 1;
+                            }
+                        }
+                    }
+                },
+                Ok((ToChild::Kernel(event), _)) => {
+                    if let Some(d) = driver.as_mut() {
+                        d.engine.handle_kernel(Instant::now(), event);
+                    }
+                }
+                Ok((ToChild::Shutdown, _)) => {
+                    if let Some(d) = driver.as_mut() {
+                        d.engine.shutdown(Instant::now());
+                        d.pump();
+                        flush_kernel(d, &mut parent).await;
+                    }
+                    return 0;
+                }
                 Ok((ToChild::Reload, _)) => log::debug(DebugClass::Misc, 10, "reload requested"),
                 Ok((ToChild::Report, _)) => log::debug(DebugClass::Misc, 10, "report requested"),
                 Ok((ToChild::Start { .. }, _)) => log::warning("child: start sent twice; ignored"),
@@ -216,36 +263,57 @@ async fn run(
                 }
             },
             d = rx.recv() => match d {
-                Some((i, from, bytes)) => handle_datagram(&sockets[i].0, from, &bytes),
+                Some((i, from, bytes)) => {
+                    log::debug(DebugClass::Transport, 10, &format!("received {} bytes from {from} on {}", bytes.len(), sockets[i].0.local));
+                    if let Some(d) = driver.as_mut() {
+                        d.engine.handle_datagram(Instant::now(), sockets[i].0.local, from, &bytes);
+                    }
+                }
                 None => return 1,
             },
+            Some((id, result)) = crypto_rx.recv() => {
+                if let Some(d) = driver.as_mut() {
+                    d.engine.handle_crypto(Instant::now(), id, result);
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                if let Some(d) = driver.as_mut() {
+                    d.engine.handle_timeout(Instant::now());
+                }
+            }
+            _ = check.tick() => {
+                if let Some(d) = driver.as_mut() {
+                    d.engine.start_active(Instant::now());
+                }
+            }
+        }
+        if let Some(d) = driver.as_mut() {
+            d.pump();
+            flush_kernel(d, &mut parent).await;
         }
     }
 }
 
-/// The engine glue point. Every datagram received on any socket comes here. For now it is
-/// only logged (length, at debug level); the sans-IO engine of the `ike` crate plugs in
-/// here: `engine.handle_datagram(now, info.local, from, bytes)`, then drain its `Transmit`s
-/// to `sockets`, its `Crypto` requests to the helper pool and its `Kernel` requests to the
-/// parent.
-pub fn handle_datagram(info: &SocketInfo, from: SocketAddr, bytes: &[u8]) {
-    log::debug(
-        DebugClass::Transport,
-        1,
-        &format!(
-            "received {} bytes from {from} on {}{}",
-            bytes.len(),
-            info.local,
-            if info.natt { " (NAT-T)" } else { "" }
-        ),
-    );
+/// Send the engine's kernel requests to the parent.
+async fn flush_kernel(d: &mut Driver, parent: &mut AsyncChannel) {
+    for (id, request) in std::mem::take(&mut d.kernel) {
+        if let Err(e) = parent
+            .send(&ToParent::Kernel {
+                id,
+                request: Box::new(request),
+            })
+            .await
+        {
+            log::error(&format!("child: cannot reach the parent: {e}"));
+        }
+    }
 }
 
 /// A helper process of the daemon: always drops privileges (tests of the pool that cannot
 /// drop use their own helper entry, never this one).
 pub fn helper_main() -> i32 {
     let privileges = Privileges::Drop(DropConfig::default());
-    match inherited_socket().and_then(|s| pool_helper_main::<Standby>(s, &privileges)) {
+    match inherited_socket().and_then(|s| pool_helper_main::<Crypto>(s, &privileges)) {
         Ok(()) => 0,
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "isakmpd helper: {e}");

@@ -6,9 +6,12 @@
 
 pub mod child;
 pub mod cmdline;
+pub mod config;
 pub mod daemon;
+pub mod driver;
 pub mod files;
 pub mod log;
+pub mod monitor;
 pub mod parent;
 pub mod proto;
 mod sys;

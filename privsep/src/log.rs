@@ -15,6 +15,8 @@ pub enum Target {
 pub enum Level {
     Error,
     Warning,
+    /// Worth an operator's attention but not wrong: always logged.
+    Notice,
     Info,
     Debug,
 }
@@ -75,7 +77,7 @@ pub fn format_line(level: Level, msg: &str) -> String {
     let tag = match level {
         Level::Error => "error: ",
         Level::Warning => "warning: ",
-        Level::Info | Level::Debug => "",
+        Level::Notice | Level::Info | Level::Debug => "",
     };
     format!("isakmpd[{}]: {tag}{msg}", std::process::id())
 }
@@ -96,6 +98,7 @@ pub fn log(level: Level, msg: &str) {
             let prio = match level {
                 Level::Error => libc::LOG_ERR,
                 Level::Warning => libc::LOG_WARNING,
+                Level::Notice => libc::LOG_NOTICE,
                 Level::Info => libc::LOG_INFO,
                 Level::Debug => libc::LOG_DEBUG,
             };
@@ -110,6 +113,10 @@ pub fn error(msg: &str) {
 
 pub fn warning(msg: &str) {
     log(Level::Warning, msg)
+}
+
+pub fn notice(msg: &str) {
+    log(Level::Notice, msg)
 }
 
 pub fn info(msg: &str) {

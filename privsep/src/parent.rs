@@ -2,11 +2,13 @@
 //! unprivileged child with them, restarts it when it dies, and turns signals into messages.
 
 use crate::cmdline::Options;
-use crate::files::{self, PidFile};
+use crate::config::Loaded;
+use crate::files::PidFile;
 use crate::ipc::{self, AsyncChannel, IpcError};
 use crate::log;
 use crate::proto::{SocketInfo, ToChild, ToParent};
 use helpers::pool::ExecSpawner;
+use helpers::service::Secrets;
 use nix::sys::socket::{
     bind, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage,
 };
@@ -69,6 +71,59 @@ pub fn bind_sockets(o: &Options) -> std::io::Result<Vec<Bound>> {
     Ok(out)
 }
 
+/// Bind the IKE and NAT-T ports on each of `addrs` (as isakmpd binds per interface
+/// address, so that the engine knows which address a datagram came to), or on the wildcard
+/// addresses when `addrs` is empty.
+pub fn bind_addresses(o: &Options, addrs: &[std::net::IpAddr]) -> std::io::Result<Vec<Bound>> {
+    if addrs.is_empty() {
+        return bind_sockets(o);
+    }
+    let mut ports = vec![(o.port, false)];
+    if !o.no_natt {
+        ports.push((o.natt_port, true));
+    }
+    let mut out = Vec::new();
+    for (port, natt) in ports {
+        for ip in addrs
+            .iter()
+            .filter(|a| (a.is_ipv4() && o.inet4) || (a.is_ipv6() && o.inet6))
+        {
+            let socket = bind_udp(SocketAddr::new(*ip, port))?;
+            let local = socket.local_addr()?;
+            out.push(Bound {
+                info: SocketInfo { local, natt },
+                socket,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// This host's addresses (IPv6 link-local ones left out: they need a scope to be usable).
+pub fn interface_addresses() -> Vec<std::net::IpAddr> {
+    let mut out = Vec::new();
+    if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
+        for a in addrs {
+            let Some(sa) = a.address else { continue };
+            let ip = if let Some(v4) = sa.as_sockaddr_in() {
+                std::net::IpAddr::V4(v4.ip())
+            } else if let Some(v6) = sa.as_sockaddr_in6() {
+                let ip = v6.ip();
+                if ip.segments()[0] & 0xffc0 == 0xfe80 {
+                    continue;
+                }
+                std::net::IpAddr::V6(ip)
+            } else {
+                continue;
+            };
+            if !out.contains(&ip) {
+                out.push(ip);
+            }
+        }
+    }
+    out
+}
+
 /// Everything the parent does before its event loop, in the order that lets errors reach the
 /// terminal: configuration check, pid check, sockets, then daemonize, then the pid file.
 /// Returns the process exit status.
@@ -88,26 +143,32 @@ pub fn main(opts: Options, args: Vec<String>) -> i32 {
             eprintln!("isakmpd: {msg}");
         }
     };
-    match files::read_secret_file(&opts.config) {
-        Ok(_conf) => {
-            // The configuration database (ike::conf) is built from these bytes once it exists.
-        }
-        Err(files::FileError::Io(p, e)) if e.kind() == std::io::ErrorKind::NotFound => {
-            log::warning(&format!(
-                "{}: not found, running without a configuration",
-                p.display()
-            ));
-        }
+    let mut loaded = match crate::config::load(&opts.config) {
+        Ok(l) => l,
         Err(e) => {
-            complain(&e.to_string());
-            return e.exit_status();
+            complain(&e);
+            return 1;
         }
+    };
+    if !opts.no_kernel {
+        complain("kernel (XFRM) support is not in this build yet: run with -n to negotiate without installing SAs");
+        return 1;
     }
     if let Err(e) = PidFile::check(&opts.pidfile) {
         complain(&e.to_string());
         return e.exit_status();
     }
-    let sockets = match bind_sockets(&opts) {
+    // Per-address sockets need a fixed port: with `-p 0` the kernel would choose a different
+    // port for each, so the wildcard addresses are bound instead.
+    let addresses = if opts.port == 0 || opts.natt_port == 0 {
+        Vec::new()
+    } else if loaded.policy.general.listen_on.is_empty() {
+        interface_addresses()
+    } else {
+        loaded.policy.general.listen_on.clone()
+    };
+    loaded.child.local_addresses = addresses.clone();
+    let sockets = match bind_addresses(&opts, &addresses) {
         Ok(s) => s,
         Err(e) => {
             complain(&format!("cannot bind: {e}"));
@@ -145,7 +206,7 @@ pub fn main(opts: Options, args: Vec<String>) -> i32 {
         }
     };
     let helpers = opts.helper_count();
-    let status = rt.block_on(run(sockets, helpers, args));
+    let status = rt.block_on(run(&opts, loaded, sockets, helpers, args));
     drop(pidfile);
     status
 }
@@ -156,12 +217,11 @@ struct RunningChild {
 }
 
 /// Helpers are this program re-executed with the helper role; the parent sends each its
-/// secrets (none yet: the crypto service is not wired in) and passes the other end to the
-/// child.
-pub type Helpers = ExecSpawner<()>;
+/// secrets (pre-shared keys, private keys) and passes the other end to the child.
+pub type Helpers = ExecSpawner<Secrets>;
 
-fn helper_spawner(args: &[String]) -> Helpers {
-    ExecSpawner::new("/proc/self/exe", args.to_vec(), ())
+fn helper_spawner(args: &[String], secrets: Secrets) -> Helpers {
+    ExecSpawner::new("/proc/self/exe", args.to_vec(), secrets)
         .env(crate::ROLE_ENV, "helper")
         .arg0("isakmpd: helper")
 }
@@ -173,6 +233,7 @@ async fn start_child(
     helpers: &mut Helpers,
     n: usize,
     args: &[String],
+    loaded: &Loaded,
 ) -> std::io::Result<RunningChild> {
     let mut helper_fds = Vec::with_capacity(n);
     for _ in 0..n {
@@ -193,10 +254,18 @@ async fn start_child(
         sockets: infos,
         helpers: n,
     };
+    let io = |e: IpcError| std::io::Error::other(e.to_string());
+    channel.send_with_fds(&start, &fds).await.map_err(io)?;
+    if n == 0 {
+        channel
+            .send(&ToChild::Secrets(loaded.secrets.clone()))
+            .await
+            .map_err(io)?;
+    }
     channel
-        .send_with_fds(&start, &fds)
+        .send(&ToChild::Config(loaded.child.clone()))
         .await
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
+        .map_err(io)?;
     log::debug(
         crate::cmdline::DebugClass::Misc,
         10,
@@ -208,8 +277,14 @@ async fn start_child(
 /// Minimum time between two child starts, so a child that dies at once cannot spin us.
 const RESTART_DELAY: Duration = Duration::from_secs(1);
 
-async fn run(sockets: Vec<Bound>, n_helpers: usize, args: Vec<String>) -> i32 {
-    let mut helpers = helper_spawner(&args);
+async fn run(
+    opts: &Options,
+    mut loaded: Loaded,
+    sockets: Vec<Bound>,
+    n_helpers: usize,
+    args: Vec<String>,
+) -> i32 {
+    let mut helpers = helper_spawner(&args, loaded.secrets.clone());
     let sig = |k: SignalKind| signal(k);
     let (mut term, mut int, mut hup, mut usr1, mut chld) = match (
         sig(SignalKind::terminate()),
@@ -232,7 +307,7 @@ async fn run(sockets: Vec<Bound>, n_helpers: usize, args: Vec<String>) -> i32 {
                 tokio::time::sleep_until(t + RESTART_DELAY).await;
             }
             last_start = Some(tokio::time::Instant::now());
-            match start_child(&sockets, &mut helpers, n_helpers, &args).await {
+            match start_child(&sockets, &mut helpers, n_helpers, &args, &loaded).await {
                 Ok(c) => child = Some(c),
                 Err(e) => {
                     log::error(&format!("cannot start child: {e}"));
@@ -246,7 +321,24 @@ async fn run(sockets: Vec<Bound>, n_helpers: usize, args: Vec<String>) -> i32 {
             _ = int.recv() => return shutdown(child).await,
             _ = hup.recv() => {
                 log::info("SIGHUP: reloading the configuration");
-                let _ = c.channel.send(&ToChild::Reload).await;
+                match crate::config::load(&opts.config) {
+                    Err(e) => log::error(&format!("reload refused, keeping the running configuration: {e}")),
+                    Ok(mut new) => {
+                        new.child.local_addresses = loaded.child.local_addresses.clone();
+                        if new.secrets != loaded.secrets {
+                            // Helpers hold the secrets from their start: new secrets need new
+                            // helpers, and so a new child. Kernel state stays as it is.
+                            log::info("secrets changed: restarting the child and its helpers");
+                            helpers = helper_spawner(&args, new.secrets.clone());
+                            let _ = c.process.kill();
+                            let _ = c.process.wait();
+                            child = None;
+                        } else {
+                            let _ = c.channel.send(&ToChild::Config(new.child.clone())).await;
+                        }
+                        loaded = new;
+                    }
+                }
             }
             _ = usr1.recv() => {
                 let _ = c.channel.send(&ToChild::Report).await;
@@ -260,6 +352,24 @@ async fn run(sockets: Vec<Bound>, n_helpers: usize, args: Vec<String>) -> i32 {
             }
             m = c.channel.recv::<ToParent>() => match m {
                 Ok(ToParent::Ready) => log::debug(crate::cmdline::DebugClass::Misc, 10, "child ready"),
+                Ok(ToParent::Kernel { id, request }) => {
+                    let request = *request;
+                    let answer = match crate::monitor::check(&loaded.policy, &request) {
+                        Err(reason) => {
+                            log::warning(&format!("refused the child's kernel request ({}): {reason}", crate::monitor::describe(&request)));
+                            Some(ike::engine::KernelEvent::Failed { id, reason })
+                        }
+                        Ok(()) => {
+                            log::debug(crate::cmdline::DebugClass::Sysdep, 10, &format!("(-n, not in the kernel) {}", crate::monitor::describe(&request)));
+                            crate::monitor::without_kernel(id, &request)
+                        }
+                    };
+                    if let Some(a) = answer {
+                        if let Err(e) = c.channel.send(&ToChild::Kernel(a)).await {
+                            log::warning(&format!("child channel: {e}"));
+                        }
+                    }
+                }
                 Ok(ToParent::NewHelper) => {
                     let live = helpers.pids().len();
                     let reply = if live >= n_helpers {

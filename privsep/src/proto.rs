@@ -29,6 +29,12 @@ pub enum ToChild {
     Report,
     /// SIGTERM: shut down.
     Shutdown,
+    /// The configuration (at start and after each reload), without secrets.
+    Config(crate::config::ChildConfig),
+    /// Only with `-j 0` (no helper processes): the secrets, for crypto done in the child.
+    Secrets(helpers::service::Secrets),
+    /// The kernel's answer to a request, or an event (acquire, expire).
+    Kernel(ike::engine::KernelEvent),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,4 +44,9 @@ pub enum ToParent {
     /// A helper died: start another. The parent starts one only while fewer than `-j`
     /// helpers live, so a compromised child cannot make it fork without bound.
     NewHelper,
+    /// Ask the kernel for something; checked against the monitor's allow-list first.
+    Kernel {
+        id: ike::engine::RequestId,
+        request: Box<ike::engine::KernelRequest>,
+    },
 }

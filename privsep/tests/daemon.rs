@@ -55,6 +55,7 @@ fn pid_file_outside_var_run_refused() {
     let out = Command::new(BIN)
         .args([
             "-d",
+            "-n",
             "-4",
             "-p",
             "0",
@@ -132,7 +133,17 @@ fn children_of(parent: i32, except: i32) -> Vec<i32> {
     out
 }
 
+/// A freshly executed helper drops its privileges as its first act, but asynchronously to
+/// the parent: give it up to five seconds to get there, then check everything.
 fn assert_confined(pid: i32) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        if field(&status, "NoNewPrivs:") == "1" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
     for key in ["Uid:", "Gid:"] {
         for id in field(&status, key).split_whitespace() {
@@ -169,7 +180,7 @@ fn parent_child_sockets_restart_and_shutdown() {
     let pidfile = rundir.join("isakmpd.pid");
     let daemon = Command::new(BIN)
         .args([
-            "-d", "-v", "-4", "-p", "0", "-N", "0", "-D", "0=99", "-D", "1=99", "-j", "2",
+            "-d", "-n", "-v", "-4", "-p", "0", "-N", "0", "-D", "0=99", "-D", "1=99", "-j", "2",
         ])
         .arg("-c")
         .arg(&c)
@@ -298,7 +309,7 @@ fn daemonizes_without_d() {
     std::fs::create_dir(&rundir).expect("mkdir");
     let pidfile = rundir.join("isakmpd.pid");
     let st = Command::new(BIN)
-        .args(["-4", "-p", "0", "-N", "0", "-j", "1", "-c"])
+        .args(["-n", "-4", "-p", "0", "-N", "0", "-j", "1", "-c"])
         .arg(&c)
         .arg("-i")
         .arg(&pidfile)

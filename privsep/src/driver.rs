@@ -1,0 +1,164 @@
+//! The child's engine driver: the sans-IO engine of `ike` connected to the world. Datagrams
+//! from the sockets go in, transmits go out on the socket they name, crypto requests go to
+//! the helper pool (their answers come back as they finish), kernel requests go to the
+//! parent, events become log lines, and the engine's next deadline is the loop's timer.
+
+use crate::cmdline::{DebugClass, Options};
+use crate::config::ChildConfig;
+use crate::log;
+use crate::proto::SocketInfo;
+use helpers::pool::HelperPool;
+use helpers::service::Crypto;
+use ike::conf::Conf;
+use ike::crypto::CryptoResult;
+use ike::engine::{
+    Engine, EngineConfig, Event, KernelRequest, LogLevel, OsRng, Output, RequestId, Timers,
+};
+use ike::policy::{Credentials, Policy};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+/// The helper pool the engine's crypto requests go to (`-j 0`: computed in this process).
+pub type Pool = HelperPool<Crypto>;
+
+pub struct Driver {
+    pub engine: Engine,
+    sockets: Arc<Vec<(SocketInfo, UdpSocket)>>,
+    pool: Arc<Pool>,
+    crypto_done: mpsc::UnboundedSender<(RequestId, CryptoResult)>,
+    /// Kernel requests waiting to be sent to the parent.
+    pub kernel: Vec<(RequestId, KernelRequest)>,
+}
+
+/// The engine's policy from the child's configuration: the configuration text without
+/// secrets, and the peers' public keys.
+pub fn policy(cfg: &ChildConfig) -> Result<Policy, String> {
+    let conf = Conf::parse(&cfg.conf).map_err(|e| format!("configuration from the parent: {e}"))?;
+    let mut policy =
+        Policy::from_conf(&conf).map_err(|e| format!("configuration from the parent: {e}"))?;
+    for peer in &mut policy.peers {
+        if let Credentials::RsaSig {
+            peer_public_key, ..
+        } = &mut peer.credentials
+        {
+            *peer_public_key = cfg
+                .public_keys
+                .iter()
+                .find(|(n, _)| *n == peer.name)
+                .map(|(_, k)| k.clone());
+        }
+    }
+    Ok(policy)
+}
+
+impl Driver {
+    pub fn new(
+        opts: &Options,
+        cfg: &ChildConfig,
+        sockets: Arc<Vec<(SocketInfo, UdpSocket)>>,
+        pool: Arc<Pool>,
+        crypto_done: mpsc::UnboundedSender<(RequestId, CryptoResult)>,
+    ) -> Result<Self, String> {
+        let policy = policy(cfg)?;
+        let g = &policy.general;
+        let timers = Timers {
+            retransmits: g.retransmits,
+            exchange_max: Duration::from_secs(g.exchange_max_time.max(1)),
+            nat_keepalive: Duration::from_secs(g.nat_t_keepalive.max(1)),
+            ..Timers::default()
+        };
+        let mut local_addresses: Vec<IpAddr> = sockets
+            .iter()
+            .map(|(i, _)| i.local.ip())
+            .filter(|a| !a.is_unspecified())
+            .collect();
+        local_addresses.extend(cfg.local_addresses.iter().copied());
+        local_addresses.dedup();
+        let port = sockets
+            .iter()
+            .find(|(i, _)| !i.natt)
+            .map_or(opts.port, |(i, _)| i.local.port());
+        let natt_port = sockets
+            .iter()
+            .find(|(i, _)| i.natt)
+            .map_or(opts.natt_port, |(i, _)| i.local.port());
+        let config = EngineConfig {
+            policy,
+            timers,
+            local_addresses,
+            ike_port: port,
+            natt_port,
+            passive: opts.sasyncd,
+        };
+        Ok(Self {
+            engine: Engine::new(config, Box::new(OsRng), Instant::now()),
+            sockets,
+            pool,
+            crypto_done,
+            kernel: Vec::new(),
+        })
+    }
+
+    /// Act on everything the engine has produced.
+    pub fn pump(&mut self) {
+        while let Some(out) = self.engine.poll_output() {
+            match out {
+                Output::Transmit(t) => self.send(t.from, t.to, &t.bytes),
+                Output::Crypto { id, request } => {
+                    let (pool, done) = (Arc::clone(&self.pool), self.crypto_done.clone());
+                    tokio::spawn(async move {
+                        let r = pool
+                            .call(request)
+                            .await
+                            .unwrap_or_else(|e| CryptoResult::Failed(format!("helper: {e:?}")));
+                        let _ = done.send((id, r));
+                    });
+                }
+                Output::Kernel { id, request } => self.kernel.push((id, request)),
+                Output::Event(Event::Log { level, message }) => match level {
+                    LogLevel::Error => log::error(&message),
+                    LogLevel::Warning => log::warning(&message),
+                    LogLevel::Notice => log::notice(&message),
+                    LogLevel::Info => log::info(&message),
+                    LogLevel::Debug => log::debug(DebugClass::Negotiation, 10, &message),
+                },
+                // Completed phases are logged by the engine itself (at Info, shown with -v).
+                Output::Event(_) => {}
+            }
+        }
+    }
+
+    /// Send on the socket bound to `from`, else one with the same port and family.
+    fn send(&self, from: SocketAddr, to: SocketAddr, bytes: &[u8]) {
+        let sock = self
+            .sockets
+            .iter()
+            .find(|(i, _)| i.local == from)
+            .or_else(|| {
+                self.sockets.iter().find(|(i, _)| {
+                    i.local.port() == from.port()
+                        && i.local.is_ipv4() == to.is_ipv4()
+                        && i.local.ip().is_unspecified()
+                })
+            })
+            .or_else(|| {
+                self.sockets.iter().find(|(i, _)| {
+                    i.local.port() == from.port() && i.local.is_ipv4() == to.is_ipv4()
+                })
+            });
+        let Some((info, sock)) = sock else {
+            return log::warning(&format!("no socket to send from {from} to {to}"));
+        };
+        match sock.try_send_to(bytes, to) {
+            Ok(_) => log::debug(
+                DebugClass::Transport,
+                5,
+                &format!("sent {} bytes {} -> {to}", bytes.len(), info.local),
+            ),
+            Err(e) => log::warning(&format!("send {} -> {to}: {e}", info.local)),
+        }
+    }
+}
