@@ -39,14 +39,34 @@ impl Daemon {
 
     /// Write `conf` (mode 0600) and start `isakmpd -d` with `args` inside `ns`.
     pub fn start(ns: &Netns, tag: &str, conf: &str, args: &[&str]) -> Result<Daemon, String> {
+        Self::start_with_files(ns, tag, conf, &[], args)
+    }
+
+    /// As [`Daemon::start`], with more files (keys, say) written next to the configuration,
+    /// each mode 0600, before the daemon starts: `(file name, contents)`.
+    pub fn start_with_files(
+        ns: &Netns,
+        tag: &str,
+        conf: &str,
+        files: &[(&str, &[u8])],
+        args: &[&str],
+    ) -> Result<Daemon, String> {
         let dir = Self::dir_for(tag);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let conf_path = dir.join("isakmpd.conf");
-        std::fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
-        std::fs::set_permissions(&conf_path, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| e.to_string())?;
+        let conf_bytes: (&str, &[u8]) = ("isakmpd.conf", conf.as_bytes());
+        for (name, bytes) in std::iter::once(&conf_bytes).chain(files) {
+            let path = dir.join(name);
+            std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
         Self::spawn(ns, tag, &dir, args)
+    }
+
+    /// The whole log, one line per line, for assertion messages.
+    pub fn log_text(&self) -> String {
+        self.logs().join("\n")
     }
 
     /// Start the daemon with exactly `args` (after `-d`), for tests of the command line.

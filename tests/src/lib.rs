@@ -4,6 +4,8 @@
 
 pub mod daemon;
 pub mod netns;
+pub mod pair;
+pub mod procfs;
 
 use std::time::{Duration, Instant};
 

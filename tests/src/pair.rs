@@ -1,0 +1,279 @@
+//! Two gateways, east and west, each in its own namespace, joined by a veth pair: the
+//! topology of `etc/isakmpd.conf.example-{east,west}` and `etc/demo.sh`.
+//!
+//! ```text
+//!   10.1.0.0/16 --- east 192.0.2.1 ===== veth ===== 192.0.2.2 west --- 10.2.0.0/16
+//! ```
+//!
+//! East initiates (its connection is in `[Phase 2] Connections`), west only answers.
+
+use crate::daemon::Daemon;
+use crate::netns::Netns;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const EAST_ADDR: &str = "192.0.2.1";
+pub const WEST_ADDR: &str = "192.0.2.2";
+pub const EAST_NET: (&str, &str) = ("10.1.0.0", "255.255.0.0");
+pub const WEST_NET: (&str, &str) = ("10.2.0.0", "255.255.0.0");
+
+/// The sections the example configurations (and [`gateway_conf`] for the same topology) use.
+pub const EAST_PEER_SECTION: &str = "peer-west";
+pub const EAST_CONNECTION: &str = "IPsec-east-west";
+pub const WEST_PEER_SECTION: &str = "peer-east";
+pub const WEST_CONNECTION: &str = "IPsec-west-east";
+
+/// The daemon log lines `-v` gives for completed exchanges.
+pub const PHASE1_UP: &str = "phase 1 established";
+pub const PHASE2_UP: &str = "phase 2 established";
+
+/// The repository's `etc/` directory.
+pub fn etc_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../etc")
+}
+
+/// `etc/isakmpd.conf.example-<side>`'s text (`side` is `east` or `west`).
+pub fn example_conf(side: &str) -> Result<String, String> {
+    let p = etc_dir().join(format!("isakmpd.conf.example-{side}"));
+    std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))
+}
+
+/// The value of the first `Authentication=` tag of a configuration: its pre-shared key.
+pub fn psk_of(conf: &str) -> Option<String> {
+    conf.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .find_map(|l| l.trim().strip_prefix("Authentication="))
+        .map(|v| v.trim().to_string())
+}
+
+/// How a gateway authenticates its peer in [`gateway_conf`].
+pub enum Auth {
+    Psk(String),
+    /// Our PEM private key and the peer's PEM public key (SubjectPublicKeyInfo), as files.
+    Rsa {
+        private_key: PathBuf,
+        peer_public_key: PathBuf,
+    },
+}
+
+/// One side of the east/west topology as isakmpd.conf text: a Main Mode peer
+/// (AES-256-SHA2-256-GRP14, PSK or RSA signatures) and a subnet-to-subnet ESP tunnel with PFS.
+pub fn gateway_conf(east: bool, auth: &Auth) -> String {
+    let (local, peer, local_net, remote_net, peer_section, conn) = if east {
+        (
+            EAST_ADDR,
+            WEST_ADDR,
+            EAST_NET,
+            WEST_NET,
+            EAST_PEER_SECTION,
+            EAST_CONNECTION,
+        )
+    } else {
+        (
+            WEST_ADDR,
+            EAST_ADDR,
+            WEST_NET,
+            EAST_NET,
+            WEST_PEER_SECTION,
+            WEST_CONNECTION,
+        )
+    };
+    let connections = if east {
+        "Connections="
+    } else {
+        "Passive-connections="
+    };
+    let (x509, peer_auth, xf_suffix) = match auth {
+        Auth::Psk(k) => (String::new(), format!("Authentication=\t\t{k}\n"), ""),
+        Auth::Rsa {
+            private_key,
+            peer_public_key,
+        } => (
+            format!(
+                "[X509-Certificates]\nPrivate-key=\t\t{}\n\n",
+                private_key.display()
+            ),
+            format!("Public-key=\t\t{}\n", peer_public_key.display()),
+            "-RSA_SIG",
+        ),
+    };
+    format!(
+        "\
+[General]
+Retransmits=\t\t5
+Exchange-max-time=\t30
+
+[Phase 1]
+{peer}=\t\t{peer_section}
+
+[Phase 2]
+{connections}\t{conn}
+
+{x509}[{peer_section}]
+Phase=\t\t\t1
+Transport=\t\tudp
+Local-address=\t\t{local}
+Address=\t\t{peer}
+Configuration=\t\t{peer_section}-main-mode
+{peer_auth}
+[{peer_section}-main-mode]
+DOI=\t\t\tIPSEC
+EXCHANGE_TYPE=\t\tID_PROT
+Transforms=\t\tAES-256-SHA2-256-GRP14{xf_suffix}
+
+[{conn}]
+Phase=\t\t\t2
+ISAKMP-peer=\t\t{peer_section}
+Configuration=\t\t{conn}-quick-mode
+Local-ID=\t\t{conn}-local
+Remote-ID=\t\t{conn}-remote
+
+[{conn}-local]
+ID-type=\t\tIPV4_ADDR_SUBNET
+Network=\t\t{}
+Netmask=\t\t{}
+
+[{conn}-remote]
+ID-type=\t\tIPV4_ADDR_SUBNET
+Network=\t\t{}
+Netmask=\t\t{}
+
+[{conn}-quick-mode]
+DOI=\t\t\tIPSEC
+EXCHANGE_TYPE=\t\tQUICK_MODE
+Suites=\t\t\tQM-ESP-AES-256-SHA2-256-PFS-GRP14-SUITE
+",
+        local_net.0, local_net.1, remote_net.0, remote_net.1
+    )
+}
+
+/// A fresh RSA key pair from the openssl command line tool: (private key PEM, public key
+/// PEM in SubjectPublicKeyInfo form).
+pub fn rsa_keypair(bits: u32) -> Result<(Vec<u8>, Vec<u8>), String> {
+    let out = Command::new("openssl")
+        .args(["genrsa", &bits.to_string()])
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| format!("openssl genrsa: {e}"))?;
+    if !out.status.success() || out.stdout.is_empty() {
+        return Err(format!("openssl genrsa: {}", out.status));
+    }
+    let private = out.stdout;
+    let mut child = Command::new("openssl")
+        .args(["rsa", "-pubout"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("openssl rsa: {e}"))?;
+    child
+        .stdin
+        .take()
+        .ok_or("openssl rsa: no stdin")?
+        .write_all(&private)
+        .map_err(|e| format!("openssl rsa: {e}"))?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("openssl rsa: {e}"))?;
+    if !out.status.success() || !out.stdout.starts_with(b"-----BEGIN PUBLIC KEY-----") {
+        return Err(format!("openssl rsa -pubout: {}", out.status));
+    }
+    Ok((private, out.stdout))
+}
+
+/// East and west running. Fields drop in order: the daemons, then their namespaces.
+pub struct Pair {
+    pub east: Daemon,
+    pub west: Daemon,
+    pub ns_east: Netns,
+    pub ns_west: Netns,
+}
+
+impl Pair {
+    /// The daemon tag (and run directory name) of east or west in the pair `tag`.
+    pub fn tag(tag: &str, east: bool) -> String {
+        format!("{tag}{}", if east { "e" } else { "w" })
+    }
+
+    /// The run directory east's or west's files will be in, known before the start.
+    pub fn dir(tag: &str, east: bool) -> PathBuf {
+        Daemon::dir_for(&Self::tag(tag, east))
+    }
+
+    /// Make both namespaces, link them, and start west (the responder) then east, each
+    /// with its configuration, extra files (see [`Daemon::start_with_files`]) and `args`.
+    pub fn start(
+        tag: &str,
+        east: (&str, &[(&str, &[u8])]),
+        west: (&str, &[(&str, &[u8])]),
+        args: &[&str],
+    ) -> Result<Pair, String> {
+        let (te, tw) = (Self::tag(tag, true), Self::tag(tag, false));
+        let ns_east = Netns::new(&te)?;
+        let ns_west = Netns::new(&tw)?;
+        Netns::link(
+            &ns_east,
+            &format!("{EAST_ADDR}/24"),
+            &ns_west,
+            &format!("{WEST_ADDR}/24"),
+        )?;
+        let west = Daemon::start_with_files(&ns_west, &tw, west.0, west.1, args)?;
+        let east = Daemon::start_with_files(&ns_east, &te, east.0, east.1, args)?;
+        Ok(Pair {
+            east,
+            west,
+            ns_east,
+            ns_west,
+        })
+    }
+
+    /// Both logs, labelled, for assertion messages.
+    pub fn logs(&self) -> String {
+        format!(
+            "--- east log:\n{}\n--- west log:\n{}",
+            self.east.log_text(),
+            self.west.log_text()
+        )
+    }
+
+    /// Wait until each log holds `phase 1 established` and `phase 2 established` at least
+    /// once; fail early if a daemon exits.
+    pub fn wait_up(&mut self, timeout: Duration) -> Result<(), String> {
+        let end = Instant::now() + timeout;
+        loop {
+            let up = [&self.east, &self.west]
+                .iter()
+                .all(|d| d.log_count(PHASE1_UP) >= 1 && d.log_count(PHASE2_UP) >= 1);
+            if up {
+                return Ok(());
+            }
+            for (name, d) in [("east", &mut self.east), ("west", &mut self.west)] {
+                if let Some(st) = d.try_exit() {
+                    // Let the log reader catch the last lines.
+                    std::thread::sleep(Duration::from_millis(200));
+                    return Err(format!("{name} exited ({st}) before both phases were up"));
+                }
+            }
+            if Instant::now() >= end {
+                return Err(format!(
+                    "phase 1 and 2 not up on both sides within {timeout:?}"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Start the east/west PSK pair from `etc/isakmpd.conf.example-{east,west}` with `args`
+    /// and wait for both phases on both sides. Panics (with both logs) if that fails.
+    pub fn psk_from_examples(tag: &str, args: &[&str]) -> Pair {
+        let east = example_conf("east").expect("example configuration");
+        let west = example_conf("west").expect("example configuration");
+        let mut pair = Pair::start(tag, (&east, &[]), (&west, &[]), args).expect("start the pair");
+        if let Err(e) = pair.wait_up(Duration::from_secs(20)) {
+            panic!("{e}\n{}", pair.logs());
+        }
+        pair
+    }
+}
