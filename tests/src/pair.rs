@@ -183,6 +183,47 @@ pub fn rsa_keypair(bits: u32) -> Result<(Vec<u8>, Vec<u8>), String> {
     Ok((private, out.stdout))
 }
 
+/// The first prime of a PEM RSA private key, big-endian without leading zeros (from
+/// `openssl rsa -text`): a secret a process holding the key has in memory in some form.
+pub fn rsa_prime1(private_pem: &[u8]) -> Result<Vec<u8>, String> {
+    let mut child = Command::new("openssl")
+        .args(["rsa", "-text", "-noout"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("openssl rsa -text: {e}"))?;
+    child
+        .stdin
+        .take()
+        .ok_or("openssl rsa: no stdin")?
+        .write_all(private_pem)
+        .map_err(|e| format!("openssl rsa -text: {e}"))?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("openssl rsa -text: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let hex: String = text
+        .lines()
+        .skip_while(|l| !l.starts_with("prime1:"))
+        .skip(1)
+        .take_while(|l| l.starts_with(' '))
+        .collect::<String>()
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .collect();
+    let mut bytes: Vec<u8> = (0..hex.len() / 2)
+        .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+        .collect();
+    while bytes.first() == Some(&0) {
+        bytes.remove(0);
+    }
+    if bytes.len() < 64 {
+        return Err(format!("no prime1 in `openssl rsa -text`: {text}"));
+    }
+    Ok(bytes)
+}
+
 /// East and west running. Fields drop in order: the daemons, then their namespaces.
 pub struct Pair {
     pub east: Daemon,
@@ -227,6 +268,36 @@ impl Pair {
             ns_east,
             ns_west,
         })
+    }
+
+    /// East and west with RSA signatures: each has its private key (the PEM given here,
+    /// written as `local.key`) and, as its peer's public key (`peer.pub`), the PEM given
+    /// for it, which is normally the other side's.
+    pub fn start_rsa(
+        tag: &str,
+        east: (&[u8], &[u8]),
+        west: (&[u8], &[u8]),
+        args: &[&str],
+    ) -> Result<Pair, String> {
+        let conf = |east: bool| {
+            let dir = Self::dir(tag, east);
+            gateway_conf(
+                east,
+                &Auth::Rsa {
+                    private_key: dir.join("local.key"),
+                    peer_public_key: dir.join("peer.pub"),
+                },
+            )
+        };
+        let (east_conf, west_conf) = (conf(true), conf(false));
+        let east_files: &[(&str, &[u8])] = &[("local.key", east.0), ("peer.pub", east.1)];
+        let west_files: &[(&str, &[u8])] = &[("local.key", west.0), ("peer.pub", west.1)];
+        Self::start(
+            tag,
+            (&east_conf, east_files),
+            (&west_conf, west_files),
+            args,
+        )
     }
 
     /// Both logs, labelled, for assertion messages.

@@ -64,26 +64,8 @@ fn rsa_pair() {
     e2e::require_env!();
     let (east_key, east_pub) = rsa_keypair(2048).expect("east key");
     let (west_key, west_pub) = rsa_keypair(2048).expect("west key");
-    let conf = |east: bool| {
-        let dir = Pair::dir("rp", east);
-        gateway_conf(
-            east,
-            &Auth::Rsa {
-                private_key: dir.join("local.key"),
-                peer_public_key: dir.join("peer.pub"),
-            },
-        )
-    };
-    let (east_conf, west_conf) = (conf(true), conf(false));
-    let east_files: &[(&str, &[u8])] = &[("local.key", &east_key), ("peer.pub", &west_pub)];
-    let west_files: &[(&str, &[u8])] = &[("local.key", &west_key), ("peer.pub", &east_pub)];
-    let mut pair = Pair::start(
-        "rp",
-        (&east_conf, east_files),
-        (&west_conf, west_files),
-        ARGS,
-    )
-    .expect("start the pair");
+    let mut pair = Pair::start_rsa("rp", (&east_key, &west_pub), (&west_key, &east_pub), ARGS)
+        .expect("start the pair");
     if let Err(e) = pair.wait_up(Duration::from_secs(20)) {
         panic!("{e}\n{}", pair.logs());
     }
@@ -109,23 +91,10 @@ fn rsa_wrong_public_key_refused() {
     let (east_key, _) = rsa_keypair(2048).expect("east key");
     let (west_key, west_pub) = rsa_keypair(2048).expect("west key");
     let (_, stranger_pub) = rsa_keypair(2048).expect("another key");
-    let conf = |east: bool| {
-        let dir = Pair::dir("rx", east);
-        gateway_conf(
-            east,
-            &Auth::Rsa {
-                private_key: dir.join("local.key"),
-                peer_public_key: dir.join("peer.pub"),
-            },
-        )
-    };
-    let (east_conf, west_conf) = (conf(true), conf(false));
-    let east_files: &[(&str, &[u8])] = &[("local.key", &east_key), ("peer.pub", &west_pub)];
-    let west_files: &[(&str, &[u8])] = &[("local.key", &west_key), ("peer.pub", &stranger_pub)];
-    let mut pair = Pair::start(
+    let mut pair = Pair::start_rsa(
         "rx",
-        (&east_conf, east_files),
-        (&west_conf, west_files),
+        (&east_key, &west_pub),
+        (&west_key, &stranger_pub),
         ARGS,
     )
     .expect("start the pair");
@@ -288,8 +257,73 @@ fn child_restart() {
             .any(|l| l.contains(&format!("child {old}"))),
         "east's parent did not log the death of child {old}\n{logs}"
     );
+    if let Some(n) = new {
+        let problems = procfs::confinement_problems(n);
+        assert!(
+            problems.is_empty(),
+            "the new child {n} is not confined: {problems:?}"
+        );
+    }
     // What the configuration asks for includes the phase 2 connection: report whether the
     // new child brought it back too (not a failure of this test).
     let p2 = pair.east.wait_log(PHASE2_UP, 2, Duration::from_secs(5));
     eprintln!("after the restart, phase 2 re-established: {p2}");
+}
+
+/// With both phases up by RSA signatures, neither child has its private key in memory: not
+/// the PEM text, not the first prime in either byte order (OpenSSL keeps bignums as
+/// little-endian limbs). The same search finds the prime in a helper's memory.
+#[test]
+fn rsa_key_not_in_child_memory() {
+    e2e::require_env!();
+    let (east_key, east_pub) = rsa_keypair(2048).expect("east key");
+    let (west_key, west_pub) = rsa_keypair(2048).expect("west key");
+    let mut pair = Pair::start_rsa("rm", (&east_key, &west_pub), (&west_key, &east_pub), ARGS)
+        .expect("start the pair");
+    if let Err(e) = pair.wait_up(Duration::from_secs(20)) {
+        panic!("{e}\n{}", pair.logs());
+    }
+    for (name, d, key) in [
+        ("east", &pair.east, &east_key),
+        ("west", &pair.west, &west_key),
+    ] {
+        let p = rsa_prime1(key).expect("the key's prime");
+        // 32 bytes from the middle: whole limbs whatever the alignment of the number.
+        let mid = p.len() / 2 - 16;
+        let be = p[mid..mid + 32].to_vec();
+        let le: Vec<u8> = be.iter().rev().copied().collect();
+        // A base64 line from the middle of the PEM body.
+        let pem = String::from_utf8_lossy(key).into_owned();
+        let lines: Vec<&str> = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let pem_line = lines[lines.len() / 2].as_bytes().to_vec();
+        let needles = [
+            ("prime1, big-endian", be),
+            ("prime1, little-endian", le),
+            ("PEM", pem_line),
+        ];
+        let children = procfs::role_children(d.pid(), "child");
+        assert_eq!(children.len(), 1, "{name}: children {children:?}");
+        for (what, needle) in &needles {
+            let (found, searched) =
+                procfs::memory_contains(children[0], needle).expect("read the child's memory");
+            assert!(searched > 0, "{name}: read nothing of the child's memory");
+            assert!(
+                !found,
+                "{name}: the private key ({what}) is in the child's memory (pid {})",
+                children[0]
+            );
+        }
+        let helpers = procfs::role_children(d.pid(), "helper");
+        let in_helper = helpers.iter().any(|&h| {
+            needles[..2].iter().any(|(_, n)| {
+                procfs::memory_contains(h, n)
+                    .map(|(f, _)| f)
+                    .unwrap_or(false)
+            })
+        });
+        assert!(
+            in_helper,
+            "{name}: the control failed: the prime is in no helper's memory either ({helpers:?})"
+        );
+    }
 }
