@@ -257,3 +257,39 @@ fn kernel_expiry_rekeys_and_removes() {
     // The newer SA pair is untouched.
     assert!(sas_pair_up(&sim.a, &sim.b).expect("pair") >= 1);
 }
+
+/// Road warriors share one peer section (`[Phase 1] Default`): one host's INITIAL-CONTACT
+/// must not clear another host's SAs.
+#[test]
+fn initial_contact_of_one_road_warrior_spares_the_others() {
+    let suites = "QM-ESP-AES-SHA-SUITE";
+    let a = conf("192.0.2.1", "192.0.2.2", SUBNET_A, SUBNET_B, suites);
+    let b_text = conf("192.0.2.2", "192.0.2.1", SUBNET_B, SUBNET_A, suites).dump();
+    let b = Conf::parse(&b_text.replacen("[Phase 1]\n", "[Phase 1]\nDefault=peer-gw\n", 1))
+        .expect("conf");
+    let mut sim = pair(a, b, 11);
+    sim.a.engine.start_active(sim.now);
+    assert!(sim.run_until(Duration::from_secs(30), up));
+    let first: Vec<(IpAddr, u32)> = sim.b.kernel.sas.values().map(|s| (s.dst, s.spi)).collect();
+    // A second host, 192.0.2.3, known to B only through the Default peer.
+    let a2 = conf("192.0.2.3", "192.0.2.2", SUBNET_A, SUBNET_B, suites);
+    sim.a = node("A", "192.0.2.3".parse().expect("ip"), &a2, 12, sim.now);
+    sim.a.engine.start_active(sim.now);
+    assert!(
+        sim.run_until(Duration::from_secs(30), |s| s.a.phase2_up("net-to-net")
+            >= 1
+            && s.b.phase2_up("net-to-net") >= 2)
+    );
+    sim.advance(Duration::from_secs(2));
+    for (dst, spi) in first {
+        assert!(
+            sim.b
+                .kernel
+                .sas
+                .values()
+                .any(|s| s.spi == spi && s.dst == dst),
+            "the first host's SA {spi:08x} was cleared by the second host's INITIAL-CONTACT"
+        );
+    }
+    assert_eq!(sim.b.engine.phase1_sas().len(), 2);
+}

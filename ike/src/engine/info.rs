@@ -231,15 +231,24 @@ impl Engine {
         }
     }
 
-    /// The peer has rebooted (INITIAL-CONTACT): every other SA with it is stale.
+    /// The peer has rebooted (INITIAL-CONTACT): every other SA with that host (the same
+    /// address and identity) is stale. Other hosts that share the peer section (road
+    /// warriors under `[Phase 1] Default`) are not touched.
     pub(super) fn initial_contact(&mut self, serial: u64) {
-        let Some(peer) = self.phase1.get(&serial).map(|p| p.peer.clone()) else {
+        let Some(p1) = self.phase1.get(&serial) else {
             return;
         };
+        let (peer, remote, id) = (p1.peer.clone(), p1.remote.ip(), p1.id_peer.clone());
         let old: Vec<u64> = self
             .phase1
             .values()
-            .filter(|p| p.peer == peer && p.serial != serial && p.state == P1State::Established)
+            .filter(|p| {
+                p.peer == peer
+                    && p.serial != serial
+                    && p.state == P1State::Established
+                    && p.remote.ip() == remote
+                    && p.id_peer == id
+            })
             .map(|p| p.serial)
             .collect();
         for s in old {
@@ -248,7 +257,7 @@ impl Engine {
         let stale: Vec<u64> = self
             .ipsec
             .values()
-            .filter(|s| s.peer == peer && s.p1 != serial)
+            .filter(|s| s.peer == peer && s.p1 != serial && s.remote == remote)
             .map(|s| s.serial)
             .collect();
         for s in stale {
