@@ -35,8 +35,8 @@ pub fn role_children(parent: u32, role: &str) -> Vec<u32> {
 }
 
 /// Everything that shows `pid` is not confined as DESIGN.md section 1 asks: uid and gid not
-/// 0, every capability set empty, no_new_privs set, root directory /var/empty. Empty when
-/// confined.
+/// 0, every capability set empty, no_new_privs set, root directory /var/empty and that
+/// directory empty. Empty when confined.
 pub fn confinement_problems(pid: u32) -> Vec<String> {
     let mut out = Vec::new();
     let field = |k: &str| status_field(pid, k).unwrap_or_else(|| "<missing>".into());
@@ -58,7 +58,17 @@ pub fn confinement_problems(pid: u32) -> Vec<String> {
         out.push(format!("NoNewPrivs: {v}"));
     }
     match std::fs::read_link(format!("/proc/{pid}/root")) {
-        Ok(root) if root == Path::new("/var/empty") => {}
+        Ok(root) if root == Path::new("/var/empty") => {
+            // And it is empty: nothing to open, execute or write to in there.
+            match std::fs::read_dir(format!("/proc/{pid}/root")) {
+                Ok(mut entries) => {
+                    if let Some(Ok(e)) = entries.next() {
+                        out.push(format!("root /var/empty holds {:?}", e.file_name()));
+                    }
+                }
+                Err(e) => out.push(format!("root: {e}")),
+            }
+        }
         Ok(root) => out.push(format!("root {}", root.display())),
         Err(e) => out.push(format!("root: {e}")),
     }
@@ -147,6 +157,16 @@ mod tests {
         assert!(find(b"abcxx", b"abc"));
         assert!(!find(b"ab", b"abc"));
         assert!(!find(b"abxabyab", b"abc"));
+    }
+
+    #[test]
+    fn test_process_is_not_confined() {
+        // We are not chrooted to /var/empty, whoever runs us: the check must say so.
+        let problems = confinement_problems(std::process::id());
+        assert!(
+            problems.iter().any(|p| p.starts_with("root ")),
+            "{problems:?}"
+        );
     }
 
     #[test]
