@@ -478,3 +478,42 @@ fn messages_for_unknown_state_and_repeated_deletes_are_harmless() {
     start(&mut sim);
     assert!(sim.run_until(Duration::from_secs(30), |s| s.a.phase2_up(CONN) >= 2));
 }
+
+/// B holds the wrong public key for A: B refuses A's signature and says so, encrypted, and
+/// A gives up at once instead of retransmitting until its exchange times out.
+#[test]
+fn refused_signature_is_reported_to_the_initiator() {
+    let mut sim = pair(
+        &suite(Phase1Mode::Main, AuthMethod::RsaSig),
+        &[Suite2::default()],
+        91,
+    );
+    let mut cfg = sim.b.engine.config().clone();
+    if let Credentials::RsaSig {
+        peer_public_key, ..
+    } = &mut cfg.policy.peers[0].credentials
+    {
+        // B's own public key instead of A's.
+        *peer_public_key = Some(rsa_keys()[1].1.clone());
+    }
+    sim.b.engine.set_policy(cfg.policy);
+    start(&mut sim);
+    sim.advance(Duration::from_secs(3));
+    assert!(
+        sim.b
+            .log_contains("RSA signature of peer peer-a is not valid"),
+        "{:?}",
+        sim.b.logs
+    );
+    assert!(
+        sim.a.log_contains("notified AUTHENTICATION-FAILED"),
+        "{:?}",
+        sim.a.logs
+    );
+    assert!(
+        sim.a.log_contains("peer refused: AUTHENTICATION-FAILED"),
+        "{:?}",
+        sim.a.logs
+    );
+    assert!(sim.a.engine.phase1_sas().is_empty() && sim.b.engine.phase1_sas().is_empty());
+}

@@ -395,7 +395,11 @@ async fn run(
                     // The child is gone or going: reap it and start another.
                     let _ = c.process.kill();
                     let status = c.process.wait();
-                    log::warning(&format!("child {} died ({status:?}), restarting", c.process.id()));
+                    let how = match status {
+                        Ok(s) => s.to_string(),
+                        Err(e) => e.to_string(),
+                    };
+                    log::warning(&format!("child {} died ({how}), restarting", c.process.id()));
                     child = None;
                 }
                 Err(e) => {

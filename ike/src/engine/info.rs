@@ -224,10 +224,20 @@ impl Engine {
                 }
             }
             NotifyType::INITIAL_CONTACT => self.initial_contact(serial),
-            t => self.log(
-                LogLevel::Notice,
-                format!("peer {peer} notified {}", notify_name(t)),
-            ),
+            t => {
+                self.log(
+                    LogLevel::Notice,
+                    format!("peer {peer} notified {}", notify_name(t)),
+                );
+                // An authenticated error during phase 1 ends the exchange at once.
+                let negotiating = self
+                    .phase1
+                    .get(&serial)
+                    .is_some_and(|p| p.state != P1State::Established);
+                if t.is_error() && negotiating {
+                    self.p1_fail(serial, format!("peer refused: {}", notify_name(t)));
+                }
+            }
         }
     }
 

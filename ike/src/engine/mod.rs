@@ -359,3 +359,14 @@ impl Engine {
         }
     }
 }
+
+/// A helper's answer that is not the one asked for, as an operator reads it.
+fn why(r: &CryptoResult) -> String {
+    match r {
+        CryptoResult::Failed(reason) => reason.clone(),
+        CryptoResult::Verified(false) => {
+            "the signature does not verify with the configured public key".into()
+        }
+        _ => "the helper gave an unexpected answer".into(),
+    }
+}

@@ -385,7 +385,10 @@ impl Engine {
             other => {
                 self.p1_fail(
                     serial,
-                    format!("Diffie-Hellman key generation failed: {other:?}"),
+                    format!(
+                        "Diffie-Hellman key generation failed: {}",
+                        super::why(&other)
+                    ),
                 );
                 None
             }
@@ -861,7 +864,12 @@ impl Engine {
             Box::new(move |e, r| {
                 let gxy = match r {
                     CryptoResult::DhShared(s) => s,
-                    other => return e.p1_fail(serial, format!("Diffie-Hellman failed: {other:?}")),
+                    other => {
+                        return e.p1_fail(
+                            serial,
+                            format!("Diffie-Hellman failed: {}", super::why(&other)),
+                        )
+                    }
                 };
                 let peer = e.phase1.get(&serial).and_then(|p| e.peer_by_name(&p.peer));
                 let Some(p1) = e.phase1.get_mut(&serial) else {
@@ -889,7 +897,7 @@ impl Engine {
                                 CryptoResult::Skeyid(s) => e.finish_keys(serial, s, then),
                                 other => e.p1_fail(
                                     serial,
-                                    format!("SKEYID computation failed: {other:?}"),
+                                    format!("SKEYID computation failed: {}", super::why(&other)),
                                 ),
                             }),
                         );
@@ -1014,11 +1022,36 @@ impl Engine {
                     CryptoRequest::RsaSign { secret, hash },
                     Box::new(move |e, r| match r {
                         CryptoResult::Signature(s) => then(e, serial, Payload::Sig(s)),
-                        other => e.p1_fail(serial, format!("signing failed: {other:?}")),
+                        other => {
+                            e.p1_fail(serial, format!("signing failed: {}", super::why(&other)))
+                        }
                     }),
                 );
             }
         }
+    }
+
+    /// The peer did not authenticate. A responder says so (encrypted, so that only the real
+    /// initiator can read it) so the initiator gives up at once instead of timing out.
+    fn p1_auth_failed(&mut self, serial: u64) {
+        if self
+            .phase1
+            .get(&serial)
+            .is_some_and(|p| p.role == Role::Responder && p.keys.is_some())
+        {
+            let spi = self
+                .phase1
+                .get(&serial)
+                .map(|p| [p.icookie.0, p.rcookie.0].concat())
+                .unwrap_or_default();
+            self.info_notify(
+                serial,
+                NotifyType::AUTHENTICATION_FAILED,
+                ProtocolId::ISAKMP,
+                spi,
+            );
+        }
+        self.p1_fail(serial, "authentication failed".into());
     }
 
     /// Check the peer's ID and authentication payloads; `then` runs if they are good.
@@ -1075,7 +1108,7 @@ impl Engine {
                         LogLevel::Warning,
                         format!("phase 1 authentication of {} failed: HASH mismatch (wrong pre-shared key?)", peer.name),
                     );
-                    self.p1_fail(serial, "authentication failed".into());
+                    self.p1_auth_failed(serial);
                 }
             }
             AuthMethod::RsaSig => {
@@ -1107,11 +1140,12 @@ impl Engine {
                             e.log(
                                 LogLevel::Warning,
                                 format!(
-                                    "RSA signature of peer {} is not valid: {other:?}",
-                                    peer.name
+                                    "RSA signature of peer {} is not valid: {}",
+                                    peer.name,
+                                    super::why(&other)
                                 ),
                             );
-                            e.p1_fail(serial, "authentication failed".into());
+                            e.p1_auth_failed(serial);
                         }
                     }),
                 );
@@ -1464,6 +1498,9 @@ impl Engine {
         };
         if let Some(p1) = self.phase1.get_mut(&serial) {
             p1.state = P1State::MmR3Wait;
+            // It decrypted and parsed, so the sender holds the keys: from here the IV is
+            // the one after message 5, which an AUTHENTICATION-FAILED notify must use too.
+            p1.iv = iv.clone();
         }
         self.check_peer_auth(
             serial,
@@ -1781,7 +1818,12 @@ impl Engine {
             self.quick.retain(|(s, _), _| *s != serial);
             self.log(
                 LogLevel::Info,
-                format!("phase 1 with {} deleted: {reason}", p1.peer),
+                format!(
+                    "phase 1 with {} ({}, cookies {}) deleted: {reason}",
+                    p1.peer,
+                    p1.remote,
+                    cookies(&p1)
+                ),
             );
             self.event(Event::Phase1Down {
                 peer: p1.peer,
@@ -1849,6 +1891,12 @@ pub(super) fn rekey_delay(lifetime: Duration, t: &super::Timers, random: u32) ->
     };
     let total = (margin + Duration::from_millis(fuzz)).min(lifetime * 3 / 4);
     lifetime - total
+}
+
+/// The cookies of an ISAKMP SA as isakmpd's `d` command and report write them.
+pub(super) fn cookies(p1: &Phase1) -> String {
+    let hex = |c: &Cookie| c.0.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    format!("{}:{}", hex(&p1.icookie), hex(&p1.rcookie))
 }
 
 fn initial_contact_notify(p1: &Phase1) -> Payload {

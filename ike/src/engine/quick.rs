@@ -276,7 +276,10 @@ impl Engine {
                                     return e.qm_fail(
                                         serial,
                                         msgid,
-                                        format!("PFS key generation failed: {other:?}"),
+                                        format!(
+                                            "PFS key generation failed: {}",
+                                            super::why(&other)
+                                        ),
                                     )
                                 }
                             }
@@ -783,7 +786,7 @@ impl Engine {
                                 return e.qm_fail(
                                     serial,
                                     msgid,
-                                    format!("PFS key generation failed: {other:?}"),
+                                    format!("PFS key generation failed: {}", super::why(&other)),
                                 )
                             }
                         };
@@ -806,7 +809,7 @@ impl Engine {
                                 other => e.qm_fail(
                                     serial,
                                     msgid,
-                                    format!("PFS Diffie-Hellman failed: {other:?}"),
+                                    format!("PFS Diffie-Hellman failed: {}", super::why(&other)),
                                 ),
                             }),
                         );
@@ -987,7 +990,7 @@ impl Engine {
                     other => e.qm_fail(
                         serial,
                         msgid,
-                        format!("PFS Diffie-Hellman failed: {other:?}"),
+                        format!("PFS Diffie-Hellman failed: {}", super::why(&other)),
                     ),
                 }),
             ),
