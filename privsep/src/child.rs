@@ -218,6 +218,7 @@ async fn run(
                 Ok((ToChild::Config(cfg), _)) => match driver.as_mut() {
                     Some(d) => match crate::driver::policy(&cfg) {
                         Ok(p) => {
+                            d.conf = cfg.conf.clone();
                             d.engine.set_policy(p);
                             d.engine.start_active(Instant::now());
                             log::info("configuration reloaded");
@@ -254,7 +255,12 @@ async fn run(
                     return 0;
                 }
                 Ok((ToChild::Reload, _)) => log::debug(DebugClass::Misc, 10, "reload requested"),
-                Ok((ToChild::Report, _)) => log::debug(DebugClass::Misc, 10, "report requested"),
+                Ok((ToChild::Report, _)) => {
+                    let text = driver.as_ref().map_or_else(|| "isakmpd report: no configuration yet\n".to_string(), Driver::report);
+                    if let Err(e) = parent.send(&ToParent::Report(text)).await {
+                        log::warning(&format!("child: report not sent: {e}"));
+                    }
+                }
                 Ok((ToChild::Start { .. }, _)) => log::warning("child: start sent twice; ignored"),
                 Err(IpcError::Closed) => return 0, // the parent is gone: so are we
                 Err(e) => {

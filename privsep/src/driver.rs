@@ -31,6 +31,9 @@ pub struct Driver {
     crypto_done: mpsc::UnboundedSender<(RequestId, CryptoResult)>,
     /// Kernel requests waiting to be sent to the parent.
     pub kernel: Vec<(RequestId, KernelRequest)>,
+    /// The running configuration without secrets, for the report.
+    pub conf: String,
+    no_kernel: bool,
 }
 
 /// The engine's policy from the child's configuration: the configuration text without
@@ -99,7 +102,14 @@ impl Driver {
             pool,
             crypto_done,
             kernel: Vec::new(),
+            conf: cfg.conf.clone(),
+            no_kernel: opts.no_kernel,
         })
+    }
+
+    /// The state report (SIGUSR1, FIFO `r`).
+    pub fn report(&self) -> String {
+        crate::report::render(&self.engine, Instant::now(), &self.conf, self.no_kernel)
     }
 
     /// Act on everything the engine has produced.

@@ -352,6 +352,7 @@ async fn run(
             }
             m = c.channel.recv::<ToParent>() => match m {
                 Ok(ToParent::Ready) => log::debug(crate::cmdline::DebugClass::Misc, 10, "child ready"),
+                Ok(ToParent::Report(text)) => write_report(&opts.report, &text),
                 Ok(ToParent::Kernel { id, request }) => {
                     let request = *request;
                     let answer = match crate::monitor::check(&loaded.policy, &request) {
@@ -411,6 +412,30 @@ async fn run(
                 }
             },
         }
+    }
+}
+
+/// Write the child's report to the `-R` file: only under /var/run, replaced atomically,
+/// mode 0600 (it names peers, SPIs and the configuration).
+fn write_report(path: &std::path::Path, text: &str) {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = match crate::files::run_path(path) {
+        Ok(p) => p,
+        Err(e) => return log::error(&format!("report: {e}")),
+    };
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .and_then(|()| std::fs::rename(&tmp, &path));
+    match written {
+        Ok(()) => log::info(&format!("report written to {}", path.display())),
+        Err(e) => log::error(&format!("report {}: {e}", path.display())),
     }
 }
 

@@ -44,6 +44,8 @@ pub enum ToParent {
     /// A helper died: start another. The parent starts one only while fewer than `-j`
     /// helpers live, so a compromised child cannot make it fork without bound.
     NewHelper,
+    /// The state report (answer to `Report`), for the parent to write to the `-R` file.
+    Report(String),
     /// Ask the kernel for something; checked against the monitor's allow-list first.
     Kernel {
         id: ike::engine::RequestId,

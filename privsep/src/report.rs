@@ -1,0 +1,131 @@
+//! The state report (SIGUSR1, FIFO `r`): every SA with its name, phase, cookies, peer,
+//! algorithms and remaining lifetime; every exchange in progress with its step; every
+//! pending timer; and the running configuration. The child renders it (it holds the
+//! state); the parent writes it to the `-R` file (the child is chrooted).
+
+use ike::engine::{Engine, Selector};
+use std::fmt::Write;
+use std::time::Instant;
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn secs_until(now: Instant, t: Instant) -> String {
+    match t.checked_duration_since(now) {
+        Some(d) => format!("{}s", d.as_secs()),
+        None => "due".into(),
+    }
+}
+
+fn selector(s: &Selector) -> String {
+    let net = match s.range_end {
+        Some(end) => format!("{}-{end}", s.address),
+        None => format!("{}/{}", s.address, s.prefix_len),
+    };
+    match (s.protocol, s.port) {
+        (0, 0) => net,
+        (p, 0) => format!("{net} proto {p}"),
+        (p, port) => format!("{net} proto {p} port {port}"),
+    }
+}
+
+/// The report text. `conf` is the running configuration in isakmpd.conf syntax (without
+/// secrets: the child never has them). Traffic counters live in the kernel's SAs; with
+/// `-n` there are none, and the report says so.
+pub fn render(engine: &Engine, now: Instant, conf: &str, no_kernel: bool) -> String {
+    let mut r = String::new();
+    let _ = writeln!(r, "isakmpd report, pid {}", std::process::id());
+    let p1 = engine.phase1_sas();
+    let _ = writeln!(
+        r,
+        "\nPhase 1 (ISAKMP SAs): {}",
+        p1.iter().filter(|p| p.established).count()
+    );
+    for p in p1.iter().filter(|p| p.established) {
+        let _ = writeln!(
+            r,
+            "  {} {} -> {} cookies {}:{} {} {}{} expires in {}",
+            p.peer,
+            p.local,
+            p.remote,
+            hex(&p.icookie.0),
+            hex(&p.rcookie.0),
+            if p.initiator {
+                "initiator"
+            } else {
+                "responder"
+            },
+            p.summary,
+            match (p.nat_local, p.nat_remote) {
+                (false, false) => String::new(),
+                (l, rm) => format!(
+                    " NAT{}{}",
+                    if l { " (we are behind)" } else { "" },
+                    if rm { " (peer is behind)" } else { "" }
+                ),
+            },
+            p.expires.map_or("-".into(), |t| secs_until(now, t)),
+        );
+    }
+    let sas = engine.ipsec_sas();
+    let _ = writeln!(r, "\nPhase 2 (IPsec SAs): {}", sas.len());
+    for s in &sas {
+        let spis: Vec<String> = s
+            .spis
+            .iter()
+            .map(|(p, i, o)| format!("{p:?} in {i:08x} out {o:08x}"))
+            .collect();
+        let _ = writeln!(
+            r,
+            "  {} peer {} {} <=> {} {} [{}] expires in {}{}",
+            s.connection,
+            s.peer,
+            selector(&s.local),
+            selector(&s.remote),
+            spis.join(", "),
+            s.summary,
+            secs_until(now, s.expires),
+            if s.replaced {
+                " (replaced, expiring)"
+            } else {
+                ""
+            },
+        );
+        if no_kernel {
+            let _ = writeln!(r, "    counters: none (-n: the SA is not in the kernel)");
+        }
+    }
+    let _ = writeln!(r, "\nExchanges in progress:");
+    for p in p1.iter().filter(|p| !p.established) {
+        let _ = writeln!(
+            r,
+            "  phase 1 {} {} cookies {}:{} {}",
+            p.peer,
+            p.remote,
+            hex(&p.icookie.0),
+            hex(&p.rcookie.0),
+            p.state
+        );
+    }
+    for x in engine.exchanges() {
+        let _ = writeln!(
+            r,
+            "  phase 2 {} message id {:08x} {} {}",
+            x.connection,
+            x.message_id,
+            if x.initiator {
+                "initiator"
+            } else {
+                "responder"
+            },
+            x.state
+        );
+    }
+    let _ = writeln!(r, "\nPending timers:");
+    for (t, what) in engine.pending_timers() {
+        let _ = writeln!(r, "  in {}: {what}", secs_until(now, t));
+    }
+    let _ = writeln!(r, "\nRunning configuration:\n{conf}");
+    r
+}
