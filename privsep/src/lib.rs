@@ -14,6 +14,7 @@ pub mod log;
 pub mod monitor;
 pub mod parent;
 pub mod proto;
+pub mod report;
 mod sys;
 
 pub use helpers::ipc;
