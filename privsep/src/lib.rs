@@ -13,6 +13,7 @@ pub mod files;
 pub mod log;
 pub mod monitor;
 pub mod parent;
+pub mod pcap;
 pub mod proto;
 pub mod report;
 mod sys;
