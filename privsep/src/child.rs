@@ -300,8 +300,13 @@ async fn run(
     }
 }
 
-/// Send the engine's kernel requests to the parent.
+/// Send the engine's kernel requests and updown events to the parent.
 async fn flush_kernel(d: &mut Driver, parent: &mut AsyncChannel) {
+    for r in std::mem::take(&mut d.updown) {
+        if let Err(e) = parent.send(&ToParent::Updown(r)).await {
+            log::error(&format!("child: cannot reach the parent: {e}"));
+        }
+    }
     for (id, request) in std::mem::take(&mut d.kernel) {
         if let Err(e) = parent
             .send(&ToParent::Kernel {

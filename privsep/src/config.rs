@@ -27,6 +27,8 @@ pub struct ChildConfig {
 #[derive(Debug)]
 pub struct Loaded {
     pub policy: Policy,
+    /// Connection name -> updown script (its `Updown=`, else `[General] Updown=`).
+    pub updown: Vec<(String, String)>,
     pub secrets: Secrets,
     pub child: ChildConfig,
 }
@@ -56,6 +58,16 @@ pub fn load(path: &Path) -> Result<Loaded, String> {
             public_key(&conf, dir, &peer.name, peer.address.ip())?,
         ));
     }
+    let updown = policy
+        .connections
+        .iter()
+        .filter_map(|c| {
+            let script = conf
+                .get_str(&c.name, "Updown")
+                .or_else(|| conf.get_str("General", "Updown"))?;
+            Some((c.name.clone(), script.trim().to_string()))
+        })
+        .collect();
     let child = ChildConfig {
         conf: redact_secrets(&conf).dump(),
         public_keys,
@@ -63,6 +75,7 @@ pub fn load(path: &Path) -> Result<Loaded, String> {
     };
     Ok(Loaded {
         policy,
+        updown,
         secrets: Secrets {
             psks: secrets(&conf),
             rsa_keys,

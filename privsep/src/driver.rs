@@ -7,6 +7,7 @@ use crate::cmdline::{DebugClass, Options};
 use crate::config::ChildConfig;
 use crate::log;
 use crate::proto::SocketInfo;
+use crate::updown::Request;
 use helpers::pool::HelperPool;
 use helpers::service::Crypto;
 use ike::conf::Conf;
@@ -31,6 +32,8 @@ pub struct Driver {
     crypto_done: mpsc::UnboundedSender<(RequestId, CryptoResult)>,
     /// Kernel requests waiting to be sent to the parent.
     pub kernel: Vec<(RequestId, KernelRequest)>,
+    /// Updown scripts the parent is to run.
+    pub updown: Vec<Request>,
     /// The running configuration without secrets, for the report.
     pub conf: String,
     no_kernel: bool,
@@ -102,6 +105,7 @@ impl Driver {
             pool,
             crypto_done,
             kernel: Vec::new(),
+            updown: Vec::new(),
             conf: cfg.conf.clone(),
             no_kernel: opts.no_kernel,
         })
@@ -135,6 +139,39 @@ impl Driver {
                     LogLevel::Info => log::info(&message),
                     LogLevel::Debug => log::debug(DebugClass::Negotiation, 10, &message),
                 },
+                // A connection's first SA up or last SA gone: the parent runs its updown.
+                Output::Event(Event::Phase2Up {
+                    connection,
+                    local_addr,
+                    remote_addr,
+                    local,
+                    remote,
+                    first: true,
+                    ..
+                }) => self.updown.push(Request {
+                    connection,
+                    up: true,
+                    me: local_addr,
+                    peer: remote_addr,
+                    my_client: local,
+                    peer_client: remote,
+                }),
+                Output::Event(Event::Phase2Down {
+                    connection,
+                    local_addr,
+                    remote_addr,
+                    local,
+                    remote,
+                    last: true,
+                    ..
+                }) => self.updown.push(Request {
+                    connection,
+                    up: false,
+                    me: local_addr,
+                    peer: remote_addr,
+                    my_client: local,
+                    peer_client: remote,
+                }),
                 // Completed phases are logged by the engine itself (at Info, shown with -v).
                 Output::Event(_) => {}
             }

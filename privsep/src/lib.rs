@@ -16,6 +16,7 @@ pub mod parent;
 pub mod pcap;
 pub mod proto;
 pub mod report;
+pub mod updown;
 mod sys;
 
 pub use helpers::ipc;

@@ -317,8 +317,8 @@ async fn run(
         }
         let Some(c) = child.as_mut() else { continue };
         tokio::select! {
-            _ = term.recv() => return shutdown(child).await,
-            _ = int.recv() => return shutdown(child).await,
+            _ = term.recv() => return shutdown(child, &loaded).await,
+            _ = int.recv() => return shutdown(child, &loaded).await,
             _ = hup.recv() => {
                 log::info("SIGHUP: reloading the configuration");
                 match crate::config::load(&opts.config) {
@@ -353,6 +353,11 @@ async fn run(
             m = c.channel.recv::<ToParent>() => match m {
                 Ok(ToParent::Ready) => log::debug(crate::cmdline::DebugClass::Misc, 10, "child ready"),
                 Ok(ToParent::Report(text)) => write_report(&opts.report, &text),
+                Ok(ToParent::Updown(r)) => {
+                    if let Some(script) = updown_script(&loaded, &r.connection) {
+                        std::thread::spawn(move || crate::updown::run(&script, &r));
+                    }
+                }
                 Ok(ToParent::Kernel { id, request }) => {
                     let request = *request;
                     let answer = match crate::monitor::check(&loaded.policy, &request) {
@@ -439,18 +444,44 @@ fn write_report(path: &std::path::Path, text: &str) {
     }
 }
 
-async fn shutdown(child: Option<RunningChild>) -> i32 {
+/// The configured updown script of `connection`, if any; the connection must be one of ours.
+fn updown_script(loaded: &Loaded, connection: &str) -> Option<String> {
+    loaded
+        .updown
+        .iter()
+        .find(|(c, _)| c == connection)
+        .map(|(_, s)| s.clone())
+}
+
+/// SIGTERM: the child deletes its SAs (telling the peers unless -S) and exits. Until it
+/// has, its messages are still served, so that `down` scripts run before we exit.
+async fn shutdown(child: Option<RunningChild>, loaded: &Loaded) -> i32 {
     log::info("shutting down");
     if let Some(mut c) = child {
         let _ = c.channel.send(&ToChild::Shutdown).await;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-        while tokio::time::Instant::now() < deadline {
-            if let Ok(Some(_)) = c.process.try_wait() {
-                return 0;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let mut scripts = Vec::new();
+        loop {
+            tokio::select! {
+                m = c.channel.recv::<ToParent>() => match m {
+                    Ok(ToParent::Updown(r)) => {
+                        if let Some(script) = updown_script(loaded, &r.connection) {
+                            scripts.push(std::thread::spawn(move || crate::updown::run(&script, &r)));
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                },
+                _ = tokio::time::sleep_until(deadline) => break,
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let _ = c.process.kill();
+        for s in scripts {
+            let _ = s.join();
+        }
+        let exited = matches!(c.process.try_wait(), Ok(Some(_)));
+        if !exited {
+            let _ = c.process.kill();
+        }
         let _ = c.process.wait();
     }
     0

@@ -46,6 +46,8 @@ pub enum ToParent {
     NewHelper,
     /// The state report (answer to `Report`), for the parent to write to the `-R` file.
     Report(String),
+    /// A connection's tunnel came up or went down: run its updown script.
+    Updown(crate::updown::Request),
     /// Ask the kernel for something; checked against the monitor's allow-list first.
     Kernel {
         id: ike::engine::RequestId,

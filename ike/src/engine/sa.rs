@@ -117,6 +117,7 @@ impl Engine {
             (qm.idcr.clone(), qm.idci.clone())
         };
         let sa_serial = self.serial();
+        let first = !self.ipsec.values().any(|s| s.connection == connection);
         // Older bundles of this connection are superseded; they expire on their own so
         // that packets in flight under them are still accepted (no gap).
         for old in self
@@ -179,6 +180,11 @@ impl Engine {
             local_id: ids_l,
             remote_id: ids_r,
             summary,
+            local_addr: local,
+            remote_addr: remote,
+            local: local_sel,
+            remote: remote_sel,
+            first,
         });
     }
 
@@ -245,14 +251,19 @@ impl Engine {
             LogLevel::Info,
             format!("phase 2 for {} deleted: {reason}", sa.connection),
         );
+        let others = self.ipsec.values().any(|s| s.connection == sa.connection);
         self.event(Event::Phase2Down {
             connection: sa.connection.clone(),
             spis: sa.spis.clone(),
             reason: reason.into(),
+            local_addr: sa.local,
+            remote_addr: sa.remote,
+            local: sa.local_sel.clone(),
+            remote: sa.remote_sel.clone(),
+            last: !others,
         });
         // The last SA of a connection deleted by the peer or the operator takes its
         // policies with it; expiry of a replaced SA does not.
-        let others = self.ipsec.values().any(|s| s.connection == sa.connection);
         if !others && reason != "lifetime expired" {
             self.remove_policy(&sa.connection);
         }

@@ -205,11 +205,24 @@ pub enum Event {
         local_id: Option<IdPayload>,
         remote_id: Option<IdPayload>,
         summary: String,
+        /// Our and the peer's gateway addresses, and the negotiated selectors.
+        local_addr: IpAddr,
+        remote_addr: IpAddr,
+        local: Selector,
+        remote: Selector,
+        /// No other SA of this connection was up: a tunnel appears (updown's up verbs).
+        first: bool,
     },
     Phase2Down {
         connection: String,
         spis: Vec<(IpsecProtocol, u32, u32)>,
         reason: String,
+        local_addr: IpAddr,
+        remote_addr: IpAddr,
+        local: Selector,
+        remote: Selector,
+        /// No SA of this connection remains: the tunnel is gone (updown's down verbs).
+        last: bool,
     },
     /// A peer did not answer DPD and was declared dead.
     PeerDead {
