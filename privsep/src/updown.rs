@@ -11,6 +11,7 @@ use ike::engine::Selector;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -119,6 +120,9 @@ fn run_verb(script: &str, r: &Request, verb: &str, timeout: Duration) {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // Its own process group, so that a timeout kills what the script started too (a
+        // surviving grandchild would hold the output pipes open).
+        .process_group(0)
         .spawn();
     let mut child = match child {
         Ok(c) => c,
@@ -151,6 +155,12 @@ fn run_verb(script: &str, r: &Request, verb: &str, timeout: Duration) {
             Ok(Some(s)) => break Some(s),
             Ok(None) if Instant::now() < end => std::thread::sleep(Duration::from_millis(20)),
             _ => {
+                if let Ok(pid) = i32::try_from(child.id()) {
+                    let _ = nix::sys::signal::killpg(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
                 let _ = child.kill();
                 let _ = child.wait();
                 break None;
