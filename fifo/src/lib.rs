@@ -63,6 +63,32 @@
 //!
 //! [`LineReader`] turns the FIFO's byte stream into these results; see its documentation
 //! for partial lines, CRLF, invalid UTF-8 and over-long lines.
+//!
+//! ```
+//! use fifo::{parse_line, Command, ConfigOp, LineReader};
+//!
+//! assert_eq!(
+//!     parse_line("C set [Phase 1]:Retransmits=3 force"),
+//!     Ok(Command::Config(ConfigOp::Set {
+//!         section: "Phase 1".into(),
+//!         tag: "Retransmits".into(),
+//!         value: "3".into(),
+//!         force: true,
+//!     }))
+//! );
+//! let err = parse_line("D 12 5").unwrap_err();
+//! assert_eq!(err.to_string(), "D: class 12 out of range 0-9");
+//!
+//! let mut reader = LineReader::new();
+//! assert!(reader.push(b"c IPsec-ea").is_empty());
+//! assert_eq!(
+//!     reader.push(b"st-west\r\nQ\n"),
+//!     vec![Ok(Command::Connect("IPsec-east-west".into())), Ok(Command::Quit)]
+//! );
+//! // On EOF of the FIFO's writer, drop what it left unterminated.
+//! reader.push(b"R");
+//! assert_eq!(reader.reset(), 1);
+//! ```
 
 mod command;
 mod error;

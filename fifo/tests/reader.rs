@@ -1,7 +1,10 @@
 //! LineReader: chunking, CRLF, UTF-8, over-long lines, partial lines, and a long run of
 //! garbage with valid commands among it.
 
-use fifo::{parse_bytes, Command, ConfigOp, FifoError, LineReader, MAX_LINE};
+mod common;
+
+use common::model;
+use fifo::{Command, ConfigOp, FifoError, LineReader, MAX_LINE};
 
 fn push_all(r: &mut LineReader, chunks: &[&[u8]]) -> Vec<Result<Command, FifoError>> {
     chunks.iter().flat_map(|c| r.push(c)).collect()
@@ -161,31 +164,6 @@ fn reset_and_take_partial() {
     // Without reset, the partial line continues with the next bytes (as isakmpd).
     assert!(r.push(b"c ab").is_empty());
     assert_eq!(r.push(b"cd\n"), vec![Ok(Command::Connect("abcd".into()))]);
-}
-
-/// What the reader must produce for a whole stream: every `\n`-terminated line, one `\r`
-/// before the `\n` removed, too long if over MAX_LINE, else parsed; blanks dropped. An
-/// unterminated tail only matters if it is already too long (a final `\r` not counted).
-pub fn model(stream: &[u8]) -> Vec<Result<Command, FifoError>> {
-    let mut out = Vec::new();
-    let mut parts: Vec<&[u8]> = stream.split(|&b| b == b'\n').collect();
-    let tail = parts.pop().unwrap_or(&[]);
-    for line in parts {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let r = if line.len() > MAX_LINE {
-            Err(FifoError::LineTooLong)
-        } else {
-            parse_bytes(line)
-        };
-        if r != Ok(Command::Empty) {
-            out.push(r);
-        }
-    }
-    let tail = tail.strip_suffix(b"\r").unwrap_or(tail);
-    if tail.len() > MAX_LINE {
-        out.push(Err(FifoError::LineTooLong));
-    }
-    out
 }
 
 /// xorshift64*, so the run is the same every time without another dependency.
