@@ -182,6 +182,9 @@ async fn run(
         return 1;
     }
     let (crypto_tx, mut crypto_rx) = mpsc::unbounded_channel();
+    // FIFO bytes arrive in chunks as writers write them; lines are assembled here.
+    let (fifo_tx, mut fifo_rx) = mpsc::channel::<Vec<u8>>(64);
+    let mut fifo_lines = fifo::LineReader::new();
     let mut driver: Option<Driver> = None;
     // isakmpd's Check-interval: active connections that are down are started again.
     let mut check = tokio::time::interval(Duration::from_secs(60));
@@ -241,6 +244,10 @@ async fn run(
                         }
                     }
                 },
+                Ok((ToChild::Fifo, mut fds)) => match fds.pop() {
+                    Some(fd) => spawn_fifo_reader(fd, fifo_tx.clone()),
+                    None => log::warning("child: FIFO message without its descriptor"),
+                },
                 Ok((ToChild::Kernel(event), _)) => {
                     if let Some(d) = driver.as_mut() {
                         d.engine.handle_kernel(Instant::now(), event);
@@ -277,6 +284,21 @@ async fn run(
                 }
                 None => return 1,
             },
+            Some(chunk) = fifo_rx.recv() => {
+                for parsed in fifo_lines.push(&chunk) {
+                    match (parsed, driver.as_mut()) {
+                        (Ok(cmd), Some(d)) => {
+                            if let Some(m) = crate::commands::execute(cmd, d) {
+                                if let Err(e) = parent.send(&m).await {
+                                    log::warning(&format!("child: parent channel: {e}"));
+                                }
+                            }
+                        }
+                        (Ok(cmd), None) => log::warning(&format!("fifo: {cmd}: no configuration yet; ignored")),
+                        (Err(e), _) => log::warning(&format!("fifo: {e}; line ignored")),
+                    }
+                }
+            }
             Some((id, result)) = crypto_rx.recv() => {
                 if let Some(d) = driver.as_mut() {
                     d.engine.handle_crypto(Instant::now(), id, result);
@@ -298,6 +320,38 @@ async fn run(
             flush_kernel(d, &mut parent).await;
         }
     }
+}
+
+/// Read the FIFO (opened non-blocking, read-write by the parent, so it never reports end of
+/// file) and pass what arrives to the main loop. A slow main loop makes this task wait,
+/// and the kernel's pipe buffer then makes writers wait: a flood costs nothing else.
+fn spawn_fifo_reader(fd: OwnedFd, tx: mpsc::Sender<Vec<u8>>) {
+    let file = std::fs::File::from(fd);
+    let pipe = match tokio::net::unix::pipe::Receiver::from_file_unchecked(file) {
+        Ok(p) => p,
+        Err(e) => return log::error(&format!("child: FIFO: {e}")),
+    };
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            if pipe.readable().await.is_err() {
+                return;
+            }
+            match pipe.try_read(&mut buf) {
+                Ok(0) => tokio::time::sleep(Duration::from_millis(50)).await,
+                Ok(n) => {
+                    if tx.send(buf[..n].to_vec()).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    log::error(&format!("child: FIFO read: {e}"));
+                    return;
+                }
+            }
+        }
+    });
 }
 
 /// Send the engine's kernel requests and updown events to the parent.

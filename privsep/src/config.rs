@@ -26,6 +26,8 @@ pub struct ChildConfig {
 /// which prints names only).
 #[derive(Debug)]
 pub struct Loaded {
+    /// The running configuration database (with secrets: the parent's alone).
+    pub conf: Conf,
     pub policy: Policy,
     /// Connection name -> updown script (its `Updown=`, else `[General] Updown=`).
     pub updown: Vec<(String, String)>,
@@ -39,6 +41,12 @@ pub fn load(path: &Path) -> Result<Loaded, String> {
     let text =
         String::from_utf8(bytes).map_err(|e| format!("{}: not UTF-8 text: {e}", path.display()))?;
     let conf = Conf::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    from_conf(conf, path)
+}
+
+/// Check a configuration database (read from `path`, or changed by FIFO `C` commands) and
+/// split it by who may see what.
+pub fn from_conf(conf: Conf, path: &Path) -> Result<Loaded, String> {
     let policy = Policy::from_conf(&conf).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut rsa_keys = Vec::new();
     let mut public_keys = Vec::new();
@@ -73,13 +81,15 @@ pub fn load(path: &Path) -> Result<Loaded, String> {
         public_keys,
         local_addresses: Vec::new(),
     };
+    let secrets = Secrets {
+        psks: secrets(&conf),
+        rsa_keys,
+    };
     Ok(Loaded {
+        conf,
         policy,
         updown,
-        secrets: Secrets {
-            psks: secrets(&conf),
-            rsa_keys,
-        },
+        secrets,
         child,
     })
 }

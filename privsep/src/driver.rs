@@ -111,6 +111,11 @@ impl Driver {
         })
     }
 
+    /// The SA details (FIFO `S`), for the result file.
+    pub fn report_sas(&self) -> String {
+        crate::report::render_sas(&self.engine, Instant::now(), self.no_kernel)
+    }
+
     /// The state report (SIGUSR1, FIFO `r`).
     pub fn report(&self) -> String {
         crate::report::render(&self.engine, Instant::now(), &self.conf, self.no_kernel)

@@ -6,9 +6,11 @@
 
 pub mod child;
 pub mod cmdline;
+pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod driver;
+pub mod fifo_file;
 pub mod files;
 pub mod log;
 pub mod monitor;

@@ -25,12 +25,15 @@ struct State {
     target: Target,
     verbose: bool,
     levels: [u8; 10],
+    /// The levels `D T` switched off, to switch back on.
+    saved: Option<[u8; 10]>,
 }
 
 static STATE: RwLock<State> = RwLock::new(State {
     target: Target::Stderr,
     verbose: false,
     levels: [0; 10],
+    saved: None,
 });
 
 /// Set where and how much to log. With `Target::Syslog` the connection is opened at once,
@@ -48,6 +51,7 @@ pub fn init(target: Target, verbose: bool, debug: &[(DebugClass, u8)]) {
             target,
             verbose,
             levels,
+            saved: None,
         };
     }
 }
@@ -56,6 +60,19 @@ pub fn init(target: Target, verbose: bool, debug: &[(DebugClass, u8)]) {
 pub fn set_debug_level(class: DebugClass, level: u8) {
     if let Ok(mut s) = STATE.write() {
         s.levels[class as usize] = level;
+    }
+}
+
+/// `D T`: every class to 0, or back to the levels it had before.
+pub fn toggle_debug() {
+    if let Ok(mut s) = STATE.write() {
+        match s.saved.take() {
+            Some(levels) => s.levels = levels,
+            None => {
+                s.saved = Some(s.levels);
+                s.levels = [0; 10];
+            }
+        }
     }
 }
 

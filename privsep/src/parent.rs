@@ -6,14 +6,14 @@ use crate::config::Loaded;
 use crate::files::PidFile;
 use crate::ipc::{self, AsyncChannel, IpcError};
 use crate::log;
-use crate::proto::{SocketInfo, ToChild, ToParent};
+use crate::proto::{ParentCommand, SocketInfo, ToChild, ToParent};
 use helpers::pool::ExecSpawner;
 use helpers::service::Secrets;
 use nix::sys::socket::{
     bind, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage,
 };
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::process::{Child, Command};
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
@@ -195,6 +195,13 @@ pub fn main(opts: Options, args: Vec<String>) -> i32 {
             return e.exit_status();
         }
     };
+    let fifo = match crate::fifo_file::open_fifo(&opts.fifo) {
+        Ok(f) => f,
+        Err(e) => {
+            log::error(&e);
+            return 1;
+        }
+    };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -206,7 +213,7 @@ pub fn main(opts: Options, args: Vec<String>) -> i32 {
         }
     };
     let helpers = opts.helper_count();
-    let status = rt.block_on(run(&opts, loaded, sockets, helpers, args));
+    let status = rt.block_on(run(&opts, loaded, sockets, helpers, &fifo, args));
     drop(pidfile);
     status
 }
@@ -234,6 +241,7 @@ async fn start_child(
     n: usize,
     args: &[String],
     loaded: &Loaded,
+    fifo: &OwnedFd,
 ) -> std::io::Result<RunningChild> {
     let mut helper_fds = Vec::with_capacity(n);
     for _ in 0..n {
@@ -266,6 +274,10 @@ async fn start_child(
         .send(&ToChild::Config(loaded.child.clone()))
         .await
         .map_err(io)?;
+    channel
+        .send_with_fds(&ToChild::Fifo, &[fifo.as_fd()])
+        .await
+        .map_err(io)?;
     log::debug(
         crate::cmdline::DebugClass::Misc,
         10,
@@ -282,6 +294,7 @@ async fn run(
     mut loaded: Loaded,
     sockets: Vec<Bound>,
     n_helpers: usize,
+    fifo: &OwnedFd,
     args: Vec<String>,
 ) -> i32 {
     let mut helpers = helper_spawner(&args, loaded.secrets.clone());
@@ -307,7 +320,7 @@ async fn run(
                 tokio::time::sleep_until(t + RESTART_DELAY).await;
             }
             last_start = Some(tokio::time::Instant::now());
-            match start_child(&sockets, &mut helpers, n_helpers, &args, &loaded).await {
+            match start_child(&sockets, &mut helpers, n_helpers, &args, &loaded, fifo).await {
                 Ok(c) => child = Some(c),
                 Err(e) => {
                     log::error(&format!("cannot start child: {e}"));
@@ -323,20 +336,10 @@ async fn run(
                 log::info("SIGHUP: reloading the configuration");
                 match crate::config::load(&opts.config) {
                     Err(e) => log::error(&format!("reload refused, keeping the running configuration: {e}")),
-                    Ok(mut new) => {
-                        new.child.local_addresses = loaded.child.local_addresses.clone();
-                        if new.secrets != loaded.secrets {
-                            // Helpers hold the secrets from their start: new secrets need new
-                            // helpers, and so a new child. Kernel state stays as it is.
-                            log::info("secrets changed: restarting the child and its helpers");
-                            helpers = helper_spawner(&args, new.secrets.clone());
-                            let _ = c.process.kill();
-                            let _ = c.process.wait();
+                    Ok(new) => {
+                        if adopt(new, &mut loaded, c, &mut helpers, &args).await {
                             child = None;
-                        } else {
-                            let _ = c.channel.send(&ToChild::Config(new.child.clone())).await;
                         }
-                        loaded = new;
                     }
                 }
             }
@@ -352,7 +355,32 @@ async fn run(
             }
             m = c.channel.recv::<ToParent>() => match m {
                 Ok(ToParent::Ready) => log::debug(crate::cmdline::DebugClass::Misc, 10, "child ready"),
-                Ok(ToParent::Report(text)) => write_report(&opts.report, &text),
+                Ok(ToParent::Report(text)) => write_run_file(&opts.report, &text, "report"),
+                Ok(ToParent::Fifo(cmd)) => match cmd {
+                    ParentCommand::Quit => return shutdown(child, &loaded).await,
+                    ParentCommand::Reload => {
+                        log::info("FIFO R: reloading the configuration (FIFO changes are discarded)");
+                        match crate::config::load(&opts.config) {
+                            Err(e) => log::error(&format!("reload refused, keeping the running configuration: {e}")),
+                            Ok(new) => {
+                                if adopt(new, &mut loaded, c, &mut helpers, &args).await {
+                                    child = None;
+                                }
+                            }
+                        }
+                    }
+                    ParentCommand::Debug(setting) => crate::commands::apply_debug(setting),
+                    ParentCommand::Result(text) => write_run_file(&result_path(opts), &text, "result"),
+                    ParentCommand::Config(op) => match config_op(&loaded, op, opts) {
+                        Err(e) => log::warning(&format!("FIFO C: {e}; the configuration is unchanged")),
+                        Ok(None) => {}
+                        Ok(Some(new)) => {
+                            if adopt(new, &mut loaded, c, &mut helpers, &args).await {
+                                child = None;
+                            }
+                        }
+                    },
+                },
                 Ok(ToParent::Updown(r)) => {
                     if let Some(script) = updown_script(&loaded, &r.connection) {
                         std::thread::spawn(move || crate::updown::run(&script, &r));
@@ -422,12 +450,12 @@ async fn run(
 
 /// Write the child's report to the `-R` file: only under /var/run, replaced atomically,
 /// mode 0600 (it names peers, SPIs and the configuration).
-fn write_report(path: &std::path::Path, text: &str) {
+fn write_run_file(path: &std::path::Path, text: &str, what: &str) {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt;
     let path = match crate::files::run_path(path) {
         Ok(p) => p,
-        Err(e) => return log::error(&format!("report: {e}")),
+        Err(e) => return log::error(&format!("{what}: {e}")),
     };
     let tmp = path.with_extension("tmp");
     let _ = std::fs::remove_file(&tmp);
@@ -439,9 +467,81 @@ fn write_report(path: &std::path::Path, text: &str) {
         .and_then(|mut f| f.write_all(text.as_bytes()))
         .and_then(|()| std::fs::rename(&tmp, &path));
     match written {
-        Ok(()) => log::info(&format!("report written to {}", path.display())),
-        Err(e) => log::error(&format!("report {}: {e}", path.display())),
+        Ok(()) => log::info(&format!("{what} written to {}", path.display())),
+        Err(e) => log::error(&format!("{what} {}: {e}", path.display())),
     }
+}
+
+/// The result file of `C get` and `S`: isakmpd.result beside the report file (so the
+/// default is isakmpd's /var/run/isakmpd.result).
+fn result_path(opts: &Options) -> std::path::PathBuf {
+    opts.report.with_file_name("isakmpd.result")
+}
+
+/// Take a new configuration: the child gets it at once, unless the secrets changed, which
+/// needs new helpers and so a new child (returns true: the caller forgets the old child).
+async fn adopt(
+    mut new: Loaded,
+    loaded: &mut Loaded,
+    c: &mut RunningChild,
+    helpers: &mut Helpers,
+    args: &[String],
+) -> bool {
+    new.child.local_addresses = loaded.child.local_addresses.clone();
+    let restart = new.secrets != loaded.secrets;
+    if restart {
+        // Helpers hold the secrets from their start. Kernel state stays as it is.
+        log::info("secrets changed: restarting the child and its helpers");
+        *helpers = helper_spawner(args, new.secrets.clone());
+        let _ = c.process.kill();
+        let _ = c.process.wait();
+    } else if let Err(e) = c.channel.send(&ToChild::Config(new.child.clone())).await {
+        log::warning(&format!("child channel: {e}"));
+    }
+    *loaded = new;
+    restart
+}
+
+/// A FIFO `C` operation on the running configuration, as one transaction. `get` writes the
+/// value to the result file and changes nothing (`Ok(None)`); a change that does not build a
+/// valid policy is refused as a whole.
+fn config_op(
+    loaded: &Loaded,
+    op: fifo::ConfigOp,
+    opts: &Options,
+) -> Result<Option<Loaded>, String> {
+    use fifo::ConfigOp;
+    if let ConfigOp::Get { section, tag } = &op {
+        let value = loaded.conf.get_str(section, tag).unwrap_or("");
+        write_run_file(&result_path(opts), &format!("{value}\n"), "result");
+        return Ok(None);
+    }
+    let mut conf = loaded.conf.clone();
+    let t = conf.begin();
+    let applied = match op {
+        ConfigOp::Set {
+            section,
+            tag,
+            value,
+            force,
+        } => conf.set(t, &section, &tag, &value, force, false),
+        ConfigOp::Add {
+            section,
+            tag,
+            value,
+        } => conf.add(t, &section, &tag, &value),
+        ConfigOp::Rmv {
+            section,
+            tag,
+            value,
+        } => conf.rmv(t, &section, &tag, &value),
+        ConfigOp::Rm { section, tag } => conf.remove(t, &section, &tag),
+        ConfigOp::Rms { section } => conf.remove_section(t, &section),
+        ConfigOp::Get { .. } => Ok(()),
+    };
+    let ended = applied.and_then(|()| conf.end(t, true));
+    ended.map_err(|e| e.reason)?;
+    crate::config::from_conf(conf, &opts.config).map(Some)
 }
 
 /// The configured updown script of `connection`, if any; the connection must be one of ours.

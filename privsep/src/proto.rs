@@ -35,6 +35,8 @@ pub enum ToChild {
     Secrets(helpers::service::Secrets),
     /// The kernel's answer to a request, or an event (acquire, expire).
     Kernel(ike::engine::KernelEvent),
+    /// The command FIFO (descriptor attached), to read and parse.
+    Fifo,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +48,8 @@ pub enum ToParent {
     NewHelper,
     /// The state report (answer to `Report`), for the parent to write to the `-R` file.
     Report(String),
+    /// FIFO commands only the parent may carry out.
+    Fifo(ParentCommand),
     /// A connection's tunnel came up or went down: run its updown script.
     Updown(crate::updown::Request),
     /// Ask the kernel for something; checked against the monitor's allow-list first.
@@ -53,4 +57,19 @@ pub enum ToParent {
         id: ike::engine::RequestId,
         request: Box<ike::engine::KernelRequest>,
     },
+}
+
+/// What the child asks of the parent on behalf of a FIFO command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ParentCommand {
+    /// `C ...`: a configuration transaction on the parent's database.
+    Config(fifo::ConfigOp),
+    /// `R`: reload, as on SIGHUP.
+    Reload,
+    /// `Q`: shut down, as on SIGTERM.
+    Quit,
+    /// `D ...`: debug levels (the child has set its own).
+    Debug(fifo::DebugSetting),
+    /// `S`: the SA details, for the result file.
+    Result(String),
 }

@@ -36,6 +36,45 @@ fn selector(s: &Selector) -> String {
 pub fn render(engine: &Engine, now: Instant, conf: &str, no_kernel: bool) -> String {
     let mut r = String::new();
     let _ = writeln!(r, "isakmpd report, pid {}", std::process::id());
+    r.push_str(&render_sas(engine, now, no_kernel));
+    let p1 = engine.phase1_sas();
+    let _ = writeln!(r, "\nExchanges in progress:");
+    for p in p1.iter().filter(|p| !p.established) {
+        let _ = writeln!(
+            r,
+            "  phase 1 {} {} cookies {}:{} {}",
+            p.peer,
+            p.remote,
+            hex(&p.icookie.0),
+            hex(&p.rcookie.0),
+            p.state
+        );
+    }
+    for x in engine.exchanges() {
+        let _ = writeln!(
+            r,
+            "  phase 2 {} message id {:08x} {} {}",
+            x.connection,
+            x.message_id,
+            if x.initiator {
+                "initiator"
+            } else {
+                "responder"
+            },
+            x.state
+        );
+    }
+    let _ = writeln!(r, "\nPending timers:");
+    for (t, what) in engine.pending_timers() {
+        let _ = writeln!(r, "  in {}: {what}", secs_until(now, t));
+    }
+    let _ = writeln!(r, "\nRunning configuration:\n{conf}");
+    r
+}
+
+/// The SA part of the report; alone, what `S` writes to the result file.
+pub fn render_sas(engine: &Engine, now: Instant, no_kernel: bool) -> String {
+    let mut r = String::new();
     let p1 = engine.phase1_sas();
     let _ = writeln!(
         r,
@@ -96,36 +135,5 @@ pub fn render(engine: &Engine, now: Instant, conf: &str, no_kernel: bool) -> Str
             let _ = writeln!(r, "    counters: none (-n: the SA is not in the kernel)");
         }
     }
-    let _ = writeln!(r, "\nExchanges in progress:");
-    for p in p1.iter().filter(|p| !p.established) {
-        let _ = writeln!(
-            r,
-            "  phase 1 {} {} cookies {}:{} {}",
-            p.peer,
-            p.remote,
-            hex(&p.icookie.0),
-            hex(&p.rcookie.0),
-            p.state
-        );
-    }
-    for x in engine.exchanges() {
-        let _ = writeln!(
-            r,
-            "  phase 2 {} message id {:08x} {} {}",
-            x.connection,
-            x.message_id,
-            if x.initiator {
-                "initiator"
-            } else {
-                "responder"
-            },
-            x.state
-        );
-    }
-    let _ = writeln!(r, "\nPending timers:");
-    for (t, what) in engine.pending_timers() {
-        let _ = writeln!(r, "  in {}: {what}", secs_until(now, t));
-    }
-    let _ = writeln!(r, "\nRunning configuration:\n{conf}");
     r
 }

@@ -16,8 +16,9 @@ pub(super) struct IpsecSa {
     pub serial: u64,
     pub connection: String,
     pub peer: String,
-    /// The ISAKMP SA it was negotiated under.
+    /// The ISAKMP SA it was negotiated under, and the Quick Mode message ID.
     pub p1: u64,
+    pub msgid: u32,
     /// (protocol, inbound SPI, outbound SPI)
     pub spis: Vec<(IpsecProtocol, u32, u32)>,
     pub local: IpAddr,
@@ -134,6 +135,7 @@ impl Engine {
                 connection: connection.clone(),
                 peer: peer.clone(),
                 p1: serial,
+                msgid,
                 spis: spis.clone(),
                 local,
                 remote,
@@ -416,6 +418,56 @@ impl Engine {
             self.delete_phase1(s, true, "teardown by operator");
         }
         Ok(())
+    }
+
+    /// Operator `d cookies [msgid]`: delete the ISAKMP SA with these cookies or, with a
+    /// message ID, the IPsec SA negotiated under it in that Quick Mode.
+    pub fn delete_by_cookies(
+        &mut self,
+        now: Instant,
+        icookie: crate::codec::Cookie,
+        rcookie: crate::codec::Cookie,
+        msgid: Option<u32>,
+    ) -> Result<(), String> {
+        self.now = now;
+        let Some(&p1) = self.by_cookies.get(&(icookie, rcookie)) else {
+            return Err("no ISAKMP SA with these cookies".into());
+        };
+        match msgid {
+            None => {
+                let established = self
+                    .phase1
+                    .get(&p1)
+                    .is_some_and(|p| p.state == P1State::Established);
+                self.delete_phase1(p1, established, "deleted by operator");
+                Ok(())
+            }
+            Some(m) => {
+                let sa = self
+                    .ipsec
+                    .values()
+                    .find(|s| s.p1 == p1 && s.msgid == m)
+                    .map(|s| s.serial);
+                let sa = sa.ok_or_else(|| {
+                    format!("no IPsec SA from message ID {m:08x} under these cookies")
+                })?;
+                self.remove_ipsec_sa(sa, true, "deleted by operator");
+                Ok(())
+            }
+        }
+    }
+
+    /// Operator `T`: tear down every IPsec SA (telling the peers).
+    pub fn teardown_all(&mut self, now: Instant) {
+        self.now = now;
+        let sas: Vec<u64> = self.ipsec.keys().copied().collect();
+        for s in sas {
+            self.remove_ipsec_sa(s, true, "teardown by operator");
+        }
+        let conns: Vec<String> = self.policies.keys().cloned().collect();
+        for c in conns {
+            self.remove_policy(&c);
+        }
     }
 
     /// SIGTERM: delete every SA, telling the peers unless passive.
