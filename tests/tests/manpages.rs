@@ -1,7 +1,8 @@
-//! The manual pages and the keepalived notify script: the pages render without a mandoc
-//! warning, isakmpd(8)'s SYNOPSIS and options list name exactly the flags of the daemon's
-//! usage message (so the page cannot drift from `privsep/src/cmdline.rs`), and the notify
-//! script is valid shell that writes `M active|passive` to the FIFO without ever hanging.
+//! The manual pages and the keepalived notify script: the pages render without a mandoc or
+//! man(1) warning, isakmpd(8)'s SYNOPSIS and options list name exactly the flags of the
+//! daemon's usage message (so the page cannot drift from `privsep/src/cmdline.rs`), and the
+//! notify script is valid shell that writes `M active|passive` to the FIFO without ever
+//! hanging.
 
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -54,6 +55,35 @@ fn pages_lint_without_warnings() {
             out.status.success() && text.is_empty(),
             "mandoc -Tlint -W warning {page}: {}\n{text}",
             out.status
+        );
+    }
+}
+
+#[test]
+fn pages_render_with_man() {
+    if !have("man") {
+        eprintln!("SKIPPED manpages: man not installed (apt-get install man-db)");
+        return;
+    }
+    for page in PAGES {
+        let out = Command::new("man")
+            .arg("-l")
+            .arg(root().join(page))
+            .env("MANWIDTH", "80")
+            .env("MANPAGER", "cat")
+            .env("PAGER", "cat")
+            .output()
+            .expect("run man");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stderr.is_empty(),
+            "man -l {page}: {}\n{stderr}",
+            out.status
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("SYNOPSIS") || text.contains("DESCRIPTION"),
+            "man -l {page} printed no page:\n{text}"
         );
     }
 }
