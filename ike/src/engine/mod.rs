@@ -240,6 +240,10 @@ impl Engine {
     /// Start every connection marked active (`[Phase 2] Connections`).
     pub fn start_active(&mut self, now: Instant) {
         self.now = now;
+        // An HA standby starts nothing until it is made active.
+        if self.cfg.passive {
+            return;
+        }
         let names: Vec<String> = self
             .cfg
             .policy
