@@ -185,6 +185,7 @@ async fn run(
     // FIFO bytes arrive in chunks as writers write them; lines are assembled here.
     let (fifo_tx, mut fifo_rx) = mpsc::channel::<Vec<u8>>(64);
     let mut fifo_lines = fifo::LineReader::new();
+    let mut capture = false;
     let mut driver: Option<Driver> = None;
     // isakmpd's Check-interval: active connections that are down are started again.
     let mut check = tokio::time::interval(Duration::from_secs(60));
@@ -234,6 +235,7 @@ async fn run(
                             Ok(mut d) => {
                                 let secs = crate::driver::policy(&cfg).map(|p| p.general.check_interval).unwrap_or(60);
                                 check = tokio::time::interval(Duration::from_secs(secs.max(1)));
+                                d.engine.set_capture(capture);
                                 d.engine.start_active(Instant::now());
                                 driver = Some(d);
                             }
@@ -244,6 +246,12 @@ async fn run(
                         }
                     }
                 },
+                Ok((ToChild::Capture(on), _)) => {
+                    capture = on;
+                    if let Some(d) = driver.as_mut() {
+                        d.engine.set_capture(on);
+                    }
+                }
                 Ok((ToChild::Fifo, mut fds)) => match fds.pop() {
                     Some(fd) => spawn_fifo_reader(fd, fifo_tx.clone()),
                     None => log::warning("child: FIFO message without its descriptor"),
@@ -356,6 +364,11 @@ fn spawn_fifo_reader(fd: OwnedFd, tx: mpsc::Sender<Vec<u8>>) {
 
 /// Send the engine's kernel requests and updown events to the parent.
 async fn flush_kernel(d: &mut Driver, parent: &mut AsyncChannel) {
+    for (from, to, bytes) in std::mem::take(&mut d.packets) {
+        if let Err(e) = parent.send(&ToParent::Packet { from, to, bytes }).await {
+            log::error(&format!("child: cannot reach the parent: {e}"));
+        }
+    }
     for r in std::mem::take(&mut d.updown) {
         if let Err(e) = parent.send(&ToParent::Updown(r)).await {
             log::error(&format!("child: cannot reach the parent: {e}"));

@@ -58,9 +58,7 @@ pub fn execute(cmd: Command, d: &mut Driver) -> Option<ToParent> {
             d.engine.start_active(now);
             Ok(None)
         }
-        Command::PacketCapture(_) => {
-            Err("packet capture is not wired into the daemon yet; ignored".into())
-        }
+        Command::PacketCapture(p) => Ok(Some(ToParent::Fifo(ParentCommand::Capture(p)))),
         Command::Quit => Ok(Some(ToParent::Fifo(ParentCommand::Quit))),
         Command::Reload => Ok(Some(ToParent::Fifo(ParentCommand::Reload))),
         Command::Report => Ok(Some(ToParent::Report(d.report()))),

@@ -34,6 +34,8 @@ pub struct Driver {
     pub kernel: Vec<(RequestId, KernelRequest)>,
     /// Updown scripts the parent is to run.
     pub updown: Vec<Request>,
+    /// Captured IKE messages (cleartext) for the parent's pcap file.
+    pub packets: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
     /// The running configuration without secrets, for the report.
     pub conf: String,
     no_kernel: bool,
@@ -106,6 +108,7 @@ impl Driver {
             crypto_done,
             kernel: Vec::new(),
             updown: Vec::new(),
+            packets: Vec::new(),
             conf: cfg.conf.clone(),
             no_kernel: opts.no_kernel,
         })
@@ -179,6 +182,7 @@ impl Driver {
                 }),
                 // Completed phases are logged by the engine itself (at Info, shown with -v).
                 Output::Event(_) => {}
+                Output::Packet { from, to, bytes } => self.packets.push((from, to, bytes)),
             }
         }
     }

@@ -18,8 +18,8 @@ pub mod parent;
 pub mod pcap;
 pub mod proto;
 pub mod report;
-pub mod updown;
 mod sys;
+pub mod updown;
 
 pub use helpers::ipc;
 pub use helpers::privdrop;

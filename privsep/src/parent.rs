@@ -242,6 +242,7 @@ async fn start_child(
     args: &[String],
     loaded: &Loaded,
     fifo: &OwnedFd,
+    capture: bool,
 ) -> std::io::Result<RunningChild> {
     let mut helper_fds = Vec::with_capacity(n);
     for _ in 0..n {
@@ -269,6 +270,10 @@ async fn start_child(
             .send(&ToChild::Secrets(loaded.secrets.clone()))
             .await
             .map_err(io)?;
+    }
+    // Capture first, so that the first exchange the configuration starts is captured too.
+    if capture {
+        channel.send(&ToChild::Capture(true)).await.map_err(io)?;
     }
     channel
         .send(&ToChild::Config(loaded.child.clone()))
@@ -313,6 +318,11 @@ async fn run(
         }
     };
     let mut child: Option<RunningChild> = None;
+    // -L / -l: capture from the start.
+    let mut capture: Option<Capture> = None;
+    if let Some(path) = &opts.packet_log {
+        capture = open_capture(path, opts);
+    }
     let mut last_start: Option<tokio::time::Instant> = None;
     loop {
         if child.is_none() {
@@ -320,7 +330,17 @@ async fn run(
                 tokio::time::sleep_until(t + RESTART_DELAY).await;
             }
             last_start = Some(tokio::time::Instant::now());
-            match start_child(&sockets, &mut helpers, n_helpers, &args, &loaded, fifo).await {
+            match start_child(
+                &sockets,
+                &mut helpers,
+                n_helpers,
+                &args,
+                &loaded,
+                fifo,
+                capture.is_some(),
+            )
+            .await
+            {
                 Ok(c) => child = Some(c),
                 Err(e) => {
                     log::error(&format!("cannot start child: {e}"));
@@ -356,7 +376,28 @@ async fn run(
             m = c.channel.recv::<ToParent>() => match m {
                 Ok(ToParent::Ready) => log::debug(crate::cmdline::DebugClass::Misc, 10, "child ready"),
                 Ok(ToParent::Report(text)) => write_run_file(&opts.report, &text, "report"),
+                Ok(ToParent::Packet { from, to, bytes }) => {
+                    if let Some(w) = capture.as_mut() {
+                        if let Err(e) = w.record(std::time::SystemTime::now(), from, to, &bytes) {
+                            log::error(&format!("packet capture stopped: {e}"));
+                            capture = None;
+                            let _ = c.channel.send(&ToChild::Capture(false)).await;
+                        }
+                    }
+                }
                 Ok(ToParent::Fifo(cmd)) => match cmd {
+                    ParentCommand::Capture(fifo::PacketCapture::On(path)) => {
+                        let path = path.or_else(|| opts.packet_log.clone()).unwrap_or_else(|| crate::cmdline::DEFAULT_PCAP.into());
+                        capture = open_capture(&path, opts);
+                        let _ = c.channel.send(&ToChild::Capture(capture.is_some())).await;
+                    }
+                    ParentCommand::Capture(fifo::PacketCapture::Off) => {
+                        if let Some(mut w) = capture.take() {
+                            let _ = w.flush();
+                            log::info("packet capture off");
+                        }
+                        let _ = c.channel.send(&ToChild::Capture(false)).await;
+                    }
                     ParentCommand::Quit => return shutdown(child, &loaded).await,
                     ParentCommand::Reload => {
                         log::info("FIFO R: reloading the configuration (FIFO changes are discarded)");
@@ -469,6 +510,38 @@ fn write_run_file(path: &std::path::Path, text: &str, what: &str) {
     match written {
         Ok(()) => log::info(&format!("{what} written to {}", path.display())),
         Err(e) => log::error(&format!("{what} {}: {e}", path.display())),
+    }
+}
+
+/// The packet capture file being written.
+type Capture = crate::pcap::PcapWriter<std::fs::File>;
+
+/// Open a capture file (only under /var/run, mode 0600: it holds decrypted IKE messages).
+fn open_capture(path: &std::path::Path, opts: &Options) -> Option<Capture> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = match crate::files::run_path(path) {
+        Ok(p) => p,
+        Err(e) => {
+            log::error(&format!("packet capture: {e}"));
+            return None;
+        }
+    };
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path);
+    match file.and_then(crate::pcap::PcapWriter::new) {
+        Ok(mut w) => {
+            w.set_natt_port(opts.natt_port);
+            log::info(&format!("packet capture to {}", path.display()));
+            Some(w)
+        }
+        Err(e) => {
+            log::error(&format!("packet capture {}: {e}", path.display()));
+            None
+        }
     }
 }
 

@@ -37,6 +37,8 @@ pub enum ToChild {
     Kernel(ike::engine::KernelEvent),
     /// The command FIFO (descriptor attached), to read and parse.
     Fifo,
+    /// Packet capture on or off: the engine then outputs (or stops) cleartext messages.
+    Capture(bool),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +52,12 @@ pub enum ToParent {
     Report(String),
     /// FIFO commands only the parent may carry out.
     Fifo(ParentCommand),
+    /// A captured IKE message, in cleartext, for the pcap file.
+    Packet {
+        from: std::net::SocketAddr,
+        to: std::net::SocketAddr,
+        bytes: Vec<u8>,
+    },
     /// A connection's tunnel came up or went down: run its updown script.
     Updown(crate::updown::Request),
     /// Ask the kernel for something; checked against the monitor's allow-list first.
@@ -72,4 +80,6 @@ pub enum ParentCommand {
     Debug(fifo::DebugSetting),
     /// `S`: the SA details, for the result file.
     Result(String),
+    /// `p on[=path]` / `p off`: the parent opens or closes the capture file.
+    Capture(fifo::PacketCapture),
 }

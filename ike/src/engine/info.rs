@@ -37,7 +37,10 @@ impl Engine {
         let iv = phase2_iv(keys.prf, keys.encr.block_len(), &keys.iv, msgid);
         let (from, to) = (p1.local, p1.remote);
         match sealed(header, &all, keys.encr, &keys.enc_key, &iv) {
-            Ok((bytes, _)) => self.transmit(from, to, bytes),
+            Ok((bytes, _, view)) => {
+                self.capture(from, to, view);
+                self.transmit(from, to, bytes)
+            }
             Err(e) => self.log(
                 LogLevel::Error,
                 format!("cannot build Informational message: {e}"),
@@ -131,6 +134,7 @@ impl Engine {
                 format!("cannot decrypt Informational from {remote}"),
             );
         };
+        self.capture(remote, _local, super::protect::view(bytes, &pt));
         let Ok((raws, payloads)) = parse_all(header.next_payload, &pt, true) else {
             return self.log(
                 LogLevel::Notice,

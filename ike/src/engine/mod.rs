@@ -60,6 +60,8 @@ pub struct Engine {
     kernel_waiting: HashMap<RequestId, KernelCont>,
     timers: TimerQueue,
     out: VecDeque<Output>,
+    /// Packet capture on: every message sent or accepted is also output in cleartext.
+    capture_on: bool,
 }
 
 impl Engine {
@@ -81,6 +83,7 @@ impl Engine {
             kernel_waiting: HashMap::new(),
             timers: TimerQueue::default(),
             out: VecDeque::new(),
+            capture_on: false,
         }
     }
 
@@ -97,6 +100,32 @@ impl Engine {
     /// HA standby: a passive engine neither initiates nor answers (`-S`, `M passive`).
     pub fn set_passive(&mut self, passive: bool) {
         self.cfg.passive = passive;
+    }
+
+    /// Packet capture (`-L`, `-l`, FIFO `p`): while on, every IKE message sent or received
+    /// is also output as `Output::Packet`, decrypted, for the caller's capture file.
+    pub fn set_capture(&mut self, on: bool) {
+        self.capture_on = on;
+    }
+
+    fn capture(&mut self, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
+        if self.capture_on {
+            self.out.push_back(Output::Packet { from, to, bytes });
+        }
+    }
+
+    /// Our and the peer's address of the ISAKMP SA a message belongs to.
+    fn p1_addresses(&self, header: &Header) -> (SocketAddr, SocketAddr) {
+        self.by_cookies
+            .get(&(header.initiator_cookie, header.responder_cookie))
+            .and_then(|s| self.phase1.get(s))
+            .map_or(
+                (
+                    SocketAddr::from(([0, 0, 0, 0], 0)),
+                    SocketAddr::from(([0, 0, 0, 0], 0)),
+                ),
+                |p| (p.local, p.remote),
+            )
     }
 
     /// The next output for the caller, if any.
@@ -153,6 +182,10 @@ impl Engine {
                 return;
             }
         };
+        // Encrypted messages are captured in cleartext once decrypted.
+        if header.flags & crate::codec::flags::ENCRYPTION == 0 {
+            self.capture(remote, local, bytes.to_vec());
+        }
         match header.exchange {
             ExchangeType::MAIN_MODE | ExchangeType::AGGRESSIVE => {
                 self.phase1_datagram(local, remote, &header, bytes)
@@ -291,6 +324,13 @@ impl Engine {
     }
 
     fn transmit(&mut self, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
+        // Encrypted messages were captured in cleartext where they were sealed.
+        if bytes
+            .get(19)
+            .is_some_and(|f| f & crate::codec::flags::ENCRYPTION == 0)
+        {
+            self.capture(from, to, bytes.clone());
+        }
         let bytes = if from.port() == self.cfg.natt_port {
             let mut b = Vec::with_capacity(bytes.len() + 4);
             b.extend_from_slice(&NON_ESP_MARKER);

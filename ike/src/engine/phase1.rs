@@ -419,11 +419,13 @@ impl Engine {
         let Some(keys) = &p1.keys else { return };
         let Some(c) = &p1.chosen else { return };
         let header = Self::header_for(p1, ExchangeType::MAIN_MODE, 0, flags::ENCRYPTION);
+        let (from, to) = (p1.local, p1.remote);
         match sealed(header, &payloads, c.transform.encr, &keys.enc_key, &p1.iv) {
-            Ok((bytes, iv)) => {
+            Ok((bytes, iv, view)) => {
                 if let Some(p1) = self.phase1.get_mut(&serial) {
                     p1.iv = iv;
                 }
+                self.capture(from, to, view);
                 self.p1_send(serial, bytes, retransmit);
             }
             Err(e) => self.p1_fail(serial, e),
@@ -669,7 +671,12 @@ impl Engine {
         }
         let peer = p1.peer.clone();
         let psk = c.transform.auth == AuthMethod::PreShared;
-        let r = open(bytes, c.transform.encr, &keys.enc_key, &p1.iv)
+        let (local, remote) = (p1.local, p1.remote);
+        let opened = open(bytes, c.transform.encr, &keys.enc_key, &p1.iv);
+        if let Ok((pt, _)) = &opened {
+            self.capture(remote, local, super::protect::view(bytes, pt));
+        }
+        let r = opened
             .and_then(|(pt, iv)| parse_all(header.next_payload, &pt, true).map(|(_, p)| (p, iv)));
         match r {
             Ok(v) => Some(v),

@@ -17,15 +17,18 @@ pub(super) fn plain(mut header: Header, payloads: &[Payload]) -> Result<Vec<u8>,
     finish(header, &body)
 }
 
-/// An encrypted message. Returns the message and the IV for the next one (the last
-/// ciphertext block).
+/// A sealed message, the IV that follows it, and its cleartext view.
+pub(super) type Sealed = (Vec<u8>, Vec<u8>, Vec<u8>);
+
+/// An encrypted message. Returns the message, the IV for the next one (the last
+/// ciphertext block), and the message as it would look unencrypted (for packet capture).
 pub(super) fn sealed(
     mut header: Header,
     payloads: &[Payload],
     encr: EncrAlg,
     key: &[u8],
     iv: &[u8],
-) -> Result<(Vec<u8>, Vec<u8>), String> {
+) -> Result<Sealed, String> {
     let (first, mut body) = chain(payloads)?;
     let block = encr.block_len();
     // RFC 2408 3.1: pad with zeros to the cipher's block size.
@@ -34,8 +37,12 @@ pub(super) fn sealed(
     let ct = encrypt(encr, key, iv, &body).map_err(|e| format!("encryption failed: {e}"))?;
     let next_iv = last_block(&ct, block).to_vec();
     header.next_payload = first;
+    // The cleartext view (what a packet capture shows): the flag clear, the padded body.
+    let mut clear = header.clone();
+    clear.flags &= !flags::ENCRYPTION;
+    let view = finish(clear, &body)?;
     header.flags |= flags::ENCRYPTION;
-    Ok((finish(header, &ct)?, next_iv))
+    Ok((finish(header, &ct)?, next_iv, view))
 }
 
 /// Decrypt the body of `message` (whose header says it is encrypted). Returns the
@@ -87,6 +94,22 @@ pub(super) fn after_first<'a>(body: &'a [u8], raws: &[RawPayload<'_>]) -> &'a [u
     }
 }
 
+/// The cleartext view of a received encrypted message: its header with the encryption flag
+/// cleared and the length of the decrypted body.
+pub(super) fn view(message: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    let mut v = message
+        .get(..HEADER_LEN)
+        .map(<[u8]>::to_vec)
+        .unwrap_or_default();
+    if v.len() == HEADER_LEN {
+        v[19] &= !flags::ENCRYPTION;
+        let len = u32::try_from(HEADER_LEN + plaintext.len()).unwrap_or(u32::MAX);
+        v[24..28].copy_from_slice(&len.to_be_bytes());
+    }
+    v.extend_from_slice(plaintext);
+    v
+}
+
 fn finish(mut header: Header, body: &[u8]) -> Result<Vec<u8>, String> {
     let len = HEADER_LEN + body.len();
     header.length = u32::try_from(len).map_err(|_| "message too long".to_string())?;
@@ -104,4 +127,41 @@ fn last_block(ct: &[u8], block: usize) -> &[u8] {
 /// panics on unequal lengths, and a peer chooses the length, so that is checked first.
 pub(super) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && openssl::memcmp::eq(a, b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{Cookie, ExchangeType};
+
+    #[test]
+    fn the_cleartext_view_of_a_sealed_message_is_a_valid_unencrypted_message() {
+        let header = Header {
+            initiator_cookie: Cookie([1; 8]),
+            responder_cookie: Cookie([2; 8]),
+            next_payload: PayloadType::NONE,
+            version: 0x10,
+            exchange: ExchangeType::MAIN_MODE,
+            flags: flags::ENCRYPTION,
+            message_id: 0,
+            length: 0,
+        };
+        let payloads = vec![Payload::Nonce(vec![7; 16]), Payload::Hash(vec![9; 20])];
+        let key = [3u8; 16];
+        let (sealed_bytes, _, view) =
+            sealed(header, &payloads, EncrAlg::AesCbc128, &key, &[0u8; 16]).expect("seal");
+        assert_eq!(sealed_bytes[19] & flags::ENCRYPTION, flags::ENCRYPTION);
+        assert_eq!(view[19] & flags::ENCRYPTION, 0);
+        let (pt, _) = open(&sealed_bytes, EncrAlg::AesCbc128, &key, &[0u8; 16]).expect("open");
+        assert_eq!(
+            super::view(&sealed_bytes, &pt),
+            view,
+            "the view of the received message equals the sent one"
+        );
+        // The view parses as a cleartext message with the padding after the last payload.
+        let parsed = crate::codec::Header::parse(&view).expect("header");
+        let body = &view[HEADER_LEN..];
+        let got = crate::codec::parse_payloads(parsed.next_payload, body, true).expect("payloads");
+        assert_eq!(got, payloads);
+    }
 }

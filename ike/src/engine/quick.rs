@@ -384,8 +384,18 @@ impl Engine {
             return;
         };
         match sealed(header, &payloads, keys.encr, &keys.enc_key, &qm.iv) {
-            Ok((bytes, iv)) => {
+            Ok((bytes, iv, view)) => {
                 qm.iv = iv;
+                if self.capture_on {
+                    self.out.push_back(super::Output::Packet {
+                        from,
+                        to,
+                        bytes: view,
+                    });
+                }
+                let Some(qm) = self.quick.get_mut(&(serial, msgid)) else {
+                    return;
+                };
                 qm.last_sent = Some((from, to, bytes.clone()));
                 qm.step += 1;
                 qm.tries = 0;
@@ -550,7 +560,11 @@ impl Engine {
         expected_hash: impl FnOnce(&[u8]) -> Vec<u8>,
     ) -> Option<(Vec<Payload>, Vec<u8>)> {
         let (pt, next_iv) = match open(bytes, keys.encr, &keys.enc_key, iv) {
-            Ok(v) => v,
+            Ok(v) => {
+                let (local, remote) = self.p1_addresses(header);
+                self.capture(remote, local, super::protect::view(bytes, &v.0));
+                v
+            }
             Err(e) => {
                 self.log(
                     LogLevel::Notice,
@@ -1034,7 +1048,11 @@ impl Engine {
         };
         let want = qm_hash3(keys.prf, &keys.skeyid_a, msgid, &ni, &nr);
         let (pt, next_iv) = match open(bytes, keys.encr, &keys.enc_key, &iv) {
-            Ok(v) => v,
+            Ok(v) => {
+                let (local, remote) = self.p1_addresses(header);
+                self.capture(remote, local, super::protect::view(bytes, &v.0));
+                v
+            }
             Err(e) => {
                 return self.log(
                     LogLevel::Notice,

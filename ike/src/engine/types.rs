@@ -247,4 +247,11 @@ pub enum Output {
         request: KernelRequest,
     },
     Event(Event),
+    /// With packet capture on: an IKE message sent or received, in cleartext (decrypted,
+    /// encryption flag cleared), without the NAT-T marker.
+    Packet {
+        from: SocketAddr,
+        to: SocketAddr,
+        bytes: Vec<u8>,
+    },
 }

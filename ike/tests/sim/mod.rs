@@ -307,6 +307,8 @@ impl Sim {
                     node.logs.push((level, message));
                 }
                 Output::Event(e) => node.events.push(e),
+                // Packet capture is off in the simulator; nothing to record.
+                Output::Packet { .. } => {}
             }
         }
     }
