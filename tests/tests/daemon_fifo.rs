@@ -53,6 +53,43 @@ fn fifo_commands_act_on_the_running_daemon() {
         b"C set [General]:Retransmits=7 force\nC get [General]:Retransmits\n",
     );
     assert_eq!(wait_value(&result, "7").trim(), "7", "{}", pair.logs());
+    // C add / rmv on a list, rm of a tag, rms of a section: each visible through C get.
+    write(&fifo, b"C set [General]:Fifo-test=alpha force\nC add [General]:Fifo-test=beta\nC get [General]:Fifo-test\n");
+    assert_eq!(
+        wait_value(&result, "alpha,beta").trim(),
+        "alpha,beta",
+        "{}",
+        pair.logs()
+    );
+    write(
+        &fifo,
+        b"C rmv [General]:Fifo-test=alpha\nC get [General]:Fifo-test\n",
+    );
+    assert_eq!(
+        wait_value(&result, "beta").trim(),
+        "beta",
+        "{}",
+        pair.logs()
+    );
+    write(
+        &fifo,
+        b"C rm [General]:Fifo-test\nC get [General]:Fifo-test\n",
+    );
+    assert_eq!(
+        wait_value(&result, "").trim(),
+        "",
+        "rm left the tag:\n{}",
+        pair.logs()
+    );
+    write(&fifo, b"C set [Scratch]:x=1\nC get [Scratch]:x\n");
+    assert_eq!(wait_value(&result, "1").trim(), "1", "{}", pair.logs());
+    write(&fifo, b"C rms [Scratch]\nC get [Scratch]:x\n");
+    assert_eq!(
+        wait_value(&result, "").trim(),
+        "",
+        "rms left the section:\n{}",
+        pair.logs()
+    );
     // A set that would break the policy is refused as a whole.
     write(
         &fifo,
