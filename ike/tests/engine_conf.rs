@@ -293,3 +293,44 @@ fn initial_contact_of_one_road_warrior_spares_the_others() {
     }
     assert_eq!(sim.b.engine.phase1_sas().len(), 2);
 }
+
+/// A reload keeps the SAs of connections that still exist unchanged, and deletes (telling
+/// the peer) those whose connection is gone or now means something else.
+#[test]
+fn reload_keeps_unchanged_connections_and_removes_the_rest() {
+    let suites = "QM-ESP-AES-SHA-SUITE";
+    let a = conf("192.0.2.1", "192.0.2.2", SUBNET_A, SUBNET_B, suites);
+    let b = conf("192.0.2.2", "192.0.2.1", SUBNET_B, SUBNET_A, suites);
+    let mut sim = pair(a.clone(), b, 13);
+    sim.a.engine.start_active(sim.now);
+    assert!(sim.run_until(Duration::from_secs(30), up));
+    let spis: Vec<u32> = sim.a.kernel.sas.values().map(|s| s.spi).collect();
+    // The same configuration again: nothing moves.
+    let same = Policy::from_conf(&redact_secrets(&a)).expect("policy");
+    sim.a.engine.set_policy(same);
+    sim.advance(Duration::from_secs(2));
+    assert_eq!(
+        sim.a.kernel.sas.values().map(|s| s.spi).collect::<Vec<_>>(),
+        spis
+    );
+    // The connection now protects another subnet: its SAs go, on both sides.
+    let other = conf(
+        "192.0.2.1",
+        "192.0.2.2",
+        "ID-type=IPV4_ADDR_SUBNET\nNetwork=10.9.0.0\nNetmask=255.255.0.0",
+        SUBNET_B,
+        suites,
+    );
+    sim.a
+        .engine
+        .set_policy(Policy::from_conf(&redact_secrets(&other)).expect("policy"));
+    assert!(
+        sim.run_until(Duration::from_secs(5), |s| s.b.kernel.sas.is_empty()
+            && s.a.kernel.sas.values().all(|x| !spis.contains(&x.spi)))
+    );
+    assert!(sim
+        .b
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Phase2Down { reason, .. } if reason == "deleted by peer")));
+}

@@ -93,8 +93,41 @@ impl Engine {
     }
 
     /// Replace the policy (SIGHUP, `R`, FIFO `C` commits). SAs stay; new negotiations use it.
+    ///
+    /// IPsec SAs whose connection is gone, or now names another peer or other selectors,
+    /// are deleted (the peer told); the others stay up untouched.
     pub fn set_policy(&mut self, policy: crate::policy::Policy) {
-        self.cfg.policy = policy;
+        let old = std::mem::replace(&mut self.cfg.policy, policy);
+        let stale: Vec<u64> = self
+            .ipsec
+            .values()
+            .filter(|sa| {
+                let before = old.connections.iter().find(|c| c.name == sa.connection);
+                let now = self
+                    .cfg
+                    .policy
+                    .connections
+                    .iter()
+                    .find(|c| c.name == sa.connection);
+                match (before, now) {
+                    (_, None) => true,
+                    (Some(b), Some(n)) => {
+                        b.peer != n.peer || b.local_id != n.local_id || b.remote_id != n.remote_id
+                    }
+                    (None, Some(_)) => false,
+                }
+            })
+            .map(|sa| sa.serial)
+            .collect();
+        for serial in stale {
+            let name = self
+                .ipsec
+                .get(&serial)
+                .map(|s| s.connection.clone())
+                .unwrap_or_default();
+            self.remove_ipsec_sa(serial, true, "connection changed or removed by reload");
+            self.remove_policy(&name);
+        }
     }
 
     /// HA standby: a passive engine neither initiates nor answers (`-S`, `M passive`).
