@@ -134,6 +134,64 @@ pub(super) struct Phase1 {
 }
 
 impl Phase1 {
+    /// A new exchange: nothing negotiated yet. The initiator's first state is Main Mode's;
+    /// callers set what differs.
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        serial: u64,
+        peer: &str,
+        role: Role,
+        mode: Phase1Mode,
+        (icookie, rcookie): (Cookie, Cookie),
+        (local, remote): (SocketAddr, SocketAddr),
+        sai_b: Vec<u8>,
+        now: Instant,
+    ) -> Self {
+        Phase1 {
+            serial,
+            peer: peer.to_string(),
+            role,
+            mode,
+            state: P1State::MmI1Sent,
+            icookie,
+            rcookie,
+            local,
+            remote,
+            chosen: None,
+            sai_b,
+            dh: None,
+            gxi: Vec::new(),
+            gxr: Vec::new(),
+            ni_b: Vec::new(),
+            nr_b: Vec::new(),
+            gxy: None,
+            skeyid: None,
+            keys: None,
+            iv: Vec::new(),
+            id_own_b: Vec::new(),
+            id_peer_b: Vec::new(),
+            id_peer: None,
+            natt: None,
+            peer_dpd: false,
+            nat_local: false,
+            nat_remote: false,
+            last_sent: None,
+            retransmit_step: 0,
+            tries: 0,
+            last_received: Vec::new(),
+            deferred: None,
+            established: None,
+            expires: None,
+            waiting: Vec::new(),
+            dpd_seq: 0,
+            dpd_outstanding: None,
+            last_heard: now,
+            seen_msgids: HashSet::new(),
+            replaced: false,
+            initial_contact: false,
+        }
+    }
+
     pub fn summary(&self) -> String {
         match &self.chosen {
             Some(c) => format!(
@@ -266,49 +324,17 @@ impl Engine {
                 format!("peer {peer_name}: cannot encode our SA"),
             );
         };
-        let p1 = Phase1 {
+        let mut p1 = Phase1::new(
             serial,
-            peer: peer.name.clone(),
-            role: Role::Initiator,
-            mode: peer.mode,
-            state: P1State::MmI1Sent,
-            icookie,
-            rcookie: Cookie::default(),
-            local,
-            remote: peer.address,
-            chosen: None,
+            &peer.name,
+            Role::Initiator,
+            peer.mode,
+            (icookie, Cookie::default()),
+            (local, peer.address),
             sai_b,
-            dh: None,
-            gxi: Vec::new(),
-            gxr: Vec::new(),
-            ni_b: Vec::new(),
-            nr_b: Vec::new(),
-            gxy: None,
-            skeyid: None,
-            keys: None,
-            iv: Vec::new(),
-            id_own_b: Vec::new(),
-            id_peer_b: Vec::new(),
-            id_peer: None,
-            natt: None,
-            peer_dpd: false,
-            nat_local: false,
-            nat_remote: false,
-            last_sent: None,
-            retransmit_step: 0,
-            tries: 0,
-            last_received: Vec::new(),
-            deferred: None,
-            established: None,
-            expires: None,
-            waiting,
-            dpd_seq: 0,
-            dpd_outstanding: None,
-            last_heard: self.now,
-            seen_msgids: HashSet::new(),
-            replaced: false,
-            initial_contact: false,
-        };
+            self.now,
+        );
+        p1.waiting = waiting;
         self.log(
             LogLevel::Info,
             format!(
@@ -1300,49 +1326,19 @@ impl Engine {
         let Some(sai_b) = body_of(&Payload::Sa(sa.clone())) else {
             return;
         };
-        let mut p1 = Phase1 {
+        let mut p1 = Phase1::new(
             serial,
-            peer: peer.name.clone(),
-            role: Role::Responder,
+            &peer.name,
+            Role::Responder,
             mode,
-            state: P1State::MmR1Sent,
-            icookie: header.initiator_cookie,
-            rcookie,
-            local,
-            remote,
-            chosen: Some(chosen.clone()),
+            (header.initiator_cookie, rcookie),
+            (local, remote),
             sai_b,
-            dh: None,
-            gxi: Vec::new(),
-            gxr: Vec::new(),
-            ni_b: Vec::new(),
-            nr_b: Vec::new(),
-            gxy: None,
-            skeyid: None,
-            keys: None,
-            iv: Vec::new(),
-            id_own_b: Vec::new(),
-            id_peer_b: Vec::new(),
-            id_peer: None,
-            natt: None,
-            peer_dpd: false,
-            nat_local: false,
-            nat_remote: false,
-            last_sent: None,
-            retransmit_step: 0,
-            tries: 0,
-            last_received: sha1(bytes),
-            deferred: None,
-            established: None,
-            expires: None,
-            waiting: Vec::new(),
-            dpd_seq: 0,
-            dpd_outstanding: None,
-            last_heard: self.now,
-            seen_msgids: HashSet::new(),
-            replaced: false,
-            initial_contact: false,
-        };
+            self.now,
+        );
+        p1.state = P1State::MmR1Sent;
+        p1.chosen = Some(chosen.clone());
+        p1.last_received = sha1(bytes);
         Self::note_vendor_ids(&mut p1, &payloads);
         if !peer.nat_t {
             p1.natt = None;

@@ -294,6 +294,38 @@ impl Engine {
         }
     }
 
+    /// The PFS g^xy of a Quick Mode exchange, from a helper; `then` continues the exchange.
+    fn qm_pfs_derive(
+        &mut self,
+        serial: u64,
+        msgid: u32,
+        group: Group,
+        private: DhPrivate,
+        peer_public: Vec<u8>,
+        then: fn(&mut Engine, u64, u32),
+    ) {
+        self.crypto(
+            CryptoRequest::DhDerive {
+                group,
+                private,
+                peer_public,
+            },
+            Box::new(move |e, r| match r {
+                CryptoResult::DhShared(s) => {
+                    if let Some(qm) = e.quick.get_mut(&(serial, msgid)) {
+                        qm.gqm = Some(s);
+                    }
+                    then(e, serial, msgid);
+                }
+                other => e.qm_fail(
+                    serial,
+                    msgid,
+                    format!("PFS Diffie-Hellman failed: {}", super::why(&other)),
+                ),
+            }),
+        );
+    }
+
     /// UDP encapsulation to announce in the SA (RFC 3947 or draft values), if NAT is in the path.
     fn udp_encap(&self, serial: u64) -> Option<bool> {
         let p1 = self.phase1.get(&serial)?;
@@ -807,25 +839,13 @@ impl Engine {
                         if let Some(qm) = e.quick.get_mut(&(serial, msgid)) {
                             qm.ke_own = public;
                         }
-                        e.crypto(
-                            CryptoRequest::DhDerive {
-                                group,
-                                private,
-                                peer_public,
-                            },
-                            Box::new(move |e, r| match r {
-                                CryptoResult::DhShared(s) => {
-                                    if let Some(qm) = e.quick.get_mut(&(serial, msgid)) {
-                                        qm.gqm = Some(s);
-                                    }
-                                    e.qm_r1_send(serial, msgid);
-                                }
-                                other => e.qm_fail(
-                                    serial,
-                                    msgid,
-                                    format!("PFS Diffie-Hellman failed: {}", super::why(&other)),
-                                ),
-                            }),
+                        e.qm_pfs_derive(
+                            serial,
+                            msgid,
+                            group,
+                            private,
+                            peer_public,
+                            Engine::qm_r1_send,
                         );
                     }),
                 );
@@ -988,25 +1008,13 @@ impl Engine {
         qm.state = QmState::I2Wait;
         qm.step += 1;
         match (chosen.pfs_group, ke, qm.dh.take()) {
-            (Some(group), Some(peer_public), Some(private)) => self.crypto(
-                CryptoRequest::DhDerive {
-                    group,
-                    private,
-                    peer_public,
-                },
-                Box::new(move |e, r| match r {
-                    CryptoResult::DhShared(s) => {
-                        if let Some(qm) = e.quick.get_mut(&(serial, msgid)) {
-                            qm.gqm = Some(s);
-                        }
-                        e.qm_i3_send(serial, msgid);
-                    }
-                    other => e.qm_fail(
-                        serial,
-                        msgid,
-                        format!("PFS Diffie-Hellman failed: {}", super::why(&other)),
-                    ),
-                }),
+            (Some(group), Some(peer_public), Some(private)) => self.qm_pfs_derive(
+                serial,
+                msgid,
+                group,
+                private,
+                peer_public,
+                Engine::qm_i3_send,
             ),
             (None, None, _) => self.qm_i3_send(serial, msgid),
             _ => self.qm_fail(
