@@ -41,7 +41,41 @@ pub fn skip_reason() -> Option<String> {
             daemon::binary().display()
         ));
     }
+    assert_fresh(&daemon::binary());
     None
+}
+
+/// `cargo test -p e2e` does not rebuild the daemon (this crate cannot depend on a binary):
+/// a binary older than the daemon's sources would test old code, so refuse it loudly.
+fn assert_fresh(bin: &std::path::Path) {
+    fn newest(dir: &std::path::Path, best: &mut std::time::SystemTime) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                newest(&p, best);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                if let Ok(t) = e.metadata().and_then(|m| m.modified()) {
+                    *best = (*best).max(t);
+                }
+            }
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut src = std::time::UNIX_EPOCH;
+    for c in ["privsep/src", "helpers/src", "ike/src", "fifo/src"] {
+        newest(&root.join(c), &mut src);
+    }
+    let built = std::fs::metadata(bin)
+        .and_then(|m| m.modified())
+        .unwrap_or(std::time::UNIX_EPOCH);
+    assert!(
+        built >= src,
+        "{} is older than the daemon's sources: run `cargo build -p privsep` (add --release for a release test run) first, or `cargo test --workspace`",
+        bin.display()
+    );
 }
 
 /// Skip the calling test, loudly, when the environment cannot run it.

@@ -247,6 +247,17 @@ impl Engine {
         SocketAddr::new(ip, self.cfg.ike_port)
     }
 
+    /// Our ID payload in ISAKMP SA `serial` (from its peer section and our address), its body
+    /// kept for HASH_I/HASH_R; with the peer section.
+    fn own_id(&mut self, serial: u64) -> Option<(Peer, IdPayload)> {
+        let p1 = self.phase1.get(&serial)?;
+        let peer = self.peer_by_name(&p1.peer)?;
+        let id = Self::own_identity(&peer, p1.local);
+        let body = body_of(&Payload::Id(id.clone())).unwrap_or_default();
+        self.phase1.get_mut(&serial)?.id_own_b = body;
+        Some((peer, id))
+    }
+
     fn own_identity(peer: &Peer, local: SocketAddr) -> IdPayload {
         let identity = peer.local_id.clone().unwrap_or(match local.ip() {
             std::net::IpAddr::V4(a) => Identity::Ipv4(a),
@@ -378,22 +389,13 @@ impl Engine {
         if p1.state != P1State::AmI1Wait {
             return;
         }
-        let Some(peer) = self
-            .cfg
-            .policy
-            .peers
-            .iter()
-            .find(|p| p.name == p1.peer)
-            .cloned()
-        else {
-            return;
-        };
         p1.gxi = public.clone();
         p1.dh = Some(private);
         p1.ni_b = ni.clone();
-        let id = Self::own_identity(&peer, p1.local);
-        p1.id_own_b = body_of(&Payload::Id(id.clone())).unwrap_or_default();
         p1.state = P1State::AmI1Sent;
+        let Some((peer, id)) = self.own_id(serial) else {
+            return;
+        };
         let mut payloads = vec![
             Payload::Sa(offer),
             Payload::Ke(public),
@@ -1188,21 +1190,9 @@ impl Engine {
 
     fn mm_i3_send(&mut self, serial: u64) {
         self.float(serial);
-        let Some(p1) = self.phase1.get_mut(&serial) else {
+        let Some((peer, id)) = self.own_id(serial) else {
             return;
         };
-        let Some(peer) = self
-            .cfg
-            .policy
-            .peers
-            .iter()
-            .find(|p| p.name == p1.peer)
-            .cloned()
-        else {
-            return;
-        };
-        let id = Self::own_identity(&peer, p1.local);
-        p1.id_own_b = body_of(&Payload::Id(id.clone())).unwrap_or_default();
         let first_contact = !self
             .phase1
             .values()
@@ -1510,7 +1500,6 @@ impl Engine {
             &payloads,
             id_body,
             Box::new(move |e, serial| {
-                let peer = e.phase1.get(&serial).and_then(|p| e.peer_by_name(&p.peer));
                 let Some(p1) = e.phase1.get_mut(&serial) else {
                     return;
                 };
@@ -1518,9 +1507,9 @@ impl Engine {
                 p1.last_received = digest;
                 p1.local = local;
                 p1.remote = remote;
-                let Some(peer) = peer else { return };
-                let id = Self::own_identity(&peer, local);
-                p1.id_own_b = body_of(&Payload::Id(id.clone())).unwrap_or_default();
+                let Some((_, id)) = e.own_id(serial) else {
+                    return;
+                };
                 e.own_auth(
                     serial,
                     Box::new(move |e, serial, auth| {
@@ -1543,18 +1532,9 @@ impl Engine {
         p1.gxr = public.clone();
         p1.dh = Some(private);
         p1.nr_b = nr.clone();
-        let Some(peer) = self
-            .cfg
-            .policy
-            .peers
-            .iter()
-            .find(|p| p.name == p1.peer)
-            .cloned()
-        else {
+        let Some((peer, id)) = self.own_id(serial) else {
             return;
         };
-        let id = Self::own_identity(&peer, p1.local);
-        p1.id_own_b = body_of(&Payload::Id(id.clone())).unwrap_or_default();
         self.derive_keys(
             serial,
             Box::new(move |e, serial| {
