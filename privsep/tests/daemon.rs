@@ -77,6 +77,15 @@ fn pid_file_outside_var_run_refused() {
     let _ = std::fs::remove_file(&c);
 }
 
+/// Removes a test's run directory however the test ends.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Kills the daemon if the test fails half-way.
 struct KillOnDrop(Option<std::process::Child>);
 
@@ -177,6 +186,7 @@ fn parent_child_sockets_restart_and_shutdown() {
     let rundir = PathBuf::from(format!("/var/run/isakmpd-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&rundir);
     std::fs::create_dir(&rundir).expect("mkdir");
+    let _cleanup = RemoveOnDrop(rundir.clone());
     let pidfile = rundir.join("isakmpd.pid");
     let daemon = Command::new(BIN)
         .args([
@@ -307,6 +317,7 @@ fn daemonizes_without_d() {
     let rundir = PathBuf::from(format!("/var/run/isakmpd-test-bg-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&rundir);
     std::fs::create_dir(&rundir).expect("mkdir");
+    let _cleanup = RemoveOnDrop(rundir.clone());
     let pidfile = rundir.join("isakmpd.pid");
     let st = Command::new(BIN)
         .args(["-n", "-4", "-p", "0", "-N", "0", "-j", "1", "-c"])
