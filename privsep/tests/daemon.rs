@@ -77,12 +77,16 @@ fn pid_file_outside_var_run_refused() {
     let _ = std::fs::remove_file(&c);
 }
 
-/// Removes a test's run directory however the test ends.
+/// Removes a test's run directory or file however the test ends.
 struct RemoveOnDrop(PathBuf);
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        if self.0.is_dir() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        } else {
+            let _ = std::fs::remove_file(&self.0);
+        }
     }
 }
 
@@ -183,6 +187,7 @@ fn parent_child_sockets_restart_and_shutdown() {
         return;
     }
     let c = conf("daemon", 0o600);
+    let _conf = RemoveOnDrop(c.clone());
     let rundir = PathBuf::from(format!("/var/run/isakmpd-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&rundir);
     std::fs::create_dir(&rundir).expect("mkdir");
@@ -314,6 +319,7 @@ fn daemonizes_without_d() {
         return;
     }
     let c = conf("bg", 0o600);
+    let _conf = RemoveOnDrop(c.clone());
     let rundir = PathBuf::from(format!("/var/run/isakmpd-test-bg-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&rundir);
     std::fs::create_dir(&rundir).expect("mkdir");
