@@ -39,8 +39,9 @@ pub struct KernelError {
     pub subject: String,
     /// The kernel's errno (positive), when the kernel answered with one.
     pub errno: Option<i32>,
-    /// Further detail when there is no errno (a netlink transport or decoding failure, or a
-    /// request we refuse to send).
+    /// Further detail: without an errno, what went wrong (a netlink transport or decoding
+    /// failure, or a request we refuse to send); with one, what the hint refers to (e.g. the
+    /// SA's algorithm names on ENOSYS).
     pub detail: String,
 }
 
@@ -131,6 +132,9 @@ impl fmt::Display for KernelError {
                 let name = errno_name(errno);
                 let hint = hint(self.op, &self.subject, errno);
                 match (name, hint) {
+                    (Some(n), Some(h)) if !self.detail.is_empty() => {
+                        write!(f, " ({n}: {h}: {})", self.detail)
+                    }
                     (Some(n), Some(h)) => write!(f, " ({n}: {h})"),
                     (Some(n), None) => write!(f, " ({n})"),
                     (None, Some(h)) => write!(f, " (errno {errno}: {h})"),
@@ -152,7 +156,7 @@ fn hint(op: Op, subject: &str, errno: i32) -> Option<&'static str> {
         }
         (Op::AddSa, libc::EPROTONOSUPPORT) => Some("this kernel has no ESP support"),
         (Op::AddSa, libc::ENOSYS) | (Op::AddSa, libc::ENOENT) => {
-            Some("this kernel lacks the algorithm")
+            Some("this kernel lacks an algorithm of the SA")
         }
         (_, libc::EPERM) => Some("CAP_NET_ADMIN is needed"),
         _ => None,
@@ -185,6 +189,13 @@ mod tests {
             "kernel refused delete of ESP SA 0x1 a -> b: No such process (ESRCH)"
         );
         assert!(e.is_not_found());
+        let mut e = KernelError::errno(Op::AddSa, "ESP SA 0x1 a -> b", libc::ENOSYS);
+        e.detail = "rfc4106(gcm(aes))".into();
+        assert_eq!(
+            e.to_string(),
+            "kernel refused ESP SA 0x1 a -> b: Function not implemented \
+             (ENOSYS: this kernel lacks an algorithm of the SA: rfc4106(gcm(aes)))"
+        );
         let e = KernelError::other(Op::Open, "XFRM netlink socket", "boom");
         assert_eq!(
             e.to_string(),

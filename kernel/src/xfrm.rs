@@ -374,7 +374,14 @@ impl Xfrm {
             req = req.encapsulation(UDP_ENCAP_ESPINUDP, sport, dport, unspecified);
         }
 
-        req.execute().await.map_err(nl)
+        req.execute().await.map_err(|e| {
+            let mut e = nl(e);
+            if e.errno == Some(libc::ENOSYS) || e.errno == Some(libc::ENOENT) {
+                // Name the algorithms the kernel may lack.
+                e.detail = algorithms(spec);
+            }
+            e
+        })
     }
 
     /// Deletes one SA (`src` is the SA's outer source address).
@@ -526,7 +533,16 @@ impl Xfrm {
                 continue;
             }
             let index = p.user_policy_info.index;
-            match self.handle.policy().delete_index(index).execute().await {
+            // The kernel finds a policy by index only together with its direction.
+            let dir = p.user_policy_info.direction;
+            match self
+                .handle
+                .policy()
+                .delete_index(index)
+                .direction(dir)
+                .execute()
+                .await
+            {
                 Ok(()) => flushed.policies += 1,
                 Err(e) => {
                     let e = KernelError::from_netlink(
@@ -576,6 +592,20 @@ impl Xfrm {
         }
         Ok(flushed)
     }
+}
+
+/// The kernel names of an SA's algorithms, e.g. `cbc(aes) hmac(sha256)`.
+fn algorithms(spec: &SaSpec) -> String {
+    let mut names = Vec::new();
+    if let Some(c) = spec.cipher.and_then(alg::cipher) {
+        names.push(match c {
+            KernelCipher::Crypt { name, .. } | KernelCipher::Aead { name, .. } => name,
+        });
+    }
+    if let Some(i) = spec.integ {
+        names.push(alg::auth(i).name);
+    }
+    names.join(" ")
 }
 
 fn addr(a: &Address, family: u16) -> Option<IpAddr> {
