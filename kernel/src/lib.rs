@@ -11,9 +11,11 @@
 
 pub mod alg;
 mod error;
+mod events;
 mod xfrm;
 
 pub use error::{errno_name, KernelError, Op};
+pub use events::{translate, XfrmEvents};
 pub use xfrm::{
     sa_name, selector_prefix, Flushed, PolicyDir, Xfrm, OWNED_REQIDS, OWNED_REQID_BASE,
     POLICY_PRIORITY_BASE, REPLAY_WINDOW, SOFT_PERCENT, SPI_RANGE,

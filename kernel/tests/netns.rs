@@ -427,3 +427,109 @@ fn flush_ours_leaves_other_software_alone() {
         });
     });
 }
+
+async fn next_event(ev: &mut kernel::XfrmEvents) -> ike::engine::KernelEvent {
+    tokio::time::timeout(std::time::Duration::from_secs(5), ev.next())
+        .await
+        .expect("no XFRM event within 5 s")
+        .expect("event socket closed")
+}
+
+#[test]
+fn acquire_and_expire_events_reach_the_engine_types() {
+    in_netns(
+        "acquire_and_expire_events_reach_the_engine_types",
+        5,
+        || {
+            rt().block_on(async {
+                ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"]);
+                ip(&["link", "set", "v0", "up"]);
+                ip(&["link", "set", "v1", "up"]);
+                ip(&["addr", "add", "10.1.0.1/24", "dev", "v0"]);
+                ip(&["route", "add", "10.2.0.0/24", "dev", "v0"]);
+                let x = Xfrm::open().unwrap();
+                let mut ev = kernel::XfrmEvents::open().unwrap();
+
+                // Someone else's policy: its acquire is not ours and is not passed on.
+                ip(&[
+                    "xfrm",
+                    "policy",
+                    "add",
+                    "src",
+                    "10.1.0.0/24",
+                    "dst",
+                    "10.2.0.0/24",
+                    "proto",
+                    "tcp",
+                    "dir",
+                    "out",
+                    "tmpl",
+                    "src",
+                    "192.0.2.1",
+                    "dst",
+                    "192.0.2.7",
+                    "proto",
+                    "esp",
+                    "reqid",
+                    "7",
+                    "mode",
+                    "tunnel",
+                ]);
+                let mut spec = tunnel_policy(0x4001);
+                spec.local = sel("10.1.0.0", 24, 17, 0);
+                spec.remote = sel("10.2.0.0", 24, 17, 9);
+                x.add_policies(&spec).await.unwrap();
+
+                // Foreign traffic first (its ACQUIRE is queued before ours), then ours.
+                let _ = std::net::TcpStream::connect_timeout(
+                    &"10.2.0.5:80".parse().unwrap(),
+                    std::time::Duration::from_millis(200),
+                );
+                let udp = std::net::UdpSocket::bind("10.1.0.1:0").unwrap();
+                let _ = udp.send_to(b"x", "10.2.0.5:9");
+                let e = next_event(&mut ev).await;
+                assert_eq!(
+                    e,
+                    ike::engine::KernelEvent::Acquire {
+                        local: a("10.1.0.1"),
+                        remote: a("10.2.0.5"),
+                        protocol: 17
+                    }
+                );
+
+                // A larval SA of ours dies after xfrm_acq_expires: a hard expire.
+                std::fs::write("/proc/sys/net/core/xfrm_acq_expires", "1").unwrap();
+                let spi = x
+                    .alloc_spi(
+                        IpsecProtocol::Esp,
+                        a("192.0.2.2"),
+                        a("192.0.2.1"),
+                        Some(0x4001),
+                    )
+                    .await
+                    .unwrap();
+                loop {
+                    match next_event(&mut ev).await {
+                        ike::engine::KernelEvent::Expire {
+                            protocol,
+                            spi: s,
+                            dst,
+                            hard,
+                        } if s == spi => {
+                            assert_eq!(protocol, IpsecProtocol::Esp);
+                            assert_eq!(dst, a("192.0.2.1"));
+                            assert!(hard);
+                            break;
+                        }
+                        ike::engine::KernelEvent::Acquire {
+                            remote,
+                            protocol: 17,
+                            ..
+                        } if remote == a("10.2.0.5") => continue,
+                        other => panic!("unexpected {other:?}"),
+                    }
+                }
+            });
+        },
+    );
+}
