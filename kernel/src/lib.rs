@@ -12,10 +12,12 @@
 pub mod alg;
 mod error;
 mod events;
+mod request;
 mod xfrm;
 
 pub use error::{errno_name, KernelError, Op};
 pub use events::{translate, XfrmEvents};
+pub use request::{distinct, Applied, NoKernel};
 pub use xfrm::{
     sa_name, selector_prefix, Flushed, PolicyDir, Xfrm, OWNED_REQIDS, OWNED_REQID_BASE,
     POLICY_PRIORITY_BASE, REPLAY_WINDOW, SOFT_PERCENT, SPI_RANGE,

@@ -12,6 +12,7 @@ use netlink_packet_xfrm::{
 };
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
+use zeroize::Zeroizing;
 
 /// The reqids this daemon uses. Every SA and policy we install carries a reqid in this range
 /// (the engine hands out `0x4001..` per connection), and larval SAs from `alloc_spi` carry
@@ -260,7 +261,7 @@ impl Xfrm {
         match (spec.protocol, spec.cipher) {
             (IpsecProtocol::Esp, Some(c)) => {
                 let kc = alg::cipher(c).ok_or_else(|| bad(format!("unsupported cipher {c:?}")))?;
-                let key = spec.enc_key.as_bytes().to_vec();
+                let key = Zeroizing::new(spec.enc_key.as_bytes().to_vec());
                 match kc {
                     KernelCipher::Crypt { name, key_len } => {
                         if key.len() != key_len {
@@ -296,7 +297,7 @@ impl Xfrm {
         match spec.integ {
             Some(i) => {
                 let ka = alg::auth(i);
-                let key = spec.auth_key.as_bytes().to_vec();
+                let key = Zeroizing::new(spec.auth_key.as_bytes().to_vec());
                 if key.len() != ka.key_len {
                     return Err(bad(format!(
                         "{} needs a {}-byte key, got {}",

@@ -533,3 +533,83 @@ fn acquire_and_expire_events_reach_the_engine_types() {
         },
     );
 }
+
+#[test]
+fn engine_requests_are_answered_and_refusals_become_failed_events() {
+    use ike::engine::{KernelEvent, KernelRequest, RequestId};
+    in_netns(
+        "engine_requests_are_answered_and_refusals_become_failed_events",
+        6,
+        || {
+            rt().block_on(async {
+                let x = Xfrm::open().unwrap();
+                let alloc = KernelRequest::AllocSpi {
+                    protocol: IpsecProtocol::Esp,
+                    src: a("192.0.2.2"),
+                    dst: a("192.0.2.1"),
+                };
+                let spi = match x.answer(RequestId(1), &alloc).await {
+                    Some(KernelEvent::SpiAllocated { id, spi }) => {
+                        assert_eq!(id, RequestId(1));
+                        spi
+                    }
+                    other => panic!("{other:?}"),
+                };
+
+                // AH+ESP in tunnel mode: ESP inside (transport), AH outside (tunnel).
+                let mut spec = tunnel_policy(0x4003);
+                spec.protocols = vec![IpsecProtocol::Ah, IpsecProtocol::Esp];
+                assert_eq!(
+                    x.answer(RequestId(2), &KernelRequest::AddPolicy(spec.clone()))
+                        .await,
+                    None
+                );
+                let out = ip(&["xfrm", "policy", "list", "dir", "out"]);
+                println!("{out}");
+                let esp = out.find("proto esp reqid 16387 mode transport").unwrap();
+                let ah = out.find("proto ah reqid 16387 mode tunnel").unwrap();
+                assert!(esp < ah);
+
+                // An AH SA on a kernel without AH: Failed, naming the SA and AH.
+                let mut sa = esp_sa(
+                    Direction::Inbound,
+                    spi,
+                    EspCipher::TripleDes,
+                    Some(IntegAlg::HmacSha1),
+                );
+                sa.protocol = IpsecProtocol::Ah;
+                sa.cipher = None;
+                match x.answer(RequestId(3), &KernelRequest::AddSa(sa)).await {
+                    Some(KernelEvent::Failed { id, reason }) => {
+                        println!("{reason}");
+                        assert_eq!(id, RequestId(3));
+                        assert!(reason.starts_with(&format!(
+                            "kernel refused AH SA 0x{spi:08x} 192.0.2.2 -> 192.0.2.1: "
+                        )));
+                        if reason.contains("EPROTONOSUPPORT") {
+                            assert!(reason
+                                .ends_with("(EPROTONOSUPPORT: this kernel has no AH support)"));
+                        }
+                    }
+                    None => {} // a kernel with AH installs it
+                    other => panic!("{other:?}"),
+                }
+
+                // Deleting an SA that is not there is no failure; policies go away.
+                let del = KernelRequest::DeleteSa {
+                    protocol: IpsecProtocol::Esp,
+                    spi: 0x7777_0000,
+                    src: a("192.0.2.2"),
+                    dst: a("192.0.2.1"),
+                };
+                assert_eq!(x.answer(RequestId(4), &del).await, None);
+                assert_eq!(
+                    x.answer(RequestId(5), &KernelRequest::DeletePolicy(spec))
+                        .await,
+                    None
+                );
+                assert_eq!(ip(&["xfrm", "policy"]).trim(), "");
+            });
+        },
+    );
+}
