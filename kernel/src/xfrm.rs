@@ -243,6 +243,24 @@ impl Xfrm {
         subject: &str,
         update: bool,
     ) -> Result<(), KernelError> {
+        let req = self.sa_request(spec, subject, update)?;
+        req.execute().await.map_err(|e| {
+            let mut e = KernelError::from_netlink(Op::AddSa, subject, e);
+            if e.errno == Some(libc::ENOSYS) || e.errno == Some(libc::ENOENT) {
+                // Name the algorithms the kernel may lack.
+                e.detail = algorithms(spec);
+            }
+            e
+        })
+    }
+
+    /// The NEWSA/UPDSA request for `spec`, checked and translated, not yet sent.
+    fn sa_request(
+        &self,
+        spec: &SaSpec,
+        subject: &str,
+        update: bool,
+    ) -> Result<xfrmnetlink::StateModifyRequest, KernelError> {
         let state = self.handle.state();
         let mut req = if update {
             state.update(spec.src, spec.dst)
@@ -375,14 +393,7 @@ impl Xfrm {
             req = req.encapsulation(UDP_ENCAP_ESPINUDP, sport, dport, unspecified);
         }
 
-        req.execute().await.map_err(|e| {
-            let mut e = nl(e);
-            if e.errno == Some(libc::ENOSYS) || e.errno == Some(libc::ENOENT) {
-                // Name the algorithms the kernel may lack.
-                e.detail = algorithms(spec);
-            }
-            e
-        })
+        Ok(req)
     }
 
     /// Deletes one SA (`src` is the SA's outer source address).
@@ -748,6 +759,166 @@ mod tests {
     fn more_specific_policies_win() {
         assert!(policy_priority(32, 32, 6, true) < policy_priority(32, 32, 0, false));
         assert!(policy_priority(32, 32, 0, false) < policy_priority(24, 24, 0, false));
+    }
+
+    use ike::crypto::Secret;
+    use ike::policy::{EspCipher, IntegAlg, Lifetime};
+    use netlink_packet_xfrm::XfrmAttrs;
+
+    fn spec(cipher: Option<EspCipher>, integ: Option<IntegAlg>) -> SaSpec {
+        let enc = cipher.and_then(alg::cipher).map_or(0, |c| match c {
+            KernelCipher::Crypt { key_len, .. } | KernelCipher::Aead { key_len, .. } => key_len,
+        });
+        SaSpec {
+            connection: "c".into(),
+            direction: Direction::Outbound,
+            protocol: IpsecProtocol::Esp,
+            spi: 0x1234abcd,
+            src: "192.0.2.1".parse().unwrap(),
+            dst: "192.0.2.2".parse().unwrap(),
+            mode: EncapMode::Tunnel,
+            udp_encap: None,
+            cipher,
+            enc_key: Secret::new(vec![1; enc]),
+            integ,
+            auth_key: Secret::new(vec![2; integ.map_or(0, |i| alg::auth(i).key_len)]),
+            lifetime: Lifetime {
+                seconds: 1000,
+                kilobytes: Some(2),
+            },
+            local: sel("10.1.0.0", 24, None),
+            remote: sel("10.2.0.0", 24, None),
+            reqid: 0x4001,
+        }
+    }
+
+    /// Builds the request without sending it (opening a netlink socket needs no privilege).
+    fn built(s: &SaSpec) -> Result<netlink_packet_xfrm::state::ModifyMessage, KernelError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _guard = rt.enter();
+        let x = Xfrm::open().unwrap();
+        let mut req = x.sa_request(s, "test", false)?;
+        Ok(req.message_mut().clone())
+    }
+
+    #[test]
+    fn sa_requests_carry_algorithms_lifetimes_and_replay_window() {
+        let m = built(&spec(
+            Some(EspCipher::AesCbc { key_bits: 256 }),
+            Some(IntegAlg::HmacSha512),
+        ))
+        .unwrap();
+        let i = &m.user_sa_info;
+        assert_eq!(i.id.spi, 0x1234abcd);
+        assert_eq!(i.id.proto, 50);
+        assert_eq!(i.reqid, 0x4001);
+        assert_eq!(i.mode, XFRM_MODE_TUNNEL);
+        assert_eq!(i.replay_window, 32);
+        assert_eq!(i.lifetime_cfg.hard_add_expires_seconds, 1000);
+        assert_eq!(i.lifetime_cfg.soft_add_expires_seconds, 900);
+        assert_eq!(i.lifetime_cfg.hard_byte_limit, 2048);
+        assert_eq!(i.lifetime_cfg.soft_byte_limit, 1843);
+        assert_eq!(i.lifetime_cfg.hard_packet_limit, u64::MAX);
+        // Tunnel SAs carry no selector.
+        assert_eq!(i.selector.prefixlen_s, 0);
+        let mut seen = 0;
+        for a in &m.nlas {
+            match a {
+                XfrmAttrs::EncryptionAlg(e) => {
+                    assert!(e.alg_name.starts_with(b"cbc(aes)\0"));
+                    assert_eq!(e.alg_key_len, 256);
+                    seen += 1;
+                }
+                XfrmAttrs::AuthenticationAlgTrunc(t) => {
+                    assert!(t.alg_name.starts_with(b"hmac(sha512)\0"));
+                    assert_eq!(t.alg_key_len, 512);
+                    assert_eq!(t.alg_trunc_len, 256);
+                    seen += 1;
+                }
+                XfrmAttrs::EncapsulationTemplate(_) => panic!("no NAT-T asked for"),
+                _ => {}
+            }
+        }
+        assert_eq!(seen, 2);
+    }
+
+    #[test]
+    fn gcm_transport_nat_t_sa_has_key_with_salt_selector_and_encap() {
+        let mut s = spec(Some(EspCipher::AesGcm16 { key_bits: 128 }), None);
+        s.mode = EncapMode::Transport;
+        s.udp_encap = Some((4500, 4501));
+        s.local = Selector {
+            protocol: 17,
+            port: 1701,
+            ..sel("192.0.2.1", 32, None)
+        };
+        s.remote = sel("192.0.2.2", 32, None);
+        s.lifetime.kilobytes = None;
+        let m = built(&s).unwrap();
+        let i = &m.user_sa_info;
+        assert_eq!(i.mode, XFRM_MODE_TRANSPORT);
+        assert_eq!(i.lifetime_cfg.hard_byte_limit, u64::MAX);
+        assert_eq!(i.selector.prefixlen_s, 32);
+        assert_eq!(i.selector.proto, 17);
+        assert_eq!((i.selector.sport, i.selector.sport_mask), (1701, 0xffff));
+        assert_eq!(i.selector.dport_mask, 0);
+        let aead = m.nlas.iter().find_map(|a| match a {
+            XfrmAttrs::EncryptionAlgAead(e) => Some(e.clone()),
+            _ => None,
+        });
+        let aead = aead.unwrap();
+        assert!(aead.alg_name.starts_with(b"rfc4106(gcm(aes))\0"));
+        assert_eq!(aead.alg_key_len, 160);
+        assert_eq!(aead.alg_icv_len, 128);
+        let encap = m.nlas.iter().find_map(|a| match a {
+            XfrmAttrs::EncapsulationTemplate(e) => Some(e.clone()),
+            _ => None,
+        });
+        let encap = encap.unwrap();
+        assert_eq!(encap.encap_type, 2);
+        assert_eq!((encap.encap_sport, encap.encap_dport), (4500, 4501));
+        assert!(!m
+            .nlas
+            .iter()
+            .any(|a| matches!(a, XfrmAttrs::AuthenticationAlgTrunc(_))));
+    }
+
+    #[test]
+    fn malformed_sa_specs_are_refused_before_the_kernel() {
+        let cases = [
+            (spec(None, Some(IntegAlg::HmacSha1)), "ESP without a cipher"),
+            (
+                spec(Some(EspCipher::AesCbc { key_bits: 128 }), None),
+                "ESP without integrity needs a combined-mode cipher",
+            ),
+            (
+                spec(
+                    Some(EspCipher::AesGcm16 { key_bits: 128 }),
+                    Some(IntegAlg::HmacSha1),
+                ),
+                "rfc4106(gcm(aes)) takes no integrity algorithm",
+            ),
+        ];
+        for (s, text) in cases {
+            let e = built(&s).unwrap_err();
+            assert!(e.to_string().ends_with(text), "{e}");
+        }
+        let mut s = spec(Some(EspCipher::TripleDes), Some(IntegAlg::HmacMd5));
+        s.auth_key = Secret::new(vec![0; 20]);
+        let e = built(&s).unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("hmac(md5) needs a 16-byte key, got 20"),
+            "{e}"
+        );
+        let mut s = spec(None, Some(IntegAlg::HmacSha256));
+        s.protocol = IpsecProtocol::Ah;
+        s.udp_encap = Some((4500, 4500));
+        let e = built(&s).unwrap_err();
+        assert!(e.to_string().ends_with("UDP encapsulation of AH"), "{e}");
     }
 
     #[test]
