@@ -874,7 +874,7 @@ mod tests {
         assert_eq!(aead.alg_key_len, 160);
         assert_eq!(aead.alg_icv_len, 128);
         let encap = m.nlas.iter().find_map(|a| match a {
-            XfrmAttrs::EncapsulationTemplate(e) => Some(e.clone()),
+            XfrmAttrs::EncapsulationTemplate(e) => Some(*e),
             _ => None,
         });
         let encap = encap.unwrap();
