@@ -89,6 +89,19 @@ impl KernelError {
     }
 }
 
+/// The netlink sockets are driven by a task on the current tokio runtime: refuse (instead
+/// of panicking in `tokio::spawn`) when there is none.
+pub(crate) fn need_runtime(subject: &str) -> Result<(), KernelError> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(_) => Ok(()),
+        Err(_) => Err(KernelError::other(
+            Op::Open,
+            subject,
+            "must be opened inside a tokio runtime",
+        )),
+    }
+}
+
 /// The symbolic name of common errnos of XFRM netlink.
 pub fn errno_name(errno: i32) -> Option<&'static str> {
     Some(match errno {
@@ -179,6 +192,16 @@ mod tests {
             "kernel refused ESP SA 0x1234abcd 192.0.2.1 -> 192.0.2.2: Protocol not supported \
              (EPROTONOSUPPORT: this kernel has no ESP support)"
         );
+    }
+
+    #[test]
+    fn opening_outside_a_runtime_is_an_error_not_a_panic() {
+        let e = crate::Xfrm::open().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "kernel refused open of XFRM netlink socket: must be opened inside a tokio runtime"
+        );
+        assert!(crate::XfrmEvents::open().is_err());
     }
 
     #[test]

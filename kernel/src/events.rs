@@ -28,6 +28,7 @@ impl XfrmEvents {
     /// inside a tokio runtime.
     pub fn open() -> Result<XfrmEvents, KernelError> {
         let subject = "XFRM event groups";
+        crate::error::need_runtime(subject)?;
         let (mut conn, _handle, messages) = xfrmnetlink::new_connection()
             .map_err(|e| KernelError::other(Op::Open, subject, e.to_string()))?;
         // The kernel multicasts with port id 0 and skips sockets whose port id is 0, i.e.

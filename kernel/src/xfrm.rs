@@ -183,6 +183,7 @@ pub struct Xfrm {
 impl Xfrm {
     /// Opens the NETLINK_XFRM socket in the current network namespace.
     pub fn open() -> Result<Xfrm, KernelError> {
+        crate::error::need_runtime("XFRM netlink socket")?;
         let (conn, handle, _messages) = xfrmnetlink::new_connection()
             .map_err(|e| KernelError::other(Op::Open, "XFRM netlink socket", e.to_string()))?;
         tokio::spawn(conn);
