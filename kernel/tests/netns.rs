@@ -613,3 +613,48 @@ fn engine_requests_are_answered_and_refusals_become_failed_events() {
         },
     );
 }
+
+#[test]
+fn ipv6_policies_and_spis_work_and_are_flushed() {
+    in_netns("ipv6_policies_and_spis_work_and_are_flushed", 7, || {
+        rt().block_on(async {
+            let x = Xfrm::open().unwrap();
+            let spec = PolicySpec {
+                connection: "v6".into(),
+                local: sel("2001:db8:1::", 48, 58, 0),
+                remote: sel("2001:db8:2::", 48, 58, 0),
+                local_addr: a("2001:db8::1"),
+                remote_addr: a("2001:db8::2"),
+                mode: EncapMode::Tunnel,
+                protocols: vec![IpsecProtocol::Esp],
+                reqid: 0x4010,
+            };
+            x.add_policies(&spec).await.unwrap();
+            let spi = x
+                .alloc_spi(
+                    IpsecProtocol::Esp,
+                    a("2001:db8::2"),
+                    a("2001:db8::1"),
+                    Some(0x4010),
+                )
+                .await
+                .unwrap();
+            let out = ip(&["-6", "xfrm", "policy", "list", "dir", "out"]);
+            println!("{out}");
+            assert!(out.contains("src 2001:db8:1::/48 dst 2001:db8:2::/48 proto ipv6-icmp"));
+            assert!(out.contains("tmpl src 2001:db8::1 dst 2001:db8::2"));
+            let state = ip(&["xfrm", "state"]);
+            assert!(state.contains(&format!("proto esp spi 0x{spi:08x} reqid 16400")));
+            let flushed = x.flush_ours().await.unwrap();
+            assert_eq!(
+                flushed,
+                kernel::Flushed {
+                    sas: 1,
+                    policies: 3
+                }
+            );
+            assert_eq!(ip(&["xfrm", "policy"]).trim(), "");
+            assert_eq!(ip(&["xfrm", "state"]).trim(), "");
+        });
+    });
+}
