@@ -39,6 +39,6 @@ pub use error::{errno_name, KernelError, Op};
 pub use events::{translate, XfrmEvents};
 pub use request::{distinct, Applied, NoKernel};
 pub use xfrm::{
-    sa_name, selector_prefix, Flushed, PolicyDir, Xfrm, OWNED_REQIDS, OWNED_REQID_BASE,
-    POLICY_PRIORITY_BASE, REPLAY_WINDOW, SOFT_PERCENT, SPI_RANGE,
+    sa_name, selector_prefix, selector_prefixes, Flushed, PolicyDir, Xfrm, OWNED_REQIDS,
+    OWNED_REQID_BASE, POLICY_PRIORITY_BASE, REPLAY_WINDOW, SOFT_PERCENT, SPI_RANGE,
 };

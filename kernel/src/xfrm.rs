@@ -166,6 +166,47 @@ pub fn selector_prefix(s: &Selector) -> Option<(IpAddr, u8)> {
     }
 }
 
+/// The CIDR blocks that make up `s` exactly: one for a subnet, the fewest for a range;
+/// `None` for a malformed selector or a range needing more than 32 blocks.
+pub fn selector_prefixes(s: &Selector) -> Option<Vec<(IpAddr, u8)>> {
+    if let Some(p) = selector_prefix(s) {
+        return Some(vec![p]);
+    }
+    let end = s.range_end?;
+    let (mut start, end, bits) = match (s.address, end) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => {
+            (u128::from(u32::from(a)), u128::from(u32::from(b)), 32u32)
+        }
+        (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a), u128::from(b), 128u32),
+        _ => return None,
+    };
+    if end < start {
+        return None;
+    }
+    let mut out = Vec::new();
+    loop {
+        // The largest block aligned at `start` that does not pass `end`.
+        let mut host = start.trailing_zeros().min(bits);
+        while host > 0 && (host >= 128 || start + ((1u128 << host) - 1) > end) {
+            host -= 1;
+        }
+        let addr = if bits == 32 {
+            IpAddr::V4(std::net::Ipv4Addr::from(start as u32))
+        } else {
+            IpAddr::V6(std::net::Ipv6Addr::from(start))
+        };
+        out.push((addr, (bits - host) as u8));
+        if out.len() > MAX_RANGE_PREFIXES {
+            return None;
+        }
+        let last = start + ((1u128 << host) - 1);
+        if last >= end {
+            return Some(out);
+        }
+        start = last + 1;
+    }
+}
+
 fn policy_priority(local_prefix: u8, remote_prefix: u8, proto: u8, ports: bool) -> u32 {
     POLICY_PRIORITY_BASE
         .saturating_sub(u32::from(local_prefix) + u32::from(remote_prefix))
@@ -426,8 +467,25 @@ impl Xfrm {
         if !OWNED_REQIDS.contains(&spec.reqid) {
             return Err(bad("reqid outside our range"));
         }
-        let sel = PolicySelector::new(spec, dir)
+        let sels = PolicySelector::all(spec, dir)
             .ok_or_else(|| bad("selector range XFRM cannot express"))?;
+        for (i, sel) in sels.iter().enumerate() {
+            if let Err(e) = self.add_one_policy(spec, dir, sel).await {
+                for done in &sels[..i] {
+                    let _ = self.delete_one_policy(dir, done).await;
+                }
+                return Err(KernelError::from_netlink(Op::AddPolicy, subject, e));
+            }
+        }
+        Ok(())
+    }
+
+    async fn add_one_policy(
+        &self,
+        spec: &PolicySpec,
+        dir: PolicyDir,
+        sel: &PolicySelector,
+    ) -> Result<(), xfrmnetlink::Error> {
         let (tsrc, tdst) = match dir {
             PolicyDir::Out => (spec.local_addr, spec.remote_addr),
             PolicyDir::In | PolicyDir::Fwd => (spec.remote_addr, spec.local_addr),
@@ -450,9 +508,29 @@ impl Xfrm {
         for t in templates(spec, tsrc, tdst) {
             req = req.add_template(t);
         }
-        req.execute()
-            .await
-            .map_err(|e| KernelError::from_netlink(Op::AddPolicy, subject, e))
+        req.execute().await
+    }
+
+    async fn delete_one_policy(
+        &self,
+        dir: PolicyDir,
+        sel: &PolicySelector,
+    ) -> Result<(), xfrmnetlink::Error> {
+        let mut req = self
+            .handle
+            .policy()
+            .delete(sel.src.0, sel.src.1, sel.dst.0, sel.dst.1)
+            .direction(dir.xfrm());
+        if sel.proto != 0 {
+            req = req.selector_protocol(sel.proto);
+        }
+        if sel.sport != 0 {
+            req = req.selector_protocol_src_port(sel.sport);
+        }
+        if sel.dport != 0 {
+            req = req.selector_protocol_dst_port(sel.dport);
+        }
+        req.execute().await
     }
 
     /// Installs every direction `spec` needs (out, in, and fwd in tunnel mode). On failure
@@ -470,37 +548,39 @@ impl Xfrm {
         Ok(())
     }
 
-    /// Deletes the policy of `spec` in one direction.
+    /// Deletes the policy of `spec` in one direction (every policy, when a selector range
+    /// needed several). ENOENT only when none was there.
     pub async fn delete_policy(
         &self,
         spec: &PolicySpec,
         dir: PolicyDir,
     ) -> Result<(), KernelError> {
         let subject = policy_name(spec, dir);
-        let sel = PolicySelector::new(spec, dir).ok_or_else(|| {
+        let sels = PolicySelector::all(spec, dir).ok_or_else(|| {
             KernelError::other(
                 Op::DeletePolicy,
                 subject.clone(),
                 "selector range XFRM cannot express",
             )
         })?;
-        let mut req = self
-            .handle
-            .policy()
-            .delete(sel.src.0, sel.src.1, sel.dst.0, sel.dst.1)
-            .direction(dir.xfrm());
-        if sel.proto != 0 {
-            req = req.selector_protocol(sel.proto);
+        let mut deleted = 0;
+        let mut not_found = None;
+        for sel in &sels {
+            match self.delete_one_policy(dir, sel).await {
+                Ok(()) => deleted += 1,
+                Err(e) => {
+                    let e = KernelError::from_netlink(Op::DeletePolicy, subject.clone(), e);
+                    if !e.is_not_found() {
+                        return Err(e);
+                    }
+                    not_found = Some(e);
+                }
+            }
         }
-        if sel.sport != 0 {
-            req = req.selector_protocol_src_port(sel.sport);
+        match not_found {
+            Some(e) if deleted == 0 => Err(e),
+            _ => Ok(()),
         }
-        if sel.dport != 0 {
-            req = req.selector_protocol_dst_port(sel.dport);
-        }
-        req.execute()
-            .await
-            .map_err(|e| KernelError::from_netlink(Op::DeletePolicy, subject, e))
     }
 
     /// Deletes every direction of `spec`'s policy; a direction already gone is no error.
@@ -650,10 +730,34 @@ struct PolicySelector {
     priority: u32,
 }
 
+/// At most this many prefixes per side (and their product in all) for a range selector.
+const MAX_RANGE_PREFIXES: usize = 32;
+const MAX_RANGE_POLICIES: usize = 64;
+
 impl PolicySelector {
-    fn new(spec: &PolicySpec, dir: PolicyDir) -> Option<PolicySelector> {
-        let local = selector_prefix(&spec.local)?;
-        let remote = selector_prefix(&spec.remote)?;
+    /// One selector per (local prefix, remote prefix): address ranges that are not one
+    /// CIDR block become several policies.
+    fn all(spec: &PolicySpec, dir: PolicyDir) -> Option<Vec<PolicySelector>> {
+        let locals = selector_prefixes(&spec.local)?;
+        let remotes = selector_prefixes(&spec.remote)?;
+        if locals.len() * remotes.len() > MAX_RANGE_POLICIES {
+            return None;
+        }
+        let mut all = Vec::new();
+        for l in &locals {
+            for r in &remotes {
+                all.push(PolicySelector::new(spec, dir, *l, *r));
+            }
+        }
+        Some(all)
+    }
+
+    fn new(
+        spec: &PolicySpec,
+        dir: PolicyDir,
+        local: (IpAddr, u8),
+        remote: (IpAddr, u8),
+    ) -> PolicySelector {
         let proto = if spec.local.protocol != 0 {
             spec.local.protocol
         } else {
@@ -663,14 +767,14 @@ impl PolicySelector {
             PolicyDir::Out => (local, remote, spec.local.port, spec.remote.port),
             PolicyDir::In | PolicyDir::Fwd => (remote, local, spec.remote.port, spec.local.port),
         };
-        Some(PolicySelector {
+        PolicySelector {
             src,
             dst,
             proto,
             sport,
             dport,
             priority: policy_priority(local.1, remote.1, proto, sport != 0 || dport != 0),
-        })
+        }
     }
 }
 
@@ -746,6 +850,57 @@ mod tests {
             Some(("::".parse().unwrap(), 0))
         );
         assert_eq!(selector_prefix(&sel("10.0.0.0", 33, None)), None);
+    }
+
+    #[test]
+    fn ranges_split_into_the_fewest_blocks() {
+        let p = |s: &str, l: u8| (s.parse::<IpAddr>().unwrap(), l);
+        assert_eq!(
+            selector_prefixes(&sel("10.0.0.1", 0, Some("10.0.0.6"))),
+            Some(vec![
+                p("10.0.0.1", 32),
+                p("10.0.0.2", 31),
+                p("10.0.0.4", 31),
+                p("10.0.0.6", 32)
+            ])
+        );
+        assert_eq!(
+            selector_prefixes(&sel("10.0.0.0", 0, Some("10.0.1.127"))),
+            Some(vec![p("10.0.0.0", 24), p("10.0.1.0", 25)])
+        );
+        assert_eq!(
+            selector_prefixes(&sel("255.255.255.254", 0, Some("255.255.255.255"))),
+            Some(vec![p("255.255.255.254", 31)])
+        );
+        assert_eq!(
+            selector_prefixes(&sel("0.0.0.1", 0, Some("255.255.255.255"))).map(|v| v.len()),
+            Some(32)
+        );
+        assert_eq!(
+            selector_prefixes(&sel("0.0.0.1", 0, Some("255.255.255.254"))),
+            None
+        );
+        assert_eq!(
+            selector_prefixes(&sel(
+                "::",
+                0,
+                Some("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")
+            )),
+            Some(vec![p("::", 0)])
+        );
+        assert_eq!(
+            selector_prefixes(&sel("2001:db8::1", 0, Some("2001:db8::2"))),
+            Some(vec![p("2001:db8::1", 128), p("2001:db8::2", 128)])
+        );
+        assert_eq!(
+            selector_prefixes(&sel("10.0.0.2", 0, Some("10.0.0.1"))),
+            None
+        );
+        assert_eq!(selector_prefixes(&sel("10.0.0.1", 0, Some("::1"))), None);
+        assert_eq!(
+            selector_prefixes(&sel("10.1.0.0", 16, None)),
+            Some(vec![p("10.1.0.0", 16)])
+        );
     }
 
     #[test]

@@ -658,3 +658,51 @@ fn ipv6_policies_and_spis_work_and_are_flushed() {
         });
     });
 }
+
+#[test]
+fn address_ranges_become_several_policies_and_all_go_away() {
+    in_netns(
+        "address_ranges_become_several_policies_and_all_go_away",
+        8,
+        || {
+            rt().block_on(async {
+                let x = Xfrm::open().unwrap();
+                let mut spec = tunnel_policy(0x4020);
+                spec.local = Selector {
+                    range_end: Some(a("10.1.0.6")),
+                    ..sel("10.1.0.1", 0, 0, 0)
+                };
+                spec.remote = sel("10.2.0.0", 24, 0, 0);
+                x.add_policies(&spec).await.unwrap();
+                let out = ip(&["xfrm", "policy", "list", "dir", "out"]);
+                println!("{out}");
+                for block in ["10.1.0.1/32", "10.1.0.2/31", "10.1.0.4/31", "10.1.0.6/32"] {
+                    assert!(
+                        out.contains(&format!("src {block} dst 10.2.0.0/24")),
+                        "{block}"
+                    );
+                }
+                assert_eq!(ip(&["xfrm", "policy"]).matches("reqid 16416").count(), 12);
+                x.delete_policies(&spec).await.unwrap();
+                assert_eq!(ip(&["xfrm", "policy"]).trim(), "");
+
+                // A failure part-way leaves nothing behind: the 3rd block is already taken.
+                ip(&[
+                    "xfrm",
+                    "policy",
+                    "add",
+                    "src",
+                    "10.1.0.4/31",
+                    "dst",
+                    "10.2.0.0/24",
+                    "dir",
+                    "out",
+                ]);
+                let e = x.add_policies(&spec).await.unwrap_err();
+                assert!(e.is_exists(), "{e}");
+                let left = ip(&["xfrm", "policy"]);
+                assert!(!left.contains("reqid 16416"), "{left}");
+            });
+        },
+    );
+}
