@@ -1,39 +1,13 @@
 //! Private mappings between isakmpd.conf names, wire numbers and the typed algorithms.
-//! (The crypto module will grow its own conversions; these keep policy independent.)
+//! Wire numbers of groups and hashes come from `crypto::algs` (`Group::id`, `HashAlg::oakley_id`).
 
 use super::{AuthMethod, EspCipher, IntegAlg};
 use crate::codec::{ipsec_attr, oakley_attr, transform_id};
 use crate::crypto::{EncrAlg, Group, HashAlg};
 
-pub(crate) fn group_id(g: Group) -> u16 {
-    match g {
-        Group::Modp1024 => 2,
-        Group::Modp1536 => 5,
-        Group::Modp2048 => 14,
-        Group::Modp3072 => 15,
-        Group::Modp4096 => 16,
-        Group::Modp6144 => 17,
-        Group::Modp8192 => 18,
-        Group::Ecp256 => 19,
-        Group::Ecp384 => 20,
-        Group::Ecp521 => 21,
-    }
-}
-
+/// A GROUP_DESCRIPTION attribute value (as parsed, up to 64 bits) as a group.
 pub(crate) fn group_from_id(id: u64) -> Option<Group> {
-    Some(match id {
-        2 => Group::Modp1024,
-        5 => Group::Modp1536,
-        14 => Group::Modp2048,
-        15 => Group::Modp3072,
-        16 => Group::Modp4096,
-        17 => Group::Modp6144,
-        18 => Group::Modp8192,
-        19 => Group::Ecp256,
-        20 => Group::Ecp384,
-        21 => Group::Ecp521,
-        _ => return None,
-    })
+    u16::try_from(id).ok().and_then(Group::from_id)
 }
 
 /// isakmpd.conf `GROUP_DESCRIPTION` names.
@@ -102,26 +76,9 @@ pub(crate) fn encr_label(e: EncrAlg) -> &'static str {
     }
 }
 
-pub(crate) fn hash_oakley(h: HashAlg) -> u16 {
-    match h {
-        HashAlg::Md5 => oakley_attr::HASH_MD5,
-        HashAlg::Sha1 => oakley_attr::HASH_SHA,
-        HashAlg::Sha256 => oakley_attr::HASH_SHA2_256,
-        HashAlg::Sha384 => oakley_attr::HASH_SHA2_384,
-        HashAlg::Sha512 => oakley_attr::HASH_SHA2_512,
-    }
-}
-
+/// A HASH_ALGORITHM attribute value as a hash.
 pub(crate) fn hash_from_oakley(v: u64) -> Option<HashAlg> {
-    [
-        HashAlg::Md5,
-        HashAlg::Sha1,
-        HashAlg::Sha256,
-        HashAlg::Sha384,
-        HashAlg::Sha512,
-    ]
-    .into_iter()
-    .find(|h| u64::from(hash_oakley(*h)) == v)
+    u16::try_from(v).ok().and_then(HashAlg::from_oakley)
 }
 
 pub(crate) fn hash_from_conf(name: &str) -> Option<HashAlg> {

@@ -23,7 +23,7 @@ pub(crate) fn phase1_attributes(t: &Phase1Transform, life_seconds: u64) -> Vec<A
     }
     a.push(Attribute::basic(
         oakley_attr::HASH_ALGORITHM,
-        hash_oakley(t.hash),
+        t.hash.oakley_id(),
     ));
     a.push(Attribute::basic(
         oakley_attr::AUTHENTICATION_METHOD,
@@ -31,7 +31,7 @@ pub(crate) fn phase1_attributes(t: &Phase1Transform, life_seconds: u64) -> Vec<A
     ));
     a.push(Attribute::basic(
         oakley_attr::GROUP_DESCRIPTION,
-        group_id(t.group),
+        t.group.id(),
     ));
     a.push(Attribute::basic(
         oakley_attr::LIFE_TYPE,
@@ -99,7 +99,7 @@ pub(crate) fn phase2_transform(
         a.push(Attribute::number(ipsec_attr::SA_LIFE_DURATION, kb));
     }
     if let Some(g) = t.pfs_group {
-        a.push(Attribute::basic(ipsec_attr::GROUP_DESCRIPTION, group_id(g)));
+        a.push(Attribute::basic(ipsec_attr::GROUP_DESCRIPTION, g.id()));
     }
     a.push(Attribute::basic(
         ipsec_attr::ENCAPSULATION_MODE,
