@@ -76,6 +76,37 @@ pub(super) struct QuickMode {
     pub last_received: Vec<u8>,
 }
 
+impl QuickMode {
+    /// A new exchange of `connection` with nothing negotiated yet; callers set what they know.
+    fn new(msgid: u32, initiator: bool, connection: String, state: QmState) -> Self {
+        QuickMode {
+            msgid,
+            initiator,
+            connection,
+            state,
+            iv: Vec::new(),
+            ni_b: Vec::new(),
+            nr_b: Vec::new(),
+            dh: None,
+            ke_own: Vec::new(),
+            ke_peer: Vec::new(),
+            gqm: None,
+            group: None,
+            spis: Vec::new(),
+            spis_wanted: 0,
+            offer: None,
+            chosen: None,
+            idci: None,
+            idcr: None,
+            responder_lifetime: false,
+            last_sent: None,
+            step: 0,
+            tries: 0,
+            last_received: Vec::new(),
+        }
+    }
+}
+
 /// Key lengths of a protocol's transform: (encryption incl. salt, integrity).
 fn key_lengths(cipher: Option<EspCipher>, integ: Option<IntegAlg>) -> (usize, usize) {
     let enc = match cipher {
@@ -203,34 +234,26 @@ impl Engine {
             LogLevel::Info,
             format!("starting Quick Mode for {conn_name} with {}", conn.peer),
         );
-        self.quick.insert(
-            (serial, msgid),
-            QuickMode {
-                msgid,
-                initiator: true,
-                connection: conn.name.clone(),
-                state: QmState::I0Wait,
-                iv: Vec::new(),
-                ni_b: Vec::new(),
-                nr_b: Vec::new(),
-                dh: None,
-                ke_own: Vec::new(),
-                ke_peer: Vec::new(),
-                gqm: None,
-                group,
-                spis: Vec::new(),
-                spis_wanted: protocols.len(),
-                offer: None,
-                chosen: None,
-                idci,
-                idcr,
-                responder_lifetime: false,
-                last_sent: None,
-                step: 0,
-                tries: 0,
-                last_received: Vec::new(),
-            },
-        );
+        let mut qm = QuickMode::new(msgid, true, conn.name.clone(), QmState::I0Wait);
+        qm.group = group;
+        qm.idci = idci;
+        qm.idcr = idcr;
+        self.qm_begin(serial, qm, protocols, local, remote);
+    }
+
+    /// Record a new Quick Mode exchange, arm its timeout, and ask the kernel for one inbound
+    /// SPI per protocol; the exchange goes on in `qm_spi` once all have come.
+    fn qm_begin(
+        &mut self,
+        serial: u64,
+        mut qm: QuickMode,
+        protocols: Vec<IpsecProtocol>,
+        local: IpAddr,
+        remote: IpAddr,
+    ) {
+        let msgid = qm.msgid;
+        qm.spis_wanted = protocols.len();
+        self.quick.insert((serial, msgid), qm);
         self.timers.add(
             self.now + self.cfg.timers.exchange_max,
             Timer::QmTimeout { serial, msgid },
@@ -771,48 +794,18 @@ impl Engine {
         }
         let protocols: Vec<IpsecProtocol> = chosen.protocols.iter().map(|p| p.protocol).collect();
         let responder_lifetime = chosen.responder_lifetime;
-        self.quick.insert(
-            (serial, msgid),
-            QuickMode {
-                msgid,
-                initiator: false,
-                connection: conn.name.clone(),
-                state: QmState::R0Wait,
-                iv: next_iv,
-                ni_b: ni,
-                nr_b: Vec::new(),
-                dh: None,
-                ke_own: Vec::new(),
-                ke_peer: ke.unwrap_or_default(),
-                gqm: None,
-                group: chosen.pfs_group,
-                spis: Vec::new(),
-                spis_wanted: protocols.len(),
-                offer: Some(offer.clone()),
-                chosen: Some(chosen),
-                idci,
-                idcr,
-                responder_lifetime,
-                last_sent: None,
-                step: 0,
-                tries: 0,
-                last_received: digest,
-            },
-        );
-        self.timers.add(
-            self.now + self.cfg.timers.exchange_max,
-            Timer::QmTimeout { serial, msgid },
-        );
-        for protocol in protocols {
-            self.kernel_spi(
-                KernelRequest::AllocSpi {
-                    protocol,
-                    src: remote,
-                    dst: local,
-                },
-                Box::new(move |e, r| e.qm_spi(serial, msgid, protocol, r)),
-            );
-        }
+        let mut qm = QuickMode::new(msgid, false, conn.name.clone(), QmState::R0Wait);
+        qm.iv = next_iv;
+        qm.ni_b = ni;
+        qm.ke_peer = ke.unwrap_or_default();
+        qm.group = chosen.pfs_group;
+        qm.offer = Some(offer.clone());
+        qm.chosen = Some(chosen);
+        qm.idci = idci;
+        qm.idcr = idcr;
+        qm.responder_lifetime = responder_lifetime;
+        qm.last_received = digest;
+        self.qm_begin(serial, qm, protocols, local, remote);
     }
 
     /// Responder: SPIs are known; do PFS if asked, then answer.
