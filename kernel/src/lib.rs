@@ -30,15 +30,17 @@
 //! - [`NoKernel`]: the `-n` backend; SPIs from a counter, everything else succeeds.
 
 pub mod alg;
+mod bypass;
 mod error;
 mod events;
 mod request;
 mod xfrm;
 
+pub use bypass::socket_bypass_policy;
 pub use error::{errno_name, KernelError, Op};
 pub use events::{translate, XfrmEvents};
 pub use request::{distinct, Applied, NoKernel};
 pub use xfrm::{
-    sa_name, selector_prefix, selector_prefixes, Flushed, PolicyDir, Xfrm, OWNED_REQIDS,
+    sa_name, selector_prefix, selector_prefixes, Flushed, KernelSa, PolicyDir, Xfrm, OWNED_REQIDS,
     OWNED_REQID_BASE, POLICY_PRIORITY_BASE, REPLAY_WINDOW, SOFT_PERCENT, SPI_RANGE,
 };

@@ -73,6 +73,18 @@ impl PolicyDir {
     }
 }
 
+/// One of our SAs as the kernel holds it, with what has crossed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KernelSa {
+    pub protocol: IpsecProtocol,
+    pub spi: u32,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub reqid: u32,
+    pub bytes: u64,
+    pub packets: u64,
+}
+
 /// What `flush_ours` removed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Flushed {
@@ -650,6 +662,19 @@ impl Xfrm {
             }
         }
 
+        for sa in self.our_sas().await? {
+            match self.delete_sa(sa.protocol, sa.spi, sa.src, sa.dst).await {
+                Ok(()) => flushed.sas += 1,
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(flushed)
+    }
+
+    /// Every SA of ours (reqid in [`OWNED_REQIDS`]) with its traffic counters, larval SAs
+    /// included, in the kernel's order.
+    pub async fn our_sas(&self) -> Result<Vec<KernelSa>, KernelError> {
         let sas: Vec<_> = self
             .handle
             .state()
@@ -658,6 +683,7 @@ impl Xfrm {
             .try_collect()
             .await
             .map_err(|e| KernelError::from_netlink(Op::Dump, "XFRM SAs", e))?;
+        let mut out = Vec::new();
         for sa in sas {
             let info = &sa.user_sa_info;
             if !OWNED_REQIDS.contains(&info.reqid) {
@@ -670,20 +696,23 @@ impl Xfrm {
             } else {
                 continue;
             };
-            let (src, dst) = match (
+            let (Some(src), Some(dst)) = (
                 addr(&info.saddr, info.family),
                 addr(&info.id.daddr, info.family),
-            ) {
-                (Some(s), Some(d)) => (s, d),
-                _ => continue,
+            ) else {
+                continue;
             };
-            match self.delete_sa(protocol, info.id.spi, src, dst).await {
-                Ok(()) => flushed.sas += 1,
-                Err(e) if e.is_not_found() => {}
-                Err(e) => return Err(e),
-            }
+            out.push(KernelSa {
+                protocol,
+                spi: info.id.spi,
+                src,
+                dst,
+                reqid: info.reqid,
+                bytes: info.lifetime_cur.bytes,
+                packets: info.lifetime_cur.packets,
+            });
         }
-        Ok(flushed)
+        Ok(out)
     }
 }
 

@@ -185,7 +185,19 @@ fn alloc_spi_gives_distinct_spis_in_range_as_larval_sas() {
                 }
                 assert!(state.contains(&format!("proto ah spi 0x{ah:08x} reqid 16386")));
 
-                // The larval SAs are ours: flush_ours removes all of them.
+                // The larval SAs are ours: our_sas lists them (nothing has crossed them)
+                // and flush_ours removes all of them.
+                let ours = x.our_sas().await.unwrap();
+                let mut listed: Vec<u32> = ours.iter().map(|s| s.spi).collect();
+                listed.sort();
+                let mut want = spis.clone();
+                want.push(ah);
+                want.sort();
+                assert_eq!(listed, want, "{ours:?}");
+                assert!(
+                    ours.iter().all(|s| s.bytes == 0 && s.packets == 0),
+                    "{ours:?}"
+                );
                 let flushed = x.flush_ours().await.unwrap();
                 assert_eq!(flushed.sas, 6);
                 assert_eq!(ip(&["xfrm", "state"]).trim(), "");

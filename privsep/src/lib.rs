@@ -18,6 +18,7 @@ pub mod parent;
 pub mod pcap;
 pub mod proto;
 pub mod report;
+pub mod sadb;
 mod sys;
 pub mod updown;
 

@@ -2,13 +2,13 @@
 //! SA or a policy only for a configured peer, and well formed. A refused request is logged
 //! and answered with an error; nothing the child says is acted on unchecked.
 
-use ike::engine::{KernelEvent, KernelRequest, RequestId};
+use ike::engine::KernelRequest;
 use ike::policy::Policy;
 use std::net::IpAddr;
 
 /// SPIs 1-255 are reserved (RFC 4303) and pluto avoids 0x100-0xFFF, which some stacks
 /// treat specially; we allocate above both.
-const SPI_MIN: u32 = 0x1000;
+const SPI_MIN: u32 = *kernel::SPI_RANGE.start();
 
 /// Why a request is refused, if it is.
 pub fn check(policy: &Policy, request: &KernelRequest) -> Result<(), String> {
@@ -45,28 +45,6 @@ pub fn check(policy: &Policy, request: &KernelRequest) -> Result<(), String> {
             ))
         }
         _ => Ok(()),
-    }
-}
-
-/// With `-n` (no kernel): SPIs come from our own random numbers, everything else is
-/// accepted and not acted on. Returns the answer for the child, if the request needs one.
-pub fn without_kernel(id: RequestId, request: &KernelRequest) -> Option<KernelEvent> {
-    match request {
-        KernelRequest::AllocSpi { .. } => {
-            let mut b = [0u8; 4];
-            let mut spi = 0;
-            while spi < SPI_MIN {
-                if openssl::rand::rand_bytes(&mut b).is_err() {
-                    return Some(KernelEvent::Failed {
-                        id,
-                        reason: "no randomness for an SPI".into(),
-                    });
-                }
-                spi = u32::from_be_bytes(b);
-            }
-            Some(KernelEvent::SpiAllocated { id, spi })
-        }
-        _ => None,
     }
 }
 
@@ -129,23 +107,5 @@ mod tests {
             dst: "198.51.100.1".parse().unwrap(),
         };
         assert!(check(&p, &bad).is_err());
-    }
-
-    #[test]
-    fn allocated_spis_avoid_the_reserved_ranges() {
-        for i in 0..1000 {
-            let req = KernelRequest::AllocSpi {
-                protocol: IpsecProtocol::Esp,
-                src: "192.0.2.2".parse().unwrap(),
-                dst: "192.0.2.1".parse().unwrap(),
-            };
-            match without_kernel(RequestId(i), &req) {
-                Some(KernelEvent::SpiAllocated { id, spi }) => {
-                    assert_eq!(id, RequestId(i));
-                    assert!(spi >= SPI_MIN);
-                }
-                other => panic!("{other:?}"),
-            }
-        }
     }
 }

@@ -7,6 +7,7 @@ use crate::files::PidFile;
 use crate::ipc::{self, AsyncChannel, IpcError};
 use crate::log;
 use crate::proto::{ParentCommand, SocketInfo, ToChild, ToParent};
+use crate::sadb::Sadb;
 use helpers::pool::ExecSpawner;
 use helpers::service::Secrets;
 use nix::sys::socket::{
@@ -150,9 +151,15 @@ pub fn main(opts: Options, args: Vec<String>) -> i32 {
             return 1;
         }
     };
+    // Try the kernel now, while errors still reach the terminal (this also removes what an
+    // earlier run left); the event loop opens its own sockets after daemonizing.
     if !opts.no_kernel {
-        complain("kernel (XFRM) support is not in this build yet: run with -n to negotiate without installing SAs");
-        return 1;
+        if let Err(e) = probe_kernel(opts.no_flows) {
+            complain(&format!(
+                "{e} (run with -n to negotiate without installing SAs)"
+            ));
+            return 1;
+        }
     }
     if let Err(e) = PidFile::check(&opts.pidfile) {
         complain(&e.to_string());
@@ -175,6 +182,12 @@ pub fn main(opts: Options, args: Vec<String>) -> i32 {
             return 1;
         }
     };
+    if !opts.no_kernel {
+        if let Err(e) = prepare_for_ipsec(&sockets) {
+            complain(&e);
+            return 1;
+        }
+    }
     for b in &sockets {
         log::info(&format!(
             "listening on {}{}",
@@ -216,6 +229,29 @@ pub fn main(opts: Options, args: Vec<String>) -> i32 {
     let status = rt.block_on(run(&opts, loaded, sockets, helpers, &fifo, args));
     drop(pidfile);
     status
+}
+
+/// IKE itself must never go through IPsec (a host-to-host policy would cover it), and ESP in
+/// UDP arriving on the NAT-T sockets is the kernel's.
+fn prepare_for_ipsec(sockets: &[Bound]) -> Result<(), String> {
+    for b in sockets {
+        crate::sys::set_socket_bypass(b.socket.as_fd(), b.info.local.is_ipv6())
+            .map_err(|e| format!("IPsec bypass policy on {}: {e}", b.info.local))?;
+        if b.info.natt {
+            crate::sys::set_udp_encap_espinudp(b.socket.as_fd())
+                .map_err(|e| format!("UDP_ENCAP_ESPINUDP on {}: {e}", b.info.local))?;
+        }
+    }
+    Ok(())
+}
+
+/// Open the kernel's SA database once in a throw-away runtime (see `main`).
+fn probe_kernel(no_flows: bool) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))?;
+    rt.block_on(Sadb::open(false, !no_flows)).map(drop)
 }
 
 struct RunningChild {
@@ -302,6 +338,13 @@ async fn run(
     fifo: &OwnedFd,
     args: Vec<String>,
 ) -> i32 {
+    let mut sadb = match Sadb::open(opts.no_kernel, !opts.no_flows).await {
+        Ok(k) => k,
+        Err(e) => {
+            log::error(&e);
+            return 1;
+        }
+    };
     let mut helpers = helper_spawner(&args, loaded.secrets.clone());
     let sig = |k: SignalKind| signal(k);
     let (mut term, mut int, mut hup, mut usr1, mut chld) = match (
@@ -327,6 +370,11 @@ async fn run(
     loop {
         if child.is_none() {
             if let Some(t) = last_start {
+                // A new child knows nothing of the old one's SAs: it starts from a clean
+                // kernel, and its peers hear INITIAL-CONTACT.
+                if let Err(e) = sadb.flush("left by the previous child").await {
+                    log::error(&e);
+                }
                 tokio::time::sleep_until(t + RESTART_DELAY).await;
             }
             last_start = Some(tokio::time::Instant::now());
@@ -350,8 +398,13 @@ async fn run(
         }
         let Some(c) = child.as_mut() else { continue };
         tokio::select! {
-            _ = term.recv() => return shutdown(child, &loaded).await,
-            _ = int.recv() => return shutdown(child, &loaded).await,
+            _ = term.recv() => return shutdown(child, &loaded, &sadb).await,
+            _ = int.recv() => return shutdown(child, &loaded, &sadb).await,
+            event = sadb.next_event() => {
+                if let Err(e) = c.channel.send(&ToChild::Kernel(event)).await {
+                    log::warning(&format!("child channel: {e}"));
+                }
+            }
             _ = hup.recv() => {
                 log::info("SIGHUP: reloading the configuration");
                 match crate::config::load(&opts.config) {
@@ -375,7 +428,12 @@ async fn run(
             }
             m = c.channel.recv::<ToParent>() => match m {
                 Ok(ToParent::Ready) => log::debug(crate::cmdline::DebugClass::Misc, 10, "child ready"),
-                Ok(ToParent::Report(text)) => write_run_file(&opts.report, &text, "report"),
+                Ok(ToParent::Report(mut text)) => {
+                    if let Some(counters) = sadb.counters().await {
+                        text.push_str(&crate::sadb::render_counters(&counters));
+                    }
+                    write_run_file(&opts.report, &text, "report");
+                }
                 Ok(ToParent::Packet { from, to, bytes }) => {
                     if let Some(w) = capture.as_mut() {
                         if let Err(e) = w.record(std::time::SystemTime::now(), from, to, &bytes) {
@@ -398,7 +456,7 @@ async fn run(
                         }
                         let _ = c.channel.send(&ToChild::Capture(false)).await;
                     }
-                    ParentCommand::Quit => return shutdown(child, &loaded).await,
+                    ParentCommand::Quit => return shutdown(child, &loaded, &sadb).await,
                     ParentCommand::Reload => {
                         log::info("FIFO R: reloading the configuration (FIFO changes are discarded)");
                         match crate::config::load(&opts.config) {
@@ -427,24 +485,7 @@ async fn run(
                         std::thread::spawn(move || crate::updown::run(&script, &r));
                     }
                 }
-                Ok(ToParent::Kernel { id, request }) => {
-                    let request = *request;
-                    let answer = match crate::monitor::check(&loaded.policy, &request) {
-                        Err(reason) => {
-                            log::warning(&format!("refused the child's kernel request ({}): {reason}", crate::monitor::describe(&request)));
-                            Some(ike::engine::KernelEvent::Failed { id, reason })
-                        }
-                        Ok(()) => {
-                            log::debug(crate::cmdline::DebugClass::Sysdep, 10, &format!("(-n, not in the kernel) {}", crate::monitor::describe(&request)));
-                            crate::monitor::without_kernel(id, &request)
-                        }
-                    };
-                    if let Some(a) = answer {
-                        if let Err(e) = c.channel.send(&ToChild::Kernel(a)).await {
-                            log::warning(&format!("child channel: {e}"));
-                        }
-                    }
-                }
+                Ok(ToParent::Kernel { id, request }) => serve_kernel(&loaded, &sadb, c, id, &request).await,
                 Ok(ToParent::NewHelper) => {
                     let live = helpers.pids().len();
                     let reply = if live >= n_helpers {
@@ -485,6 +526,39 @@ async fn run(
                     child = None;
                 }
             },
+        }
+    }
+}
+
+/// One kernel request of the child: checked by the monitor, then carried out; the child
+/// hears the answer, if there is one.
+async fn serve_kernel(
+    loaded: &Loaded,
+    sadb: &Sadb,
+    c: &RunningChild,
+    id: ike::engine::RequestId,
+    request: &ike::engine::KernelRequest,
+) {
+    let answer = match crate::monitor::check(&loaded.policy, request) {
+        Err(reason) => {
+            log::warning(&format!(
+                "refused the child's kernel request ({}): {reason}",
+                crate::monitor::describe(request)
+            ));
+            Some(ike::engine::KernelEvent::Failed { id, reason })
+        }
+        Ok(()) => {
+            log::debug(
+                crate::cmdline::DebugClass::Sysdep,
+                10,
+                &crate::monitor::describe(request),
+            );
+            sadb.answer(id, request).await
+        }
+    };
+    if let Some(a) = answer {
+        if let Err(e) = c.channel.send(&ToChild::Kernel(a)).await {
+            log::warning(&format!("child channel: {e}"));
         }
     }
 }
@@ -627,8 +701,9 @@ fn updown_script(loaded: &Loaded, connection: &str) -> Option<String> {
 }
 
 /// SIGTERM: the child deletes its SAs (telling the peers unless -S) and exits. Until it
-/// has, its messages are still served, so that `down` scripts run before we exit.
-async fn shutdown(child: Option<RunningChild>, loaded: &Loaded) -> i32 {
+/// has, its messages are still served, so that its deletes reach the kernel and `down`
+/// scripts run before we exit. Whatever of ours is still in the kernel then goes too.
+async fn shutdown(child: Option<RunningChild>, loaded: &Loaded, sadb: &Sadb) -> i32 {
     log::info("shutting down");
     if let Some(mut c) = child {
         let _ = c.channel.send(&ToChild::Shutdown).await;
@@ -642,6 +717,7 @@ async fn shutdown(child: Option<RunningChild>, loaded: &Loaded) -> i32 {
                             scripts.push(std::thread::spawn(move || crate::updown::run(&script, &r)));
                         }
                     }
+                    Ok(ToParent::Kernel { id, request }) => serve_kernel(loaded, sadb, &c, id, &request).await,
                     Ok(_) => {}
                     Err(_) => break,
                 },
@@ -656,6 +732,10 @@ async fn shutdown(child: Option<RunningChild>, loaded: &Loaded) -> i32 {
             let _ = c.process.kill();
         }
         let _ = c.process.wait();
+    }
+    if let Err(e) = sadb.flush("at shutdown").await {
+        log::error(&e);
+        return 1;
     }
     0
 }

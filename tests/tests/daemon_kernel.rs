@@ -1,0 +1,253 @@
+//! The daemon with the kernel (no `-n`), on any kernel with XFRM netlink, ESP or not:
+//! policies for the negotiated selectors go in, an SA the kernel refuses is one clear log
+//! line and the daemon goes on, what an earlier run left is removed at start, other
+//! software's policies are never touched, and after SIGTERM nothing of ours is left.
+//! (ESP traffic through the SAs is `datapath.rs`.)
+
+use e2e::daemon::Daemon;
+use e2e::netns::Netns;
+use e2e::pair::*;
+use std::time::Duration;
+
+const ARGS: &[&str] = &["-v", "-j", "1"];
+
+/// The reqids of the lines of `ip xfrm policy` / `ip xfrm state` output that are ours.
+fn our_reqids(text: &str) -> Vec<u32> {
+    text.split_whitespace()
+        .collect::<Vec<_>>()
+        .windows(2)
+        .filter(|w| w[0] == "reqid")
+        .filter_map(|w| w[1].parse::<u32>().ok())
+        .filter(|r| (0x4000..=0x7fff).contains(r))
+        .collect()
+}
+
+fn xfrm(ns: &Netns, what: &str) -> String {
+    ns.exec(&["ip", "xfrm", what]).unwrap_or_else(|e| e)
+}
+
+/// Whether this kernel takes ESP SAs (then the refusal cannot be seen here).
+fn kernel_has_esp(ns: &Netns) -> bool {
+    let added = ns.exec(&[
+        "ip",
+        "xfrm",
+        "state",
+        "add",
+        "src",
+        "198.51.100.1",
+        "dst",
+        "198.51.100.2",
+        "proto",
+        "esp",
+        "spi",
+        "0x2000",
+        "mode",
+        "tunnel",
+        "enc",
+        "cbc(aes)",
+        "0x00112233445566778899aabbccddeeff",
+        "auth-trunc",
+        "hmac(sha1)",
+        "0x00112233445566778899aabbccddeeff00112233",
+        "96",
+    ]);
+    let _ = ns.exec(&["ip", "xfrm", "state", "flush"]);
+    added.is_ok()
+}
+
+#[test]
+fn policies_installed_refusals_logged_leftovers_flushed_nothing_left_after_sigterm() {
+    e2e::require_env!();
+    let east_conf = example_conf("east").expect("example");
+    let west_conf = example_conf("west").expect("example");
+    let mut pair =
+        Pair::start("krn", (&east_conf, &[]), (&west_conf, &[]), ARGS).expect("start the pair");
+    if let Err(e) = pair.wait_up(Duration::from_secs(30)) {
+        panic!("{e}\n{}", pair.logs());
+    }
+    let esp = kernel_has_esp(&pair.ns_east);
+
+    // Policies out/in/fwd for 10.1/16 <=> 10.2/16 with the connection's reqid, both sides.
+    for (ns, local, remote) in [
+        (&pair.ns_east, "10.1.0.0/16", "10.2.0.0/16"),
+        (&pair.ns_west, "10.2.0.0/16", "10.1.0.0/16"),
+    ] {
+        let pol = xfrm(ns, "policy");
+        for dir in ["out", "in", "fwd"] {
+            assert!(
+                pol.contains(&format!("dir {dir}")),
+                "no {dir} policy:\n{pol}"
+            );
+        }
+        assert!(
+            pol.contains(&format!("src {local} dst {remote}"))
+                && pol.contains(&format!("src {remote} dst {local}")),
+            "{pol}"
+        );
+        assert_eq!(our_reqids(&pol), vec![0x4001; 3], "{pol}");
+    }
+
+    if esp {
+        println!("this kernel has ESP: checking that the SAs are in it instead of refusals");
+        let st = xfrm(&pair.ns_east, "state");
+        assert_eq!(our_reqids(&st).len(), 2, "{st}");
+    } else {
+        // Each side refuses its inbound and its outbound SA, each with one line that names
+        // the SA and the reason; the daemons go on.
+        for d in [&pair.east, &pair.west] {
+            let refusals: Vec<String> = d
+                .logs()
+                .into_iter()
+                .filter(|l| l.contains("kernel refused ESP SA 0x"))
+                .collect();
+            assert!(refusals.len() >= 2, "{}", pair.logs());
+            for l in &refusals {
+                assert!(l.contains("EPROTONOSUPPORT"), "{l}");
+                assert!(l.contains(" -> "), "{l}");
+            }
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(pair.east.try_exit().is_none(), "{}", pair.logs());
+        assert!(pair.west.try_exit().is_none(), "{}", pair.logs());
+    }
+
+    // The report carries the kernel's view of our SAs.
+    let report = pair.east.dir.join("isakmpd.report");
+    let _ = std::fs::remove_file(&report);
+    pair.east.signal("USR1");
+    assert!(e2e::wait_until(Duration::from_secs(10), || report.exists()));
+    let text = std::fs::read_to_string(&report).expect("report");
+    assert!(text.contains("Kernel SAs (XFRM): "), "{text}");
+    assert!(!text.contains("counters: none"), "{text}");
+
+    // Someone else's policy in east's namespace, and then SIGTERM: ours go, theirs stays.
+    pair.ns_east
+        .exec(&[
+            "ip",
+            "xfrm",
+            "policy",
+            "add",
+            "src",
+            "10.9.0.0/16",
+            "dst",
+            "10.8.0.0/16",
+            "dir",
+            "out",
+            "tmpl",
+            "src",
+            "192.0.2.1",
+            "dst",
+            "192.0.2.9",
+            "proto",
+            "esp",
+            "reqid",
+            "7",
+            "mode",
+            "tunnel",
+        ])
+        .expect("foreign policy");
+    pair.east.signal("TERM");
+    assert!(
+        pair.east.wait_exit(Duration::from_secs(15)).is_some(),
+        "{}",
+        pair.logs()
+    );
+    let (pol, st) = (xfrm(&pair.ns_east, "policy"), xfrm(&pair.ns_east, "state"));
+    assert!(our_reqids(&pol).is_empty(), "left after SIGTERM:\n{pol}");
+    assert!(our_reqids(&st).is_empty(), "left after SIGTERM:\n{st}");
+    assert!(pol.contains("src 10.9.0.0/16 dst 10.8.0.0/16"), "{pol}");
+
+    // Leftovers of an earlier run (a policy and a larval SA with our reqids) go at start.
+    pair.ns_east
+        .exec(&[
+            "ip",
+            "xfrm",
+            "policy",
+            "add",
+            "src",
+            "10.7.0.0/16",
+            "dst",
+            "10.6.0.0/16",
+            "dir",
+            "out",
+            "tmpl",
+            "src",
+            "192.0.2.1",
+            "dst",
+            "192.0.2.2",
+            "proto",
+            "esp",
+            "reqid",
+            "16389",
+            "mode",
+            "tunnel",
+        ])
+        .expect("stale policy");
+    pair.ns_east
+        .exec(&[
+            "ip",
+            "xfrm",
+            "state",
+            "allocspi",
+            "src",
+            "192.0.2.2",
+            "dst",
+            "192.0.2.1",
+            "proto",
+            "esp",
+            "reqid",
+            "16389",
+            "mode",
+            "tunnel",
+        ])
+        .expect("stale larval SA");
+    let again = Daemon::start(&pair.ns_east, "krn2", &east_conf, ARGS).expect("restart");
+    assert!(
+        again.wait_log(
+            "policies of ours left by an earlier run",
+            1,
+            Duration::from_secs(10)
+        ),
+        "{}",
+        again.log_text()
+    );
+    assert!(
+        again
+            .log_text()
+            .contains("removed 1 SAs and 1 policies of ours left by an earlier run"),
+        "{}",
+        again.log_text()
+    );
+    let pol = xfrm(&pair.ns_east, "policy");
+    assert!(!pol.contains("10.7.0.0/16"), "{pol}");
+    assert!(pol.contains("src 10.9.0.0/16 dst 10.8.0.0/16"), "{pol}");
+}
+
+#[test]
+fn no_flows_flag_installs_no_policies() {
+    e2e::require_env!();
+    let mut pair = Pair::start(
+        "krna",
+        (&example_conf("east").expect("example"), &[]),
+        (&example_conf("west").expect("example"), &[]),
+        &["-v", "-j", "1", "-a"],
+    )
+    .expect("start the pair");
+    if let Err(e) = pair.wait_up(Duration::from_secs(30)) {
+        panic!("{e}\n{}", pair.logs());
+    }
+    for ns in [&pair.ns_east, &pair.ns_west] {
+        let pol = xfrm(ns, "policy");
+        assert!(our_reqids(&pol).is_empty(), "-a, yet:\n{pol}");
+    }
+    // The SAs are still asked for: refused here for lack of ESP, or in the kernel.
+    assert!(
+        pair.east
+            .logs()
+            .iter()
+            .any(|l| l.contains("kernel refused ESP SA"))
+            || our_reqids(&xfrm(&pair.ns_east, "state")).len() >= 2,
+        "{}",
+        pair.logs()
+    );
+}
