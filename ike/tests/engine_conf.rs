@@ -334,3 +334,106 @@ fn reload_keeps_unchanged_connections_and_removes_the_rest() {
         .iter()
         .any(|e| matches!(e, Event::Phase2Down { reason, .. } if reason == "deleted by peer")));
 }
+
+/// An on-demand connection (`Passive-connections`) has its policies in the kernel before any
+/// SA, with our end left to the kernel when no Local-address is set; the kernel's ACQUIRE for
+/// a packet it covers starts the negotiation; the peer's Delete takes the SAs but leaves
+/// the policies, so the next packet brings the tunnel up again.
+#[test]
+fn on_demand_connections_are_trapped_and_acquire_brings_them_up() {
+    let suites = "QM-ESP-AES-SHA-SUITE";
+    let on_demand = |c: Conf| {
+        let text = c.dump().replace("\nConnections=", "\nPassive-connections=");
+        Conf::parse(&text).expect("on-demand configuration")
+    };
+    let a = on_demand(conf("192.0.2.1", "192.0.2.2", SUBNET_A, SUBNET_B, suites));
+    let b = conf("192.0.2.2", "192.0.2.1", SUBNET_B, SUBNET_A, suites);
+    // B is the answering side here: make it passive towards A's connection as well.
+    let b = on_demand(b);
+    let mut sim = pair(a, b, 21);
+    sim.a.engine.start_active(sim.now);
+    sim.b.engine.start_active(sim.now);
+    sim.advance(Duration::from_secs(1));
+    // Trapped, not started.
+    let trap = sim
+        .a
+        .kernel
+        .policies
+        .get("net-to-net")
+        .cloned()
+        .unwrap_or_else(|| panic!("no trap policy: {:?}", sim.a.logs));
+    assert_eq!(trap.local.address, "10.1.0.0".parse::<IpAddr>().unwrap());
+    assert_eq!(trap.remote.prefix_len, 16);
+    assert_eq!(trap.remote_addr, "192.0.2.2".parse::<IpAddr>().unwrap());
+    assert!(sim.a.engine.phase1_sas().is_empty() && sim.a.kernel.sas.is_empty());
+    assert_eq!(sim.a.phase1_up(), 0);
+
+    // A packet from 10.1.0.5 to 10.2.0.7 hits the trap.
+    let now = sim.now;
+    sim.a.engine.handle_kernel(
+        now,
+        KernelEvent::Acquire {
+            local: "10.1.0.5".parse().unwrap(),
+            remote: "10.2.0.7".parse().unwrap(),
+            protocol: 1,
+        },
+    );
+    assert!(
+        sim.run_until(Duration::from_secs(30), up),
+        "{:?}\n{:?}",
+        sim.a.logs,
+        sim.b.logs
+    );
+    assert!(sim
+        .a
+        .log_contains("ACQUIRE 10.1.0.5 -> 10.2.0.7: starting net-to-net"));
+    assert!(sas_pair_up(&sim.a, &sim.b).is_ok());
+
+    // B tears it down: A's SAs go, A's policies stay (so traffic is held, not sent clear).
+    let now = sim.now;
+    sim.b.engine.teardown_all(now);
+    let gone = |s: &Sim| s.a.kernel.sas.is_empty();
+    assert!(
+        sim.run_until(Duration::from_secs(10), gone),
+        "{:?}",
+        sim.a.logs
+    );
+    assert!(sim.a.kernel.policies.contains_key("net-to-net"));
+
+    // The next packet brings it back.
+    let now = sim.now;
+    sim.a.engine.handle_kernel(
+        now,
+        KernelEvent::Acquire {
+            local: "10.1.0.5".parse().unwrap(),
+            remote: "10.2.0.7".parse().unwrap(),
+            protocol: 1,
+        },
+    );
+    assert!(
+        sim.run_until(Duration::from_secs(30), |s| s.a.phase2_up("net-to-net")
+            >= 2)
+    );
+    assert!(sas_pair_up(&sim.a, &sim.b).is_ok());
+
+    // A reload that makes it a boot-time connection keeps its policies while its SAs live.
+    let started = conf("192.0.2.1", "192.0.2.2", SUBNET_A, SUBNET_B, suites);
+    let policy = Policy::from_conf(&redact_secrets(&started)).expect("policy");
+    sim.a.engine.set_policy(policy);
+    sim.advance(Duration::from_millis(10));
+    assert!(sim.a.kernel.policies.contains_key("net-to-net"));
+    assert!(sas_pair_up(&sim.a, &sim.b).is_ok());
+    // Removed by a reload: SAs and policies go.
+    let other = conf("192.0.2.1", "192.0.2.9", SUBNET_A, SUBNET_B, suites);
+    let text = other.dump().replace("net-to-net", "elsewhere");
+    let policy =
+        Policy::from_conf(&redact_secrets(&Conf::parse(&text).expect("conf"))).expect("policy");
+    sim.a.engine.set_policy(policy);
+    sim.advance(Duration::from_millis(10));
+    assert!(
+        sim.a.kernel.policies.is_empty(),
+        "{:?}",
+        sim.a.kernel.policies
+    );
+    assert!(sim.a.kernel.sas.is_empty());
+}

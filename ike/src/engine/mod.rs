@@ -56,6 +56,9 @@ pub struct Engine {
     reqids: HashMap<String, u32>,
     /// Connections whose kernel policies are installed.
     policies: HashMap<String, PolicySpec>,
+    /// On-demand connections whose policies are in the kernel before any SA (see
+    /// `install_traps`); their policies outlive their SAs.
+    traps: std::collections::HashSet<String>,
     crypto_waiting: HashMap<RequestId, CryptoCont>,
     kernel_waiting: HashMap<RequestId, KernelCont>,
     timers: TimerQueue,
@@ -79,6 +82,7 @@ impl Engine {
             ipsec: HashMap::new(),
             reqids: HashMap::new(),
             policies: HashMap::new(),
+            traps: Default::default(),
             crypto_waiting: HashMap::new(),
             kernel_waiting: HashMap::new(),
             timers: TimerQueue::default(),
@@ -127,6 +131,32 @@ impl Engine {
                 .unwrap_or_default();
             self.remove_ipsec_sa(serial, true, "connection changed or removed by reload");
             self.remove_policy(&name);
+        }
+        // Traps of connections that are gone or changed go; a trapped connection now
+        // started at boot keeps its policies while it has SAs, as any started connection.
+        let traps: Vec<String> = self.traps.iter().cloned().collect();
+        for name in traps {
+            let before = old.connections.iter().find(|c| c.name == name);
+            let now = self.cfg.policy.connections.iter().find(|c| c.name == name);
+            match (before, now) {
+                (Some(b), Some(n)) if b == n => {}
+                (Some(b), Some(n))
+                    if n.active
+                        && crate::policy::Connection {
+                            active: false,
+                            ..n.clone()
+                        } == *b =>
+                {
+                    self.traps.remove(&name);
+                    if !self.ipsec.values().any(|sa| sa.connection == name) {
+                        self.remove_policy(&name);
+                    }
+                }
+                _ => self.remove_policy(&name),
+            }
+        }
+        if !self.cfg.passive {
+            self.install_traps();
         }
     }
 
@@ -310,6 +340,7 @@ impl Engine {
         if self.cfg.passive {
             return;
         }
+        self.install_traps();
         let names: Vec<String> = self
             .cfg
             .policy

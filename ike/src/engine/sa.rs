@@ -266,14 +266,75 @@ impl Engine {
         });
         // The last SA of a connection deleted by the peer or the operator takes its
         // policies with it; expiry of a replaced SA does not.
-        if !others && reason != "lifetime expired" {
+        if !others && reason != "lifetime expired" && !self.traps.contains(&sa.connection) {
             self.remove_policy(&sa.connection);
         }
     }
 
     pub(super) fn remove_policy(&mut self, connection: &str) {
+        self.traps.remove(connection);
         if let Some(spec) = self.policies.remove(connection) {
             self.kernel(KernelRequest::DeletePolicy(spec));
+        }
+    }
+
+    /// On-demand connections (configured, not in `[Phase 2] Connections`) get their
+    /// policies now, before any SA, as pluto's routed connections: the first packet that
+    /// matches makes the kernel send an ACQUIRE, which starts the negotiation, and until an
+    /// SA is there the traffic is held, never sent in the clear. Only connections whose
+    /// peer address and both selectors are known can be trapped; our end of the tunnel is
+    /// `Local-address`, or left to the kernel's route to the peer.
+    pub(super) fn install_traps(&mut self) {
+        let candidates: Vec<PolicySpec> = self
+            .cfg
+            .policy
+            .connections
+            .iter()
+            .filter(|c| !c.active && !self.policies.contains_key(&c.name))
+            .filter_map(|c| {
+                let peer = self.cfg.policy.peers.iter().find(|p| p.name == c.peer)?;
+                let remote_addr = peer.address.ip();
+                if remote_addr.is_unspecified() {
+                    return None;
+                }
+                let local_addr = peer.local_address.map(|a| a.ip());
+                let local = match &c.local_id {
+                    Some(id) => super::quick::selector(id)?,
+                    None => super::quick::host_selector(local_addr?),
+                };
+                let remote = match &c.remote_id {
+                    Some(id) => super::quick::selector(id)?,
+                    None => super::quick::host_selector(remote_addr),
+                };
+                let suite = c.suites.first()?;
+                let mode = suite.protocols.first()?.transforms.first()?.encap;
+                let protocols = suite.protocols.iter().map(|p| p.protocol).collect();
+                let local_addr = local_addr.unwrap_or(if remote_addr.is_ipv4() {
+                    IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+                } else {
+                    IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+                });
+                Some(PolicySpec {
+                    connection: c.name.clone(),
+                    local,
+                    remote,
+                    local_addr,
+                    remote_addr,
+                    mode,
+                    protocols,
+                    reqid: 0,
+                })
+            })
+            .collect();
+        for mut spec in candidates {
+            spec.reqid = self.reqid(&spec.connection);
+            let connection = spec.connection.clone();
+            self.debug(format!(
+                "on demand: policies for {connection} before any SA"
+            ));
+            self.traps.insert(connection.clone());
+            self.policies.insert(connection, spec.clone());
+            self.kernel(KernelRequest::AddPolicy(spec));
         }
     }
 
