@@ -54,9 +54,8 @@ impl Sadb {
     }
 
     /// Carry out a request the monitor has allowed; the answer, if the child needs one. A
-    /// kernel refusal comes back as `Failed` with the one-line reason, which is also logged
-    /// here (the engine logs it too, but the parent's log is where operators look for the
-    /// kernel).
+    /// kernel refusal comes back as `Failed` with the one-line reason, which the engine logs
+    /// (once: not here as well).
     pub async fn answer(&self, id: RequestId, request: &KernelRequest) -> Option<KernelEvent> {
         match self {
             Sadb::Absent(k) => k.answer(id, request),
@@ -69,11 +68,7 @@ impl Sadb {
                 {
                     return None;
                 }
-                let answer = xfrm.answer(id, request).await;
-                if let Some(KernelEvent::Failed { reason, .. }) = &answer {
-                    log::error(reason);
-                }
-                answer
+                xfrm.answer(id, request).await
             }
         }
     }
