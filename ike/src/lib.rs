@@ -8,3 +8,4 @@ pub mod conf;
 pub mod crypto;
 pub mod engine;
 pub mod policy;
+pub mod x509;

@@ -502,7 +502,9 @@ fn errors_name_section_and_tag() {
         ("[Phase 1]\n10.0.0.1=p\n[p]\nConfiguration=mm\nAuthentication=k\n[mm]\nTransforms=x\n[x]\nENCRYPTION_ALGORITHM=AES_CBC\nHASH_ALGORITHM=SHA\nAUTHENTICATION_METHOD=PRE_SHARED\nGROUP_DESCRIPTION=MODP_2048\nLife=L\n[L]\nLIFE_TYPE=BYTES\nLIFE_DURATION=10\n", "L", "LIFE_TYPE", "BYTES"),
         ("[Phase 1]\n10.0.0.1=p\n[p]\nPhase=1\n", "p", "Authentication", "missing"),
         ("[Phase 1]\n10.0.0.1=p\n[p]\nAuthentication=k\nID=nope\n", "p", "ID", "[nope]"),
-        ("[Phase 1]\n10.0.0.1=p\n[p]\nAuthentication=k\nID=i\n[i]\nID-type=DER_ASN1_DN\n", "i", "ID-type", "DER_ASN1_DN"),
+        ("[Phase 1]\n10.0.0.1=p\n[p]\nAuthentication=k\nID=i\n[i]\nID-type=DER_ASN1_GN\n", "i", "ID-type", "DER_ASN1_GN"),
+        ("[Phase 1]\n10.0.0.1=p\n[p]\nAuthentication=k\nID=i\n[i]\nID-type=DER_ASN1_DN\n", "i", "Name", "missing"),
+        ("[Phase 1]\n10.0.0.1=p\n[p]\nAuthentication=k\nID=i\n[i]\nID-type=DER_ASN1_DN\nName=/C=US/Bogus=x\n", "i", "Name", "Bogus"),
         ("[Phase 1]\n10.0.0.1=p\n[p]\nAuthentication=k\nID=i\n[i]\nID-type=FQDN\n", "i", "Name", "missing"),
         ("[Phase 1]\n10.0.0.1=p\n[p]\nAuthentication=k\nDPD-action=panic\n", "p", "DPD-action", "panic"),
         ("[Phase 1]\n10.0.0.1=p\n[p]\nAuthentication=k\nNAT-T=maybe\n", "p", "NAT-T", "maybe"),
@@ -611,5 +613,34 @@ fn fifo_changes_then_rebuild() {
     assert_eq!(
         c.suites[0].name, "QM-ESP-3DES-SHA-PFS-SUITE",
         "Default-quick-mode"
+    );
+}
+
+/// `ID-type=DER_ASN1_DN` with `Name` in OpenSSL's slash form or the comma form: the same DER
+/// Name, RDNs in the order written.
+#[test]
+fn der_asn1_dn_identities() {
+    let conf = |name: &str| {
+        format!(
+            "[Phase 1]\n192.0.2.2=p\n[p]\nConfiguration=mm\nID=me\nRemote-ID=them\n[mm]\nEXCHANGE_TYPE=ID_PROT\nTransforms=AES-SHA-RSA_SIG\n[me]\nID-type=DER_ASN1_DN\nName={name}\n[them]\nID-type=DER_ASN1_DN\nName=C=US, O=Test, CN=east\n"
+        )
+    };
+    let a = policy(&conf("/C=US/O=Test/CN=west"));
+    let b = policy(&conf("C=US, O=Test, CN=west"));
+    let (pa, pb) = (a.peer("p").unwrap(), b.peer("p").unwrap());
+    assert_eq!(pa.local_id, pb.local_id);
+    let Some(Identity::DerAsn1Dn(der)) = &pa.local_id else {
+        panic!("not a DN: {:?}", pa.local_id);
+    };
+    assert_eq!(
+        ike::x509::dn_to_string(der).as_deref(),
+        Some("C=US, O=Test, CN=west")
+    );
+    let Some(Identity::DerAsn1Dn(der)) = &pa.remote_id else {
+        panic!("not a DN: {:?}", pa.remote_id);
+    };
+    assert_eq!(
+        ike::x509::dn_to_string(der).as_deref(),
+        Some("C=US, O=Test, CN=east")
     );
 }

@@ -1,12 +1,15 @@
 //! The parent's reading of isakmpd.conf: parsed and checked before anything starts, then
 //! split by who may see what. The helpers get the pre-shared keys and private keys; the
-//! child gets the configuration with every `Authentication` value blanked, and the peers'
-//! public keys (public, so safe to give).
+//! child gets the configuration with every `Authentication` value blanked, the peers'
+//! public keys, and the `[X509-Certificates]` CA certificates, CRLs and certificates (all
+//! public, so safe to give; the child verifies peers' certificates with them, as isakmpd's
+//! unprivileged process does).
 
 use crate::files;
 use helpers::service::Secrets;
 use ike::conf::Conf;
 use ike::policy::{redact_secrets, secrets, Credentials, Policy};
+use ike::x509::Material;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -20,6 +23,9 @@ pub struct ChildConfig {
     pub public_keys: Vec<(String, Vec<u8>)>,
     /// This host's addresses, for NAT-D and as the source of initiated exchanges.
     pub local_addresses: Vec<IpAddr>,
+    /// `CA-directory`, `CRL-directory` and `Cert-directory`, as DER.
+    #[serde(default)]
+    pub x509: Material,
 }
 
 /// The configuration as the parent holds it (Debug comes from the helpers' `Secrets`,
@@ -47,25 +53,41 @@ pub fn load(path: &Path) -> Result<Loaded, String> {
 /// Check a configuration database (read from `path`, or changed by FIFO `C` commands) and
 /// split it by who may see what.
 pub fn from_conf(conf: Conf, path: &Path) -> Result<Loaded, String> {
-    let policy = Policy::from_conf(&conf).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut policy = Policy::from_conf(&conf).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut rsa_keys = Vec::new();
     let mut public_keys = Vec::new();
     let dir = path.parent().unwrap_or(Path::new("/etc/isakmpd"));
-    for peer in &policy.peers {
-        let Credentials::RsaSig { secret, .. } = &peer.credentials else {
-            continue;
-        };
+    let rsa_peers: Vec<_> = policy
+        .peers
+        .iter()
+        .filter_map(|p| match &p.credentials {
+            Credentials::RsaSig { secret, .. } => Some((p, secret)),
+            Credentials::PreShared { .. } => None,
+        })
+        .collect();
+    let mut own_public_keys = Vec::new();
+    for (_, secret) in &rsa_peers {
         if !rsa_keys
             .iter()
-            .any(|(n, _): &(String, Vec<u8>)| n == secret)
+            .any(|(n, _): &(String, Vec<u8>)| n == *secret)
         {
-            rsa_keys.push((secret.clone(), private_key(Path::new(secret))?));
+            let (private, public) = private_key(Path::new(secret))?;
+            rsa_keys.push(((*secret).clone(), private));
+            own_public_keys.push(public);
         }
-        public_keys.push((
-            peer.name.clone(),
-            public_key(&conf, dir, &peer.name, peer.address.ip())?,
-        ));
     }
+    // Certificates are read only when some peer uses signatures, as the private key is.
+    let x509 = if rsa_peers.is_empty() {
+        Material::default()
+    } else {
+        x509_material(&conf, &own_public_keys)?
+    };
+    for (peer, _) in &rsa_peers {
+        if let Some(key) = public_key(&conf, dir, &peer.name, peer.address.ip(), &x509)? {
+            public_keys.push((peer.name.clone(), key));
+        }
+    }
+    policy.x509 = x509.clone();
     let updown = policy
         .connections
         .iter()
@@ -80,6 +102,7 @@ pub fn from_conf(conf: Conf, path: &Path) -> Result<Loaded, String> {
         conf: redact_secrets(&conf).dump(),
         public_keys,
         local_addresses: Vec::new(),
+        x509,
     };
     let secrets = Secrets {
         psks: secrets(&conf),
@@ -94,8 +117,9 @@ pub fn from_conf(conf: Conf, path: &Path) -> Result<Loaded, String> {
     })
 }
 
-/// Our RSA private key (PEM or DER), checked like the configuration: no group or other access.
-fn private_key(path: &Path) -> Result<Vec<u8>, String> {
+/// Our RSA private key (PEM or DER), checked like the configuration: no group or other
+/// access; as DER, with its public key (DER SubjectPublicKeyInfo).
+fn private_key(path: &Path) -> Result<(Vec<u8>, Vec<u8>), String> {
     let bytes = files::read_secret_file(path).map_err(|e| format!("private key: {e}"))?;
     let key = openssl::pkey::PKey::private_key_from_pem(&bytes)
         .or_else(|_| openssl::pkey::PKey::private_key_from_der(&bytes))
@@ -103,25 +127,132 @@ fn private_key(path: &Path) -> Result<Vec<u8>, String> {
     if key.rsa().is_err() {
         return Err(format!("{}: not an RSA key", path.display()));
     }
-    key.private_key_to_der()
-        .map_err(|e| format!("{}: {e}", path.display()))
+    let private = key
+        .private_key_to_der()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let public = key
+        .public_key_to_der()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((private, public))
 }
 
 /// A peer's raw RSA public key: the peer section's `Public-key` file, else isakmpd's
-/// `pubkeys/ipv4/<address>` (or `ipv6`) beside the configuration file.
-fn public_key(conf: &Conf, dir: &Path, peer: &str, address: IpAddr) -> Result<Vec<u8>, String> {
+/// `pubkeys/ipv4/<address>` (or `ipv6`) beside the configuration file if it exists. Without
+/// either the peer must show a certificate (`None`), which needs CAs to check it against.
+fn public_key(
+    conf: &Conf,
+    dir: &Path,
+    peer: &str,
+    address: IpAddr,
+    x509: &Material,
+) -> Result<Option<Vec<u8>>, String> {
     let family = if address.is_ipv4() { "ipv4" } else { "ipv6" };
     let path = match conf.get_str(peer, "Public-key") {
         Some(p) => PathBuf::from(p.trim()),
-        None => dir.join("pubkeys").join(family).join(address.to_string()),
+        None => {
+            let p = dir.join("pubkeys").join(family).join(address.to_string());
+            if !p.exists() && x509.has_cas() {
+                return Ok(None);
+            }
+            p
+        }
     };
     let bytes = std::fs::read(&path).map_err(|e| {
-        format!("peer {peer} uses RSA signatures but its public key {} cannot be read: {e} (set Public-key=)", path.display())
+        let ca_dir = conf
+            .get_str("X509-Certificates", "CA-directory")
+            .unwrap_or_default()
+            .trim();
+        format!("peer {peer} uses RSA signatures but its public key {} cannot be read: {e} (set Public-key=, or put CA certificates in CA-directory {ca_dir} to check the peer's certificate)", path.display())
     })?;
     let key =
         ike::crypto::rsa_public_key(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
     key.public_key_to_der()
+        .map(Some)
         .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// `[X509-Certificates]`: the CA certificates, the CRLs, and the certificates of
+/// `Cert-directory`, split into ours (the public key of one of our private keys) and the
+/// others. A directory that does not exist holds nothing; a file in one that is not a
+/// certificate (or CRL) is an error naming it.
+fn x509_material(conf: &Conf, own_public_keys: &[Vec<u8>]) -> Result<Material, String> {
+    let dir = |tag: &str| {
+        conf.get_str("X509-Certificates", tag)
+            .map(|d| PathBuf::from(d.trim()))
+    };
+    let mut m = Material::default();
+    for (_, bytes) in directory_files(dir("CA-directory"))? {
+        m.cas.extend(bytes);
+    }
+    for (path, bytes) in directory_files(dir("Cert-directory"))? {
+        for der in bytes {
+            let key =
+                ike::x509::public_key_of(&der).map_err(|e| format!("{}: {e}", path.display()))?;
+            if own_public_keys.contains(&key) {
+                m.own.push(der);
+            } else {
+                m.others.push(der);
+            }
+        }
+    }
+    if let Some(d) = dir("CRL-directory") {
+        for path in directory_entries(&d)? {
+            let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let crl = ike::x509::crl_from_file(&bytes)
+                .map_err(|e| format!("{}: not a CRL: {e}", path.display()))?;
+            if !m.crls.contains(&crl) {
+                m.crls.push(crl);
+            }
+        }
+    }
+    for v in [&mut m.cas, &mut m.own, &mut m.others] {
+        let mut seen = Vec::new();
+        v.retain(|c| {
+            let new = !seen.contains(c);
+            seen.push(c.clone());
+            new
+        });
+    }
+    Ok(m)
+}
+
+/// A file and the certificates in it, as DER.
+type CertFile = (PathBuf, Vec<Vec<u8>>);
+
+/// The certificates in each file of `dir`.
+fn directory_files(dir: Option<PathBuf>) -> Result<Vec<CertFile>, String> {
+    let Some(dir) = dir else {
+        return Ok(Vec::new());
+    };
+    directory_entries(&dir)?
+        .into_iter()
+        .map(|path| {
+            let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let certs = ike::x509::certs_from_file(&bytes)
+                .map_err(|e| format!("{}: not a certificate: {e}", path.display()))?;
+            Ok((path, certs))
+        })
+        .collect()
+}
+
+/// The files of `dir` (not hidden, not directories), sorted; none if it does not exist.
+fn directory_entries(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("{}: {e}", dir.display())),
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
+        let path = entry.path();
+        let hidden = entry.file_name().to_string_lossy().starts_with('.');
+        if !hidden && path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 #[cfg(test)]
@@ -199,5 +330,76 @@ mod tests {
         assert!(load(&d.join("isakmpd.conf"))
             .expect_err("refused")
             .contains("private key"));
+    }
+
+    #[test]
+    fn certificates_are_read_and_split_into_ours_and_others() {
+        use ike::x509::test_pki::{Ca, San};
+        let d = tmp();
+        let mut ca = Ca::new(&[("O", "Test"), ("CN", "Test CA")]).expect("ca");
+        let ours = openssl::rsa::Rsa::generate(2048).expect("rsa");
+        let ours = openssl::pkey::PKey::from_rsa(ours).expect("pkey");
+        let theirs = ike::x509::test_pki::rsa_key(2048).expect("key");
+        let my_cert = ca
+            .issue(
+                &[("O", "Test"), ("CN", "me")],
+                &[San::Dns("me.test".into())],
+                &ours,
+            )
+            .expect("cert");
+        let their_cert = ca
+            .issue(&[("O", "Test"), ("CN", "them")], &[], &theirs)
+            .expect("cert");
+        let crl = ca.crl(&[&their_cert]).expect("crl");
+        for sub in ["ca", "certs", "crls"] {
+            std::fs::create_dir_all(d.join(sub)).expect("mkdir");
+        }
+        let pem =
+            |c: &openssl::x509::X509| String::from_utf8(c.to_pem().expect("pem")).expect("utf8");
+        write(&d.join("ca"), "ca.crt", &pem(&ca.cert), 0o644);
+        // The same CA twice (a hash-named link, say) counts once; hidden files are skipped.
+        write(&d.join("ca"), "5a3b2c1d.0", &pem(&ca.cert), 0o644);
+        write(&d.join("ca"), ".README", "not a certificate", 0o644);
+        write(&d.join("certs"), "me.crt", &pem(&my_cert), 0o644);
+        write(&d.join("certs"), "them.crt", &pem(&their_cert), 0o644);
+        std::fs::write(d.join("crls").join("ca.crl"), &crl).expect("write");
+        let key = String::from_utf8(ours.private_key_to_pem_pkcs8().expect("pem")).expect("utf8");
+        let keyp = write(&d, "local.key", &key, 0o600);
+        let conf = format!(
+            "[Phase 1]\n192.0.2.2=peer\n[X509-Certificates]\nPrivate-key={}\nCA-directory={}\nCert-directory={}\nCRL-directory={}\n[peer]\nPhase=1\nAddress=192.0.2.2\nConfiguration=mm\nRemote-ID=them\n[them]\nID-type=DER_ASN1_DN\nName=/O=Test/CN=them\n[mm]\nEXCHANGE_TYPE=ID_PROT\nTransforms=AES-128-SHA-GRP14-RSA_SIG\n",
+            keyp.display(),
+            d.join("ca").display(),
+            d.join("certs").display(),
+            d.join("crls").display(),
+        );
+        let confp = write(&d, "isakmpd.conf", &conf, 0o600);
+        let l = load(&confp).expect("load");
+        let m = &l.child.x509;
+        assert_eq!(m.cas, vec![ca.cert.to_der().expect("der")]);
+        assert_eq!(m.own, vec![my_cert.to_der().expect("der")]);
+        assert_eq!(m.others, vec![their_cert.to_der().expect("der")]);
+        assert_eq!(m.crls, vec![crl]);
+        // No raw key for the peer: it proves its key with a certificate.
+        assert!(l.child.public_keys.is_empty());
+        assert!(!l.child.conf.contains("BEGIN"));
+        // The child's policy carries the material.
+        let p = crate::driver::policy(&l.child).expect("policy");
+        assert_eq!(&p.x509, m);
+        // A file that is not a certificate is named.
+        write(&d.join("ca"), "junk.pem", "hello", 0o644);
+        let e = load(&confp).expect_err("refused");
+        assert!(
+            e.contains("junk.pem") && e.contains("not a certificate"),
+            "{e}"
+        );
+        std::fs::remove_file(d.join("ca").join("junk.pem")).expect("rm");
+        // Without CAs and without a raw key, the peer cannot be checked: say how to fix it.
+        std::fs::remove_file(d.join("ca").join("ca.crt")).expect("rm");
+        std::fs::remove_file(d.join("ca").join("5a3b2c1d.0")).expect("rm");
+        let e = load(&confp).expect_err("refused");
+        assert!(
+            e.contains("Public-key=") && e.contains("CA-directory"),
+            "{e}"
+        );
     }
 }

@@ -42,7 +42,7 @@ pub struct Driver {
 }
 
 /// The engine's policy from the child's configuration: the configuration text without
-/// secrets, and the peers' public keys.
+/// secrets, the peers' public keys, and the X.509 material.
 pub fn policy(cfg: &ChildConfig) -> Result<Policy, String> {
     let conf = Conf::parse(&cfg.conf).map_err(|e| format!("configuration from the parent: {e}"))?;
     let mut policy =
@@ -59,6 +59,7 @@ pub fn policy(cfg: &ChildConfig) -> Result<Policy, String> {
                 .map(|(_, k)| k.clone());
         }
     }
+    policy.x509 = cfg.x509.clone();
     Ok(policy)
 }
 

@@ -57,6 +57,10 @@ impl Daemon {
         let conf_bytes: (&str, &[u8]) = ("isakmpd.conf", conf.as_bytes());
         for (name, bytes) in std::iter::once(&conf_bytes).chain(files) {
             let path = dir.join(name);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("{}: {e}", parent.display()))?;
+            }
             std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
                 .map_err(|e| format!("{}: {e}", path.display()))?;

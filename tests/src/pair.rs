@@ -56,6 +56,14 @@ pub enum Auth {
         private_key: PathBuf,
         peer_public_key: PathBuf,
     },
+    /// X.509 certificates: `[X509-Certificates]` with our private key and the three
+    /// directories under `dir`, and the bodies of our ID section and of the peer's (the
+    /// `Remote-ID`), such as `ID-type=FQDN\nName=east.example\n`.
+    X509 {
+        dir: PathBuf,
+        id: Option<String>,
+        remote_id: Option<String>,
+    },
 }
 
 /// One side of the east/west topology as isakmpd.conf text: a Main Mode peer
@@ -98,6 +106,24 @@ pub fn gateway_conf(east: bool, auth: &Auth) -> String {
             format!("Public-key=\t\t{}\n", peer_public_key.display()),
             "-RSA_SIG",
         ),
+        Auth::X509 { dir, id, remote_id } => {
+            let mut sections = format!(
+                "[X509-Certificates]\nPrivate-key=\t\t{}\nCA-directory=\t\t{}\nCert-directory=\t\t{}\nCRL-directory=\t\t{}\n\n",
+                dir.join("local.key").display(),
+                dir.join("ca").display(),
+                dir.join("certs").display(),
+                dir.join("crls").display(),
+            );
+            let mut tags = String::new();
+            for (tag, body) in [("ID", id), ("Remote-ID", remote_id)] {
+                if let Some(body) = body {
+                    let section = format!("{peer_section}-{}", tag.to_ascii_lowercase());
+                    tags.push_str(&format!("{tag}=\t\t\t{section}\n"));
+                    sections.push_str(&format!("[{section}]\n{body}\n"));
+                }
+            }
+            (sections, tags, "-RSA_SIG")
+        }
     };
     format!(
         "\
@@ -224,6 +250,10 @@ pub fn rsa_prime1(private_pem: &[u8]) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
+/// One gateway of [`Pair::start_x509`]: its files, and the bodies of its ID and Remote-ID
+/// sections.
+pub type X509Side<'a> = (&'a [(&'a str, &'a [u8])], Option<&'a str>, Option<&'a str>);
+
 /// East and west running. Fields drop in order: the daemons, then their namespaces.
 pub struct Pair {
     pub east: Daemon,
@@ -298,6 +328,30 @@ impl Pair {
             (&west_conf, west_files),
             args,
         )
+    }
+
+    /// East and west with X.509 certificates: each side's files (`local.key`, `ca/...`,
+    /// `certs/...`, `crls/...` under its run directory) and the bodies of its ID and Remote-ID
+    /// sections (see [`Auth::X509`]).
+    pub fn start_x509(
+        tag: &str,
+        east: X509Side<'_>,
+        west: X509Side<'_>,
+        args: &[&str],
+    ) -> Result<Pair, String> {
+        let conf = |east: bool, id: Option<&str>, remote_id: Option<&str>| {
+            gateway_conf(
+                east,
+                &Auth::X509 {
+                    dir: Self::dir(tag, east),
+                    id: id.map(str::to_string),
+                    remote_id: remote_id.map(str::to_string),
+                },
+            )
+        };
+        let east_conf = conf(true, east.1, east.2);
+        let west_conf = conf(false, west.1, west.2);
+        Self::start(tag, (&east_conf, east.0), (&west_conf, west.0), args)
     }
 
     /// Both logs, labelled, for assertion messages.

@@ -238,8 +238,16 @@ impl Engine {
                     .phase1
                     .get(&serial)
                     .is_some_and(|p| p.state != P1State::Established);
+                // An Aggressive Mode initiator is done when it sends its last message; the
+                // responder's verdict on it can only come afterwards.
+                let aggressive_initiator = self.phase1.get(&serial).is_some_and(|p| {
+                    p.mode == crate::policy::Phase1Mode::Aggressive
+                        && p.role == super::phase1::Role::Initiator
+                });
                 if t.is_error() && negotiating {
                     self.p1_fail(serial, format!("peer refused: {}", notify_name(t)));
+                } else if t == NotifyType::AUTHENTICATION_FAILED && aggressive_initiator {
+                    self.delete_phase1(serial, false, "peer refused: AUTHENTICATION-FAILED");
                 }
             }
         }

@@ -473,7 +473,7 @@ fn why(r: &CryptoResult) -> String {
     match r {
         CryptoResult::Failed(reason) => reason.clone(),
         CryptoResult::Verified(false) => {
-            "the signature does not verify with the configured public key".into()
+            "the signature does not verify with the peer's public key".into()
         }
         _ => "the helper gave an unexpected answer".into(),
     }

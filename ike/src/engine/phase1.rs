@@ -7,14 +7,15 @@ use super::protect::{open, parse_all, plain, sealed};
 use super::timers::Timer;
 use super::{Engine, Event, LogLevel};
 use crate::codec::{
-    flags, Cookie, ExchangeType, Header, IdPayload, Identity, NotifyPayload, NotifyType, Payload,
-    PayloadType, ProtocolId, SaPayload, DOI_IPSEC,
+    cert_encoding, flags, CertPayload, Cookie, ExchangeType, Header, IdPayload, Identity,
+    NotifyPayload, NotifyType, Payload, PayloadType, ProtocolId, SaPayload, DOI_IPSEC,
 };
 use crate::crypto::{
     hash_i, hash_r, phase1_keys, skeyid_sig, CryptoRequest, CryptoResult, DhPrivate, HashAlg,
     Phase1Keys, Secret,
 };
 use crate::policy::{self, AuthMethod, ChosenPhase1, Credentials, Peer, Phase1Mode};
+use crate::x509;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 /// What runs when an asynchronous step of a phase-1 exchange completes.
 type Step = Box<dyn FnOnce(&mut Engine, u64) + Send>;
 /// What runs with our authentication payload once it is ready.
-type AuthStep = Box<dyn FnOnce(&mut Engine, u64, Payload) + Send>;
+type AuthStep = Box<dyn FnOnce(&mut Engine, u64, Vec<Payload>) + Send>;
 
 /// Nonce length we send (RFC 2409 allows 8..256 bytes).
 const NONCE_LEN: usize = 32;
@@ -252,22 +253,148 @@ impl Engine {
     fn own_id(&mut self, serial: u64) -> Option<(Peer, IdPayload)> {
         let p1 = self.phase1.get(&serial)?;
         let peer = self.peer_by_name(&p1.peer)?;
-        let id = Self::own_identity(&peer, p1.local);
+        let id = self.own_identity(&peer, p1.local);
         let body = body_of(&Payload::Id(id.clone())).unwrap_or_default();
         self.phase1.get_mut(&serial)?.id_own_b = body;
         Some((peer, id))
     }
 
-    fn own_identity(peer: &Peer, local: SocketAddr) -> IdPayload {
-        let identity = peer.local_id.clone().unwrap_or(match local.ip() {
+    /// Our identity for `peer`: its configured `ID`, else our address. With a certificate
+    /// to send, a configured DN is sent as the certificate writes it, and without an `ID`
+    /// the address is used only if the certificate carries it, else the certificate's subject.
+    fn own_identity(&self, peer: &Peer, local: SocketAddr) -> IdPayload {
+        let address = match local.ip() {
             std::net::IpAddr::V4(a) => Identity::Ipv4(a),
             std::net::IpAddr::V6(a) => Identity::Ipv6(a),
-        });
+        };
+        let identity = match (peer.local_id.clone(), self.own_cert(peer)) {
+            (Some(id), Some(cert)) => x509::as_in_certificate(cert, id),
+            (Some(id), None) => id,
+            (None, Some(cert)) => x509::default_identity(cert, local.ip()).unwrap_or(address),
+            (None, None) => address,
+        };
         IdPayload {
             protocol: 0,
             port: 0,
             identity,
         }
+    }
+
+    /// The certificate we show `peer`: with RSA signatures, ours from `Cert-directory` that
+    /// carries our ID for it (else the first of ours).
+    fn own_cert(&self, peer: &Peer) -> Option<&[u8]> {
+        match peer.credentials {
+            Credentials::RsaSig { .. } => {
+                self.cfg.policy.x509.own_certificate(peer.local_id.as_ref())
+            }
+            Credentials::PreShared { .. } => None,
+        }
+    }
+
+    /// CERTREQ payloads for `peer`, one per CA we trust (X.509 signature certificates, named
+    /// by the CA's subject), when the peer must prove its key with a certificate.
+    fn cert_requests(&self, peer: &Peer) -> Vec<Payload> {
+        match peer.credentials {
+            Credentials::RsaSig {
+                peer_public_key: None,
+                ..
+            } => self
+                .cfg
+                .policy
+                .x509
+                .ca_names()
+                .into_iter()
+                .map(|data| {
+                    Payload::CertReq(CertPayload {
+                        encoding: cert_encoding::X509_SIGNATURE,
+                        data,
+                    })
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// CERTREQ payloads in Main Mode messages 3 and 4, once RSA signatures are chosen.
+    fn cert_requests_for(&self, serial: u64, peer: &Peer) -> Vec<Payload> {
+        let rsa = self
+            .phase1
+            .get(&serial)
+            .and_then(|p| p.chosen.as_ref())
+            .is_some_and(|c| c.transform.auth == AuthMethod::RsaSig);
+        if rsa {
+            self.cert_requests(peer)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// The public key (DER SubjectPublicKeyInfo) the peer's signature must verify with: the
+    /// configured raw key; else the key of the certificate the peer sent (the first X.509
+    /// signature CERT, the others as intermediates); else of a `Cert-directory` certificate
+    /// carrying the peer's identity. A certificate must verify against our CAs and CRLs and
+    /// carry the identity of the peer's ID payload.
+    fn peer_public_key(
+        &mut self,
+        peer: &Peer,
+        id: &IdPayload,
+        payloads: &[Payload],
+    ) -> Result<Vec<u8>, String> {
+        if let Credentials::RsaSig {
+            peer_public_key: Some(k),
+            ..
+        } = &peer.credentials
+        {
+            return Ok(k.clone());
+        }
+        let certs: Vec<&[u8]> = payloads
+            .iter()
+            .filter_map(|p| match p {
+                Payload::Cert(c) if c.encoding == cert_encoding::X509_SIGNATURE => {
+                    Some(c.data.as_slice())
+                }
+                _ => None,
+            })
+            .collect();
+        let other_encodings: Vec<u8> = payloads
+            .iter()
+            .filter_map(|p| match p {
+                Payload::Cert(c) if c.encoding != cert_encoding::X509_SIGNATURE => Some(c.encoding),
+                _ => None,
+            })
+            .collect();
+        let material = &self.cfg.policy.x509;
+        let verified = match certs.split_first() {
+            Some((leaf, chain)) => x509::verify_peer(leaf, chain, &id.identity, material, None)
+                .map_err(|e| e.to_string())?,
+            None => {
+                let held = material.held_for(&id.identity);
+                let Some(cert) = held.first() else {
+                    let also = if other_encodings.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (certificate encodings {other_encodings:?} are not supported)")
+                    };
+                    return Err(format!(
+                        "peer sent no X.509 certificate{also}, and no public key or certificate for {} is configured",
+                        x509::describe_identity(&id.identity)
+                    ));
+                };
+                x509::verify_peer(cert, &[], &id.identity, material, None)
+                    .map_err(|e| format!("{e} (held in Cert-directory)"))?
+            }
+        };
+        self.log(
+            LogLevel::Info,
+            format!(
+                "peer {}: certificate \"{}\" (issuer \"{}\") verified for {}",
+                peer.name,
+                verified.subject,
+                verified.issuer,
+                x509::describe_identity(&id.identity)
+            ),
+        );
+        Ok(verified.public_key)
     }
 
     fn vendor_ids(peer: &Peer) -> Vec<Payload> {
@@ -402,6 +529,7 @@ impl Engine {
             Payload::Nonce(ni),
             Payload::Id(id),
         ];
+        payloads.extend(self.cert_requests(&peer));
         payloads.extend(Self::vendor_ids(&peer));
         self.p1_send_plain(serial, payloads);
     }
@@ -851,6 +979,10 @@ impl Engine {
         let h = p1.hash_alg().unwrap_or(HashAlg::Sha1);
         let mut payloads = vec![Payload::Ke(public), Payload::Nonce(ni)];
         payloads.extend(Self::nat_d_payloads(p1, h));
+        let peer = p1.peer.clone();
+        if let Some(peer) = self.peer_by_name(&peer) {
+            payloads.extend(self.cert_requests_for(serial, &peer));
+        }
         self.p1_send_plain(serial, payloads);
     }
 
@@ -1045,18 +1177,33 @@ impl Engine {
         };
         let Some(c) = &p1.chosen else { return };
         match c.transform.auth {
-            AuthMethod::PreShared => then(self, serial, Payload::Hash(hash)),
+            AuthMethod::PreShared => then(self, serial, vec![Payload::Hash(hash)]),
             AuthMethod::RsaSig => {
                 let Some(peer) = self.peer_by_name(&p1.peer) else {
                     return;
                 };
+                // Our certificate goes before the signature, as RFC 2409 5.1 lists them.
+                let cert: Vec<Payload> = self
+                    .own_cert(&peer)
+                    .map(|c| {
+                        Payload::Cert(CertPayload {
+                            encoding: cert_encoding::X509_SIGNATURE,
+                            data: c.to_vec(),
+                        })
+                    })
+                    .into_iter()
+                    .collect();
                 let Credentials::RsaSig { secret, .. } = peer.credentials else {
                     return self.p1_fail(serial, "peer has no RSA key configured".into());
                 };
                 self.crypto(
                     CryptoRequest::RsaSign { secret, hash },
                     Box::new(move |e, r| match r {
-                        CryptoResult::Signature(s) => then(e, serial, Payload::Sig(s)),
+                        CryptoResult::Signature(s) => {
+                            let mut out = cert;
+                            out.push(Payload::Sig(s));
+                            then(e, serial, out)
+                        }
                         other => {
                             e.p1_fail(serial, format!("signing failed: {}", super::why(&other)))
                         }
@@ -1105,12 +1252,14 @@ impl Engine {
             return self.p1_fail(serial, "peer sent no identity".into());
         };
         if let Some(expected) = &peer.remote_id {
-            if *expected != id.identity {
+            if !x509::identities_match(expected, &id.identity) {
                 return self.p1_fail(
                     serial,
                     format!(
-                        "peer {} claims identity {:?}, configured Remote-ID is {:?}",
-                        peer.name, id.identity, expected
+                        "peer {} claims identity {}, configured Remote-ID is {}",
+                        peer.name,
+                        x509::describe_identity(&id.identity),
+                        x509::describe_identity(expected)
                     ),
                 );
             }
@@ -1122,7 +1271,7 @@ impl Engine {
             return;
         };
         p1.id_peer_b = id_body;
-        p1.id_peer = Some(id);
+        p1.id_peer = Some(id.clone());
         p1.initial_contact |= initial_contact;
         let Some(expected) = Self::peer_hash(p1) else {
             return;
@@ -1153,15 +1302,15 @@ impl Engine {
                 }) else {
                     return self.p1_fail(serial, "peer sent no signature".into());
                 };
-                let Credentials::RsaSig {
-                    peer_public_key: Some(public_key),
-                    ..
-                } = peer.credentials
-                else {
-                    return self.p1_fail(
-                        serial,
-                        format!("no public key configured for peer {}", peer.name),
-                    );
+                let public_key = match self.peer_public_key(&peer, &id, payloads) {
+                    Ok(k) => k,
+                    Err(why) => {
+                        self.log(
+                            LogLevel::Warning,
+                            format!("phase 1 authentication of {} failed: {why}", peer.name),
+                        );
+                        return self.p1_auth_failed(serial);
+                    }
                 };
                 self.crypto(
                     CryptoRequest::RsaVerify {
@@ -1204,7 +1353,8 @@ impl Engine {
                     return;
                 };
                 p1.state = P1State::MmI3Sent;
-                let mut payloads = vec![Payload::Id(id), auth];
+                let mut payloads = vec![Payload::Id(id)];
+                payloads.extend(auth);
                 if first_contact {
                     payloads.push(initial_contact_notify(p1));
                 }
@@ -1365,7 +1515,10 @@ impl Engine {
                     _ => None,
                 });
                 if let Some(expected) = &peer.remote_id {
-                    if id.as_ref().map(|i| &i.identity) != Some(expected) {
+                    if !id
+                        .as_ref()
+                        .is_some_and(|i| x509::identities_match(expected, &i.identity))
+                    {
                         return self.p1_fail(
                             serial,
                             format!("peer identity {id:?} is not the configured Remote-ID"),
@@ -1458,6 +1611,10 @@ impl Engine {
                 let h = p1.hash_alg().unwrap_or(HashAlg::Sha1);
                 let mut out = vec![Payload::Ke(public), Payload::Nonce(nr)];
                 out.extend(Self::nat_d_payloads(p1, h));
+                let peer = p1.peer.clone();
+                if let Some(peer) = e.peer_by_name(&peer) {
+                    out.extend(e.cert_requests_for(serial, &peer));
+                }
                 e.p1_send_plain(serial, out);
                 e.derive_keys(
                     serial,
@@ -1513,7 +1670,9 @@ impl Engine {
                 e.own_auth(
                     serial,
                     Box::new(move |e, serial, auth| {
-                        e.p1_send_sealed(serial, vec![Payload::Id(id), auth], false);
+                        let mut out = vec![Payload::Id(id)];
+                        out.extend(auth);
+                        e.p1_send_sealed(serial, out, false);
                         e.p1_established(serial);
                     }),
                 );
@@ -1553,7 +1712,8 @@ impl Engine {
                             Payload::Id(id),
                         ];
                         out.extend(Self::nat_d_payloads(p1, h));
-                        out.push(auth);
+                        out.extend(auth);
+                        out.extend(e.cert_requests(&peer));
                         out.extend(Self::vendor_ids(&peer));
                         e.p1_send_plain(serial, out);
                     }),
@@ -1625,7 +1785,7 @@ impl Engine {
                                 };
                                 let h = p1.hash_alg().unwrap_or(HashAlg::Sha1);
                                 let mut out = Self::nat_d_payloads(p1, h);
-                                out.push(auth);
+                                out.extend(auth);
                                 // RFC 2409 sends the third message in the clear.
                                 let header = Self::header_for(p1, ExchangeType::AGGRESSIVE, 0, 0);
                                 match plain(header, &out) {

@@ -1213,7 +1213,7 @@ pub(super) fn describe_id(id: &IdPayload) -> String {
         Identity::Ipv4Range(a, b) => format!("{a}-{b}"),
         Identity::Ipv6Range(a, b) => format!("{a}-{b}"),
         Identity::Fqdn(n) | Identity::UserFqdn(n) => String::from_utf8_lossy(n).into_owned(),
-        other => format!("{other:?}"),
+        other => crate::x509::describe_identity(other),
     };
     match (id.protocol, id.port) {
         (0, 0) => base,

@@ -181,6 +181,7 @@ impl Policy {
             default_peer,
             general,
             key_lengths,
+            x509: Default::default(),
         })
     }
 }
@@ -521,6 +522,12 @@ fn identity(conf: &Conf, s: &str) -> Result<Identity, PolicyError> {
         "FQDN" => Identity::Fqdn(name(conf)?),
         "USER_FQDN" => Identity::UserFqdn(name(conf)?),
         "KEY_ID" => Identity::KeyId(name(conf)?),
+        "DER_ASN1_DN" => {
+            let dn = req(conf, s, "Name")?;
+            Identity::DerAsn1Dn(
+                crate::x509::parse_dn(dn).map_err(|e| err(s, "Name", format!("{dn:?}: {e}")))?,
+            )
+        }
         _ => {
             return Err(err(
                 s,

@@ -57,7 +57,8 @@ pub enum Credentials {
     /// The name under which the helpers hold the pre-shared key (the peer section's name).
     PreShared { secret: String },
     /// Our private key's name in the helpers' store; the peer's raw RSA public key (DER,
-    /// SubjectPublicKeyInfo) when configured as a raw key.
+    /// SubjectPublicKeyInfo) when configured as a raw key. Without one the peer proves its
+    /// key with an X.509 certificate checked against [`Policy::x509`].
     RsaSig {
         secret: String,
         peer_public_key: Option<Vec<u8>>,
@@ -267,6 +268,10 @@ pub struct Policy {
     /// the transform section name in lower case. Used by [`Policy::choose_phase1_for`] and
     /// [`Policy::choose_phase2_for`]; the free `choose_*` functions match exactly.
     pub key_lengths: std::collections::BTreeMap<String, (u16, u16)>,
+    /// `[X509-Certificates]`: CA certificates, CRLs and certificates, as DER. Empty from
+    /// [`Policy::from_conf`] (which reads no files); whoever reads the directories fills it.
+    #[serde(default)]
+    pub x509: crate::x509::Material,
 }
 
 /// A configuration the policy cannot use: the section and tag at fault, and why.

@@ -102,7 +102,11 @@ impl Policy {
     pub fn peer_for_id(&self, id: &Identity) -> Option<&Peer> {
         self.peers
             .iter()
-            .find(|p| p.remote_id.as_ref() == Some(id))
+            .find(|p| {
+                p.remote_id
+                    .as_ref()
+                    .is_some_and(|r| crate::x509::identities_match(r, id))
+            })
             .or_else(|| {
                 self.peers.iter().find(|p| {
                     p.remote_id.is_none()

@@ -466,5 +466,6 @@ pub fn policy(peers: Vec<ike::policy::Peer>, connections: Vec<ike::policy::Conne
             listen_on: Vec::new(),
         },
         key_lengths: Default::default(),
+        x509: Default::default(),
     }
 }
