@@ -273,6 +273,43 @@ fn mismatched_phase1_proposals_are_named_in_the_log() {
     assert!(sim.a.log_contains("NO-PROPOSAL-CHOSEN"), "{:?}", sim.a.logs);
 }
 
+/// Phase 1 mismatch seen from the initiator (strongSwan and Libreswan answer so): the
+/// unauthenticated NO-PROPOSAL-CHOSEN is logged with what we offered, not merely ignored.
+#[test]
+fn refused_phase1_offer_is_named_in_the_initiators_log() {
+    let a1 = suite(Phase1Mode::Main, AuthMethod::PreShared);
+    let mut b1 = a1.clone();
+    b1[0].group = Group::Modp3072;
+    let mut sim = pair_with(
+        &a1,
+        &b1,
+        &[Suite2::default()],
+        &[Suite2::default()],
+        43,
+        3600,
+        0,
+    );
+    start(&mut sim);
+    sim.advance(Duration::from_secs(10));
+    assert_eq!(sim.a.phase1_up(), 0);
+    let line = sim
+        .a
+        .logs
+        .iter()
+        .map(|(_, l)| l.clone())
+        .find(|l| l.contains("refused our phase 1 offer"))
+        .unwrap_or_else(|| panic!("no refusal line: {:?}", sim.a.logs));
+    assert!(line.contains("NO-PROPOSAL-CHOSEN"), "{line}");
+    assert!(
+        line.contains("MODP2048"),
+        "our offer's group missing: {line}"
+    );
+    assert!(
+        !line.contains("MODP3072"),
+        "we cannot know the peer's: {line}"
+    );
+}
+
 /// Phase 2 mismatch: the responder says what did not match; the initiator gets an
 /// authenticated NO-PROPOSAL-CHOSEN.
 #[test]

@@ -3,6 +3,7 @@
 //! when the test's values are dropped, so a failed test leaves nothing behind.
 
 pub mod daemon;
+pub mod interop;
 pub mod netns;
 pub mod pair;
 pub mod procfs;

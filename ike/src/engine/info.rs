@@ -97,9 +97,31 @@ impl Engine {
                     .join(", "),
                 Err(e) => format!("malformed: {e}"),
             };
-            let peer = serial
-                .and_then(|s| self.phase1.get(&s))
-                .map(|p| p.peer.clone());
+            let p1 = serial.and_then(|s| self.phase1.get(&s));
+            let peer = p1.map(|p| p.peer.clone());
+            // Our own phase 1 offer refused: say what we offered (the peer does not say
+            // what it would accept), so the log names both sides' part of the mismatch.
+            let refused_offer = p1
+                .filter(|p| {
+                    p.role == super::phase1::Role::Initiator && p.state != P1State::Established
+                })
+                .filter(|_| what.contains("NO-PROPOSAL-CHOSEN"))
+                .and_then(|p| self.peer_by_name(&p.peer))
+                .map(|cfg| {
+                    cfg.transforms
+                        .iter()
+                        .map(crate::policy::describe_p1)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                });
+            if let (Some(offer), Some(peer)) = (refused_offer, &peer) {
+                return self.log(
+                    LogLevel::Warning,
+                    format!(
+                        "no proposal chosen: peer {peer} ({remote}) refused our phase 1 offer [{offer}] with an unauthenticated NO-PROPOSAL-CHOSEN; it does not say what it accepts (waiting for a valid reply until the exchange times out)"
+                    ),
+                );
+            }
             return self.log(
                 LogLevel::Notice,
                 format!(

@@ -11,6 +11,7 @@ mod natt;
 mod phase1;
 mod protect;
 mod quick;
+pub use quick::{gateway_ids, Gateways};
 mod rng;
 mod sa;
 mod timers;

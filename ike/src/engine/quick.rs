@@ -924,6 +924,14 @@ impl Engine {
         }) else {
             return;
         };
+        let Some(gateways) = self.phase1.get(&serial).map(|p| Gateways {
+            local: p.local.ip(),
+            remote: p.remote.ip(),
+            nat_local: p.nat_local,
+            nat_remote: p.nat_remote,
+        }) else {
+            return;
+        };
         let Some(qm) = self.quick.get_mut(&(serial, msgid)) else {
             return;
         };
@@ -982,6 +990,9 @@ impl Engine {
         let ids_ok = match (ids.as_slice(), &qm.idci, &qm.idcr) {
             ([], None, None) => true,
             ([a, b], Some(ci), Some(cr)) => *a == ci && *b == cr,
+            // We sent none (the gateways are the clients); a responder may name them
+            // anyway, as strongSwan does with NAT-T: that changes nothing.
+            ([a, b], None, None) => gateway_ids(a, b, &gateways),
             _ => false,
         };
         if !ids_ok {
@@ -1264,5 +1275,39 @@ fn apply_responder_lifetime(l: &mut Lifetime, data: &[u8]) {
             },
             _ => {}
         }
+    }
+}
+
+/// The gateways of a phase 1 SA, as far as Quick Mode IDs are concerned.
+pub struct Gateways {
+    pub local: std::net::IpAddr,
+    pub remote: std::net::IpAddr,
+    /// NAT detected on our side (the peer sees another address for us), on the peer's.
+    pub nat_local: bool,
+    pub nat_remote: bool,
+}
+
+/// The one address a client ID names, if it names a single host with any protocol and port.
+fn single_host(id: &IdPayload) -> Option<std::net::IpAddr> {
+    use crate::codec::Identity;
+    if id.protocol != 0 || id.port != 0 {
+        return None;
+    }
+    match id.identity {
+        Identity::Ipv4(a) => Some(a.into()),
+        Identity::Ipv6(a) => Some(a.into()),
+        Identity::Ipv4Subnet(a, m) if m == std::net::Ipv4Addr::BROADCAST => Some(a.into()),
+        Identity::Ipv6Subnet(a, m) if m == std::net::Ipv6Addr::from(u128::MAX) => Some(a.into()),
+        _ => None,
+    }
+}
+
+/// A Quick Mode reply's IDci and IDcr when our offer had none: acceptable when they name
+/// the two gateways (RFC 2409 5.5: no IDs means the ISAKMP peers' addresses). Behind a NAT
+/// the peer knows that side by another address, so there any single host is taken.
+pub fn gateway_ids(idci: &IdPayload, idcr: &IdPayload, g: &Gateways) -> bool {
+    match (single_host(idci), single_host(idcr)) {
+        (Some(ci), Some(cr)) => (ci == g.local || g.nat_local) && (cr == g.remote || g.nat_remote),
+        _ => false,
     }
 }

@@ -230,6 +230,7 @@ mod proposal;
 mod select;
 
 pub use build::{parse_range, redact_secrets, secrets};
+pub(crate) use matching::describe_p1;
 pub use matching::{
     accept_phase1_reply, accept_phase2_reply, choose_phase1, choose_phase2, phase1_reply_sa,
     phase2_reply_sa,
