@@ -1,26 +1,23 @@
 //! The end-to-end harness: network namespaces joined by veth pairs, isakmpd daemons started
 //! in them, and their logs. Everything a test creates is named `fzike<pid>…` and removed
 //! when the test's values are dropped, so a failed test leaves nothing behind.
+//!
+//! Tests that need ESP in the kernel run natively where the kernel has it and in a QEMU guest
+//! where it does not: see [`vm`].
 
 pub mod daemon;
 pub mod interop;
 pub mod netns;
 pub mod pair;
 pub mod procfs;
+pub mod vm;
 
 use std::time::{Duration, Instant};
 
 /// Why these tests cannot run here, if they cannot: they need root, `ip netns` and the
 /// daemon binary. Tests print the reason and return instead of passing silently.
 pub fn skip_reason() -> Option<String> {
-    // SAFETY-free check of the effective uid: /proc/self/status is always there on Linux.
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let root = status
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(2))
-        .is_some_and(|euid| euid == "0");
-    if !root {
+    if !is_root() {
         return Some("not root: network namespaces need CAP_SYS_ADMIN".into());
     }
     match std::process::Command::new("ip")
@@ -44,6 +41,17 @@ pub fn skip_reason() -> Option<String> {
     }
     assert_fresh(&daemon::binary());
     None
+}
+
+/// Whether this process runs with effective uid 0.
+pub fn is_root() -> bool {
+    // SAFETY-free check of the effective uid: /proc/self/status is always there on Linux.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .is_some_and(|euid| euid == "0")
 }
 
 /// `cargo test -p e2e` does not rebuild the daemon (this crate cannot depend on a binary):

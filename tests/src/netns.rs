@@ -46,14 +46,28 @@ impl Netns {
             format!("v{}", &a.name[a.name.len().saturating_sub(8)..]),
             format!("v{}", &b.name[b.name.len().saturating_sub(8)..]),
         );
+        Self::link_named(a, &ia, a_addr, b, &ib, b_addr)
+    }
+
+    /// As [`Netns::link`], with the interfaces' names given: for a namespace with several
+    /// links (a router), whose default names would collide.
+    pub fn link_named(
+        a: &Netns,
+        ia: &str,
+        a_addr: &str,
+        b: &Netns,
+        ib: &str,
+        b_addr: &str,
+    ) -> Result<(), String> {
+        // Each end is made in its namespace directly: names need only be unique there.
         run(&[
-            "ip", "link", "add", &ia, "netns", &a.name, "type", "veth", "peer", "name", &ib,
-            "netns", &b.name,
+            "ip", "link", "add", ia, "netns", &a.name, "type", "veth", "peer", "name", ib, "netns",
+            &b.name,
         ])?;
-        a.exec(&["ip", "addr", "add", a_addr, "dev", &ia])?;
-        b.exec(&["ip", "addr", "add", b_addr, "dev", &ib])?;
-        a.exec(&["ip", "link", "set", &ia, "up"])?;
-        b.exec(&["ip", "link", "set", &ib, "up"])?;
+        a.exec(&["ip", "addr", "add", a_addr, "dev", ia])?;
+        b.exec(&["ip", "addr", "add", b_addr, "dev", ib])?;
+        a.exec(&["ip", "link", "set", ia, "up"])?;
+        b.exec(&["ip", "link", "set", ib, "up"])?;
         Ok(())
     }
 }
