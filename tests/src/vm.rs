@@ -38,8 +38,10 @@
 //! - host with ESP: the scenarios run natively; the launcher prints that and passes;
 //! - host without ESP: each scenario prints that it runs in the guest and returns; the launcher
 //!   boots one guest that runs this same test binary (`std::env::current_exe()`, visible in the
-//!   guest at its host path) with `PREFIX --test-threads=1 --nocapture`, prints the guest's
-//!   output, and fails unless the guest's run exits 0 having passed at least one test;
+//!   guest at its host path) with `PREFIX --skip LAUNCHER --nocapture`, prints the guest's
+//!   output, and fails unless the guest's run exits 0 having passed at least one test. The
+//!   scenarios run in parallel on the guest's CPUs, as on a host (they are isolated by their
+//!   namespaces' names); `RUST_TEST_THREADS=1` (passed through) serializes them;
 //! - inside the guest ([`in_guest`]): the scenarios run; the launcher does nothing.
 //!
 //! Nothing can run without root (namespaces, XFRM, the guest's 9p root); that is a printed
@@ -66,7 +68,7 @@ pub const GUEST_ENV: &str = "FZ_GUEST";
 const PASSED_ENV: &[&str] = &[
     "RUST_BACKTRACE",
     "RUST_LOG",
-    "RUST_TEST_TIME_UNIT",
+    "RUST_TEST_THREADS",
     "ISAKMPD_BIN",
 ];
 
@@ -299,7 +301,7 @@ fn run_self_in_guest(selection: &[&str], timeout: Duration) {
     };
     let mut args = vec![exe.as_str()];
     args.extend_from_slice(selection);
-    args.extend_from_slice(&["--test-threads=1", "--nocapture"]);
+    args.push("--nocapture");
     let run = match run_in_guest(&args, timeout) {
         Ok(run) => run,
         Err(e) => panic!("guest for {selection:?}: {e}"),
