@@ -106,7 +106,12 @@ impl Daemon {
             std::thread::spawn(move || {
                 for line in BufReader::new(err).lines().map_while(Result::ok) {
                     if std::env::var_os("E2E_LOG").is_some() {
-                        eprintln!("[{name}] {line}");
+                        // Wall-clock time, to line the daemons up with each other and
+                        // with `ping -D`.
+                        let t = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .unwrap_or_default();
+                        eprintln!("{}.{:03} [{name}] {line}", t.as_secs(), t.subsec_millis());
                     }
                     if let Ok(mut l) = sink.lock() {
                         l.push(line);

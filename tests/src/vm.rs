@@ -70,6 +70,7 @@ const PASSED_ENV: &[&str] = &[
     "RUST_LOG",
     "RUST_TEST_THREADS",
     "ISAKMPD_BIN",
+    "E2E_LOG",
 ];
 
 /// Whether this process runs inside the guest that [`run_in_guest`] boots.
