@@ -201,6 +201,28 @@ pub fn main(opts: Options, args: Vec<String>) -> i32 {
             return 1;
         }
     }
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            log::error(&format!("runtime: {e}"));
+            return 1;
+        }
+    };
+    // Signals before the pid file: once the pid file says we run, SIGTERM must reach the
+    // clean shutdown, never the default action, which would leave the pid file behind.
+    let signals = {
+        let _in_runtime = rt.enter();
+        match Signals::install() {
+            Ok(s) => s,
+            Err(e) => {
+                log::error(&format!("cannot install signal handlers: {e}"));
+                return 1;
+            }
+        }
+    };
     let pidfile = match PidFile::create(&opts.pidfile) {
         Ok(p) => p,
         Err(e) => {
@@ -215,18 +237,8 @@ pub fn main(opts: Options, args: Vec<String>) -> i32 {
             return 1;
         }
     };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            log::error(&format!("runtime: {e}"));
-            return 1;
-        }
-    };
     let helpers = opts.helper_count();
-    let status = rt.block_on(run(&opts, loaded, sockets, helpers, &fifo, args));
+    let status = rt.block_on(run(&opts, loaded, sockets, helpers, &fifo, args, signals));
     drop(pidfile);
     status
 }
@@ -327,6 +339,28 @@ async fn start_child(
     Ok(process).map(|process| RunningChild { process, channel })
 }
 
+/// The signals the parent acts on, installed (inside the runtime) before the pid file is
+/// written.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+    usr1: tokio::signal::unix::Signal,
+    chld: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+            usr1: signal(SignalKind::user_defined1())?,
+            chld: signal(SignalKind::child())?,
+        })
+    }
+}
+
 /// Minimum time between two child starts, so a child that dies at once cannot spin us.
 const RESTART_DELAY: Duration = Duration::from_secs(1);
 
@@ -337,26 +371,20 @@ async fn run(
     n_helpers: usize,
     fifo: &OwnedFd,
     args: Vec<String>,
+    signals: Signals,
 ) -> i32 {
+    let mut helpers = helper_spawner(&args, loaded.secrets.clone());
+    let Signals {
+        mut term,
+        mut int,
+        mut hup,
+        mut usr1,
+        mut chld,
+    } = signals;
     let mut sadb = match Sadb::open(opts.no_kernel, !opts.no_flows).await {
         Ok(k) => k,
         Err(e) => {
             log::error(&e);
-            return 1;
-        }
-    };
-    let mut helpers = helper_spawner(&args, loaded.secrets.clone());
-    let sig = |k: SignalKind| signal(k);
-    let (mut term, mut int, mut hup, mut usr1, mut chld) = match (
-        sig(SignalKind::terminate()),
-        sig(SignalKind::interrupt()),
-        sig(SignalKind::hangup()),
-        sig(SignalKind::user_defined1()),
-        sig(SignalKind::child()),
-    ) {
-        (Ok(a), Ok(b), Ok(c), Ok(d), Ok(e)) => (a, b, c, d, e),
-        _ => {
-            log::error("cannot install signal handlers");
             return 1;
         }
     };
