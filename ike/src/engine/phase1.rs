@@ -1832,6 +1832,11 @@ impl Engine {
         let id_body = p1.id_peer_b.clone();
         let id = p1.id_peer.clone();
         p1.state = P1State::AmR2Wait;
+        // The IV chain advances with the encrypted message whatever its verdict: a refusal
+        // (the authenticated notification check_peer_auth sends) is encrypted after it.
+        if let Some(iv) = iv {
+            p1.iv = iv;
+        }
         // The peer's ID came in message 1; check_peer_auth expects it among the payloads.
         let mut with_id = payloads;
         if let Some(id) = id {
@@ -1843,9 +1848,6 @@ impl Engine {
             id_body,
             Box::new(move |e, serial| {
                 if let Some(p1) = e.phase1.get_mut(&serial) {
-                    if let Some(iv) = iv {
-                        p1.iv = iv;
-                    }
                     p1.last_received = digest;
                 }
                 e.p1_established(serial);
