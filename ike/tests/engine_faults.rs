@@ -391,6 +391,37 @@ fn dead_peer_is_detected_and_cleared() {
     assert!(sim.a.engine.phase1_sas().is_empty());
 }
 
+/// `DPD-timeout`: a peer's own timeout replaces the engine's (15 s in the simulation), so a
+/// silent peer is declared dead within interval + timeout of its last word.
+#[test]
+fn dpd_timeout_of_the_peer_is_used() {
+    let s1 = suite(Phase1Mode::Main, AuthMethod::PreShared);
+    let s2 = [Suite2::default()];
+    let now = std::time::Instant::now();
+    let (mut pa, sa) = side_policy(0, &s1, &s2, 3600, 2);
+    pa.peers[0].dpd_timeout = Some(3);
+    let (pb, sb) = side_policy(1, &s1, &s2, 3600, 2);
+    let a = sim::Node::new("A", IpAddr::V4(A_IP), pa, sa, timers(), 52, now);
+    let b = sim::Node::new("B", IpAddr::V4(B_IP), pb, sb, timers(), 53, now);
+    let mut sim = Sim::new(a, b, now);
+    start(&mut sim);
+    assert!(sim.run_until(Duration::from_secs(30), up));
+    sim.advance(Duration::from_secs(10));
+    sim.b.up = false;
+    let silent = sim.now;
+    let dead = |s: &Sim| {
+        s.a.events
+            .iter()
+            .any(|e| matches!(e, Event::PeerDead { .. }))
+    };
+    assert!(sim.run_until(Duration::from_secs(60), dead));
+    let took = sim.now.duration_since(silent);
+    assert!(
+        took <= Duration::from_secs(2 + 3 + 2),
+        "declared dead {took:?} after the peer went silent, not within interval 2 s + timeout 3 s"
+    );
+}
+
 /// A behind a NAT: both sides detect it, IKE floats to 4500, SAs are UDP-encapsulated,
 /// and A sends keepalives.
 #[test]

@@ -7,6 +7,7 @@ use ike::engine::Direction;
 use ike::policy::*;
 use sim::setup::*;
 use sim::{sas_pair_up, Sim};
+use std::net::IpAddr;
 use std::time::Duration;
 
 const CONN: &str = "net-a-net-b";
@@ -200,4 +201,46 @@ fn responder_picks_the_first_acceptable_of_several_proposals() {
     let sa = sim.a.sas(Direction::Outbound)[0];
     assert_eq!(sa.cipher, Some(EspCipher::AesCbc { key_bits: 128 }));
     assert_eq!(sa.integ, Some(IntegAlg::HmacSha256));
+}
+
+/// Aggressive Mode's third message goes encrypted (as pluto, racoon and Cisco send it): pluto
+/// as responder chains its Quick Mode IV on an encrypted one, so a clear one made its first
+/// Quick Mode message decrypt to garbage ("length of ISAKMP Hash Payload is larger than can
+/// fit"). Found by the interop matrix (Libreswan, am-psk-fqdn, ours-init).
+#[test]
+fn aggressive_mode_third_message_is_encrypted() {
+    for auth in [AuthMethod::PreShared, AuthMethod::RsaSig] {
+        let s1 = Suite1 {
+            encr: ike::crypto::EncrAlg::AesCbc128,
+            hash: ike::crypto::HashAlg::Sha1,
+            group: Group::Modp2048,
+            mode: Phase1Mode::Aggressive,
+            auth,
+        };
+        let mut sim = pair(std::slice::from_ref(&s1), &[Suite2::default()], 7);
+        negotiate(&mut sim).unwrap();
+        // ISAKMP header: cookies (16), next payload, version, exchange type (18), flags (19).
+        let aggressive: Vec<&sim::Packet> = sim
+            .trace
+            .iter()
+            .filter(|p| p.bytes.len() > 28 && p.bytes[18] == 4)
+            .collect();
+        assert!(
+            aggressive.len() >= 3,
+            "{auth:?}: {} AM messages",
+            aggressive.len()
+        );
+        let third = aggressive[2];
+        assert_eq!(
+            third.from.ip(),
+            IpAddr::V4(A_IP),
+            "{auth:?}: third AM message not A's"
+        );
+        assert_eq!(
+            third.bytes[19] & 1,
+            1,
+            "{auth:?}: third AM message not encrypted"
+        );
+        assert_eq!(aggressive[0].bytes[19] & 1, 0);
+    }
 }

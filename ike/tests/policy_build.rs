@@ -226,6 +226,7 @@ fn psk_gateways() {
         }
     );
     assert_eq!(peer.dpd_interval, 20, "from [General]");
+    assert_eq!(peer.dpd_timeout, None, "the engine's default");
     assert_eq!(peer.dpd_action, DpdAction::Clear);
     assert!(peer.nat_t);
     assert_eq!(peer.local_id, None);
@@ -482,6 +483,21 @@ fn peer_without_configuration_uses_default_main_mode() {
     assert_eq!(peer.transforms[0].name, "3DES-SHA");
 }
 
+/// `DPD-timeout` (this implementation's addition, after pluto's `dpdtimeout`): a peer's own
+/// tag wins over `[General]`'s, and without either the engine's default applies.
+#[test]
+fn dpd_timeout_per_peer_and_general() {
+    let p = policy(
+        "[General]\nDPD-timeout=12\n[Phase 1]\n10.0.0.1=a\n10.0.0.2=b\n\
+         [a]\nAddress=10.0.0.1\nAuthentication=k\nDPD-check-interval=2\nDPD-timeout=5\n\
+         [b]\nAddress=10.0.0.2\nAuthentication=k\n",
+    );
+    let get = |n: &str| p.peers.iter().find(|x| x.name == n).unwrap().dpd_timeout;
+    assert_eq!(get("a"), Some(5));
+    assert_eq!(get("b"), Some(12));
+    assert_eq!(p.general.dpd_timeout, Some(12));
+}
+
 #[test]
 fn errors_name_section_and_tag() {
     let cases: &[(&str, &str, &str, &str)] = &[
@@ -507,6 +523,7 @@ fn errors_name_section_and_tag() {
         ("[Phase 1]\n10.0.0.1=p\n[p]\nAuthentication=k\nID=i\n[i]\nID-type=DER_ASN1_DN\nName=/C=US/Bogus=x\n", "i", "Name", "Bogus"),
         ("[Phase 1]\n10.0.0.1=p\n[p]\nAuthentication=k\nID=i\n[i]\nID-type=FQDN\n", "i", "Name", "missing"),
         ("[Phase 1]\n10.0.0.1=p\n[p]\nAuthentication=k\nDPD-action=panic\n", "p", "DPD-action", "panic"),
+        ("[Phase 1]\n10.0.0.1=p\n[p]\nAuthentication=k\nDPD-timeout=0\n", "p", "DPD-timeout", "at least 1"),
         ("[Phase 1]\n10.0.0.1=p\n[p]\nAuthentication=k\nNAT-T=maybe\n", "p", "NAT-T", "maybe"),
         ("[Phase 2]\nConnections=c\n", "Phase 2", "Connections", "[c]"),
         ("[Phase 2]\nConnections=c\n[c]\nPhase=2\n", "c", "ISAKMP-peer", "missing"),

@@ -285,16 +285,42 @@ pub fn with_esp(scenarios: impl FnOnce(), timeout: Duration) {
 }
 
 fn run_self_in_guest(selection: &[&str], timeout: Duration) {
+    if let Some(run) = run_self_in_guest_with_env(selection, &[], timeout) {
+        check_guest_run(&run, selection);
+    }
+}
+
+/// [`run_tests_in_guest`] with extra variables for the guest, returning the guest's run
+/// (printed, not yet judged: for a launcher that keeps something of its output first, then
+/// calls [`check_guest_run`]), or `None` when no guest was booted (inside the guest, a host
+/// with ESP, or no way to boot one: printed).
+pub fn run_tests_in_guest_with_env(
+    filter: &str,
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> Option<GuestRun> {
+    let thread = std::thread::current();
+    match thread.name().filter(|n| *n != "main") {
+        Some(me) => run_self_in_guest_with_env(&[filter, "--skip", me], env, timeout),
+        None => run_self_in_guest_with_env(&[filter], env, timeout),
+    }
+}
+
+fn run_self_in_guest_with_env(
+    selection: &[&str],
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> Option<GuestRun> {
     if in_guest() {
-        return;
+        return None;
     }
     if let Some(reason) = guest_skip_reason() {
         eprintln!("SKIPPED (no guest): {reason}");
-        return;
+        return None;
     }
     if host_has_esp() {
         println!("this kernel has ESP: the scenarios run natively, no guest needed");
-        return;
+        return None;
     }
     let exe = match std::env::current_exe() {
         Ok(exe) => exe.to_string_lossy().into_owned(),
@@ -303,11 +329,17 @@ fn run_self_in_guest(selection: &[&str], timeout: Duration) {
     let mut args = vec![exe.as_str()];
     args.extend_from_slice(selection);
     args.push("--nocapture");
-    let run = match run_in_guest(&args, timeout) {
+    let run = match run_in_guest_with_env(&args, env, timeout) {
         Ok(run) => run,
         Err(e) => panic!("guest for {selection:?}: {e}"),
     };
     println!("{run}");
+    Some(run)
+}
+
+/// Panic unless the guest's run exited 0 having passed at least one test; print what it
+/// skipped.
+pub fn check_guest_run(run: &GuestRun, selection: &[&str]) {
     assert_eq!(
         run.code, 0,
         "the tests failed in the guest: see its output above"

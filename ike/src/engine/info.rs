@@ -323,6 +323,7 @@ impl Engine {
             return;
         };
         let interval = Duration::from_secs(peer.dpd_interval.max(1));
+        let timeout = peer.dpd_timeout.map_or(timeout, Duration::from_secs);
         if let Some((_, since)) = p1.dpd_outstanding {
             if now.duration_since(since) >= timeout {
                 return self.peer_dead(serial);

@@ -569,12 +569,24 @@ impl Engine {
 
     /// Send an encrypted phase-1 message (Main Mode 5 and 6).
     fn p1_send_sealed(&mut self, serial: u64, payloads: Vec<Payload>, retransmit: bool) {
+        self.p1_send_sealed_as(serial, ExchangeType::MAIN_MODE, payloads, retransmit)
+    }
+
+    /// Send an encrypted phase-1 message of exchange `exchange` (Main Mode 5 and 6,
+    /// Aggressive Mode 3), the IV chained on.
+    fn p1_send_sealed_as(
+        &mut self,
+        serial: u64,
+        exchange: ExchangeType,
+        payloads: Vec<Payload>,
+        retransmit: bool,
+    ) {
         let Some(p1) = self.phase1.get(&serial) else {
             return;
         };
         let Some(keys) = &p1.keys else { return };
         let Some(c) = &p1.chosen else { return };
-        let header = Self::header_for(p1, ExchangeType::MAIN_MODE, 0, flags::ENCRYPTION);
+        let header = Self::header_for(p1, exchange, 0, flags::ENCRYPTION);
         let (from, to) = (p1.local, p1.remote);
         match sealed(header, &payloads, c.transform.encr, &keys.enc_key, &p1.iv) {
             Ok((bytes, iv, view)) => {
@@ -1786,13 +1798,15 @@ impl Engine {
                                 let h = p1.hash_alg().unwrap_or(HashAlg::Sha1);
                                 let mut out = Self::nat_d_payloads(p1, h);
                                 out.extend(auth);
-                                // RFC 2409 sends the third message in the clear.
-                                let header = Self::header_for(p1, ExchangeType::AGGRESSIVE, 0, 0);
-                                match plain(header, &out) {
-                                    Ok(b) => e.p1_send(serial, b, false),
-                                    Err(err) => return e.p1_fail(serial, err),
+                                // RFC 2409 shows the third message in the clear, but pluto
+                                // (and racoon, Cisco) encrypt it, and pluto as responder
+                                // chains its phase 2 IV on an encrypted one: with a clear
+                                // one, its Quick Mode decrypts to garbage. strongSwan and
+                                // we as responder take either form.
+                                e.p1_send_sealed_as(serial, ExchangeType::AGGRESSIVE, out, false);
+                                if e.phase1.contains_key(&serial) {
+                                    e.p1_established(serial);
                                 }
-                                e.p1_established(serial);
                             }),
                         );
                     }),
@@ -1818,6 +1832,11 @@ impl Engine {
         let id_body = p1.id_peer_b.clone();
         let id = p1.id_peer.clone();
         p1.state = P1State::AmR2Wait;
+        // The IV chain advances with the encrypted message whatever its verdict: a refusal
+        // (the authenticated notification check_peer_auth sends) is encrypted after it.
+        if let Some(iv) = iv {
+            p1.iv = iv;
+        }
         // The peer's ID came in message 1; check_peer_auth expects it among the payloads.
         let mut with_id = payloads;
         if let Some(id) = id {
@@ -1829,9 +1848,6 @@ impl Engine {
             id_body,
             Box::new(move |e, serial| {
                 if let Some(p1) = e.phase1.get_mut(&serial) {
-                    if let Some(iv) = iv {
-                        p1.iv = iv;
-                    }
                     p1.last_received = digest;
                 }
                 e.p1_established(serial);

@@ -201,9 +201,18 @@ fn general(conf: &Conf) -> Result<GeneralSettings, PolicyError> {
         exchange_max_time: get_u64(conf, g, "Exchange-max-time")?.unwrap_or(120),
         check_interval: get_u64(conf, g, "Check-interval")?.unwrap_or(60),
         dpd_check_interval: get_u64(conf, g, "DPD-check-interval")?.unwrap_or(0),
+        dpd_timeout: positive(g, "DPD-timeout", get_u64(conf, g, "DPD-timeout")?)?,
         nat_t_keepalive: get_u64(conf, g, "NAT-T-Keepalive")?.unwrap_or(20),
         listen_on,
     })
+}
+
+/// A seconds value that must not be 0.
+fn positive(section: &str, tag: &str, v: Option<u64>) -> Result<Option<u64>, PolicyError> {
+    match v {
+        Some(0) => Err(err(section, tag, "must be at least 1 second")),
+        v => Ok(v),
+    }
 }
 
 fn build_peer(
@@ -308,6 +317,10 @@ fn build_peer(
     };
     let dpd_interval =
         get_u64(conf, name, "DPD-check-interval")?.unwrap_or(general.dpd_check_interval);
+    let dpd_timeout = match positive(name, "DPD-timeout", get_u64(conf, name, "DPD-timeout")?)? {
+        Some(t) => Some(t),
+        None => general.dpd_timeout,
+    };
     let dpd_action = match conf
         .get_str(name, "DPD-action")
         .map(|v| v.trim().to_ascii_lowercase())
@@ -341,6 +354,7 @@ fn build_peer(
         local_id,
         remote_id,
         dpd_interval,
+        dpd_timeout,
         dpd_action,
         nat_t,
     })

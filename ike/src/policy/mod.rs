@@ -82,6 +82,9 @@ pub struct Peer {
     pub remote_id: Option<Identity>,
     /// DPD: seconds of idleness before R-U-THERE (`DPD-check-interval`), 0 = off.
     pub dpd_interval: u64,
+    /// DPD: seconds without an R-U-THERE-ACK before the peer is declared dead
+    /// (`DPD-timeout`, else `[General]`); `None`: the engine's default (30 s).
+    pub dpd_timeout: Option<u64>,
     /// What to do when the peer is declared dead.
     pub dpd_action: DpdAction,
     /// NAT-T enabled for this peer.
@@ -248,6 +251,8 @@ pub struct GeneralSettings {
     pub check_interval: u64,
     /// `DPD-check-interval` in seconds (default 0 = off); a peer's own tag wins.
     pub dpd_check_interval: u64,
+    /// `DPD-timeout` in seconds, if set (the engine's default is 30); a peer's own tag wins.
+    pub dpd_timeout: Option<u64>,
     /// `NAT-T-Keepalive` in seconds (default 20).
     pub nat_t_keepalive: u64,
     /// `Listen-on` addresses; empty = every address.

@@ -462,6 +462,7 @@ pub fn policy(peers: Vec<ike::policy::Peer>, connections: Vec<ike::policy::Conne
             exchange_max_time: 60,
             check_interval: 60,
             dpd_check_interval: 0,
+            dpd_timeout: None,
             nat_t_keepalive: 20,
             listen_on: Vec::new(),
         },

@@ -172,6 +172,7 @@ pub fn side_policy(
         local_id: None,
         remote_id: None,
         dpd_interval: dpd,
+        dpd_timeout: None,
         dpd_action: DpdAction::Clear,
         nat_t: true,
     };

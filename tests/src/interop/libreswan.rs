@@ -66,6 +66,7 @@ fn id(i: &Id) -> String {
     match i {
         Id::Addr(a) => a.clone(),
         Id::Fqdn(f) => format!("@{f}"),
+        Id::Dn(d) => format!("\"{d}\""),
     }
 }
 
@@ -86,6 +87,27 @@ impl Libreswan {
         }
         let nss = format!("sql:{}", dir.join("nss").display());
         cmd(&["certutil", "-N", "-d", &nss, "--empty-password"])?;
+        // The X.509 scenario's PKI goes into the NSS database before pluto opens it: the
+        // CA (trusted), the CRL, and the certificates it may show (nicknames `peer`,
+        // `revoked`) with their keys.
+        let state = dir.parent().unwrap_or(dir);
+        let pki = super::pki(&state.join("pki"))?;
+        let ca = pki.ca.display().to_string();
+        cmd(&[
+            "certutil", "-A", "-d", &nss, "-n", "fzca", "-t", "CT,,", "-i", &ca,
+        ])?;
+        let crl = pki.dir.join("crl.der").display().to_string();
+        cmd(&["crlutil", "-I", "-d", &nss, "-i", &crl])?;
+        for n in ["peer", "revoked"] {
+            let p12 = dir.join(format!("{n}.p12")).display().to_string();
+            let pem = pki.dir.join(format!("{n}.pem")).display().to_string();
+            let key = pki.dir.join(format!("{n}.key")).display().to_string();
+            cmd(&[
+                "openssl", "pkcs12", "-export", "-in", &pem, "-inkey", &key, "-name", n, "-out",
+                &p12, "-passout", "pass:",
+            ])?;
+            cmd(&["pk12util", "-i", &p12, "-d", &nss, "-W", ""])?;
+        }
         let mut l = Self {
             ns: ns.name.clone(),
             dir: dir.to_path_buf(),
@@ -131,7 +153,9 @@ config setup
         let mut secrets = format!("%any %any : PSK \"{}\"\n", super::PSK);
         if let Some(c) = c {
             let (lid, rid) = (id(&c.peer_id), id(&c.ours_id));
-            secrets = format!("{lid} {rid} : PSK \"{}\"\n{secrets}", super::PSK);
+            if c.x509.is_none() {
+                secrets = format!("{lid} {rid} : PSK \"{}\"\n{secrets}", super::PSK);
+            }
             let subnets = if c.transport {
                 String::new()
             } else {
@@ -157,8 +181,8 @@ config setup
                 "
 conn fz
     ikev2=no
-    authby=secret
-    aggressive={aggr}
+    authby={authby}
+    aggressive={aggr}{certs}
     type={mode}
     left={left}
     leftid={lid}
@@ -186,6 +210,11 @@ conn fz
                     "no"
                 },
                 auto = if c.peer_autostart { "start" } else { "add" },
+                authby = if c.x509.is_some() { "rsasig" } else { "secret" },
+                certs = c.x509.as_ref().map_or(String::new(), |x| format!(
+                    "\n    leftcert={}\n    leftsendcert=always",
+                    x.peer_cert
+                )),
             );
         }
         std::fs::write(self.dir.join("ipsec.conf"), conf).map_err(|e| e.to_string())?;
@@ -364,6 +393,13 @@ impl Peer for Libreswan {
         std::fs::read_to_string(self.dir.join("pluto.log"))
             .unwrap_or_default()
             .contains(needle)
+    }
+
+    fn log_count(&self, needle: &str) -> usize {
+        std::fs::read_to_string(self.dir.join("pluto.log"))
+            .unwrap_or_default()
+            .matches(needle)
+            .count()
     }
 
     fn phase2_possible(&self, _: &Conn) -> Result<(), String> {

@@ -216,6 +216,26 @@ impl Topology {
 "
         );
         nft(&t.router, &rules)?;
+        // ESP (and ESP in UDP: port 4500, not the non-ESP marker of IKE, not a keepalive)
+        // leaving and entering our namespace, for the rekey scenario's ping.
+        nft(
+            &t.ours,
+            "table inet fzesp {
+  counter esp_out { packets 0 bytes 0 }
+  counter esp_in { packets 0 bytes 0 }
+  chain fzpost {
+    type filter hook postrouting priority filter; policy accept;
+    meta l4proto esp counter name esp_out
+    udp dport 4500 @th,64,32 != 0 counter name esp_out
+  }
+  chain fzpre {
+    type filter hook prerouting priority filter; policy accept;
+    meta l4proto esp counter name esp_in
+    udp sport 4500 @th,64,32 != 0 counter name esp_in
+  }
+}
+",
+        )?;
         // Outer reachability, both ways, before anything else.
         t.ours.exec(&["ping", "-c1", "-W2", "-q", PEER_DIRECT])?;
         Ok(t)
@@ -223,18 +243,33 @@ impl Topology {
 
     /// NAT-T keepalives counted at the router so far: (from us, from the peer).
     pub fn keepalives(&self) -> (u64, u64) {
-        let get = |name: &str| -> u64 {
-            self.router
-                .exec(&["nft", "list", "counter", "ip", "fznat", name])
-                .ok()
-                .and_then(|t| {
-                    let i = t.find("packets ")?;
-                    t[i + 8..].split_whitespace().next()?.parse().ok()
-                })
-                .unwrap_or(0)
-        };
-        (get("ka_ours"), get("ka_peer"))
+        (
+            counter(&self.router, "ip fznat", "ka_ours"),
+            counter(&self.router, "ip fznat", "ka_peer"),
+        )
     }
+
+    /// ESP packets (plain or in UDP) that left and entered our namespace so far.
+    pub fn esp_packets(&self) -> (u64, u64) {
+        (
+            counter(&self.ours, "inet fzesp", "esp_out"),
+            counter(&self.ours, "inet fzesp", "esp_in"),
+        )
+    }
+}
+
+/// The packets of nftables named counter `name` in `table` ("family name") in `ns`.
+fn counter(ns: &Netns, table: &str, name: &str) -> u64 {
+    let mut args = vec!["nft", "list", "counter"];
+    args.extend(table.split_whitespace());
+    args.push(name);
+    ns.exec(&args)
+        .ok()
+        .and_then(|t| {
+            let i = t.find("packets ")?;
+            t[i + 8..].split_whitespace().next()?.parse().ok()
+        })
+        .unwrap_or(0)
 }
 
 /// A veth pair between two namespaces with the given interface names.
@@ -287,11 +322,22 @@ pub fn xfrm_packets(ns: &Netns) -> u64 {
 
 /// Ping the peer's client address from ours: (sent, received).
 pub fn ping(ns: &Netns, count: u32, interval: Duration) -> (u32, u32) {
+    ping_between(ns, OURS_CLIENT, PEER_CLIENT, count, interval)
+}
+
+/// Ping `to` from the address `from` in `ns`: (sent, received).
+pub fn ping_between(
+    ns: &Netns,
+    from: &str,
+    to: &str,
+    count: u32,
+    interval: Duration,
+) -> (u32, u32) {
     let out = std::process::Command::new("ip")
         .args(["netns", "exec", &ns.name, "ping", "-q", "-n"])
         .args(["-c", &count.to_string()])
         .args(["-i", &format!("{:.2}", interval.as_secs_f64())])
-        .args(["-W", "1", "-I", OURS_CLIENT, PEER_CLIENT])
+        .args(["-W", "1", "-I", from, to])
         .output();
     let text = out
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
@@ -336,6 +382,23 @@ pub fn pki(dir: &Path) -> Result<Pki, String> {
     let script = scripts_dir().join("mkcerts.sh");
     let d = dir.display().to_string();
     cmd(&["bash", &script.display().to_string(), &d, "ours", "peer"])?;
+    // Our daemon's [X509-Certificates] directories hold nothing else (see ours::conf).
+    let conf = dir.join("ours-conf");
+    for (sub, from, to) in [
+        ("ca", "ca.pem", "ca.pem"),
+        ("certs", "ours.pem", "ours.pem"),
+        ("crls", "crl.pem", "crl.pem"),
+        ("", "ours.key", "local.key"),
+    ] {
+        let d = conf.join(sub);
+        std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+        std::fs::copy(dir.join(from), d.join(to)).map_err(|e| format!("{from}: {e}"))?;
+    }
+    std::fs::set_permissions(
+        conf.join("local.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .map_err(|e| format!("local.key: {e}"))?;
     Ok(Pki {
         dir: dir.to_path_buf(),
         ca: dir.join("ca.pem"),

@@ -45,6 +45,7 @@ fn id_section(name: &str, id: &Id) -> String {
     match id {
         Id::Addr(a) => format!("[{name}]\nID-type=\t\tIPV4_ADDR\nAddress=\t\t{a}\n\n"),
         Id::Fqdn(f) => format!("[{name}]\nID-type=\t\tFQDN\nName=\t\t\t{f}\n\n"),
+        Id::Dn(d) => format!("[{name}]\nID-type=\t\tDER_ASN1_DN\nName=\t\t\t{d}\n\n"),
     }
 }
 
@@ -69,22 +70,40 @@ pub fn conf(c: &Conn, role: Role) -> String {
         Role::OursResponds => "Passive-connections=",
     };
     let mut peer = format!(
-        "[{PEER_SECTION}]\nPhase=\t\t\t1\nTransport=\t\tudp\nLocal-address=\t\t{}\nAddress=\t\t{}\nConfiguration=\t\tfz-phase1\nAuthentication=\t\t{}\n",
-        c.ours_addr,
-        c.ours_sees_peer,
-        super::PSK
+        "[{PEER_SECTION}]\nPhase=\t\t\t1\nTransport=\t\tudp\nLocal-address=\t\t{}\nAddress=\t\t{}\nConfiguration=\t\tfz-phase1\n",
+        c.ours_addr, c.ours_sees_peer,
     );
+    let mut x509 = String::new();
+    let mut transform = transform(&c.ours_ike);
+    match &c.x509 {
+        None => peer += &format!("Authentication=\t\t{}\n", super::PSK),
+        Some(x) => {
+            // Our certificate and key, the CA and its CRL, each in its own directory.
+            let d = x.pki.join("ours-conf");
+            x509 = format!(
+                "[X509-Certificates]\nPrivate-key=\t\t{}\nCA-directory=\t\t{}\nCert-directory=\t\t{}\nCRL-directory=\t\t{}\n\n",
+                d.join("local.key").display(),
+                d.join("ca").display(),
+                d.join("certs").display(),
+                d.join("crls").display(),
+            );
+            transform += "-RSA_SIG";
+        }
+    }
     let mut ids = String::new();
-    if let Id::Fqdn(_) = c.ours_id {
+    if !matches!(c.ours_id, Id::Addr(_)) {
         peer += "ID=\t\t\tfz-ours-id\n";
         ids += &id_section("fz-ours-id", &c.ours_id);
     }
-    if let Id::Fqdn(_) = c.peer_id {
+    if !matches!(c.peer_id, Id::Addr(_)) {
         peer += "Remote-ID=\t\tfz-peer-id\n";
         ids += &id_section("fz-peer-id", &c.peer_id);
     }
     if let Some((interval, action)) = c.dpd {
-        peer += &format!("DPD-check-interval=\t{interval}\nDPD-action=\t\t{action}\n");
+        peer += &format!(
+            "DPD-check-interval=\t{interval}\nDPD-timeout=\t\t{}\nDPD-action=\t\t{action}\n",
+            super::suite::DPD_TIMEOUT
+        );
     }
     let (ids_tags, nets) = if c.transport {
         (String::new(), String::new())
@@ -97,7 +116,7 @@ pub fn conf(c: &Conn, role: Role) -> String {
     };
     format!(
         "{general}
-[Phase 1]
+{x509}[Phase 1]
 {}=\t\t{PEER_SECTION}
 
 [Phase 2]
@@ -125,7 +144,7 @@ Suites=\t\t\t{}
         } else {
             "ID_PROT"
         },
-        transform(&c.ours_ike),
+        transform,
         suite(&c.ours_esp, c.transport),
     )
 }

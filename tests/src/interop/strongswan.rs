@@ -65,6 +65,7 @@ fn id(i: &Id) -> String {
     match i {
         Id::Addr(a) => a.clone(),
         Id::Fqdn(f) => format!("fqdn:{f}"),
+        Id::Dn(d) => format!("\"{d}\""),
     }
 }
 
@@ -108,11 +109,11 @@ connections {{
     keyingtries = 1
     dpd_delay = 0
 {ike_life}    local {{
-      auth = psk
+      auth = {auth}
       id = {lid}
-    }}
+{certs}    }}
     remote {{
-      auth = psk
+      auth = {auth}
       id = {rid}
     }}
     children {{
@@ -139,6 +140,11 @@ secrets {{
         lid = id(&c.peer_id),
         rid = id(&c.ours_id),
         start = if c.peer_autostart { "start" } else { "none" },
+        auth = if c.x509.is_some() { "pubkey" } else { "psk" },
+        certs = c.x509.as_ref().map_or(String::new(), |x| format!(
+            "      certs = {}.pem\n",
+            x.peer_cert
+        )),
         psk = super::PSK,
     )
 }
@@ -280,10 +286,29 @@ impl Peer for StrongSwan {
     fn load(&mut self, c: &Conn) -> Result<Option<String>, String> {
         // Old SAs go first, with deletes to us: a new scenario starts from nothing.
         let _ = self.swanctl(&["--terminate", "--ike", "fz", "--force", "--timeout", "2"]);
-        let file = self.dir.join("swanctl/swanctl.conf");
+        let sw = self.dir.join("swanctl");
+        // Credentials: only the ones this scenario uses (--clear drops the others).
+        for sub in ["x509", "x509ca", "x509crl", "private"] {
+            let d = sw.join(sub);
+            let _ = std::fs::remove_dir_all(&d);
+            std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+        }
+        if let Some(x) = &c.x509 {
+            let n = x.peer_cert;
+            for (from, to) in [
+                (format!("{n}.pem"), format!("x509/{n}.pem")),
+                (format!("{n}.key"), format!("private/{n}.key")),
+                ("ca.pem".into(), "x509ca/ca.pem".into()),
+                ("crl.pem".into(), "x509crl/crl.pem".into()),
+            ] {
+                std::fs::copy(x.pki.join(&from), sw.join(&to))
+                    .map_err(|e| format!("{from}: {e}"))?;
+            }
+        }
+        let file = sw.join("swanctl.conf");
         std::fs::write(&file, swanctl_conf(c)).map_err(|e| e.to_string())?;
         let f = file.display().to_string();
-        self.swanctl(&["--load-all", "--noprompt", "--file", &f])?;
+        self.swanctl(&["--load-all", "--clear", "--noprompt", "--file", &f])?;
         self.conn = Some(c.clone());
         Ok(None)
     }
@@ -340,6 +365,13 @@ impl Peer for StrongSwan {
         std::fs::read_to_string(self.dir.join("charon.log"))
             .unwrap_or_default()
             .contains(needle)
+    }
+
+    fn log_count(&self, needle: &str) -> usize {
+        std::fs::read_to_string(self.dir.join("charon.log"))
+            .unwrap_or_default()
+            .matches(needle)
+            .count()
     }
 
     fn phase2_possible(&self, c: &Conn) -> Result<(), String> {

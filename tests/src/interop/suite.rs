@@ -38,14 +38,34 @@ pub struct Esp {
 pub enum Id {
     Addr(String),
     Fqdn(String),
+    /// A distinguished name in the comma form, e.g. `C=ZZ, O=isakmpd interop, CN=ours.fz.test`.
+    Dn(String),
 }
 
 impl Id {
     pub fn value(&self) -> &str {
         match self {
-            Id::Addr(a) | Id::Fqdn(a) => a,
+            Id::Addr(a) | Id::Fqdn(a) | Id::Dn(a) => a,
         }
     }
+}
+
+/// Our `DPD-timeout` in the DPD scenario, seconds: the peer is declared dead this long after
+/// the first unanswered R-U-THERE.
+pub const DPD_TIMEOUT: u32 = 4;
+
+/// The subject of the test PKI's certificate `name` (`tests/interop/mkcerts.sh`).
+pub fn pki_dn(name: &str) -> String {
+    format!("C=ZZ, O=isakmpd interop, CN={name}.fz.test")
+}
+
+/// X.509 authentication with the test PKI ([`super::pki`]) instead of the pre-shared key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct X509 {
+    /// The PKI's directory: `ca.pem`, `crl.pem`, `NAME.pem` and `NAME.key`.
+    pub pki: std::path::PathBuf,
+    /// Which certificate the peer shows: `peer`, or `revoked` (which our CRL lists).
+    pub peer_cert: &'static str,
 }
 
 /// Which side starts the negotiation.
@@ -96,6 +116,8 @@ pub struct Conn {
     pub check_interval: u32,
     /// NAT-T keepalive interval (both sides), seconds.
     pub keepalive: u32,
+    /// Certificates instead of the pre-shared key.
+    pub x509: Option<X509>,
 }
 
 impl Conn {
@@ -130,6 +152,28 @@ impl Conn {
             peer_autostart: false,
             check_interval: 3600,
             keepalive: 20,
+            x509: None,
+        }
+    }
+
+    /// X.509 with the PKI in `pki`: the peer shows `peer_cert`, identities are `DN`s
+    /// (`dn`) or the certificates' subjectAltName DNS names.
+    pub fn with_x509(self, pki: &Path, peer_cert: &'static str, dn: bool) -> Self {
+        let id = |n: &str| {
+            if dn {
+                Id::Dn(pki_dn(n))
+            } else {
+                Id::Fqdn(format!("{n}.fz.test"))
+            }
+        };
+        Conn {
+            ours_id: id("ours"),
+            peer_id: id(peer_cert),
+            x509: Some(X509 {
+                pki: pki.to_path_buf(),
+                peer_cert,
+            }),
+            ..self
         }
     }
 
