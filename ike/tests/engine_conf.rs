@@ -254,8 +254,45 @@ fn kernel_expiry_rekeys_and_removes() {
     let gone = |k: &sim::FakeKernel| !k.sas.values().any(|x| x.spi == out.spi && x.dst == out.dst);
     assert!(sim.run_until(Duration::from_secs(5), |s| gone(&s.b.kernel)));
     assert!(gone(&sim.a.kernel));
-    // The newer SA pair is untouched.
+    // The newer SA pair is untouched (A's new outbound SA goes in a second after the
+    // rekey: see the next test).
+    sim.advance(Duration::from_secs(2));
     assert!(sas_pair_up(&sim.a, &sim.b).expect("pair") >= 1);
+}
+
+/// A rekeying initiator installs its new inbound SA at once but keeps sending on the old
+/// outbound SA for a second, until the responder has surely installed its new inbound one
+/// (strongSwan and pluto install it only when our third Quick Mode message arrives).
+#[test]
+fn rekeying_initiator_switches_outbound_a_second_after_its_third_message() {
+    let suites = "QM-ESP-AES-SHA-SUITE";
+    let a = conf("192.0.2.1", "192.0.2.2", SUBNET_A, SUBNET_B, suites);
+    let b = conf("192.0.2.2", "192.0.2.1", SUBNET_B, SUBNET_A, suites);
+    let mut sim = pair(a, b, 31);
+    sim.a.engine.start_active(sim.now);
+    assert!(sim.run_until(Duration::from_secs(30), up));
+    // The first SA pair goes in whole: there is nothing older to send on.
+    assert_eq!(sim.a.sas(Direction::Outbound).len(), 1);
+    assert_eq!(sim.a.sas(Direction::Inbound).len(), 1);
+    let now = sim.now;
+    sim.a.engine.initiate(now, "net-to-net").expect("rekey");
+    assert!(
+        sim.run_until(Duration::from_secs(30), |s| s.a.phase2_up("net-to-net")
+            >= 2)
+    );
+    assert_eq!(
+        sim.a.sas(Direction::Inbound).len(),
+        2,
+        "new inbound SA at once"
+    );
+    assert_eq!(
+        sim.a.sas(Direction::Outbound).len(),
+        1,
+        "new outbound SA too early"
+    );
+    sim.advance(Duration::from_millis(1100));
+    assert_eq!(sim.a.sas(Direction::Outbound).len(), 2);
+    assert!(sas_pair_up(&sim.a, &sim.b).expect("pair") >= 2);
 }
 
 /// Road warriors share one peer section (`[Phase 1] Default`): one host's INITIAL-CONTACT

@@ -447,6 +447,9 @@ impl Engine {
                 step,
             } => self.qm_retransmit(serial, msgid, step),
             Timer::QmTimeout { serial, msgid } => self.qm_timeout(serial, msgid),
+            Timer::QmOutbound { serial, msgid } => {
+                self.qm_install(serial, msgid, &[Direction::Outbound])
+            }
             Timer::SaRekey { serial } => self.sa_rekey(serial),
             Timer::SaExpire { serial } => self.sa_expire(serial),
             Timer::Dpd { serial } => self.dpd_check(serial),

@@ -1038,8 +1038,25 @@ impl Engine {
         };
         let h = qm_hash3(keys.prf, &keys.skeyid_a, msgid, &qm.ni_b, &qm.nr_b);
         qm.state = QmState::IDone;
+        let connection = qm.connection.clone();
         self.qm_send(serial, msgid, &keys, vec![Payload::Hash(h)], false);
-        self.qm_install(serial, msgid, &[Direction::Inbound, Direction::Outbound]);
+        // A rekey: the peer installs its inbound SA only when our third message arrives
+        // (strongSwan and pluto as responders do), and the kernel sends on the newest
+        // outbound SA at once. The old pair stays valid meanwhile, so keep sending on it a
+        // moment longer instead of losing the first packets under the new SPI.
+        let rekey = self
+            .ipsec
+            .values()
+            .any(|sa| sa.connection == connection && !sa.replaced);
+        if rekey {
+            self.qm_install(serial, msgid, &[Direction::Inbound]);
+            self.timers.add(
+                self.now + OUTBOUND_SWITCH_DELAY,
+                Timer::QmOutbound { serial, msgid },
+            );
+        } else {
+            self.qm_install(serial, msgid, &[Direction::Inbound, Direction::Outbound]);
+        }
         self.qm_established(serial, msgid);
     }
 
@@ -1095,7 +1112,7 @@ impl Engine {
     }
 
     /// KEYMAT for each chosen protocol and direction, handed to the kernel.
-    fn qm_install(&mut self, serial: u64, msgid: u32, dirs: &[Direction]) {
+    pub(super) fn qm_install(&mut self, serial: u64, msgid: u32, dirs: &[Direction]) {
         let Some(keys) = self.p1_keys(serial) else {
             return;
         };
@@ -1181,6 +1198,10 @@ impl Engine {
     }
 }
 
+/// How long a rekeying initiator keeps sending on the old SA after its third Quick Mode
+/// message (see `qm_i3_send`): ample for the peer to install its new inbound SA, far
+/// below any rekey margin.
+pub(super) const OUTBOUND_SWITCH_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
 /// Our and the peer's selectors of a Quick Mode exchange.
 pub(super) fn qm_selectors(qm: &QuickMode, local: IpAddr, remote: IpAddr) -> (Selector, Selector) {
     let (ours, theirs) = if qm.initiator {

@@ -6,16 +6,45 @@ use std::time::Instant;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Timer {
-    P1Retransmit { serial: u64, step: u32 },
-    P1Timeout { serial: u64 },
-    P1Rekey { serial: u64 },
-    P1Expire { serial: u64 },
-    QmRetransmit { serial: u64, msgid: u32, step: u32 },
-    QmTimeout { serial: u64, msgid: u32 },
-    SaRekey { serial: u64 },
-    SaExpire { serial: u64 },
-    Dpd { serial: u64 },
-    Keepalive { serial: u64 },
+    P1Retransmit {
+        serial: u64,
+        step: u32,
+    },
+    P1Timeout {
+        serial: u64,
+    },
+    P1Rekey {
+        serial: u64,
+    },
+    P1Expire {
+        serial: u64,
+    },
+    QmRetransmit {
+        serial: u64,
+        msgid: u32,
+        step: u32,
+    },
+    QmTimeout {
+        serial: u64,
+        msgid: u32,
+    },
+    /// A rekeying initiator switches its traffic to the new outbound SA only now.
+    QmOutbound {
+        serial: u64,
+        msgid: u32,
+    },
+    SaRekey {
+        serial: u64,
+    },
+    SaExpire {
+        serial: u64,
+    },
+    Dpd {
+        serial: u64,
+    },
+    Keepalive {
+        serial: u64,
+    },
 }
 
 #[derive(Default)]
