@@ -35,13 +35,22 @@ impl Xfrm {
     /// Carries out one request and says what the engine must hear: `SpiAllocated`, or
     /// `Failed` with the one-line reason (also the line to log), or nothing.
     pub async fn answer(&self, id: RequestId, request: &KernelRequest) -> Option<KernelEvent> {
-        answer(id, self.apply(request).await)
+        answer(id, request, self.apply(request).await)
     }
 }
 
-fn answer(id: RequestId, result: Result<Applied, KernelError>) -> Option<KernelEvent> {
+/// `SpiAllocated` for an SPI, `Installed` for an SA (the engine may wait for it), nothing
+/// for the other successes, `Failed` with the reason otherwise.
+fn answer(
+    id: RequestId,
+    request: &KernelRequest,
+    result: Result<Applied, KernelError>,
+) -> Option<KernelEvent> {
     match result {
         Ok(Some(spi)) => Some(KernelEvent::SpiAllocated { id, spi }),
+        Ok(None) if matches!(request, KernelRequest::AddSa(_)) => {
+            Some(KernelEvent::Installed { id })
+        }
         Ok(None) => None,
         Err(e) => Some(KernelEvent::Failed {
             id,
@@ -75,7 +84,7 @@ impl NoKernel {
     }
 
     pub fn answer(&self, id: RequestId, request: &KernelRequest) -> Option<KernelEvent> {
-        answer(id, Ok(self.apply(request)))
+        answer(id, request, Ok(self.apply(request)))
     }
 
     fn spi(&self) -> u32 {
@@ -131,13 +140,19 @@ mod tests {
             93,
         );
         let line = e.to_string();
+        let delete = KernelRequest::DeleteSa {
+            protocol: IpsecProtocol::Esp,
+            spi: 0x1234abcd,
+            src: "192.0.2.1".parse().unwrap(),
+            dst: "192.0.2.2".parse().unwrap(),
+        };
         assert_eq!(
-            answer(RequestId(1), Err(e)),
+            answer(RequestId(1), &delete, Err(e)),
             Some(KernelEvent::Failed {
                 id: RequestId(1),
                 reason: line
             })
         );
-        assert_eq!(answer(RequestId(1), Ok(None)), None);
+        assert_eq!(answer(RequestId(1), &delete, Ok(None)), None);
     }
 }

@@ -161,6 +161,10 @@ fn measure(helpers: usize, port: u16, seconds: u64) -> (f64, usize) {
                         spi += 1;
                         engine.handle_kernel(now, KernelEvent::SpiAllocated { id, spi });
                     }
+                    Output::Kernel {
+                        id,
+                        request: KernelRequest::AddSa(_),
+                    } => engine.handle_kernel(now, KernelEvent::Installed { id }),
                     Output::Event(Event::Phase2Up { .. }) => up = true,
                     _ => {}
                 }

@@ -151,8 +151,13 @@ pub fn main(opts: Options, args: Vec<String>) -> i32 {
             return 1;
         }
     };
-    // Try the kernel now, while errors still reach the terminal (this also removes what an
-    // earlier run left); the event loop opens its own sockets after daemonizing.
+    if let Err(e) = PidFile::check(&opts.pidfile) {
+        complain(&e.to_string());
+        return e.exit_status();
+    }
+    // After the pid check (a second instance must not flush the running one's SAs), try
+    // the kernel now, while errors still reach the terminal; this also removes what an
+    // earlier run left. The event loop opens its own sockets after daemonizing.
     if !opts.no_kernel {
         if let Err(e) = probe_kernel(opts.no_flows) {
             complain(&format!(
@@ -160,10 +165,6 @@ pub fn main(opts: Options, args: Vec<String>) -> i32 {
             ));
             return 1;
         }
-    }
-    if let Err(e) = PidFile::check(&opts.pidfile) {
-        complain(&e.to_string());
-        return e.exit_status();
     }
     // Per-address sockets need a fixed port: with `-p 0` the kernel would choose a different
     // port for each, so the wildcard addresses are bound instead.

@@ -292,6 +292,11 @@ impl Engine {
                     cont(self, Ok(spi));
                 }
             }
+            KernelEvent::Installed { id } => {
+                if let Some(cont) = self.kernel_waiting.remove(&id) {
+                    cont(self, Ok(0));
+                }
+            }
             KernelEvent::Failed { id, reason } => {
                 if let Some(cont) = self.kernel_waiting.remove(&id) {
                     cont(self, Err(reason));

@@ -74,6 +74,8 @@ pub(super) struct QuickMode {
     pub step: u32,
     pub tries: u32,
     pub last_received: Vec<u8>,
+    /// Initiator: inbound SAs not yet confirmed by the kernel; message 3 waits for them.
+    pub inbound_pending: usize,
 }
 
 impl QuickMode {
@@ -103,6 +105,7 @@ impl QuickMode {
             step: 0,
             tries: 0,
             last_received: Vec::new(),
+            inbound_pending: 0,
         }
     }
 }
@@ -1030,32 +1033,69 @@ impl Engine {
     }
 
     fn qm_i3_send(&mut self, serial: u64, msgid: u32) {
-        let Some(keys) = self.p1_keys(serial) else {
-            return;
-        };
         let Some(qm) = self.quick.get_mut(&(serial, msgid)) else {
             return;
         };
-        let h = qm_hash3(keys.prf, &keys.skeyid_a, msgid, &qm.ni_b, &qm.nr_b);
         qm.state = QmState::IDone;
+        // Our new inbound SA must be in the kernel before the peer hears message 3: the
+        // peer installs its outbound SA then and may send on it at once. The message goes
+        // when the kernel has confirmed them all (or refused: that is logged, and the
+        // exchange still completes, as it does for every other SA).
+        let inbound = self.qm_sa_requests(serial, msgid, &[Direction::Inbound]);
+        if let Some(qm) = self.quick.get_mut(&(serial, msgid)) {
+            qm.inbound_pending = inbound.len();
+        }
+        if inbound.is_empty() {
+            return self.qm_i3_finish(serial, msgid);
+        }
+        for request in inbound {
+            self.kernel_spi(
+                request,
+                Box::new(move |e: &mut Engine, r: Result<u32, String>| {
+                    e.qm_inbound_installed(serial, msgid, r)
+                }),
+            );
+        }
+    }
+
+    fn qm_inbound_installed(&mut self, serial: u64, msgid: u32, r: Result<u32, String>) {
+        if let Err(reason) = r {
+            self.log(LogLevel::Error, format!("kernel request failed: {reason}"));
+        }
+        let Some(qm) = self.quick.get_mut(&(serial, msgid)) else {
+            return;
+        };
+        qm.inbound_pending = qm.inbound_pending.saturating_sub(1);
+        if qm.inbound_pending == 0 {
+            self.qm_i3_finish(serial, msgid);
+        }
+    }
+
+    fn qm_i3_finish(&mut self, serial: u64, msgid: u32) {
+        let Some(keys) = self.p1_keys(serial) else {
+            return;
+        };
+        let Some(qm) = self.quick.get(&(serial, msgid)) else {
+            return;
+        };
+        let h = qm_hash3(keys.prf, &keys.skeyid_a, msgid, &qm.ni_b, &qm.nr_b);
         let connection = qm.connection.clone();
         self.qm_send(serial, msgid, &keys, vec![Payload::Hash(h)], false);
-        // A rekey: the peer installs its inbound SA only when our third message arrives
-        // (strongSwan and pluto as responders do), and the kernel sends on the newest
-        // outbound SA at once. The old pair stays valid meanwhile, so keep sending on it a
-        // moment longer instead of losing the first packets under the new SPI.
+        // A rekey: the peer installs its inbound SA only when message 3 arrives (strongSwan
+        // and pluto as responders do), and the kernel sends on the newest outbound SA at
+        // once. The old pair stays valid meanwhile, so keep sending on it a moment longer
+        // instead of losing the first packets under the new SPI.
         let rekey = self
             .ipsec
             .values()
             .any(|sa| sa.connection == connection && !sa.replaced);
         if rekey {
-            self.qm_install(serial, msgid, &[Direction::Inbound]);
             self.timers.add(
                 self.now + OUTBOUND_SWITCH_DELAY,
                 Timer::QmOutbound { serial, msgid },
             );
         } else {
-            self.qm_install(serial, msgid, &[Direction::Inbound, Direction::Outbound]);
+            self.qm_install(serial, msgid, &[Direction::Outbound]);
         }
         self.qm_established(serial, msgid);
     }
@@ -1113,11 +1153,23 @@ impl Engine {
 
     /// KEYMAT for each chosen protocol and direction, handed to the kernel.
     pub(super) fn qm_install(&mut self, serial: u64, msgid: u32, dirs: &[Direction]) {
+        for r in self.qm_sa_requests(serial, msgid, dirs) {
+            self.kernel(r);
+        }
+    }
+
+    /// The `AddSa` requests of exchange (`serial`, `msgid`) for the directions `dirs`.
+    fn qm_sa_requests(
+        &mut self,
+        serial: u64,
+        msgid: u32,
+        dirs: &[Direction],
+    ) -> Vec<KernelRequest> {
         let Some(keys) = self.p1_keys(serial) else {
-            return;
+            return Vec::new();
         };
         let Some(p1) = self.phase1.get(&serial) else {
-            return;
+            return Vec::new();
         };
         let (local_addr, remote_addr) = (p1.local, p1.remote);
         let nat = p1.nat_local || p1.nat_remote;
@@ -1126,14 +1178,14 @@ impl Engine {
             .get(&(serial, msgid))
             .map(|q| q.connection.clone())
         else {
-            return;
+            return Vec::new();
         };
         let reqid = self.reqid(&conn_name);
         let Some(qm) = self.quick.get(&(serial, msgid)) else {
-            return;
+            return Vec::new();
         };
         let Some(chosen) = qm.chosen.clone() else {
-            return;
+            return Vec::new();
         };
         let (local_sel, remote_sel) = qm_selectors(qm, local_addr.ip(), remote_addr.ip());
         let mut requests = Vec::new();
@@ -1187,9 +1239,7 @@ impl Engine {
                 }));
             }
         }
-        for r in requests {
-            self.kernel(r);
-        }
+        requests
     }
 
     pub(super) fn reqid(&mut self, connection: &str) -> u32 {

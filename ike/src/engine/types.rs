@@ -152,6 +152,9 @@ pub enum KernelRequest {
 pub enum KernelEvent {
     /// Answer to `AllocSpi`.
     SpiAllocated { id: RequestId, spi: u32 },
+    /// `AddSa` `id` is in the kernel (a rekeying initiator sends its third Quick Mode
+    /// message only once its new inbound SA is there: the peer may use it at once).
+    Installed { id: RequestId },
     /// A request failed; the engine gives up the exchange that needed it.
     Failed { id: RequestId, reason: String },
     /// Traffic matched a policy with no SA: start the connection that covers it.

@@ -276,6 +276,8 @@ impl Sim {
                         node.kernel
                             .sas
                             .insert((sa.dst, proto_num(sa.protocol), sa.spi), sa);
+                        node.engine
+                            .handle_kernel(now, KernelEvent::Installed { id });
                     }
                     KernelRequest::DeleteSa {
                         protocol, spi, dst, ..
