@@ -258,13 +258,19 @@ fn prepare_for_ipsec(sockets: &[Bound]) -> Result<(), String> {
     Ok(())
 }
 
-/// Open the kernel's SA database once in a throw-away runtime (see `main`).
+/// Open the kernel's SA database once in a throw-away runtime and remove what an earlier
+/// run left (see `main`; the event loop's own sockets need not flush again).
 fn probe_kernel(no_flows: bool) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("runtime: {e}"))?;
-    rt.block_on(Sadb::open(false, !no_flows)).map(drop)
+    rt.block_on(async {
+        Sadb::open(false, !no_flows)
+            .await?
+            .flush("left by an earlier run")
+            .await
+    })
 }
 
 struct RunningChild {

@@ -19,8 +19,8 @@ pub enum Sadb {
 }
 
 impl Sadb {
-    /// With `-n`, nothing; otherwise the XFRM sockets (inside a tokio runtime), after
-    /// removing whatever an earlier run of ours left behind.
+    /// With `-n`, nothing; otherwise the XFRM sockets (inside a tokio runtime). What an
+    /// earlier run left is the caller's to `flush` (once, at start).
     pub async fn open(no_kernel: bool, flows: bool) -> Result<Sadb, String> {
         if no_kernel {
             let mut seed = [0u8; 4];
@@ -29,13 +29,11 @@ impl Sadb {
         }
         let xfrm = Xfrm::open().map_err(|e| e.to_string())?;
         let events = XfrmEvents::open().map_err(|e| e.to_string())?;
-        let sadb = Sadb::Xfrm {
+        Ok(Sadb::Xfrm {
             xfrm,
             events: Some(events),
             flows,
-        };
-        sadb.flush("left by an earlier run").await?;
-        Ok(sadb)
+        })
     }
 
     /// Remove every SA and policy of ours (reqids 0x4000-0x7fff), saying how many there were.

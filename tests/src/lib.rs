@@ -11,6 +11,7 @@ pub mod netns;
 pub mod pair;
 pub mod procfs;
 pub mod vm;
+pub mod xfrm;
 
 use std::time::{Duration, Instant};
 

@@ -7,52 +7,13 @@
 use e2e::daemon::Daemon;
 use e2e::netns::Netns;
 use e2e::pair::*;
+use e2e::xfrm::our_reqids;
 use std::time::Duration;
 
 const ARGS: &[&str] = &["-v", "-j", "1"];
 
-/// The reqids of the lines of `ip xfrm policy` / `ip xfrm state` output that are ours.
-fn our_reqids(text: &str) -> Vec<u32> {
-    text.split_whitespace()
-        .collect::<Vec<_>>()
-        .windows(2)
-        .filter(|w| w[0] == "reqid")
-        .filter_map(|w| w[1].parse::<u32>().ok())
-        .filter(|r| (0x4000..=0x7fff).contains(r))
-        .collect()
-}
-
 fn xfrm(ns: &Netns, what: &str) -> String {
     ns.exec(&["ip", "xfrm", what]).unwrap_or_else(|e| e)
-}
-
-/// Whether this kernel takes ESP SAs (then the refusal cannot be seen here).
-fn kernel_has_esp(ns: &Netns) -> bool {
-    let added = ns.exec(&[
-        "ip",
-        "xfrm",
-        "state",
-        "add",
-        "src",
-        "198.51.100.1",
-        "dst",
-        "198.51.100.2",
-        "proto",
-        "esp",
-        "spi",
-        "0x2000",
-        "mode",
-        "tunnel",
-        "enc",
-        "cbc(aes)",
-        "0x00112233445566778899aabbccddeeff",
-        "auth-trunc",
-        "hmac(sha1)",
-        "0x00112233445566778899aabbccddeeff00112233",
-        "96",
-    ]);
-    let _ = ns.exec(&["ip", "xfrm", "state", "flush"]);
-    added.is_ok()
 }
 
 #[test]
@@ -65,7 +26,7 @@ fn policies_installed_refusals_logged_leftovers_flushed_nothing_left_after_sigte
     if let Err(e) = pair.wait_up(Duration::from_secs(30)) {
         panic!("{e}\n{}", pair.logs());
     }
-    let esp = kernel_has_esp(&pair.ns_east);
+    let esp = e2e::vm::host_has_esp();
 
     // Policies out/in/fwd for 10.1/16 <=> 10.2/16 with the connection's reqid, both sides.
     for (ns, local, remote) in [

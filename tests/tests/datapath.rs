@@ -14,6 +14,7 @@
 
 use e2e::daemon::Daemon;
 use e2e::netns::Netns;
+use e2e::xfrm::our_reqids;
 use std::time::{Duration, Instant};
 
 /// The guest is some 20x slower than the host: timeouts are generous.
@@ -261,7 +262,7 @@ impl Gateways {
             for what in ["state", "policy"] {
                 let text = xfrm(ns, what);
                 assert!(
-                    ours(&text).is_empty(),
+                    our_reqids(&text).is_empty(),
                     "left after SIGTERM in {}:\n{text}",
                     ns.name
                 );
@@ -274,18 +275,6 @@ fn xfrm(ns: &Netns, what: &str) -> String {
     ns.exec(&["ip", "-s", "xfrm", what]).unwrap_or_else(|e| e)
 }
 
-/// Reqids in our range found in `ip xfrm` output.
-fn ours(text: &str) -> Vec<u32> {
-    let words: Vec<&str> = text.split_whitespace().collect();
-    words
-        .windows(2)
-        .filter(|w| w[0] == "reqid")
-        // `ip -s` writes "16385(0x00004001)", plain `ip` "16385".
-        .filter_map(|w| w[1].split('(').next().and_then(|n| n.parse().ok()))
-        .filter(|r| (0x4000..=0x7fff).contains(r))
-        .collect()
-}
-
 /// Packets counted by the kernel on our ESP SAs (`ip -s xfrm state`: the `lifetime current`
 /// block's "N(bytes), M(packets)" line), summed.
 fn esp_packets(ns: &Netns) -> u64 {
@@ -295,7 +284,7 @@ fn esp_packets(ns: &Netns) -> u64 {
     for line in text.lines() {
         let l = line.trim();
         if l.starts_with("proto esp") {
-            ours_now = !ours(l).is_empty();
+            ours_now = !our_reqids(l).is_empty();
         }
         if ours_now && l.ends_with("(packets)") {
             if let Some(n) = l
@@ -426,7 +415,7 @@ fn esp_on_demand_comes_up_with_the_first_ping() {
     // Trapped: policies, no negotiation.
     assert!(
         e2e::wait_until(Duration::from_secs(20), || {
-            ours(&xfrm(&g.net.east, "policy")).len() >= 3
+            our_reqids(&xfrm(&g.net.east, "policy")).len() >= 3
         }),
         "no policies before any SA\n{}",
         g.logs()
