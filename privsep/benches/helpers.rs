@@ -92,6 +92,8 @@ fn start_daemon(helpers: usize, port: u16) -> Daemon {
         .arg(&c)
         .arg("-i")
         .arg(dir.join("isakmpd.pid"))
+        .arg("-f")
+        .arg(dir.join("isakmpd.fifo"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

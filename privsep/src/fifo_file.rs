@@ -24,7 +24,13 @@ pub fn open_fifo(which: &Fifo) -> Result<OwnedFd, String> {
         if !md.file_type().is_fifo() {
             return Err(format!("FIFO {}: exists and is not a FIFO", path.display()));
         }
-        std::fs::remove_file(&path).map_err(|e| format!("FIFO {}: {e}", path.display()))?;
+        // Gone already is as good as removed.
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(format!("FIFO {}: {e}", path.display()));
+            }
+            _ => {}
+        }
     }
     nix::unistd::mkfifo(&path, Mode::S_IRUSR | Mode::S_IWUSR)
         .map_err(|e| format!("FIFO {}: {e}", path.display()))?;

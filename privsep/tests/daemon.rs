@@ -201,6 +201,9 @@ fn parent_child_sockets_restart_and_shutdown() {
         .arg(&c)
         .arg("-i")
         .arg(&pidfile)
+        // Its own FIFO: the default path is shared by every daemon the tests start at once.
+        .arg("-f")
+        .arg(rundir.join("isakmpd.fifo"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -330,6 +333,8 @@ fn daemonizes_without_d() {
         .arg(&c)
         .arg("-i")
         .arg(&pidfile)
+        .arg("-f")
+        .arg(rundir.join("isakmpd.fifo"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
