@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod interop;
 pub mod netns;
 pub mod pair;
+pub mod ping;
 pub mod procfs;
 pub mod vm;
 pub mod xfrm;

@@ -1,4 +1,4 @@
-//! Reading `ip xfrm` output in tests.
+//! Reading `ip xfrm` output in tests: our reqids, our ESP packet counters.
 
 /// The reqids in the daemon's range (0x4000-0x7fff) in `ip xfrm state|policy` output, with
 /// or without `-s` (which writes "16385(0x00004001)" where plain `ip` writes "16385").
@@ -12,6 +12,34 @@ pub fn our_reqids(text: &str) -> Vec<u32> {
         .collect()
 }
 
+/// Packets counted by the kernel on our ESP SAs in `ns` (`ip -s xfrm state`).
+pub fn esp_packets(ns: &crate::netns::Netns) -> u64 {
+    our_esp_packets(&ns.exec(&["ip", "-s", "xfrm", "state"]).unwrap_or_default())
+}
+
+/// The packets of the ESP SAs with our reqids in `ip -s xfrm state` output: each SA's
+/// `lifetime current` block has a line "N(bytes), M(packets)".
+pub fn our_esp_packets(text: &str) -> u64 {
+    let mut total = 0;
+    let mut ours = false;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with("src ") {
+            ours = false;
+        } else if line.starts_with("proto ") {
+            ours = line.starts_with("proto esp ") && !our_reqids(line).is_empty();
+        } else if ours {
+            if let Some(n) = line
+                .strip_suffix("(packets)")
+                .and_then(|l| l.rsplit(", ").next())
+                .and_then(|n| n.trim().parse::<u64>().ok())
+            {
+                total += n;
+            }
+        }
+    }
+    total
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -20,5 +48,25 @@ mod tests {
                     tmpl src 1.2.3.4 dst 5.6.7.8 proto esp reqid 16386 mode tunnel\n\
                     proto esp spi 0x2 reqid 7 mode tunnel";
         assert_eq!(super::our_reqids(text), vec![0x4001, 0x4002]);
+    }
+
+    #[test]
+    fn packets_of_our_esp_sas_only() {
+        let sa = |proto: &str, reqid: u32, packets: u32| {
+            format!(
+                "src 192.0.2.1 dst 192.0.2.2\n\
+                 \tproto {proto} spi 0x1 reqid {reqid}(0x0) mode tunnel\n\
+                 \tlifetime current:\n\
+                 \t  840(bytes), {packets}(packets)\n"
+            )
+        };
+        let text = [
+            sa("esp", 0x4001, 10),
+            sa("esp", 7, 100),
+            sa("ah", 0x4002, 1000),
+            sa("esp", 0x4003, 5),
+        ]
+        .concat();
+        assert_eq!(super::our_esp_packets(&text), 15);
     }
 }

@@ -14,7 +14,8 @@
 
 use e2e::daemon::Daemon;
 use e2e::netns::Netns;
-use e2e::xfrm::our_reqids;
+use e2e::ping::ping;
+use e2e::xfrm::{esp_packets, our_reqids};
 use std::time::{Duration, Instant};
 
 /// The guest is some 20x slower than the host: timeouts are generous.
@@ -275,65 +276,12 @@ fn xfrm(ns: &Netns, what: &str) -> String {
     ns.exec(&["ip", "-s", "xfrm", what]).unwrap_or_else(|e| e)
 }
 
-/// Packets counted by the kernel on our ESP SAs (`ip -s xfrm state`: the `lifetime current`
-/// block's "N(bytes), M(packets)" line), summed.
-fn esp_packets(ns: &Netns) -> u64 {
-    let text = xfrm(ns, "state");
-    let mut total = 0;
-    let mut ours_now = false;
-    for line in text.lines() {
-        let l = line.trim();
-        if l.starts_with("proto esp") {
-            ours_now = !our_reqids(l).is_empty();
-        }
-        if ours_now && l.ends_with("(packets)") {
-            if let Some(n) = l
-                .split(',')
-                .nth(1)
-                .and_then(|p| p.trim().strip_suffix("(packets)"))
-                .and_then(|n| n.parse::<u64>().ok())
-            {
-                total += n;
-            }
-        }
-    }
-    total
-}
-
-/// `ping` from `src` to `dst` inside `ns`: (sent, received). With `E2E_LOG` set, every
-/// reply and every missing one is printed with its time.
-fn ping(ns: &Netns, src: &str, dst: &str, count: u32, interval: &str) -> (u32, u32) {
-    let verbose = std::env::var_os("E2E_LOG").is_some();
-    let count = count.to_string();
-    let mut args = vec![
-        "ping", "-n", "-c", &count, "-i", interval, "-W", "2", "-I", src, dst,
-    ];
-    args.insert(1, if verbose { "-DO" } else { "-q" });
-    let out = ns.exec(&args).unwrap_or_else(|e| e);
-    if verbose {
-        eprintln!("{out}");
-    }
-    let stats = out
-        .lines()
-        .find(|l| l.contains("packets transmitted"))
-        .unwrap_or("");
-    let num = |word: &str| {
-        stats
-            .split(',')
-            .find(|p| p.contains(word))
-            .and_then(|p| p.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    };
-    (num("transmitted"), num("received"))
-}
-
 /// Ping once a second until an answer comes: the first SAs of a fresh kernel can take
 /// seconds to install while it loads the crypto modules (3-4 s seen in the guest).
 fn wait_for_tunnel(g: &Gateways, src: &str, dst: &str) -> Duration {
     let start = Instant::now();
     while start.elapsed() < UP {
-        if ping(&g.net.east, src, dst, 1, "1").1 == 1 {
+        if ping(&g.net.east.name, src, dst, 1, Duration::from_secs(1)).1 == 1 {
             return start.elapsed();
         }
     }
@@ -344,7 +292,7 @@ fn wait_for_tunnel(g: &Gateways, src: &str, dst: &str) -> Duration {
 fn ping_crosses_esp(g: &Gateways, src: &str, dst: &str) {
     wait_for_tunnel(g, src, dst);
     let before = esp_packets(&g.net.east);
-    let (sent, got) = ping(&g.net.east, src, dst, 5, "0.2");
+    let (sent, got) = ping(&g.net.east.name, src, dst, 5, Duration::from_millis(200));
     assert_eq!((sent, got), (5, 5), "ping {src} -> {dst}\n{}", g.logs());
     let after = esp_packets(&g.net.east);
     // Five requests out and five replies in, each counted on one of east's ESP SAs.
@@ -442,7 +390,13 @@ fn esp_rekey_under_ping_loses_nothing() {
     g.wait_up();
     wait_for_tunnel(&g, "10.1.0.1", "10.2.0.1");
     // 45 s of pings every 0.2 s: at least two phase-2 and one phase-1 rekey.
-    let (sent, got) = ping(&g.net.east, "10.1.0.1", "10.2.0.1", 225, "0.2");
+    let (sent, got) = ping(
+        &g.net.east.name,
+        "10.1.0.1",
+        "10.2.0.1",
+        225,
+        Duration::from_millis(200),
+    );
     let p2 = g.east.log_count("phase 2 established");
     let p1 = g.east.log_count("phase 1 established");
     println!("rekey: {got}/{sent} answered; east saw {p1} phase 1 and {p2} phase 2 SAs");

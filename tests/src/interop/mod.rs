@@ -274,58 +274,6 @@ pub fn nft(ns: &Netns, rules: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Sum of the packet counters of every XFRM state in `ns` (`ip -s xfrm state`): what
-/// crossed ESP there.
-pub fn xfrm_packets(ns: &Netns) -> u64 {
-    let text = ns.exec(&["ip", "-s", "xfrm", "state"]).unwrap_or_default();
-    // "lifetime current:" is followed by "  <n>(bytes), <m>(packets)".
-    text.lines()
-        .filter_map(|l| {
-            let l = l.trim();
-            let p = l.strip_suffix("(packets)")?;
-            p.rsplit(", ").next()?.trim().parse::<u64>().ok()
-        })
-        .sum()
-}
-
-/// Ping the peer's client address from ours: (sent, received).
-pub fn ping(ns: &Netns, count: u32, interval: Duration) -> (u32, u32) {
-    ping_between(ns, OURS_CLIENT, PEER_CLIENT, count, interval)
-}
-
-/// Ping `to` from the address `from` in `ns`: (sent, received).
-pub fn ping_between(
-    ns: &Netns,
-    from: &str,
-    to: &str,
-    count: u32,
-    interval: Duration,
-) -> (u32, u32) {
-    let out = std::process::Command::new("ip")
-        .args(["netns", "exec", &ns.name, "ping", "-q", "-n"])
-        .args(["-c", &count.to_string()])
-        .args(["-i", &format!("{:.2}", interval.as_secs_f64())])
-        .args(["-W", "1", "-I", from, to])
-        .output();
-    let text = out
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
-    parse_ping(&text)
-}
-
-/// `ping -q`'s summary line: "N packets transmitted, M received".
-pub fn parse_ping(text: &str) -> (u32, u32) {
-    let line = text
-        .lines()
-        .find(|l| l.contains("packets transmitted"))
-        .unwrap_or("");
-    let mut nums = line
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .filter_map(|s| s.parse::<u32>().ok());
-    (nums.next().unwrap_or(0), nums.next().unwrap_or(0))
-}
-
 /// The last `n` lines of a file, for failure reports.
 pub fn tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -375,16 +323,4 @@ pub fn pki(dir: &Path) -> Result<Pki, String> {
         peer: dir.join("peer.pem"),
         revoked: dir.join("revoked.pem"),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ping_summary_is_parsed() {
-        let t = "--- 10.2.0.1 ping statistics ---\n5 packets transmitted, 4 received, 20% packet loss, time 804ms\n";
-        assert_eq!(parse_ping(t), (5, 4));
-        assert_eq!(parse_ping(""), (0, 0));
-    }
 }

@@ -12,6 +12,8 @@
 use super::ours::{Ours, CONNECTION, PEER_SECTION};
 use super::suite::{Cipher, Conn, Hash, Role, Scenario};
 use super::*;
+use crate::ping::ping;
+use crate::xfrm::esp_packets;
 use std::fmt::Write as _;
 use std::time::Instant;
 
@@ -452,7 +454,7 @@ impl Ctx<'_> {
     }
 
     /// With the data path on: `count` pings between the client subnets all answered, and
-    /// at least as many packets each way counted by our XFRM states.
+    /// at least as many packets each way counted by our ESP SAs in the kernel.
     fn ping_over_esp(&mut self, count: u32) -> Step {
         if !self.opts.datapath || self.p2.is_err() {
             return Ok(());
@@ -466,15 +468,15 @@ impl Ctx<'_> {
         } else {
             (OURS_CLIENT.to_string(), PEER_CLIENT.to_string())
         };
-        let before = xfrm_packets(&self.topo.ours);
-        let (tx, rx) = ping_between(
-            &self.topo.ours,
+        let before = esp_packets(&self.topo.ours);
+        let (tx, rx) = ping(
+            &self.topo.ours.name,
             &from,
             &to,
             count,
             Duration::from_millis(200),
         );
-        let after = xfrm_packets(&self.topo.ours);
+        let after = esp_packets(&self.topo.ours);
         if tx == 0 || rx != tx {
             return Err(fail(format!("ping over the tunnel: {rx} of {tx} answered")));
         }
@@ -761,13 +763,12 @@ fn rekey(ctx: &mut Ctx) -> Step {
         Some((
             before,
             std::thread::spawn(move || {
-                let out = std::process::Command::new("ip")
-                    .args(["netns", "exec", &ns, "ping", "-q", "-n", "-c", "100"])
-                    .args(["-i", "0.2", "-W", "1", "-I", OURS_CLIENT, PEER_CLIENT])
-                    .output();
-                parse_ping(
-                    &out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                        .unwrap_or_default(),
+                ping(
+                    &ns,
+                    OURS_CLIENT,
+                    PEER_CLIENT,
+                    100,
+                    Duration::from_millis(200),
                 )
             }),
         ))
