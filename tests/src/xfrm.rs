@@ -40,6 +40,32 @@ pub fn our_esp_packets(text: &str) -> u64 {
     total
 }
 
+/// The XFRM error counters of `ns` that are not zero (`/proc/net/xfrm_stat`, per namespace),
+/// as "XfrmInNoStates=1 ..."; they say why the kernel dropped an IPsec packet.
+pub fn error_counters(ns: &crate::netns::Netns) -> String {
+    let text = ns
+        .exec(&["cat", "/proc/net/xfrm_stat"])
+        .unwrap_or_else(|e| e);
+    nonzero_counters(&text)
+}
+
+/// "Name value" lines with a value other than 0, joined as "Name=value".
+pub fn nonzero_counters(text: &str) -> String {
+    let nonzero: Vec<String> = text
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let (name, value) = (w.next()?, w.next()?);
+            (value != "0").then(|| format!("{name}={value}"))
+        })
+        .collect();
+    if nonzero.is_empty() {
+        "no XFRM errors counted".into()
+    } else {
+        nonzero.join(" ")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -48,6 +74,19 @@ mod tests {
                     tmpl src 1.2.3.4 dst 5.6.7.8 proto esp reqid 16386 mode tunnel\n\
                     proto esp spi 0x2 reqid 7 mode tunnel";
         assert_eq!(super::our_reqids(text), vec![0x4001, 0x4002]);
+    }
+
+    #[test]
+    fn only_nonzero_counters() {
+        let text = "XfrmInError             \t0\nXfrmInNoStates          \t3\nXfrmOutPolBlock 1\n";
+        assert_eq!(
+            super::nonzero_counters(text),
+            "XfrmInNoStates=3 XfrmOutPolBlock=1"
+        );
+        assert_eq!(
+            super::nonzero_counters("XfrmInError 0\n"),
+            "no XFRM errors counted"
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::ours::{Ours, CONNECTION, PEER_SECTION};
 use super::suite::{Cipher, Conn, Hash, Role, Scenario};
 use super::*;
 use crate::ping::ping;
-use crate::xfrm::esp_packets;
+use crate::xfrm::{error_counters, esp_packets};
 use std::fmt::Write as _;
 use std::time::Instant;
 
@@ -478,7 +478,10 @@ impl Ctx<'_> {
         );
         let after = esp_packets(&self.topo.ours);
         if tx == 0 || rx != tx {
-            return Err(fail(format!("ping over the tunnel: {rx} of {tx} answered")));
+            return Err(fail(format!(
+                "ping over the tunnel: {rx} of {tx} answered; our kernel: {}",
+                error_counters(&self.topo.ours)
+            )));
         }
         if after.saturating_sub(before) < 2 * u64::from(tx) {
             return Err(fail(format!(
@@ -799,7 +802,8 @@ fn rekey(ctx: &mut Ctx) -> Step {
         let (out, inb) = (after.0 - before.0, after.1 - before.1);
         if tx == 0 || rx != tx {
             return Err(fail(format!(
-                "ping across the rekeys: {rx} of {tx} answered (ESP packets out {out}, in {inb})"
+                "ping across the rekeys: {rx} of {tx} answered (ESP packets out {out}, in {inb}); our kernel: {}",
+                error_counters(&ctx.topo.ours)
             )));
         }
         if out < u64::from(tx) || inb < u64::from(rx) {
