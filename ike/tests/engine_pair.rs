@@ -203,6 +203,44 @@ fn responder_picks_the_first_acceptable_of_several_proposals() {
     assert_eq!(sa.integ, Some(IntegAlg::HmacSha256));
 }
 
+/// A Quick Mode initiator sends its third message only once the kernel has confirmed its new
+/// inbound SAs: the responder may send on its new outbound SA as soon as that message arrives
+/// (Libreswan did, and its first packet beat our inbound SA into the kernel).
+#[test]
+fn quick_mode_message_3_waits_for_the_inbound_sa() {
+    let mut sim = pair(&basic()[..1], &[Suite2::default()], 11);
+    sim.a.kernel.hold_inbound = true;
+    let now = sim.now;
+    sim.a.engine.initiate(now, CONN).unwrap();
+    assert!(
+        sim.run_until(Duration::from_secs(30), |s| !s.a.kernel.held.is_empty()),
+        "A never installed an inbound SA"
+    );
+    // Well past the responder's first retransmission of message 2, still unconfirmed.
+    sim.advance(Duration::from_secs(12));
+    assert!(!sim.a.sas(Direction::Inbound).is_empty());
+    assert_eq!(
+        sim.a.phase2_up(CONN),
+        0,
+        "A counts phase 2 up before message 3"
+    );
+    assert_eq!(
+        sim.b.phase2_up(CONN),
+        0,
+        "B got message 3 before A's inbound SA was confirmed"
+    );
+    assert!(
+        sim.b.sas(Direction::Outbound).is_empty(),
+        "B installed its outbound SA before A's inbound SA was confirmed"
+    );
+    sim.confirm_held(true);
+    assert!(sim.run_until(Duration::from_secs(5), |s| {
+        s.a.phase2_up(CONN) >= 1 && s.b.phase2_up(CONN) >= 1
+    }));
+    assert!(sas_pair_up(&sim.b, &sim.a).unwrap() >= 1);
+    assert!(sas_pair_up(&sim.a, &sim.b).unwrap() >= 1);
+}
+
 /// Aggressive Mode's third message goes encrypted (as pluto, racoon and Cisco send it): pluto
 /// as responder chains its Quick Mode IV on an encrypted one, so a clear one made its first
 /// Quick Mode message decrypt to garbage ("length of ISAKMP Hash Payload is larger than can

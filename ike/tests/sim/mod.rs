@@ -40,6 +40,10 @@ pub struct FakeKernel {
     pub sas: BTreeMap<(IpAddr, u8, u32), SaSpec>,
     pub policies: HashMap<String, PolicySpec>,
     pub deleted: usize,
+    /// Keep inbound SAs' confirmations back (as a slow kernel would) until
+    /// [`Sim::confirm_held`]; the SAs are in `sas` meanwhile.
+    pub hold_inbound: bool,
+    pub held: Vec<ike::engine::RequestId>,
 }
 
 pub struct Node {
@@ -273,11 +277,16 @@ impl Sim {
                             .handle_kernel(now, KernelEvent::SpiAllocated { id, spi });
                     }
                     KernelRequest::AddSa(sa) => {
+                        let hold = node.kernel.hold_inbound && sa.direction == Direction::Inbound;
                         node.kernel
                             .sas
                             .insert((sa.dst, proto_num(sa.protocol), sa.spi), sa);
-                        node.engine
-                            .handle_kernel(now, KernelEvent::Installed { id });
+                        if hold {
+                            node.kernel.held.push(id);
+                        } else {
+                            node.engine
+                                .handle_kernel(now, KernelEvent::Installed { id });
+                        }
                     }
                     KernelRequest::DeleteSa {
                         protocol, spi, dst, ..
@@ -417,6 +426,18 @@ impl Sim {
                 return done(self);
             }
         }
+    }
+
+    /// Deliver the confirmations a node's kernel held back, and stop holding them.
+    pub fn confirm_held(&mut self, is_a: bool) {
+        let now = self.now;
+        let node = self.node(is_a);
+        node.kernel.hold_inbound = false;
+        for id in std::mem::take(&mut node.kernel.held) {
+            node.engine
+                .handle_kernel(now, KernelEvent::Installed { id });
+        }
+        self.drain(is_a);
     }
 
     /// Advance simulated time by `d`, running everything that happens meanwhile.
