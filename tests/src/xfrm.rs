@@ -49,6 +49,18 @@ pub fn error_counters(ns: &crate::netns::Netns) -> String {
     nonzero_counters(&text)
 }
 
+/// One counter of `/proc/net/xfrm_stat` in `ns` (0 when it cannot be read).
+pub fn counter(ns: &crate::netns::Netns, name: &str) -> u64 {
+    ns.exec(&["cat", "/proc/net/xfrm_stat"])
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next()? == name).then(|| w.next()?.parse().ok())?
+        })
+        .unwrap_or(0)
+}
+
 /// "Name value" lines with a value other than 0, joined as "Name=value".
 pub fn nonzero_counters(text: &str) -> String {
     let nonzero: Vec<String> = text
