@@ -1,4 +1,5 @@
-//! Reading `ip xfrm` output in tests: our reqids, our ESP packet counters.
+//! Reading the kernel's XFRM state in tests: our reqids, the packets on our ESP SAs, and the
+//! drop counters of `/proc/net/xfrm_stat`.
 
 /// The reqids in the daemon's range (0x4000-0x7fff) in `ip xfrm state|policy` output, with
 /// or without `-s` (which writes "16385(0x00004001)" where plain `ip` writes "16385").
