@@ -151,16 +151,7 @@ pub fn selector_prefix(s: &Selector) -> Option<(IpAddr, u8)> {
         None if s.prefix_len <= max => Some((s.address, s.prefix_len)),
         None => None,
         Some(end) => {
-            let (start, end, bits) = match (s.address, end) {
-                (IpAddr::V4(a), IpAddr::V4(b)) => {
-                    (u128::from(u32::from(a)), u128::from(u32::from(b)), 32u32)
-                }
-                (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a), u128::from(b), 128u32),
-                _ => return None,
-            };
-            if end < start {
-                return None;
-            }
+            let (start, end, bits) = range_bounds(s.address, end)?;
             let span = end - start;
             // span + 1 must be a power of two and start aligned to it.
             let size = span.checked_add(1);
@@ -184,17 +175,7 @@ pub fn selector_prefixes(s: &Selector) -> Option<Vec<(IpAddr, u8)>> {
     if let Some(p) = selector_prefix(s) {
         return Some(vec![p]);
     }
-    let end = s.range_end?;
-    let (mut start, end, bits) = match (s.address, end) {
-        (IpAddr::V4(a), IpAddr::V4(b)) => {
-            (u128::from(u32::from(a)), u128::from(u32::from(b)), 32u32)
-        }
-        (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a), u128::from(b), 128u32),
-        _ => return None,
-    };
-    if end < start {
-        return None;
-    }
+    let (mut start, end, bits) = range_bounds(s.address, s.range_end?)?;
     let mut out = Vec::new();
     loop {
         // The largest block aligned at `start` that does not pass `end`.
@@ -217,6 +198,17 @@ pub fn selector_prefixes(s: &Selector) -> Option<Vec<(IpAddr, u8)>> {
         }
         start = last + 1;
     }
+}
+
+/// A range's first and last address as numbers, and the family's address width in bits;
+/// `None` when the ends are of different families or in the wrong order.
+fn range_bounds(first: IpAddr, last: IpAddr) -> Option<(u128, u128, u32)> {
+    let (start, end, bits) = match (first, last) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => (u128::from(u32::from(a)), u128::from(u32::from(b)), 32),
+        (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a), u128::from(b), 128),
+        _ => return None,
+    };
+    (start <= end).then_some((start, end, bits))
 }
 
 fn policy_priority(local_prefix: u8, remote_prefix: u8, proto: u8, ports: bool) -> u32 {
