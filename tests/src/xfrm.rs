@@ -1,6 +1,8 @@
 //! Reading the kernel's XFRM state in tests: our reqids, the packets on our ESP SAs, and the
 //! drop counters of `/proc/net/xfrm_stat`.
 
+use crate::netns::Netns;
+
 /// The reqids in the daemon's range (0x4000-0x7fff) in `ip xfrm state|policy` output, with
 /// or without `-s` (which writes "16385(0x00004001)" where plain `ip` writes "16385").
 pub fn our_reqids(text: &str) -> Vec<u32> {
@@ -13,9 +15,14 @@ pub fn our_reqids(text: &str) -> Vec<u32> {
         .collect()
 }
 
+/// `ip -s xfrm <what>` (`state` or `policy`) in `ns`, or the error, for a failure message.
+pub fn show(ns: &Netns, what: &str) -> String {
+    ns.exec(&["ip", "-s", "xfrm", what]).unwrap_or_else(|e| e)
+}
+
 /// Packets counted by the kernel on our ESP SAs in `ns` (`ip -s xfrm state`).
-pub fn esp_packets(ns: &crate::netns::Netns) -> u64 {
-    our_esp_packets(&ns.exec(&["ip", "-s", "xfrm", "state"]).unwrap_or_default())
+pub fn esp_packets(ns: &Netns) -> u64 {
+    our_esp_packets(&show(ns, "state"))
 }
 
 /// The packets of the ESP SAs with our reqids in `ip -s xfrm state` output: each SA's
@@ -43,23 +50,25 @@ pub fn our_esp_packets(text: &str) -> u64 {
 
 /// The XFRM error counters of `ns` that are not zero (`/proc/net/xfrm_stat`, per namespace),
 /// as "XfrmInNoStates=1 ..."; they say why the kernel dropped an IPsec packet.
-pub fn error_counters(ns: &crate::netns::Netns) -> String {
-    let text = ns
-        .exec(&["cat", "/proc/net/xfrm_stat"])
-        .unwrap_or_else(|e| e);
-    nonzero_counters(&text)
+pub fn error_counters(ns: &Netns) -> String {
+    nonzero_counters(&stat(ns))
 }
 
 /// One counter of `/proc/net/xfrm_stat` in `ns` (0 when it cannot be read).
-pub fn counter(ns: &crate::netns::Netns, name: &str) -> u64 {
-    ns.exec(&["cat", "/proc/net/xfrm_stat"])
-        .unwrap_or_default()
+pub fn counter(ns: &Netns, name: &str) -> u64 {
+    stat(ns)
         .lines()
         .find_map(|l| {
             let mut w = l.split_whitespace();
             (w.next()? == name).then(|| w.next()?.parse().ok())?
         })
         .unwrap_or(0)
+}
+
+/// `/proc/net/xfrm_stat` as `ns` sees it, or the error.
+fn stat(ns: &Netns) -> String {
+    ns.exec(&["cat", "/proc/net/xfrm_stat"])
+        .unwrap_or_else(|e| e)
 }
 
 /// "Name value" lines with a value other than 0, joined as "Name=value".

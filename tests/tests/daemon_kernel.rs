@@ -5,16 +5,11 @@
 //! (ESP traffic through the SAs is `datapath.rs`.)
 
 use e2e::daemon::Daemon;
-use e2e::netns::Netns;
 use e2e::pair::*;
-use e2e::xfrm::our_reqids;
+use e2e::xfrm::{self, our_reqids};
 use std::time::Duration;
 
 const ARGS: &[&str] = &["-v", "-j", "1"];
-
-fn xfrm(ns: &Netns, what: &str) -> String {
-    ns.exec(&["ip", "xfrm", what]).unwrap_or_else(|e| e)
-}
 
 #[test]
 fn policies_installed_refusals_logged_leftovers_flushed_nothing_left_after_sigterm() {
@@ -33,7 +28,7 @@ fn policies_installed_refusals_logged_leftovers_flushed_nothing_left_after_sigte
         (&pair.ns_east, "10.1.0.0/16", "10.2.0.0/16"),
         (&pair.ns_west, "10.2.0.0/16", "10.1.0.0/16"),
     ] {
-        let pol = xfrm(ns, "policy");
+        let pol = xfrm::show(ns, "policy");
         for dir in ["out", "in", "fwd"] {
             assert!(
                 pol.contains(&format!("dir {dir}")),
@@ -50,7 +45,7 @@ fn policies_installed_refusals_logged_leftovers_flushed_nothing_left_after_sigte
 
     if esp {
         println!("this kernel has ESP: checking that the SAs are in it instead of refusals");
-        let st = xfrm(&pair.ns_east, "state");
+        let st = xfrm::show(&pair.ns_east, "state");
         assert_eq!(our_reqids(&st).len(), 2, "{st}");
     } else {
         // Each side refuses its inbound and its outbound SA, each with one line that names
@@ -113,7 +108,10 @@ fn policies_installed_refusals_logged_leftovers_flushed_nothing_left_after_sigte
         "{}",
         pair.logs()
     );
-    let (pol, st) = (xfrm(&pair.ns_east, "policy"), xfrm(&pair.ns_east, "state"));
+    let (pol, st) = (
+        xfrm::show(&pair.ns_east, "policy"),
+        xfrm::show(&pair.ns_east, "state"),
+    );
     assert!(our_reqids(&pol).is_empty(), "left after SIGTERM:\n{pol}");
     assert!(our_reqids(&st).is_empty(), "left after SIGTERM:\n{st}");
     assert!(pol.contains("src 10.9.0.0/16 dst 10.8.0.0/16"), "{pol}");
@@ -179,7 +177,7 @@ fn policies_installed_refusals_logged_leftovers_flushed_nothing_left_after_sigte
         "{}",
         again.log_text()
     );
-    let pol = xfrm(&pair.ns_east, "policy");
+    let pol = xfrm::show(&pair.ns_east, "policy");
     assert!(!pol.contains("10.7.0.0/16"), "{pol}");
     assert!(pol.contains("src 10.9.0.0/16 dst 10.8.0.0/16"), "{pol}");
 }
@@ -198,7 +196,7 @@ fn no_flows_flag_installs_no_policies() {
         panic!("{e}\n{}", pair.logs());
     }
     for ns in [&pair.ns_east, &pair.ns_west] {
-        let pol = xfrm(ns, "policy");
+        let pol = xfrm::show(ns, "policy");
         assert!(our_reqids(&pol).is_empty(), "-a, yet:\n{pol}");
     }
     // The SAs are still asked for: refused here for lack of ESP, or in the kernel.
@@ -207,7 +205,7 @@ fn no_flows_flag_installs_no_policies() {
             .logs()
             .iter()
             .any(|l| l.contains("kernel refused ESP SA"))
-            || our_reqids(&xfrm(&pair.ns_east, "state")).len() >= 2,
+            || our_reqids(&xfrm::show(&pair.ns_east, "state")).len() >= 2,
         "{}",
         pair.logs()
     );

@@ -15,7 +15,7 @@
 use e2e::daemon::Daemon;
 use e2e::netns::Netns;
 use e2e::ping::ping;
-use e2e::xfrm::{esp_packets, our_reqids};
+use e2e::xfrm::{self, esp_packets, our_reqids};
 use std::time::{Duration, Instant};
 
 /// The guest is some 20x slower than the host: timeouts are generous.
@@ -232,8 +232,8 @@ impl Gateways {
             "--- east:\n{}\n--- west:\n{}\n--- east xfrm:\n{}\n{}",
             self.east.log_text(),
             self.west.log_text(),
-            xfrm(&self.net.east, "state"),
-            xfrm(&self.net.east, "policy")
+            xfrm::show(&self.net.east, "state"),
+            xfrm::show(&self.net.east, "policy")
         )
     }
 
@@ -261,7 +261,7 @@ impl Gateways {
         }
         for ns in [&self.net.east, &self.net.west] {
             for what in ["state", "policy"] {
-                let text = xfrm(ns, what);
+                let text = xfrm::show(ns, what);
                 assert!(
                     our_reqids(&text).is_empty(),
                     "left after SIGTERM in {}:\n{text}",
@@ -270,10 +270,6 @@ impl Gateways {
             }
         }
     }
-}
-
-fn xfrm(ns: &Netns, what: &str) -> String {
-    ns.exec(&["ip", "-s", "xfrm", what]).unwrap_or_else(|e| e)
 }
 
 /// Ping once a second until an answer comes: the first SAs of a fresh kernel can take
@@ -313,7 +309,7 @@ fn esp_tunnel_aes_cbc_then_clean_after_sigterm() {
     let g = Gateways::start("dpt", false, &Setup::default());
     g.wait_up();
     ping_crosses_esp(&g, "10.1.0.1", "10.2.0.1");
-    let st = xfrm(&g.net.east, "state");
+    let st = xfrm::show(&g.net.east, "state");
     assert!(
         st.contains("enc cbc(aes)") && st.contains("hmac(sha256)"),
         "{st}"
@@ -331,7 +327,7 @@ fn esp_tunnel_aes_gcm() {
     let g = Gateways::start("dpg", false, &s);
     g.wait_up();
     ping_crosses_esp(&g, "10.1.0.1", "10.2.0.1");
-    let st = xfrm(&g.net.east, "state");
+    let st = xfrm::show(&g.net.east, "state");
     assert!(st.contains("rfc4106(gcm(aes))"), "{st}");
     g.stop_and_check_clean();
 }
@@ -347,7 +343,7 @@ fn esp_transport_host_to_host() {
     let g = Gateways::start("dpx", false, &s);
     g.wait_up();
     ping_crosses_esp(&g, "192.0.2.1", "192.0.2.2");
-    let st = xfrm(&g.net.east, "state");
+    let st = xfrm::show(&g.net.east, "state");
     assert!(st.contains("mode transport"), "{st}");
     g.stop_and_check_clean();
 }
@@ -363,7 +359,7 @@ fn esp_on_demand_comes_up_with_the_first_ping() {
     // Trapped: policies, no negotiation.
     assert!(
         e2e::wait_until(Duration::from_secs(20), || {
-            our_reqids(&xfrm(&g.net.east, "policy")).len() >= 3
+            our_reqids(&xfrm::show(&g.net.east, "policy")).len() >= 3
         }),
         "no policies before any SA\n{}",
         g.logs()
@@ -418,7 +414,7 @@ fn esp_through_masquerading_nat_over_4500() {
     let g = Gateways::start("dpn", true, &Setup::default());
     g.wait_up();
     ping_crosses_esp(&g, "10.1.0.1", "10.2.0.1");
-    let st = xfrm(&g.net.east, "state");
+    let st = xfrm::show(&g.net.east, "state");
     assert!(st.contains("encap type espinudp"), "{st}");
     assert!(st.contains("dport 4500"), "{st}");
     g.stop_and_check_clean();
