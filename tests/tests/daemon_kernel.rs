@@ -11,6 +11,37 @@ use std::time::Duration;
 
 const ARGS: &[&str] = &["-v", "-j", "1"];
 
+/// An outbound tunnel policy `src` -> `dst` in east's namespace, made by hand (not by the
+/// daemon), from east's 192.0.2.1 to `peer` with `reqid`.
+fn add_out_policy(pair: &Pair, src: &str, dst: &str, peer: &str, reqid: u32) {
+    let reqid = reqid.to_string();
+    pair.ns_east
+        .exec(&[
+            "ip",
+            "xfrm",
+            "policy",
+            "add",
+            "src",
+            src,
+            "dst",
+            dst,
+            "dir",
+            "out",
+            "tmpl",
+            "src",
+            "192.0.2.1",
+            "dst",
+            peer,
+            "proto",
+            "esp",
+            "reqid",
+            &reqid,
+            "mode",
+            "tunnel",
+        ])
+        .unwrap_or_else(|e| panic!("policy {src} -> {dst} reqid {reqid}: {e}"));
+}
+
 #[test]
 fn policies_installed_refusals_logged_leftovers_flushed_nothing_left_after_sigterm() {
     e2e::require_env!();
@@ -77,31 +108,7 @@ fn policies_installed_refusals_logged_leftovers_flushed_nothing_left_after_sigte
     assert!(!text.contains("counters: none"), "{text}");
 
     // Someone else's policy in east's namespace, and then SIGTERM: ours go, theirs stays.
-    pair.ns_east
-        .exec(&[
-            "ip",
-            "xfrm",
-            "policy",
-            "add",
-            "src",
-            "10.9.0.0/16",
-            "dst",
-            "10.8.0.0/16",
-            "dir",
-            "out",
-            "tmpl",
-            "src",
-            "192.0.2.1",
-            "dst",
-            "192.0.2.9",
-            "proto",
-            "esp",
-            "reqid",
-            "7",
-            "mode",
-            "tunnel",
-        ])
-        .expect("foreign policy");
+    add_out_policy(&pair, "10.9.0.0/16", "10.8.0.0/16", "192.0.2.9", 7);
     pair.east.signal("TERM");
     assert!(
         pair.east.wait_exit(Duration::from_secs(15)).is_some(),
@@ -117,31 +124,7 @@ fn policies_installed_refusals_logged_leftovers_flushed_nothing_left_after_sigte
     assert!(pol.contains("src 10.9.0.0/16 dst 10.8.0.0/16"), "{pol}");
 
     // Leftovers of an earlier run (a policy and a larval SA with our reqids) go at start.
-    pair.ns_east
-        .exec(&[
-            "ip",
-            "xfrm",
-            "policy",
-            "add",
-            "src",
-            "10.7.0.0/16",
-            "dst",
-            "10.6.0.0/16",
-            "dir",
-            "out",
-            "tmpl",
-            "src",
-            "192.0.2.1",
-            "dst",
-            "192.0.2.2",
-            "proto",
-            "esp",
-            "reqid",
-            "16389",
-            "mode",
-            "tunnel",
-        ])
-        .expect("stale policy");
+    add_out_policy(&pair, "10.7.0.0/16", "10.6.0.0/16", "192.0.2.2", 16389);
     pair.ns_east
         .exec(&[
             "ip",

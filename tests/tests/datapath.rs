@@ -303,18 +303,29 @@ fn ping_crosses_esp(g: &Gateways, src: &str, dst: &str) {
     );
 }
 
+/// Bring the gateways up with `s`, ping `src` -> `dst` over ESP, check that east's SAs
+/// show every one of `state_has`, and stop clean.
+fn ping_over(tag: &str, s: &Setup, src: &str, dst: &str, state_has: &[&str]) {
+    let g = Gateways::start(tag, false, s);
+    g.wait_up();
+    ping_crosses_esp(&g, src, dst);
+    let st = xfrm::show(&g.net.east, "state");
+    for want in state_has {
+        assert!(st.contains(want), "no {want:?} in:\n{st}");
+    }
+    g.stop_and_check_clean();
+}
+
 #[test]
 fn esp_tunnel_aes_cbc_then_clean_after_sigterm() {
     e2e::require_esp!();
-    let g = Gateways::start("dpt", false, &Setup::default());
-    g.wait_up();
-    ping_crosses_esp(&g, "10.1.0.1", "10.2.0.1");
-    let st = xfrm::show(&g.net.east, "state");
-    assert!(
-        st.contains("enc cbc(aes)") && st.contains("hmac(sha256)"),
-        "{st}"
+    ping_over(
+        "dpt",
+        &Setup::default(),
+        "10.1.0.1",
+        "10.2.0.1",
+        &["enc cbc(aes)", "hmac(sha256)"],
     );
-    g.stop_and_check_clean();
 }
 
 #[test]
@@ -324,12 +335,7 @@ fn esp_tunnel_aes_gcm() {
         suite: "QM-ESP-AES-GCM-128-SUITE",
         ..Setup::default()
     };
-    let g = Gateways::start("dpg", false, &s);
-    g.wait_up();
-    ping_crosses_esp(&g, "10.1.0.1", "10.2.0.1");
-    let st = xfrm::show(&g.net.east, "state");
-    assert!(st.contains("rfc4106(gcm(aes))"), "{st}");
-    g.stop_and_check_clean();
+    ping_over("dpg", &s, "10.1.0.1", "10.2.0.1", &["rfc4106(gcm(aes))"]);
 }
 
 #[test]
@@ -340,12 +346,7 @@ fn esp_transport_host_to_host() {
         subnets: false,
         ..Setup::default()
     };
-    let g = Gateways::start("dpx", false, &s);
-    g.wait_up();
-    ping_crosses_esp(&g, "192.0.2.1", "192.0.2.2");
-    let st = xfrm::show(&g.net.east, "state");
-    assert!(st.contains("mode transport"), "{st}");
-    g.stop_and_check_clean();
+    ping_over("dpx", &s, "192.0.2.1", "192.0.2.2", &["mode transport"]);
 }
 
 #[test]
