@@ -143,6 +143,17 @@ fn policy_name(spec: &PolicySpec, dir: PolicyDir) -> String {
     )
 }
 
+/// The reqids of a policy's templates.
+fn template_reqids(nlas: &[netlink_packet_xfrm::XfrmAttrs]) -> Vec<u32> {
+    nlas.iter()
+        .filter_map(|a| match a {
+            netlink_packet_xfrm::XfrmAttrs::Template(ts) => Some(ts.iter().map(|t| t.reqid)),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
 /// The (address, prefix length) XFRM can express for `s`: a subnet, or a range that is
 /// exactly one CIDR block. Other ranges would need several policies and are refused.
 pub fn selector_prefix(s: &Selector) -> Option<(IpAddr, u8)> {
@@ -307,6 +318,13 @@ impl Xfrm {
         subject: &str,
         update: bool,
     ) -> Result<xfrmnetlink::StateModifyRequest, KernelError> {
+        if !OWNED_REQIDS.contains(&spec.reqid) {
+            return Err(KernelError::other(
+                Op::AddSa,
+                subject,
+                format!("reqid {:#x} outside our range", spec.reqid),
+            ));
+        }
         let state = self.handle.state();
         let mut req = if update {
             state.update(spec.src, spec.dst)
@@ -451,6 +469,27 @@ impl Xfrm {
         dst: IpAddr,
     ) -> Result<(), KernelError> {
         let subject = sa_name(protocol, spi, src, dst);
+        // Only an SA of ours: another program's SA with the same SPI and destination stays.
+        let found: Vec<_> = self
+            .handle
+            .state()
+            .get(src, dst)
+            .protocol(proto_number(protocol))
+            .spi(spi)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| KernelError::from_netlink(Op::DeleteSa, subject.clone(), e))?;
+        if let Some(sa) = found.first() {
+            let reqid = sa.user_sa_info.reqid;
+            if !OWNED_REQIDS.contains(&reqid) {
+                return Err(KernelError::other(
+                    Op::DeleteSa,
+                    subject,
+                    format!("not ours (reqid {reqid:#x})"),
+                ));
+            }
+        }
         self.handle
             .state()
             .delete(src, dst)
@@ -476,7 +515,9 @@ impl Xfrm {
         for (i, sel) in sels.iter().enumerate() {
             if let Err(e) = self.add_one_policy(spec, dir, sel).await {
                 for done in &sels[..i] {
-                    let _ = self.delete_one_policy(dir, done).await;
+                    let _ = self
+                        .delete_one_policy(dir, done, spec.reqid, &subject)
+                        .await;
                 }
                 return Err(KernelError::from_netlink(Op::AddPolicy, subject, e));
             }
@@ -515,26 +556,51 @@ impl Xfrm {
         req.execute().await
     }
 
+    /// Deletes the one policy with selector `sel` in direction `dir`, if it is ours: the
+    /// kernel finds policies by selector alone, so another program's policy with the same
+    /// selector (at another priority) could otherwise be the one removed. Looked up first,
+    /// then deleted by its index.
     async fn delete_one_policy(
         &self,
         dir: PolicyDir,
         sel: &PolicySelector,
-    ) -> Result<(), xfrmnetlink::Error> {
-        let mut req = self
+        reqid: u32,
+        subject: &str,
+    ) -> Result<(), KernelError> {
+        let mut get = self
             .handle
             .policy()
-            .delete(sel.src.0, sel.src.1, sel.dst.0, sel.dst.1)
+            .get(sel.src.0, sel.src.1, sel.dst.0, sel.dst.1)
             .direction(dir.xfrm());
         if sel.proto != 0 {
-            req = req.selector_protocol(sel.proto);
+            get = get.selector_protocol(sel.proto);
         }
         if sel.sport != 0 {
-            req = req.selector_protocol_src_port(sel.sport);
+            get = get.selector_protocol_src_port(sel.sport);
         }
         if sel.dport != 0 {
-            req = req.selector_protocol_dst_port(sel.dport);
+            get = get.selector_protocol_dst_port(sel.dport);
         }
-        req.execute().await
+        let nl = |e| KernelError::from_netlink(Op::DeletePolicy, subject, e);
+        let found: Vec<_> = get.execute().try_collect().await.map_err(nl)?;
+        let Some(p) = found.first() else {
+            return Err(KernelError::errno(Op::DeletePolicy, subject, libc::ENOENT));
+        };
+        let reqids = template_reqids(&p.nlas);
+        if reqids.is_empty() || reqids.iter().any(|r| *r != reqid) {
+            return Err(KernelError::other(
+                Op::DeletePolicy,
+                subject,
+                format!("not ours (templates with reqids {reqids:x?})"),
+            ));
+        }
+        self.handle
+            .policy()
+            .delete_index(p.user_policy_info.index)
+            .direction(dir.xfrm())
+            .execute()
+            .await
+            .map_err(nl)
     }
 
     /// Installs every direction `spec` needs (out, in, and fwd in tunnel mode). On failure
@@ -570,10 +636,9 @@ impl Xfrm {
         let mut deleted = 0;
         let mut not_found = None;
         for sel in &sels {
-            match self.delete_one_policy(dir, sel).await {
+            match self.delete_one_policy(dir, sel, spec.reqid, &subject).await {
                 Ok(()) => deleted += 1,
                 Err(e) => {
-                    let e = KernelError::from_netlink(Op::DeletePolicy, subject.clone(), e);
                     if !e.is_not_found() {
                         return Err(e);
                     }
@@ -615,17 +680,7 @@ impl Xfrm {
             .await
             .map_err(|e| KernelError::from_netlink(Op::Dump, "XFRM policies", e))?;
         for p in policies {
-            let reqids: Vec<u32> = p
-                .nlas
-                .iter()
-                .filter_map(|a| match a {
-                    netlink_packet_xfrm::XfrmAttrs::Template(ts) => {
-                        Some(ts.iter().map(|t| t.reqid))
-                    }
-                    _ => None,
-                })
-                .flatten()
-                .collect();
+            let reqids = template_reqids(&p.nlas);
             if reqids.is_empty() || !reqids.iter().all(|r| OWNED_REQIDS.contains(r)) {
                 continue;
             }

@@ -718,3 +718,113 @@ fn address_ranges_become_several_policies_and_all_go_away() {
         },
     );
 }
+
+/// Deletes find their object by selector or SPI, which another program's object can share:
+/// only ours (our reqid) is deleted, and an SA outside our reqids is never installed.
+#[test]
+fn deletes_and_installs_touch_only_what_is_ours() {
+    in_netns("deletes_and_installs_touch_only_what_is_ours", 8, || {
+        rt().block_on(async {
+            // Another daemon's policy with exactly the selector of `tunnel_policy`.
+            let spec = tunnel_policy(0x4001);
+            ip(&[
+                "xfrm",
+                "policy",
+                "add",
+                "src",
+                "10.1.0.0/24",
+                "dst",
+                "10.2.0.0/24",
+                "proto",
+                "tcp",
+                "dport",
+                "80",
+                "dir",
+                "out",
+                "priority",
+                "100",
+                "tmpl",
+                "src",
+                "192.0.2.1",
+                "dst",
+                "192.0.2.2",
+                "proto",
+                "esp",
+                "reqid",
+                "7",
+                "mode",
+                "tunnel",
+            ]);
+            // And its larval SA.
+            let larval = ip(&[
+                "xfrm",
+                "state",
+                "allocspi",
+                "src",
+                "192.0.2.2",
+                "dst",
+                "192.0.2.1",
+                "proto",
+                "esp",
+                "reqid",
+                "5",
+                "min",
+                "0x5000",
+                "max",
+                "0x5000",
+            ]);
+            assert!(larval.contains("0x00005000"), "{larval}");
+            let policies = ip(&["xfrm", "policy"]);
+            let state = ip(&["xfrm", "state"]);
+
+            let x = Xfrm::open().unwrap();
+            let e = x.delete_policies(&spec).await.expect_err("not ours");
+            assert!(e.to_string().contains("not ours"), "{e}");
+            let e = x
+                .delete_sa(IpsecProtocol::Esp, 0x5000, a("192.0.2.2"), a("192.0.2.1"))
+                .await
+                .expect_err("not ours");
+            assert!(e.to_string().contains("not ours (reqid 0x5)"), "{e}");
+            let mut sa = esp_sa(
+                Direction::Inbound,
+                0x5001,
+                EspCipher::AesCbc { key_bits: 128 },
+                Some(IntegAlg::HmacSha1),
+            );
+            sa.reqid = 7;
+            let e = x.add_sa(&sa).await.expect_err("foreign reqid");
+            assert!(e.to_string().contains("outside our range"), "{e}");
+            assert_eq!(ip(&["xfrm", "policy"]), policies);
+            assert_eq!(ip(&["xfrm", "state"]), state);
+
+            // XFRM keeps one policy per selector and direction, whatever the priority:
+            // ours cannot go in beside it, and trying changes nothing.
+            let e = x.add_policies(&spec).await.expect_err("selector taken");
+            assert!(e.is_exists(), "{e}");
+            assert_eq!(ip(&["xfrm", "policy"]), policies);
+            // Once the other program's policy is gone, ours goes in and out again.
+            ip(&[
+                "xfrm",
+                "policy",
+                "delete",
+                "src",
+                "10.1.0.0/24",
+                "dst",
+                "10.2.0.0/24",
+                "proto",
+                "tcp",
+                "dport",
+                "80",
+                "dir",
+                "out",
+            ]);
+            x.add_policies(&spec).await.unwrap();
+            x.delete_policies(&spec).await.unwrap();
+            assert!(!ip(&["xfrm", "policy"]).contains("10.2.0.0/24"));
+            // Nothing there at all is "already gone", as before.
+            let mut gone = spec.clone();
+            gone.remote = sel("10.99.0.0", 24, 0, 0);
+            x.delete_policies(&gone).await.unwrap();
+        });
+    });
+}

@@ -137,35 +137,6 @@ fn protocol_id(p: IpsecProtocol) -> ProtocolId {
 }
 
 /// The traffic selector an ID payload names; `None` for identities that name no addresses.
-pub(super) fn selector(id: &IdPayload) -> Option<Selector> {
-    let (address, prefix_len, range_end) = match &id.identity {
-        Identity::Ipv4(a) => (IpAddr::V4(*a), 32, None),
-        Identity::Ipv6(a) => (IpAddr::V6(*a), 128, None),
-        Identity::Ipv4Subnet(a, m) => (IpAddr::V4(*a), u32::from(*m).leading_ones() as u8, None),
-        Identity::Ipv6Subnet(a, m) => (IpAddr::V6(*a), u128::from(*m).leading_ones() as u8, None),
-        Identity::Ipv4Range(a, b) => (IpAddr::V4(*a), 32, Some(IpAddr::V4(*b))),
-        Identity::Ipv6Range(a, b) => (IpAddr::V6(*a), 128, Some(IpAddr::V6(*b))),
-        _ => return None,
-    };
-    Some(Selector {
-        address,
-        prefix_len,
-        range_end,
-        protocol: id.protocol,
-        port: id.port,
-    })
-}
-
-pub(super) fn host_selector(addr: IpAddr) -> Selector {
-    Selector {
-        address: addr,
-        prefix_len: if addr.is_ipv4() { 32 } else { 128 },
-        range_end: None,
-        protocol: 0,
-        port: 0,
-    }
-}
-
 fn host_id(addr: IpAddr) -> IdPayload {
     let identity = match addr {
         IpAddr::V4(a) => Identity::Ipv4(a),
@@ -1261,12 +1232,12 @@ pub(super) fn qm_selectors(qm: &QuickMode, local: IpAddr, remote: IpAddr) -> (Se
     };
     (
         ours.as_ref()
-            .and_then(selector)
-            .unwrap_or_else(|| host_selector(local)),
+            .and_then(Selector::from_id)
+            .unwrap_or_else(|| Selector::host(local)),
         theirs
             .as_ref()
-            .and_then(selector)
-            .unwrap_or_else(|| host_selector(remote)),
+            .and_then(Selector::from_id)
+            .unwrap_or_else(|| Selector::host(remote)),
     )
 }
 

@@ -299,12 +299,12 @@ impl Engine {
                 }
                 let local_addr = peer.local_address.map(|a| a.ip());
                 let local = match &c.local_id {
-                    Some(id) => super::quick::selector(id)?,
-                    None => super::quick::host_selector(local_addr?),
+                    Some(id) => Selector::from_id(id)?,
+                    None => Selector::host(local_addr?),
                 };
                 let remote = match &c.remote_id {
-                    Some(id) => super::quick::selector(id)?,
-                    None => super::quick::host_selector(remote_addr),
+                    Some(id) => Selector::from_id(id)?,
+                    None => Selector::host(remote_addr),
                 };
                 let suite = c.suites.first()?;
                 let mode = suite.protocols.first()?.transforms.first()?.encap;
@@ -382,8 +382,8 @@ impl Engine {
             return self.debug(format!("passive: ignoring ACQUIRE for {local} -> {remote}"));
         }
         let conn = self.cfg.policy.connections.iter().find(|c| {
-            let l = c.local_id.as_ref().and_then(super::quick::selector);
-            let r = c.remote_id.as_ref().and_then(super::quick::selector);
+            let l = c.local_id.as_ref().and_then(Selector::from_id);
+            let r = c.remote_id.as_ref().and_then(Selector::from_id);
             let peer_addr = self
                 .cfg
                 .policy

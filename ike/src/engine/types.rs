@@ -1,6 +1,6 @@
 //! What goes into and comes out of the engine: configuration, outputs, kernel requests and events.
 
-use crate::codec::{Cookie, IdPayload};
+use crate::codec::{Cookie, IdPayload, Identity};
 use crate::crypto::{CryptoRequest, Secret};
 use crate::policy::{EncapMode, EspCipher, IntegAlg, IpsecProtocol, Lifetime, Policy};
 use serde::{Deserialize, Serialize};
@@ -77,7 +77,7 @@ pub enum Direction {
 }
 
 /// A traffic selector: a network, a protocol and a port, as negotiated in IDci/IDcr.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Selector {
     pub address: IpAddr,
     pub prefix_len: u8,
@@ -85,6 +85,100 @@ pub struct Selector {
     pub range_end: Option<IpAddr>,
     pub protocol: u8,
     pub port: u16,
+}
+
+impl Selector {
+    /// The selector a Quick Mode client ID names; `None` for an ID that names no
+    /// addresses (FQDN, user FQDN, DN, key ID).
+    pub fn from_id(id: &IdPayload) -> Option<Selector> {
+        let (address, prefix_len, range_end) = match &id.identity {
+            Identity::Ipv4(a) => (IpAddr::V4(*a), 32, None),
+            Identity::Ipv6(a) => (IpAddr::V6(*a), 128, None),
+            Identity::Ipv4Subnet(a, m) => {
+                (IpAddr::V4(*a), u32::from(*m).leading_ones() as u8, None)
+            }
+            Identity::Ipv6Subnet(a, m) => {
+                (IpAddr::V6(*a), u128::from(*m).leading_ones() as u8, None)
+            }
+            Identity::Ipv4Range(a, b) => (IpAddr::V4(*a), 32, Some(IpAddr::V4(*b))),
+            Identity::Ipv6Range(a, b) => (IpAddr::V6(*a), 128, Some(IpAddr::V6(*b))),
+            _ => return None,
+        };
+        Some(Selector {
+            address,
+            prefix_len,
+            range_end,
+            protocol: id.protocol,
+            port: id.port,
+        })
+    }
+
+    /// One host, any protocol and port: what no client ID means (RFC 2409 5.5).
+    pub fn host(addr: IpAddr) -> Selector {
+        Selector {
+            address: addr,
+            prefix_len: if addr.is_ipv4() { 32 } else { 128 },
+            range_end: None,
+            protocol: 0,
+            port: 0,
+        }
+    }
+
+    /// The first and last address covered, as numbers of the family's width, with the
+    /// family's width in bits; `None` for a malformed selector (prefix longer than the
+    /// family, a range across families or running backwards).
+    pub fn bounds(&self) -> Option<(u128, u128, u32)> {
+        let (start, bits) = match self.address {
+            IpAddr::V4(a) => (u128::from(u32::from(a)), 32),
+            IpAddr::V6(a) => (u128::from(a), 128),
+        };
+        match self.range_end {
+            Some(end) => {
+                let end = match (self.address, end) {
+                    (IpAddr::V4(_), IpAddr::V4(e)) => u128::from(u32::from(e)),
+                    (IpAddr::V6(_), IpAddr::V6(e)) => u128::from(e),
+                    _ => return None,
+                };
+                (start <= end).then_some((start, end, bits))
+            }
+            None => {
+                let len = u32::from(self.prefix_len);
+                if len > bits {
+                    return None;
+                }
+                let host_bits = bits - len;
+                let host_mask = if host_bits == 128 {
+                    u128::MAX
+                } else {
+                    (1u128 << host_bits) - 1
+                };
+                let lo = start & !host_mask;
+                Some((lo, lo | host_mask, bits))
+            }
+        }
+    }
+
+    /// Whether every packet `inner` matches also matches `self`: the same family, an address
+    /// span inside ours, and our protocol and port unless ours are 0 (any). A malformed
+    /// selector contains nothing and is contained in nothing.
+    pub fn contains(&self, inner: &Selector) -> bool {
+        let (Some((lo, hi, bits)), Some((ilo, ihi, ibits))) = (self.bounds(), inner.bounds())
+        else {
+            return false;
+        };
+        bits == ibits
+            && lo <= ilo
+            && ihi <= hi
+            && (self.protocol == 0 || self.protocol == inner.protocol)
+            && (self.port == 0 || self.port == inner.port)
+    }
+
+    /// A single address with any protocol and port.
+    pub fn is_single_host(&self) -> bool {
+        self.protocol == 0
+            && self.port == 0
+            && self.bounds().is_some_and(|(lo, hi, _)| lo == hi)
+    }
 }
 
 /// One IPsec SA for the kernel: one direction of one protocol.
@@ -257,4 +351,60 @@ pub enum Output {
         to: SocketAddr,
         bytes: Vec<u8>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(a: &str, len: u8) -> Selector {
+        Selector {
+            prefix_len: len,
+            ..Selector::host(a.parse().expect("ip"))
+        }
+    }
+
+    fn range(a: &str, b: &str) -> Selector {
+        Selector {
+            range_end: Some(b.parse().expect("ip")),
+            ..Selector::host(a.parse().expect("ip"))
+        }
+    }
+
+    #[test]
+    fn containment_by_span_family_protocol_and_port() {
+        let lan = net("10.1.0.0", 16);
+        assert!(lan.contains(&net("10.1.2.0", 24)));
+        assert!(lan.contains(&Selector::host("10.1.255.255".parse().expect("ip"))));
+        assert!(lan.contains(&lan));
+        assert!(!lan.contains(&net("10.0.0.0", 8)));
+        assert!(!lan.contains(&net("0.0.0.0", 0)));
+        assert!(!lan.contains(&Selector::host("10.2.0.1".parse().expect("ip"))));
+        // Host bits in the address do not widen a subnet.
+        assert!(!net("10.1.0.7", 16).contains(&net("10.2.0.0", 24)));
+        assert!(lan.contains(&range("10.1.0.10", "10.1.0.20")));
+        assert!(!lan.contains(&range("10.1.255.0", "10.2.0.0")));
+        assert!(range("10.1.0.10", "10.1.0.20").contains(&Selector::host("10.1.0.15".parse().expect("ip"))));
+        assert!(!range("10.1.0.10", "10.1.0.20").contains(&net("10.1.0.0", 28)));
+        // Families never mix, not even the whole space.
+        assert!(!net("0.0.0.0", 0).contains(&net("::", 0)));
+        assert!(net("::", 0).contains(&net("2001:db8::", 32)));
+        // A protocol or port of ours narrows; the inner selector cannot widen it.
+        let tcp80 = Selector { protocol: 6, port: 80, ..lan.clone() };
+        assert!(!tcp80.contains(&lan));
+        assert!(lan.contains(&tcp80));
+        assert!(tcp80.contains(&Selector { prefix_len: 24, ..tcp80.clone() }));
+        // Malformed selectors contain nothing and are in nothing.
+        assert!(!net("0.0.0.0", 0).contains(&net("10.0.0.0", 33)));
+        assert!(!range("10.0.0.9", "10.0.0.1").contains(&Selector::host("10.0.0.5".parse().expect("ip"))));
+        assert!(!net("0.0.0.0", 0).contains(&range("10.0.0.9", "10.0.0.1")));
+    }
+
+    #[test]
+    fn single_hosts() {
+        assert!(Selector::host("192.0.2.1".parse().expect("ip")).is_single_host());
+        assert!(range("192.0.2.1", "192.0.2.1").is_single_host());
+        assert!(!net("192.0.2.0", 31).is_single_host());
+        assert!(!Selector { protocol: 17, ..Selector::host("192.0.2.1".parse().expect("ip")) }.is_single_host());
+    }
 }
