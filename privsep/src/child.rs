@@ -6,7 +6,7 @@ use crate::driver::{Driver, Pool};
 use crate::ipc::{self, AsyncChannel, Channel, IpcError};
 use crate::log;
 use crate::privdrop::{self, DropConfig};
-use crate::proto::{SocketInfo, ToChild, ToParent};
+use crate::proto::{ReportKind, SocketInfo, ToChild, ToParent};
 use helpers::pool::{helper_main as pool_helper_main, inherited_socket, HelperPool};
 use helpers::pool::{Privileges, Spawner};
 use helpers::service::{Crypto, Secrets};
@@ -182,9 +182,6 @@ async fn run(
         return 1;
     }
     let (crypto_tx, mut crypto_rx) = mpsc::unbounded_channel();
-    // FIFO bytes arrive in chunks as writers write them; lines are assembled here.
-    let (fifo_tx, mut fifo_rx) = mpsc::channel::<Vec<u8>>(64);
-    let mut fifo_lines = fifo::LineReader::new();
     let mut capture = false;
     let mut driver: Option<Driver> = None;
     // isakmpd's Check-interval: active connections that are down are started again.
@@ -252,10 +249,11 @@ async fn run(
                         d.engine.set_capture(on);
                     }
                 }
-                Ok((ToChild::Fifo, mut fds)) => match fds.pop() {
-                    Some(fd) => spawn_fifo_reader(fd, fifo_tx.clone()),
-                    None => log::warning("child: FIFO message without its descriptor"),
+                Ok((ToChild::Command(cmd), _)) => match driver.as_mut() {
+                    Some(d) => crate::commands::execute(cmd, d),
+                    None => log::warning(&format!("{cmd:?}: no configuration yet; ignored")),
                 },
+                Ok((ToChild::Debug(setting), _)) => crate::commands::apply_debug(setting),
                 Ok((ToChild::Kernel(event), _)) => {
                     if let Some(d) = driver.as_mut() {
                         d.engine.handle_kernel(Instant::now(), event);
@@ -269,10 +267,13 @@ async fn run(
                     }
                     return 0;
                 }
-                Ok((ToChild::Reload, _)) => log::debug(DebugClass::Misc, 10, "reload requested"),
-                Ok((ToChild::Report, _)) => {
-                    let text = driver.as_ref().map_or_else(|| "isakmpd report: no configuration yet\n".to_string(), Driver::report);
-                    if let Err(e) = parent.send(&ToParent::Report(text)).await {
+                Ok((ToChild::Report(kind), _)) => {
+                    let text = match (driver.as_ref(), kind) {
+                        (None, _) => "isakmpd report: no configuration yet\n".to_string(),
+                        (Some(d), ReportKind::State) => d.report(),
+                        (Some(d), ReportKind::Sas) => d.report_sas(),
+                    };
+                    if let Err(e) = parent.send(&ToParent::Report { kind, text }).await {
                         log::warning(&format!("child: report not sent: {e}"));
                     }
                 }
@@ -292,21 +293,6 @@ async fn run(
                 }
                 None => return 1,
             },
-            Some(chunk) = fifo_rx.recv() => {
-                for parsed in fifo_lines.push(&chunk) {
-                    match (parsed, driver.as_mut()) {
-                        (Ok(cmd), Some(d)) => {
-                            if let Some(m) = crate::commands::execute(cmd, d) {
-                                if let Err(e) = parent.send(&m).await {
-                                    log::warning(&format!("child: parent channel: {e}"));
-                                }
-                            }
-                        }
-                        (Ok(cmd), None) => log::warning(&format!("fifo: {cmd}: no configuration yet; ignored")),
-                        (Err(e), _) => log::warning(&format!("fifo: {e}; line ignored")),
-                    }
-                }
-            }
             Some((id, result)) = crypto_rx.recv() => {
                 if let Some(d) = driver.as_mut() {
                     d.engine.handle_crypto(Instant::now(), id, result);
@@ -330,47 +316,10 @@ async fn run(
     }
 }
 
-/// Read the FIFO (opened non-blocking, read-write by the parent, so it never reports end of
-/// file) and pass what arrives to the main loop. A slow main loop makes this task wait,
-/// and the kernel's pipe buffer then makes writers wait: a flood costs nothing else.
-fn spawn_fifo_reader(fd: OwnedFd, tx: mpsc::Sender<Vec<u8>>) {
-    let file = std::fs::File::from(fd);
-    let pipe = match tokio::net::unix::pipe::Receiver::from_file_unchecked(file) {
-        Ok(p) => p,
-        Err(e) => return log::error(&format!("child: FIFO: {e}")),
-    };
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; 4096];
-        loop {
-            if pipe.readable().await.is_err() {
-                return;
-            }
-            match pipe.try_read(&mut buf) {
-                Ok(0) => tokio::time::sleep(Duration::from_millis(50)).await,
-                Ok(n) => {
-                    if tx.send(buf[..n].to_vec()).await.is_err() {
-                        return;
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(e) => {
-                    log::error(&format!("child: FIFO read: {e}"));
-                    return;
-                }
-            }
-        }
-    });
-}
-
-/// Send the engine's kernel requests and updown events to the parent.
+/// Send the engine's kernel requests and captured packets to the parent.
 async fn flush_kernel(d: &mut Driver, parent: &mut AsyncChannel) {
     for (from, to, bytes) in std::mem::take(&mut d.packets) {
         if let Err(e) = parent.send(&ToParent::Packet { from, to, bytes }).await {
-            log::error(&format!("child: cannot reach the parent: {e}"));
-        }
-    }
-    for r in std::mem::take(&mut d.updown) {
-        if let Err(e) = parent.send(&ToParent::Updown(r)).await {
             log::error(&format!("child: cannot reach the parent: {e}"));
         }
     }

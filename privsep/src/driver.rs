@@ -7,7 +7,6 @@ use crate::cmdline::{DebugClass, Options};
 use crate::config::ChildConfig;
 use crate::log;
 use crate::proto::SocketInfo;
-use crate::updown::Request;
 use helpers::pool::HelperPool;
 use helpers::service::Crypto;
 use ike::conf::Conf;
@@ -32,8 +31,6 @@ pub struct Driver {
     crypto_done: mpsc::UnboundedSender<(RequestId, CryptoResult)>,
     /// Kernel requests waiting to be sent to the parent.
     pub kernel: Vec<(RequestId, KernelRequest)>,
-    /// Updown scripts the parent is to run.
-    pub updown: Vec<Request>,
     /// Captured IKE messages (cleartext) for the parent's pcap file.
     pub packets: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
     /// The running configuration without secrets, for the report.
@@ -108,7 +105,6 @@ impl Driver {
             pool,
             crypto_done,
             kernel: Vec::new(),
-            updown: Vec::new(),
             packets: Vec::new(),
             conf: cfg.conf.clone(),
             no_kernel: opts.no_kernel,
@@ -148,40 +144,8 @@ impl Driver {
                     LogLevel::Info => log::info(&message),
                     LogLevel::Debug => log::debug(DebugClass::Negotiation, 10, &message),
                 },
-                // A connection's first SA up or last SA gone: the parent runs its updown.
-                Output::Event(Event::Phase2Up {
-                    connection,
-                    local_addr,
-                    remote_addr,
-                    local,
-                    remote,
-                    first: true,
-                    ..
-                }) => self.updown.push(Request {
-                    connection,
-                    up: true,
-                    me: local_addr,
-                    peer: remote_addr,
-                    my_client: local,
-                    peer_client: remote,
-                }),
-                Output::Event(Event::Phase2Down {
-                    connection,
-                    local_addr,
-                    remote_addr,
-                    local,
-                    remote,
-                    last: true,
-                    ..
-                }) => self.updown.push(Request {
-                    connection,
-                    up: false,
-                    me: local_addr,
-                    peer: remote_addr,
-                    my_client: local,
-                    peer_client: remote,
-                }),
-                // Completed phases are logged by the engine itself (at Info, shown with -v).
+                // Completed phases are logged by the engine itself (at Info, shown with -v);
+                // updown scripts run from the parent's own table, not from these events.
                 Output::Event(_) => {}
                 Output::Packet { from, to, bytes } => self.packets.push((from, to, bytes)),
             }

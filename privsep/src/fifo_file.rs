@@ -1,12 +1,16 @@
-//! The command FIFO (`-f`, default /var/run/isakmpd.fifo, `-` for standard input). The
-//! parent makes it (mode 0600, only under /var/run) and opens it; the child reads and parses
-//! what is written, because what arrives there is as untrusted as a packet.
+//! The command FIFO (`-f`, default /var/run/isakmpd.fifo, `-` for standard input): root's
+//! channel. The parent makes it (root-owned, mode 0600, only under /var/run), opens it,
+//! reads it and parses it with the `fifo` crate, which never panics on what it is given,
+//! however long or malformed; the child never sees it.
 
 use crate::cmdline::Fifo;
 use crate::files;
+use crate::log;
 use nix::sys::stat::Mode;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::time::Duration;
+use tokio::sync::mpsc;
 
 /// Make and open the FIFO. It is opened read-write so that it always has a writer: a
 /// reader of a FIFO with none would see end-of-file again and again between commands.
@@ -41,4 +45,37 @@ pub fn open_fifo(which: &Fifo) -> Result<OwnedFd, String> {
         .open(&path)
         .map_err(|e| format!("FIFO {}: {e}", path.display()))?;
     Ok(OwnedFd::from(file))
+}
+
+/// Read the FIFO (opened non-blocking and read-write, so it never reports end of file)
+/// and pass what arrives to the main loop. A slow main loop makes this task wait, and the
+/// kernel's pipe buffer then makes writers wait: a flood costs nothing else.
+pub fn spawn_reader(fd: OwnedFd, tx: mpsc::Sender<Vec<u8>>) {
+    let file = std::fs::File::from(fd);
+    let pipe = match tokio::net::unix::pipe::Receiver::from_file_unchecked(file) {
+        Ok(p) => p,
+        Err(e) => return log::error(&format!("FIFO: {e}")),
+    };
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            if pipe.readable().await.is_err() {
+                return;
+            }
+            match pipe.try_read(&mut buf) {
+                // Standard input (`-f -`) at its end: nothing more will come.
+                Ok(0) => tokio::time::sleep(Duration::from_millis(50)).await,
+                Ok(n) => {
+                    if tx.send(buf[..n].to_vec()).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    log::error(&format!("FIFO read: {e}"));
+                    return;
+                }
+            }
+        }
+    });
 }

@@ -4,6 +4,9 @@
 //! `helpers` crate, because helper processes need them too and crates depend one way only;
 //! they are re-exported here.
 
+pub mod addresses;
+pub mod authority;
+pub mod capture;
 pub mod child;
 pub mod cmdline;
 pub mod commands;
@@ -17,10 +20,13 @@ pub mod monitor;
 pub mod parent;
 pub mod pcap;
 pub mod proto;
+pub mod ratelimit;
 pub mod report;
 pub mod sadb;
 mod sys;
+pub mod table;
 pub mod updown;
+pub mod updown_queue;
 
 pub use helpers::ipc;
 pub use helpers::privdrop;

@@ -1,14 +1,95 @@
 //! Logging: syslog (facility daemon) or stderr with `-d`. Errors and warnings always;
 //! informational messages with `-v`; debug messages by class and level (`-D class=level`).
+//!
+//! Syslog is our own client of /dev/log (datagrams in the format of RFC 3164 without a
+//! timestamp, which syslogd and journald add), not libc's: libc reconnects with `socket`
+//! and `connect` after an error, and the confined processes' seccomp filters kill a
+//! process for those. The socket is opened at `init`, before the chroot; only the parent
+//! reconnects after an error.
+//!
+//! Lines whose number someone else controls go through `limited`, which rate-limits them
+//! per kind and later says how many were left out.
 
 use crate::cmdline::DebugClass;
+use crate::ratelimit::{RateLimiter, Verdict};
 use std::io::Write;
-use std::sync::RwLock;
+use std::os::unix::net::UnixDatagram;
+use std::sync::{Mutex, RwLock};
+use std::time::Instant;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Longest message logged; longer ones are cut (a peer's offer of thousands of transforms
+/// must not become one enormous line).
+pub const MAX_MESSAGE: usize = 2048;
+const SYSLOG_PATH: &str = "/dev/log";
+const LOG_DAEMON: u8 = 3 << 3;
+
+/// A function that takes each formatted log line.
+pub type SinkFn = std::sync::Arc<dyn Fn(Level, &str) + Send + Sync>;
+
+/// Where log lines go.
+#[derive(Clone)]
 pub enum Target {
     Stderr,
     Syslog,
+    /// A function of the embedding program (each formatted line, as written to stderr).
+    Sink(SinkFn),
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Target::Stderr => "Stderr",
+            Target::Syslog => "Syslog",
+            Target::Sink(_) => "Sink",
+        })
+    }
+}
+
+/// The syslog socket, and whether this process may open it again after an error.
+struct Syslog {
+    socket: Option<UnixDatagram>,
+    reconnect: bool,
+}
+
+static SYSLOG: Mutex<Syslog> = Mutex::new(Syslog {
+    socket: None,
+    reconnect: true,
+});
+
+static LIMITER: Mutex<Option<RateLimiter>> = Mutex::new(None);
+
+fn syslog_connect() -> Option<UnixDatagram> {
+    let s = UnixDatagram::unbound().ok()?;
+    s.connect(SYSLOG_PATH).ok()?;
+    Some(s)
+}
+
+fn syslog_send(prio: u8, msg: &str) {
+    let Ok(mut g) = SYSLOG.lock() else { return };
+    let line = format!(
+        "<{}>isakmpd[{}]: {msg}",
+        LOG_DAEMON | prio,
+        std::process::id()
+    );
+    if let Some(s) = &g.socket {
+        if s.send(line.as_bytes()).is_ok() {
+            return;
+        }
+    }
+    if g.reconnect {
+        g.socket = syslog_connect();
+        if let Some(s) = &g.socket {
+            let _ = s.send(line.as_bytes());
+        }
+    }
+}
+
+/// From now on never open the syslog socket again (call before a seccomp filter that
+/// forbids `socket`): lines that cannot be sent are lost, not fatal.
+pub fn confine() {
+    if let Ok(mut g) = SYSLOG.lock() {
+        g.reconnect = false;
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -39,8 +120,10 @@ static STATE: RwLock<State> = RwLock::new(State {
 /// Set where and how much to log. With `Target::Syslog` the connection is opened at once,
 /// so it keeps working after a chroot.
 pub fn init(target: Target, verbose: bool, debug: &[(DebugClass, u8)]) {
-    if target == Target::Syslog {
-        crate::sys::openlog_daemon();
+    if matches!(target, Target::Syslog) {
+        if let Ok(mut g) = SYSLOG.lock() {
+            g.socket = syslog_connect();
+        }
     }
     let mut levels = [0u8; 10];
     for (c, l) in debug {
@@ -99,28 +182,79 @@ pub fn format_line(level: Level, msg: &str) -> String {
     format!("isakmpd[{}]: {tag}{msg}", std::process::id())
 }
 
+/// `msg` cut to [`MAX_MESSAGE`] bytes (on a character boundary), NULs and newlines shown
+/// as escapes so that one message stays one line.
+fn bounded(msg: &str) -> std::borrow::Cow<'_, str> {
+    let needs_escape = msg.bytes().any(|b| b == 0 || b == b'\n');
+    if msg.len() <= MAX_MESSAGE && !needs_escape {
+        return std::borrow::Cow::Borrowed(msg);
+    }
+    let mut cut = msg.len().min(MAX_MESSAGE);
+    while !msg.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let mut out = msg[..cut].replace('\0', "\\0").replace('\n', "\\n");
+    if cut < msg.len() {
+        out.push_str(&format!("... ({} bytes more)", msg.len() - cut));
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 pub fn log(level: Level, msg: &str) {
     let Ok(s) = STATE.read() else { return };
     if level == Level::Info && !s.verbose {
         return;
     }
-    match s.target {
+    let msg = bounded(msg);
+    match &s.target {
         Target::Stderr => {
             // One write per line, so the parent's and the child's lines never interleave.
-            let mut line = format_line(level, msg);
+            let mut line = format_line(level, &msg);
             line.push('\n');
             let _ = std::io::stderr().write_all(line.as_bytes());
         }
         Target::Syslog => {
             let prio = match level {
-                Level::Error => libc::LOG_ERR,
-                Level::Warning => libc::LOG_WARNING,
-                Level::Notice => libc::LOG_NOTICE,
-                Level::Info => libc::LOG_INFO,
-                Level::Debug => libc::LOG_DEBUG,
+                Level::Error => 3,
+                Level::Warning => 4,
+                Level::Notice => 5,
+                Level::Info => 6,
+                Level::Debug => 7,
             };
-            crate::sys::syslog(prio, msg);
+            syslog_send(prio, &msg);
         }
+        Target::Sink(f) => f(level, &format_line(level, &msg)),
+    }
+}
+
+/// Log `msg` at `level`, rate-limited per `kind` (see [`crate::ratelimit`]): for lines an
+/// attacker can make many of.
+pub fn limited(kind: &str, level: Level, msg: &str) {
+    let verdict = match LIMITER.lock() {
+        Ok(mut l) => l
+            .get_or_insert_with(RateLimiter::default)
+            .check(kind, Instant::now()),
+        Err(_) => return,
+    };
+    if let Verdict::Log { suppressed } = verdict {
+        if suppressed > 0 {
+            log(level, &crate::ratelimit::summary(kind, suppressed));
+        }
+        log(level, msg);
+    }
+}
+
+/// Say how many lines each quiet kind had left out (call now and then).
+pub fn limited_summaries() {
+    let done = match LIMITER.lock() {
+        Ok(mut l) => match l.as_mut() {
+            Some(l) => l.summaries(Instant::now()),
+            None => return,
+        },
+        Err(_) => return,
+    };
+    for (kind, n) in done {
+        log(Level::Warning, &crate::ratelimit::summary(&kind, n));
     }
 }
 
@@ -150,6 +284,19 @@ pub fn debug(class: DebugClass, level: u8, msg: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_and_multiline_messages_stay_one_bounded_line() {
+        let long = "x".repeat(10 * MAX_MESSAGE);
+        let b = bounded(&long);
+        assert!(b.len() < MAX_MESSAGE + 40, "{}", b.len());
+        assert!(b.ends_with(&format!("... ({} bytes more)", 9 * MAX_MESSAGE)));
+        assert_eq!(bounded("a\nb\0c"), "a\\nb\\0c");
+        assert_eq!(bounded("plain"), "plain");
+        // A cut never splits a character.
+        let wide = "é".repeat(MAX_MESSAGE);
+        assert!(bounded(&wide).starts_with('é'));
+    }
 
     #[test]
     fn debug_classes_and_verbosity() {

@@ -1,4 +1,7 @@
-//! Messages between the parent and the child.
+//! Messages between the parent and the child. What the child may send is the short list of
+//! `ToParent`: the parent treats each like a packet from the Internet (checked, bounded,
+//! refused when out of place), and nothing in it names a file, a command, a script or a
+//! configuration value.
 
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -9,6 +12,38 @@ pub struct SocketInfo {
     pub local: SocketAddr,
     /// The NAT-T (UDP-encapsulation) port, `-N`.
     pub natt: bool,
+}
+
+/// The FIFO commands that act on negotiations, which the parent (the FIFO's reader)
+/// forwards to the child, already parsed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Negotiation {
+    /// `c name`
+    Connect(String),
+    /// `t [main|quick] name`
+    Teardown {
+        phase: Option<fifo::Phase>,
+        name: String,
+    },
+    /// `T`
+    TeardownAll,
+    /// `d cookies msgid`
+    DeleteSa {
+        icookie: [u8; 8],
+        rcookie: [u8; 8],
+        msgid: Option<u32>,
+    },
+    /// `M active|passive`
+    Mode(fifo::Mode),
+}
+
+/// Which report the parent asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReportKind {
+    /// SIGUSR1, FIFO `r`: the state report, for the `-R` file.
+    State,
+    /// FIFO `S`: the SA details, for the result file.
+    Sas,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,11 +58,9 @@ pub enum ToChild {
     Helper,
     /// The parent refused `NewHelper` (already as many live helpers as `-j` allows).
     NoHelper,
-    /// SIGHUP: reread the configuration (the parent reads and checks the file).
-    Reload,
-    /// SIGUSR1: write the report.
-    Report,
-    /// SIGTERM: shut down.
+    /// Write a report: answer with `ToParent::Report` of the same kind.
+    Report(ReportKind),
+    /// SIGTERM, FIFO `Q`: shut down.
     Shutdown,
     /// The configuration (at start and after each reload), without secrets.
     Config(crate::config::ChildConfig),
@@ -35,51 +68,32 @@ pub enum ToChild {
     Secrets(helpers::service::Secrets),
     /// The kernel's answer to a request, or an event (acquire, expire).
     Kernel(ike::engine::KernelEvent),
-    /// The command FIFO (descriptor attached), to read and parse.
-    Fifo,
+    /// A FIFO command for the negotiations.
+    Command(Negotiation),
+    /// FIFO `D`: debug levels (the parent has set its own).
+    Debug(fifo::DebugSetting),
     /// Packet capture on or off: the engine then outputs (or stops) cleartext messages.
     Capture(bool),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ToParent {
-    /// Privileges dropped, sockets taken, serving.
+    /// Privileges dropped, filter installed, sockets taken, serving.
     Ready,
     /// A helper died: start another. The parent starts one only while fewer than `-j`
     /// helpers live, so a compromised child cannot make it fork without bound.
     NewHelper,
-    /// The state report (answer to `Report`), for the parent to write to the `-R` file.
-    Report(String),
-    /// FIFO commands only the parent may carry out.
-    Fifo(ParentCommand),
-    /// A captured IKE message, in cleartext, for the pcap file.
+    /// A report the parent asked for; the parent writes it to the file it chose.
+    Report { kind: ReportKind, text: String },
+    /// A captured IKE message, in cleartext, for the pcap file (only while capture is on).
     Packet {
-        from: std::net::SocketAddr,
-        to: std::net::SocketAddr,
+        from: SocketAddr,
+        to: SocketAddr,
         bytes: Vec<u8>,
     },
-    /// A connection's tunnel came up or went down: run its updown script.
-    Updown(crate::updown::Request),
-    /// Ask the kernel for something; checked against the monitor's allow-list first.
+    /// Ask the kernel for something; checked against the parent's policy and table first.
     Kernel {
         id: ike::engine::RequestId,
         request: Box<ike::engine::KernelRequest>,
     },
-}
-
-/// What the child asks of the parent on behalf of a FIFO command.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ParentCommand {
-    /// `C ...`: a configuration transaction on the parent's database.
-    Config(fifo::ConfigOp),
-    /// `R`: reload, as on SIGHUP.
-    Reload,
-    /// `Q`: shut down, as on SIGTERM.
-    Quit,
-    /// `D ...`: debug levels (the child has set its own).
-    Debug(fifo::DebugSetting),
-    /// `S`: the SA details, for the result file.
-    Result(String),
-    /// `p on[=path]` / `p off`: the parent opens or closes the capture file.
-    Capture(fifo::PacketCapture),
 }

@@ -2,13 +2,13 @@
 //! connection's script with the verbs `prepare`, `route` and `up`, and when its last SA goes
 //! `down` and `unroute`, each `-host` or `-client` (and `-v6` between IPv6 gateways), with
 //! the `PLUTO_*` variables of pluto(8). The script is named in the parent's own
-//! configuration (`Updown=` in the connection's section, else in `[General]`); the child
-//! only says which connection changed and how, in typed values the parent turns into the
-//! environment itself. Output is logged; a script that runs past the timeout is killed.
+//! configuration (`Updown=` in the connection's section, else in `[General]`), when the
+//! parent's own table says a tunnel's first SA pair went in or its last SA went out
+//! (`crate::table`), with the environment built from that record: nothing the child says
+//! reaches a script. Output is logged; a script that runs past the timeout is killed.
 
 use crate::log;
 use ike::engine::Selector;
-use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
 use std::os::unix::process::CommandExt;
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A tunnel of `connection` appeared (`up`) or went (`!up`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request {
     pub connection: String,
     pub up: bool,
@@ -99,10 +99,11 @@ pub fn environment(r: &Request, verb: &str) -> Vec<(String, String)> {
 }
 
 /// Run `script` for every verb of `r`, one after the other, each through `/bin/sh -c` (the
-/// script may carry arguments, as pluto's `--updown` does), its output logged.
-pub fn run(script: &str, r: &Request) {
+/// script may carry arguments, as pluto's `--updown` does), its output logged, each verb
+/// killed after `timeout`.
+pub fn run_with_timeout(script: &str, r: &Request, timeout: Duration) {
     for verb in verbs(r) {
-        run_verb(script, r, &verb, TIMEOUT);
+        run_verb(script, r, &verb, timeout);
     }
 }
 

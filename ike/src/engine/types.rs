@@ -175,9 +175,7 @@ impl Selector {
 
     /// A single address with any protocol and port.
     pub fn is_single_host(&self) -> bool {
-        self.protocol == 0
-            && self.port == 0
-            && self.bounds().is_some_and(|(lo, hi, _)| lo == hi)
+        self.protocol == 0 && self.port == 0 && self.bounds().is_some_and(|(lo, hi, _)| lo == hi)
     }
 }
 
@@ -384,19 +382,28 @@ mod tests {
         assert!(!net("10.1.0.7", 16).contains(&net("10.2.0.0", 24)));
         assert!(lan.contains(&range("10.1.0.10", "10.1.0.20")));
         assert!(!lan.contains(&range("10.1.255.0", "10.2.0.0")));
-        assert!(range("10.1.0.10", "10.1.0.20").contains(&Selector::host("10.1.0.15".parse().expect("ip"))));
+        assert!(range("10.1.0.10", "10.1.0.20")
+            .contains(&Selector::host("10.1.0.15".parse().expect("ip"))));
         assert!(!range("10.1.0.10", "10.1.0.20").contains(&net("10.1.0.0", 28)));
         // Families never mix, not even the whole space.
         assert!(!net("0.0.0.0", 0).contains(&net("::", 0)));
         assert!(net("::", 0).contains(&net("2001:db8::", 32)));
         // A protocol or port of ours narrows; the inner selector cannot widen it.
-        let tcp80 = Selector { protocol: 6, port: 80, ..lan.clone() };
+        let tcp80 = Selector {
+            protocol: 6,
+            port: 80,
+            ..lan.clone()
+        };
         assert!(!tcp80.contains(&lan));
         assert!(lan.contains(&tcp80));
-        assert!(tcp80.contains(&Selector { prefix_len: 24, ..tcp80.clone() }));
+        assert!(tcp80.contains(&Selector {
+            prefix_len: 24,
+            ..tcp80.clone()
+        }));
         // Malformed selectors contain nothing and are in nothing.
         assert!(!net("0.0.0.0", 0).contains(&net("10.0.0.0", 33)));
-        assert!(!range("10.0.0.9", "10.0.0.1").contains(&Selector::host("10.0.0.5".parse().expect("ip"))));
+        assert!(!range("10.0.0.9", "10.0.0.1")
+            .contains(&Selector::host("10.0.0.5".parse().expect("ip"))));
         assert!(!net("0.0.0.0", 0).contains(&range("10.0.0.9", "10.0.0.1")));
     }
 
@@ -405,6 +412,10 @@ mod tests {
         assert!(Selector::host("192.0.2.1".parse().expect("ip")).is_single_host());
         assert!(range("192.0.2.1", "192.0.2.1").is_single_host());
         assert!(!net("192.0.2.0", 31).is_single_host());
-        assert!(!Selector { protocol: 17, ..Selector::host("192.0.2.1".parse().expect("ip")) }.is_single_host());
+        assert!(!Selector {
+            protocol: 17,
+            ..Selector::host("192.0.2.1".parse().expect("ip"))
+        }
+        .is_single_host());
     }
 }

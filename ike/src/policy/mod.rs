@@ -99,7 +99,7 @@ pub enum DpdAction {
 }
 
 /// IPsec protocol of a phase-2 proposal.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum IpsecProtocol {
     Esp,
     Ah,
