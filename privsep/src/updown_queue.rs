@@ -2,6 +2,9 @@
 //! is refused with a log line, never a new thread), at most one script at a time per
 //! connection and in the order queued (its down never overtakes its up), at most
 //! [`WORKERS`] scripts at once over all connections, each verb under [`updown::TIMEOUT`].
+//! A tunnel that goes down (or up) again before its queued up (or down) has started
+//! cancels that run instead of adding one: what runs is what changed, and a tunnel that
+//! flaps a thousand times costs at most two runs.
 
 use crate::log;
 use crate::updown::{self, Request};
@@ -57,6 +60,20 @@ impl UpdownQueue {
         let Ok(mut st) = lock.lock() else {
             return Err("updown queue broken".into());
         };
+        let opposite = st.queue.iter().position(|j| {
+            let q = &j.request;
+            q.up != request.up
+                && q.connection == request.connection
+                && q.me == request.me
+                && q.peer == request.peer
+                && q.my_client == request.my_client
+                && q.peer_client == request.peer_client
+        });
+        if let Some(i) = opposite {
+            st.queue.remove(i);
+            cv.notify_all();
+            return Ok(());
+        }
         if st.queue.len() >= MAX_QUEUED {
             let why = format!(
                 "updown {} {} not run: {MAX_QUEUED} runs already waiting",
@@ -181,6 +198,13 @@ mod tests {
         );
         let q = UpdownQueue::new(Duration::from_secs(5));
         q.push(script.clone(), req("a", true)).expect("queued");
+        // Once the up has started, the down queues behind it (it would cancel an up that
+        // had not).
+        let started = || std::fs::read_to_string(&rec).is_ok_and(|t| t.contains("start"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !started() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         q.push(script, req("a", false)).expect("queued");
         assert!(q.drain(Instant::now() + Duration::from_secs(20)));
         let text = std::fs::read_to_string(&rec).expect("record");
@@ -195,6 +219,47 @@ mod tests {
         .flat_map(|v| [format!("start {v}"), format!("end {v}")])
         .collect();
         assert_eq!(text.lines().collect::<Vec<_>>(), want);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_run_not_yet_started_is_cancelled_by_its_opposite() {
+        let d = tmp("cancel");
+        let rec = d.join("rec");
+        let q = UpdownQueue::new(Duration::from_secs(5));
+        // The first up starts at once and takes a while; behind it, down and up again
+        // cancel out, and so do up and down of another tunnel.
+        let slow = format!(
+            "sleep 0.3; echo \"$PLUTO_VERB $PLUTO_PEER_CLIENT\" >> {}",
+            rec.display()
+        );
+        q.push(slow.clone(), req("a", true)).expect("queued");
+        // The first run has started once the queue holds nothing but it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let (lock, _) = &*q.shared;
+            if lock.lock().is_ok_and(|st| st.queue.is_empty()) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        q.push(slow.clone(), req("a", false)).expect("queued");
+        q.push(slow.clone(), req("a", true)).expect("cancelled");
+        let mut other = req("a", true);
+        other.peer_client = Selector::host("10.2.0.99".parse().expect("ip"));
+        q.push(slow.clone(), other.clone()).expect("queued");
+        other.up = false;
+        q.push(slow, other).expect("cancelled");
+        assert!(q.drain(Instant::now() + Duration::from_secs(20)));
+        let text = std::fs::read_to_string(&rec).expect("record");
+        assert_eq!(
+            text.lines().collect::<Vec<_>>(),
+            [
+                "prepare-client 10.2.0.1/32",
+                "route-client 10.2.0.1/32",
+                "up-client 10.2.0.1/32"
+            ]
+        );
         let _ = std::fs::remove_dir_all(&d);
     }
 
