@@ -61,8 +61,8 @@ fn helper_entry() {
         Privileges::KeepForTests
     } else {
         Privileges::Drop(DropConfig {
-            user: None,
             chroot: mode.into(),
+            ..DropConfig::default()
         })
     };
     let code = match inherited_socket().and_then(|s| helper_main::<Toy>(s, &privileges)) {
