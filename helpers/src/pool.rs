@@ -1,8 +1,9 @@
 //! A pool of helper processes and the client that spreads requests over them.
 //!
 //! Roles:
-//! - the *helper* (`helper_main`): drops privileges, receives its secrets as the first frame,
-//!   then answers `Tagged<Request>` with `Tagged<Response>` until EOF;
+//! - the *helper* (`helper_main`): drops privileges, confines itself with the helper seccomp
+//!   profile, receives its secrets as the first frame, then answers `Tagged<Request>` with
+//!   `Tagged<Response>` until EOF;
 //! - the *spawner* (`Spawner`, e.g. `ExecSpawner`): starts a helper, sends it the secrets and
 //!   returns the other end of its socketpair. In the daemon this is the parent (it holds the
 //!   secrets); the child asks it for a replacement over IPC;
@@ -15,6 +16,7 @@
 
 use crate::ipc::{self, AsyncChannel, Channel, IpcError};
 use crate::privdrop::{self, DropConfig, PrivDropError};
+use crate::seccomp::{self, Profile, SeccompError};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
@@ -44,12 +46,17 @@ pub struct Tagged<T> {
     pub body: T,
 }
 
-/// Whether a helper drops privileges. The daemon always uses `Drop`; `KeepForTests` exists
-/// only so that the pool can be tested by an unprivileged user, who cannot drop.
+/// Whether a helper drops privileges. The daemon always uses `Drop` (with
+/// `DropConfig::helper()`); the other two exist only so that the pool can be tested by an
+/// unprivileged user, who cannot drop.
 #[derive(Debug, Clone)]
 pub enum Privileges {
+    /// Become `DropConfig`'s identity, then install the helper seccomp profile.
     Drop(DropConfig),
+    /// Neither.
     KeepForTests,
+    /// The seccomp profile without the drop (which needs root).
+    SeccompOnlyForTests,
 }
 
 /// Descriptor number a spawned helper finds its socket on.
@@ -59,6 +66,7 @@ pub const HELPER_FD: RawFd = 3;
 pub enum HelperError {
     Ipc(IpcError),
     Privileges(PrivDropError),
+    Seccomp(SeccompError),
     NoSocket,
 }
 
@@ -67,6 +75,7 @@ impl fmt::Display for HelperError {
         match self {
             HelperError::Ipc(e) => write!(f, "helper: {e}"),
             HelperError::Privileges(e) => write!(f, "helper: {e}"),
+            HelperError::Seccomp(e) => write!(f, "helper: {e}"),
             HelperError::NoSocket => write!(f, "helper: descriptor {HELPER_FD} is not open"),
         }
     }
@@ -79,14 +88,27 @@ pub fn inherited_socket() -> Result<OwnedFd, HelperError> {
     ipc::take_inherited_fd(HELPER_FD).ok_or(HelperError::NoSocket)
 }
 
-/// A helper process's whole life: drop privileges, take the secrets, serve until EOF.
-/// Returns `Ok(())` when the client closes the socket. Blocking; call while single-threaded.
+/// A helper process's whole life: drop privileges, install the seccomp filter, take the
+/// secrets, serve until EOF. Returns `Ok(())` when the client closes the socket. Blocking;
+/// call while single-threaded (a thread started before would be confined by the filter but
+/// keep its privileges).
 pub fn helper_main<S: HelperService>(
     sock: OwnedFd,
     privileges: &Privileges,
 ) -> Result<(), HelperError> {
-    if let Privileges::Drop(cfg) = privileges {
-        privdrop::drop_privileges(cfg).map_err(HelperError::Privileges)?;
+    // OpenSSL reads its configuration (providers included) now, while the file is still in
+    // sight: after the chroot it is not, and after the filter opening it would kill us.
+    openssl::init();
+    let confine = || seccomp::install(Profile::Helper).map_err(HelperError::Seccomp);
+    match privileges {
+        Privileges::Drop(cfg) => {
+            privdrop::drop_privileges(cfg).map_err(HelperError::Privileges)?;
+            // Before the secrets arrive: a helper that is made to misbehave while it holds
+            // them can no longer open, connect or exec anything.
+            confine()?;
+        }
+        Privileges::SeccompOnlyForTests => confine()?,
+        Privileges::KeepForTests => {}
     }
     let mut ch = Channel::new(sock);
     let secrets: S::Secrets = ch.recv().map_err(HelperError::Ipc)?;

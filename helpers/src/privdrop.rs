@@ -1,7 +1,8 @@
 //! Dropping privileges for good (DESIGN.md section 1).
 //!
 //! Order, each step needing what the previous ones still have:
-//! 1. resolve the user (`_isakmpd`, else `nobody`) while /etc/passwd is still visible;
+//! 1. resolve the user (the child: `_isakmpd`, else `nobody`; a helper: see
+//!    `DropConfig::helper`) while /etc/passwd is still visible;
 //! 2. create the chroot directory if missing (root-owned, 0755) and refuse one that is not a
 //!    root-owned directory writable by nobody else;
 //! 3. `chroot` + `chdir("/")` (needs CAP_SYS_CHROOT, so before the uid changes);
@@ -9,10 +10,17 @@
 //! 5. `setgroups([gid])`, `setresgid(gid)`, `setresuid(uid)`;
 //! 6. clear the effective, permitted, inheritable and ambient capability sets;
 //! 7. `PR_SET_NO_NEW_PRIVS`;
-//! 8. check the result (ids, capability sets) and fail if any step did not take.
+//! 8. no core files and not dumpable (`disable_core_dumps`): setresuid resets the dumpable
+//!    flag, so this comes after it;
+//! 9. check the result (ids, capability sets, dumpable, core limit) and fail if any step did
+//!    not take.
 //!
-//! A seccomp allow-list is not installed yet: it comes once the child's and helpers'
-//! syscall sets are known (the engine and crypto are not wired in yet).
+//! The seccomp allow-list (`crate::seccomp::install`) comes after all this, installed by the
+//! caller once it has set up what the list does not allow (for the child, its runtime).
+//!
+//! The helpers run under a user of their own, not the child's: a process can signal, ptrace
+//! and read /proc/<pid>/mem of another only under the same uid, and the helpers hold the
+//! long-term secrets that the child, which parses hostile input, must never reach.
 //!
 //! Capability sets and no_new_privs are per thread on Linux: call `drop_privileges` while the
 //! process is single-threaded (before a tokio runtime or any other thread starts), or only
@@ -21,7 +29,7 @@
 use caps::CapSet;
 use nix::sys::stat::Mode;
 use nix::unistd::{chdir, chroot, getresgid, getresuid, setgroups, setresgid, setresuid};
-use nix::unistd::{Gid, Uid, User};
+use nix::unistd::{Gid, Group, Uid, User};
 use std::fmt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -30,22 +38,54 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_USER: &str = "_isakmpd";
 /// Used when `_isakmpd` does not exist (Linux distributions rarely have it).
 pub const FALLBACK_USER: &str = "nobody";
+/// The helpers' own user (etc/isakmpd.sysusers.conf creates it).
+pub const HELPER_USER: &str = "_isakmpd-helper";
+/// The helpers' uid and gid when `_isakmpd-helper` does not exist, used only if no passwd
+/// and no group entry names that number (65534 is `nobody` on most systems; 65533 is
+/// conventionally unused).
+pub const HELPER_FALLBACK_ID: u32 = 65533;
 /// The default chroot directory.
 pub const DEFAULT_CHROOT: &str = "/var/empty";
 
+/// Whom a process becomes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DropConfig {
-    /// `None`: `_isakmpd`, else `nobody`.
-    pub user: Option<String>,
-    pub chroot: PathBuf,
+pub enum Who {
+    /// A user from the passwd database. `None` is the child's default: `_isakmpd`, else
+    /// `nobody`.
+    Named(Option<String>),
+    /// A bare uid and gid that no passwd entry names (the helpers' fallback).
+    Id(u32, u32),
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DropConfig {
+    pub who: Who,
+    pub chroot: PathBuf,
+    /// Set for the helpers: refuse to become the child's identity (`resolve_user(None)`).
+    pub distinct_from_child: bool,
+}
+
+/// The child's: `_isakmpd`, else `nobody`, in `/var/empty`.
 impl Default for DropConfig {
     fn default() -> Self {
         DropConfig {
-            user: None,
+            who: Who::Named(None),
             chroot: PathBuf::from(DEFAULT_CHROOT),
+            distinct_from_child: false,
         }
+    }
+}
+
+impl DropConfig {
+    /// A helper's: `_isakmpd-helper` if it exists, else uid/gid `HELPER_FALLBACK_ID` if
+    /// nothing owns that number and it is not the child's; otherwise an error asking for the
+    /// user to be created. Reads the passwd and group databases, so call it before chroot.
+    pub fn helper() -> Result<DropConfig, PrivDropError> {
+        Ok(DropConfig {
+            who: helper_identity()?,
+            chroot: PathBuf::from(DEFAULT_CHROOT),
+            distinct_from_child: true,
+        })
     }
 }
 
@@ -61,6 +101,10 @@ pub struct Credentials {
 pub enum PrivDropError {
     NoUser(String),
     RootUser(String),
+    /// No `_isakmpd-helper` user and the numeric fallback is unusable (the reason).
+    NoHelperUser(String),
+    /// The helper identity named is the child's (name, uid).
+    SameAsChild(String, u32),
     ChrootDir(PathBuf, String),
     Sys(&'static str, nix::Error),
     Caps(&'static str, String),
@@ -72,6 +116,16 @@ impl fmt::Display for PrivDropError {
         match self {
             PrivDropError::NoUser(u) => write!(f, "privdrop: no such user: {u}"),
             PrivDropError::RootUser(u) => write!(f, "privdrop: user {u} has uid or gid 0"),
+            PrivDropError::NoHelperUser(why) => write!(
+                f,
+                "privdrop: no user for the helpers: create the system user {HELPER_USER} \
+                 (e.g. systemd-sysusers with etc/isakmpd.sysusers.conf); {why}"
+            ),
+            PrivDropError::SameAsChild(u, uid) => write!(
+                f,
+                "privdrop: helper user {u} has uid {uid}, the same as the child's; the \
+                 helpers need a user of their own ({HELPER_USER})"
+            ),
             PrivDropError::ChrootDir(p, why) => {
                 write!(f, "privdrop: chroot directory {}: {why}", p.display())
             }
@@ -107,6 +161,88 @@ pub fn resolve_user(user: Option<&str>) -> Result<Credentials, PrivDropError> {
         }
     }
     Err(PrivDropError::NoUser(candidates.join(" or ")))
+}
+
+/// Who a helper becomes, given what the databases say: whether `_isakmpd-helper` exists,
+/// whether a passwd or group entry names `HELPER_FALLBACK_ID`, and the child's uid.
+fn choose_helper(
+    named_exists: bool,
+    fallback_taken: bool,
+    child_uid: Option<u32>,
+) -> Result<Who, PrivDropError> {
+    if named_exists {
+        return Ok(Who::Named(Some(HELPER_USER.to_string())));
+    }
+    if fallback_taken {
+        return Err(PrivDropError::NoHelperUser(format!(
+            "the fallback id {HELPER_FALLBACK_ID} has a passwd or group entry"
+        )));
+    }
+    if child_uid == Some(HELPER_FALLBACK_ID) {
+        return Err(PrivDropError::NoHelperUser(format!(
+            "the fallback id {HELPER_FALLBACK_ID} is the child's"
+        )));
+    }
+    Ok(Who::Id(HELPER_FALLBACK_ID, HELPER_FALLBACK_ID))
+}
+
+/// The helpers' identity from the system's databases (see `DropConfig::helper`).
+pub fn helper_identity() -> Result<Who, PrivDropError> {
+    let sys = PrivDropError::Sys;
+    let named = User::from_name(HELPER_USER).map_err(|e| sys("getpwnam", e))?;
+    let id = HELPER_FALLBACK_ID;
+    let taken = User::from_uid(Uid::from_raw(id))
+        .map_err(|e| sys("getpwuid", e))?
+        .is_some()
+        || Group::from_gid(Gid::from_raw(id))
+            .map_err(|e| sys("getgrgid", e))?
+            .is_some();
+    let child_uid = match resolve_user(None) {
+        Ok(c) => Some(c.uid),
+        // No child identity at all: nothing for the helper to collide with.
+        Err(PrivDropError::NoUser(_)) => None,
+        Err(e) => return Err(e),
+    };
+    choose_helper(named.is_some(), taken, child_uid)
+}
+
+/// Whom `cfg` makes us: `who` looked up, never uid or gid 0, and for a helper never the
+/// child's uid.
+pub fn resolve(cfg: &DropConfig) -> Result<Credentials, PrivDropError> {
+    let creds = match &cfg.who {
+        Who::Named(name) => resolve_user(name.as_deref())?,
+        Who::Id(uid, gid) => {
+            if *uid == 0 || *gid == 0 {
+                return Err(PrivDropError::RootUser(format!("{uid}:{gid}")));
+            }
+            Credentials {
+                name: uid.to_string(),
+                uid: *uid,
+                gid: *gid,
+            }
+        }
+    };
+    if cfg.distinct_from_child {
+        match resolve_user(None) {
+            Ok(child) if child.uid == creds.uid => {
+                return Err(PrivDropError::SameAsChild(creds.name, creds.uid));
+            }
+            Ok(_) | Err(PrivDropError::NoUser(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(creds)
+}
+
+/// No core files and not dumpable: a core or a ptrace attach would carry keys out, and a
+/// non-dumpable process's /proc files belong to root. The root parent calls this at start;
+/// `drop_privileges` calls it again, since changing uid resets the dumpable flag.
+pub fn disable_core_dumps() -> Result<(), PrivDropError> {
+    use nix::sys::resource::{setrlimit, Resource};
+    let sys = PrivDropError::Sys;
+    setrlimit(Resource::RLIMIT_CORE, 0, 0).map_err(|e| sys("setrlimit(RLIMIT_CORE)", e))?;
+    nix::sys::prctl::set_dumpable(false).map_err(|e| sys("prctl(PR_SET_DUMPABLE)", e))?;
+    verify_no_core_dumps()
 }
 
 /// Create `path` root-owned 0755 if missing; refuse it unless it is a directory owned by
@@ -146,7 +282,7 @@ pub fn ensure_chroot_dir(path: &Path) -> Result<(), PrivDropError> {
 
 /// Drop every privilege for good: see the module documentation for the steps.
 pub fn drop_privileges(cfg: &DropConfig) -> Result<Credentials, PrivDropError> {
-    let creds = resolve_user(cfg.user.as_deref())?;
+    let creds = resolve(cfg)?;
     ensure_chroot_dir(&cfg.chroot)?;
     let sys = PrivDropError::Sys;
     let uid = Uid::from_raw(creds.uid);
@@ -172,6 +308,8 @@ pub fn drop_privileges(cfg: &DropConfig) -> Result<Credentials, PrivDropError> {
         caps::clear(None, set).map_err(|e| PrivDropError::Caps(what, e.to_string()))?;
     }
     nix::sys::prctl::set_no_new_privs().map_err(|e| sys("prctl(PR_SET_NO_NEW_PRIVS)", e))?;
+
+    disable_core_dumps()?;
 
     verify(&creds)?;
     Ok(creds)
@@ -205,6 +343,21 @@ fn verify(creds: &Credentials) -> Result<(), PrivDropError> {
         if !held.is_empty() {
             return Err(PrivDropError::Verify(format!("{set:?} set still {held:?}")));
         }
+    }
+    verify_no_core_dumps()
+}
+
+fn verify_no_core_dumps() -> Result<(), PrivDropError> {
+    use nix::sys::resource::{getrlimit, Resource};
+    let dumpable = nix::sys::prctl::get_dumpable()
+        .map_err(|e| PrivDropError::Sys("prctl(PR_GET_DUMPABLE)", e))?;
+    if dumpable {
+        return Err(PrivDropError::Verify("still dumpable".into()));
+    }
+    let core = getrlimit(Resource::RLIMIT_CORE)
+        .map_err(|e| PrivDropError::Sys("getrlimit(RLIMIT_CORE)", e))?;
+    if core != (0, 0) {
+        return Err(PrivDropError::Verify(format!("core limit {core:?}")));
     }
     Ok(())
 }

@@ -3,6 +3,8 @@
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
 /// Take ownership of a descriptor the kernel just installed for us (SCM_RIGHTS).
 pub(crate) fn owned_from_received(fd: RawFd) -> OwnedFd {
@@ -54,4 +56,100 @@ pub(crate) fn register_async(fd: OwnedFd) -> std::io::Result<tokio::io::unix::As
     // stays open for the `AsyncFd`'s whole life, and `as_raw_fd` on it always returns the
     // same number.
     unsafe { tokio::io::unix::AsyncFd::register(fd) }.map_err(std::io::Error::from)
+}
+
+/// Where the SIGSYS handler writes its note, and the pid the note names. Set once by
+/// `install_sigsys_handler`, before the filter; atomics because the handler may read them on
+/// any thread.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+static NOTE_TARGET: AtomicI32 = AtomicI32::new(libc::STDERR_FILENO);
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+static NOTE_PID: AtomicU32 = AtomicU32::new(0);
+
+/// `si_code` of a SIGSYS raised by a seccomp `SECCOMP_RET_TRAP` (`SYS_SECCOMP` in the kernel's
+/// uapi/asm-generic/siginfo.h; libc does not export it).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+const SYS_SECCOMP: libc::c_int = 1;
+
+/// Offset of `si_syscall` in the kernel's `siginfo_t` on LP64 Linux (x86_64 and aarch64 share
+/// the generic layout): `si_signo`, `si_errno`, `si_code` (three ints), four bytes of padding
+/// for the pointer-aligned union, then `_sigsys { void *_call_addr; int _syscall; ... }`.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+const SI_SYSCALL_OFFSET: usize = 24;
+
+/// Install the SIGSYS handler that reports a trapped system call as one line
+/// (`seccomp <pid> <nr>\n`) on `note_fd`, then lets the signal kill the process.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub(crate) fn install_sigsys_handler(pid: u32, note_fd: RawFd) -> nix::Result<()> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    NOTE_PID.store(pid, Ordering::SeqCst);
+    NOTE_TARGET.store(note_fd, Ordering::SeqCst);
+    let action = SigAction::new(
+        SigHandler::SigAction(on_sigsys),
+        SaFlags::SA_SIGINFO,
+        SigSet::empty(),
+    );
+    // SAFETY: `on_sigsys` is async-signal-safe: it reads two atomics and the siginfo the
+    // kernel passed, formats into a stack buffer, and calls only write(2), sigaction(2),
+    // sigprocmask(2), getpid(2), gettid(2), tgkill(2) and _exit(2). It allocates nothing and
+    // takes no lock.
+    unsafe { sigaction(Signal::SIGSYS, &action) }.map(drop)
+}
+
+/// The system call number a seccomp SIGSYS reports, or `None` for a SIGSYS from elsewhere
+/// (kill(2) from another process carries no system call).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn trapped_syscall(info: *const libc::siginfo_t) -> Option<i32> {
+    if info.is_null() {
+        return None;
+    }
+    // SAFETY: with SA_SIGINFO the kernel passes a pointer to a complete siginfo_t (128 bytes,
+    // 8-aligned), valid for the handler's duration; `si_code` is a field libc declares.
+    let code = unsafe { (*info).si_code };
+    if code != SYS_SECCOMP {
+        return None;
+    }
+    // SAFETY: same siginfo_t; for SYS_SECCOMP the kernel filled `_sigsys`, whose `_syscall`
+    // int lies at SI_SYSCALL_OFFSET (24 + 4 <= 128, 4-aligned since the struct is 8-aligned).
+    Some(unsafe {
+        info.cast::<u8>()
+            .add(SI_SYSCALL_OFFSET)
+            .cast::<i32>()
+            .read()
+    })
+}
+
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+extern "C" fn on_sigsys(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+    if let Some(nr) = trapped_syscall(info) {
+        let mut line = [0u8; crate::seccomp::NOTE_MAX];
+        let len = crate::seccomp::format_note(&mut line, NOTE_PID.load(Ordering::SeqCst), nr);
+        let fd = NOTE_TARGET.load(Ordering::SeqCst);
+        // SAFETY: `line[..len]` is initialised stack memory (format_note never returns more
+        // than the buffer's length); write(2) is async-signal-safe. A short or failed write
+        // loses the note, nothing else: the process dies below either way.
+        let _ = unsafe { libc::write(fd, line.as_ptr().cast(), len) };
+    }
+    // SAFETY: all async-signal-safe calls on stack data. The default action for SIGSYS
+    // terminates the process, so the parent sees "killed by SIGSYS"; SIGSYS is blocked while
+    // this handler runs, hence the unblock before tgkill(2). _exit(2) is reached only if
+    // the signal failed, so that a trapped process never carries on.
+    unsafe {
+        let mut dfl: libc::sigaction = std::mem::zeroed();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        libc::sigaction(libc::SIGSYS, &dfl, std::ptr::null_mut());
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGSYS);
+        libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        // To this thread: a signal to the process could be taken by another thread while
+        // this one reaches _exit first.
+        libc::syscall(
+            libc::SYS_tgkill,
+            libc::getpid(),
+            libc::syscall(libc::SYS_gettid),
+            libc::SIGSYS,
+        );
+        libc::_exit(128 + libc::SIGSYS);
+    }
 }

@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 const ROLE_ENV: &str = "HELPERS_POOL_TEST_HELPER";
 
-/// A toy service: squares numbers, proves it got its secret, reports who it runs as,
-/// and can be told to die.
+/// A toy service: squares numbers, proves it got its secret, reports its pid (the test
+/// reads the rest from /proc: the helper's filter allows neither getuid nor stat), can be told
+/// to die, and can be told to try a call its seccomp filter refuses.
 struct Toy {
     secret: u64,
 }
@@ -16,17 +17,15 @@ enum ToyReq {
     AddSecret(u64),
     WhoAmI,
     Die,
+    OpenFile,
 }
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
 enum ToyResp {
     Squared(u64),
     Sum(u64),
-    Ids {
-        uid: u32,
-        pid: u32,
-        root_is_chroot: bool,
-    },
+    Ids { pid: u32 },
+    Opened(bool),
 }
 
 impl HelperService for Toy {
@@ -41,12 +40,10 @@ impl HelperService for Toy {
             ToyReq::Square(n) => ToyResp::Squared(n.wrapping_mul(n)),
             ToyReq::AddSecret(n) => ToyResp::Sum(n + self.secret),
             ToyReq::WhoAmI => ToyResp::Ids {
-                uid: nix::unistd::getuid().as_raw(),
                 pid: std::process::id(),
-                // In the empty chroot directory there is no /proc and no /etc.
-                root_is_chroot: !std::path::Path::new("/etc").exists(),
             },
             ToyReq::Die => std::process::exit(3),
+            ToyReq::OpenFile => ToyResp::Opened(std::fs::File::open("/").is_ok()),
         }
     }
 }
@@ -57,13 +54,19 @@ fn helper_entry() {
     let Ok(mode) = std::env::var(ROLE_ENV) else {
         return;
     };
-    let privileges = if mode == "keep" {
-        Privileges::KeepForTests
-    } else {
-        Privileges::Drop(DropConfig {
-            user: None,
-            chroot: mode.into(),
-        })
+    let privileges = match mode.as_str() {
+        "keep" => Privileges::KeepForTests,
+        "seccomp" => Privileges::SeccompOnlyForTests,
+        dir => match DropConfig::helper() {
+            Ok(cfg) => Privileges::Drop(DropConfig {
+                chroot: dir.into(),
+                ..cfg
+            }),
+            Err(e) => {
+                eprintln!("toy helper: {e}");
+                std::process::exit(1);
+            }
+        },
     };
     let code = match inherited_socket().and_then(|s| helper_main::<Toy>(s, &privileges)) {
         Ok(()) => 0,
@@ -75,11 +78,14 @@ fn helper_entry() {
     std::process::exit(code);
 }
 
-/// Drop privileges when root (into a fresh chroot directory); otherwise say why not.
-fn test_spawner(secret: u64, tag: &str) -> ExecSpawner<u64> {
+/// Drop privileges when root (into a fresh chroot directory, then seccomp); otherwise say
+/// why not and run helpers unprivileged, with the filter if `seccomp`.
+fn test_spawner(secret: u64, tag: &str, seccomp: bool) -> ExecSpawner<u64> {
     let mode = if Uid::effective().is_root() {
-        let dir = std::env::temp_dir().join(format!("pool-test-{tag}-{}", std::process::id()));
-        dir.to_string_lossy().into_owned()
+        chroot_dir(tag).to_string_lossy().into_owned()
+    } else if seccomp {
+        println!("pool tests: not root, helpers run with seccomp but without dropping privileges");
+        "seccomp".to_string()
     } else {
         println!("pool tests: not root, helpers run without dropping privileges");
         "keep".to_string()
@@ -98,10 +104,46 @@ fn test_spawner(secret: u64, tag: &str) -> ExecSpawner<u64> {
     .env(ROLE_ENV, &mode)
 }
 
+fn chroot_dir(tag: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("pool-test-{tag}-{}", std::process::id()))
+}
+
+/// A field of /proc/<pid>/status.
+fn status_field(pid: u32, key: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_else(|| panic!("{key} missing from status"))
+}
+
+/// As root, a helper must run under the helpers' identity (not root, not the child's), in
+/// its chroot, not dumpable, with the seccomp filter on.
+fn assert_confined(pid: u32, tag: &str) {
+    let who = privdrop::resolve(&DropConfig::helper().expect("helper identity")).expect("resolve");
+    for id in status_field(pid, "Uid:").split_whitespace() {
+        assert_eq!(id, who.uid.to_string(), "helper uid");
+    }
+    let child = privdrop::resolve_user(None).expect("child identity");
+    assert_ne!(who.uid, child.uid);
+    assert_eq!(status_field(pid, "Seccomp:"), "2", "filter mode");
+    let root = std::fs::read_link(format!("/proc/{pid}/root")).expect("root");
+    assert_eq!(root, chroot_dir(tag).canonicalize().expect("canonicalize"));
+    // Not dumpable: the files in /proc/<pid> (not the directory) belong to root, not to the
+    // helper's uid.
+    let md = std::fs::metadata(format!("/proc/{pid}/status")).expect("proc status");
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::uid(&md),
+        0,
+        "helper dumpable"
+    );
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn squares_across_helpers_with_secret_and_drop() {
     let pool = Arc::new(
-        HelperPool::<Toy>::start(3, test_spawner(1000, "sq"))
+        HelperPool::<Toy>::start(3, test_spawner(1000, "sq", false))
             .await
             .expect("start"),
     );
@@ -130,19 +172,16 @@ async fn squares_across_helpers_with_secret_and_drop() {
     }
     for c in inflight {
         match c.await.expect("join").expect("call") {
-            ToyResp::Ids {
-                uid,
-                pid,
-                root_is_chroot,
-            } => {
+            ToyResp::Ids { pid } => {
                 pids.insert(pid);
                 assert_ne!(pid, std::process::id());
-                if Uid::effective().is_root() {
-                    assert_ne!(uid, 0, "helper kept root");
-                    assert!(root_is_chroot, "helper not chrooted");
-                }
             }
             other => panic!("unexpected {other:?}"),
+        }
+    }
+    if Uid::effective().is_root() {
+        for &pid in &pids {
+            assert_confined(pid, "sq");
         }
     }
     assert!(pids.len() >= 2, "load not spread: {pids:?}");
@@ -151,11 +190,11 @@ async fn squares_across_helpers_with_secret_and_drop() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn dead_helper_fails_in_flight_and_is_replaced() {
-    let pool = HelperPool::<Toy>::start(1, test_spawner(7, "die"))
+    let pool = HelperPool::<Toy>::start(1, test_spawner(7, "die", false))
         .await
         .expect("start");
     let before = match pool.call(ToyReq::WhoAmI).await.expect("call") {
-        ToyResp::Ids { pid, .. } => pid,
+        ToyResp::Ids { pid } => pid,
         other => panic!("unexpected {other:?}"),
     };
     // The helper exits while serving this request: the caller gets an error, not a hang.
@@ -170,10 +209,50 @@ async fn dead_helper_fails_in_flight_and_is_replaced() {
         ToyResp::Sum(8)
     );
     let after = match pool.call(ToyReq::WhoAmI).await.expect("call") {
-        ToyResp::Ids { pid, .. } => pid,
+        ToyResp::Ids { pid } => pid,
         other => panic!("unexpected {other:?}"),
     };
     assert_ne!(before, after);
+    assert_eq!(pool.stats().respawns.load(Ordering::SeqCst), 1);
+}
+
+/// A helper that makes a call outside its allow-list dies (SIGSYS); the caller gets an
+/// error and a replacement, with the secret, serves on.
+#[tokio::test(flavor = "current_thread")]
+async fn forbidden_call_kills_the_helper_and_it_is_replaced() {
+    if let Ok(a) = std::fs::read_to_string("/proc/sys/kernel/seccomp/actions_avail") {
+        if !a.split_whitespace().any(|w| w == "trap") {
+            println!("SKIP forbidden_call_kills_the_helper: no seccomp trap action");
+            return;
+        }
+    } else {
+        println!("SKIP forbidden_call_kills_the_helper: no seccomp filter support");
+        return;
+    }
+    let pool = HelperPool::<Toy>::start(1, test_spawner(11, "forbid", true))
+        .await
+        .expect("start");
+    let before = match pool.call(ToyReq::WhoAmI).await.expect("call") {
+        ToyResp::Ids { pid } => pid,
+        other => panic!("unexpected {other:?}"),
+    };
+    if Uid::effective().is_root() {
+        assert_confined(before, "forbid");
+    } else {
+        assert_eq!(status_field(before, "Seccomp:"), "2", "filter mode");
+    }
+    match pool.call(ToyReq::OpenFile).await {
+        Err(PoolError::HelperDied(_)) => {}
+        other => panic!("expected HelperDied, got {other:?}"),
+    }
+    assert_eq!(
+        pool.call(ToyReq::AddSecret(1)).await.expect("call"),
+        ToyResp::Sum(12)
+    );
+    match pool.call(ToyReq::WhoAmI).await.expect("call") {
+        ToyResp::Ids { pid } => assert_ne!(pid, before),
+        other => panic!("unexpected {other:?}"),
+    }
     assert_eq!(pool.stats().respawns.load(Ordering::SeqCst), 1);
 }
 
@@ -186,7 +265,7 @@ async fn inline_pool_serves_in_process() {
         ToyResp::Sum(42)
     );
     match pool.call(ToyReq::WhoAmI).await.expect("call") {
-        ToyResp::Ids { pid, .. } => assert_eq!(pid, std::process::id()),
+        ToyResp::Ids { pid } => assert_eq!(pid, std::process::id()),
         other => panic!("unexpected {other:?}"),
     }
 }
