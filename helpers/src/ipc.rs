@@ -117,7 +117,14 @@ pub fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
 /// Arrange for `fd` to be descriptor `target` in the program `cmd` executes (how a child
 /// or helper process receives its end of a socketpair). Keep `fd` open until `spawn` returns.
 pub fn pass_fd_at_exec(cmd: &mut std::process::Command, fd: BorrowedFd<'_>, target: RawFd) {
-    crate::sys::inherit_fd_as(cmd, fd.as_raw_fd(), target)
+    pass_fds_at_exec(cmd, &[(fd, target)])
+}
+
+/// As [`pass_fd_at_exec`] for several descriptors (at most four), which must be passed in
+/// one call: each moves to its number without closing another's source.
+pub fn pass_fds_at_exec(cmd: &mut std::process::Command, fds: &[(BorrowedFd<'_>, RawFd)]) {
+    let raw: Vec<(RawFd, RawFd)> = fds.iter().map(|(f, t)| (f.as_raw_fd(), *t)).collect();
+    crate::sys::inherit_fds_as(cmd, &raw)
 }
 
 /// Take the descriptor a parent passed with `pass_fd_at_exec`. Call once, at start-up, before

@@ -138,7 +138,10 @@ pub struct ExecSpawner<Sec> {
     envs: Vec<(String, String)>,
     arg0: Option<String>,
     secrets: Sec,
+    /// A descriptor every helper gets at a fixed number (the seccomp note pipe).
+    extra_fd: Option<(std::sync::Arc<OwnedFd>, RawFd)>,
     children: Vec<Child>,
+    exited: Vec<(u32, std::process::ExitStatus)>,
 }
 
 impl<Sec: Serialize + Send + Sync + 'static> ExecSpawner<Sec> {
@@ -149,12 +152,20 @@ impl<Sec: Serialize + Send + Sync + 'static> ExecSpawner<Sec> {
             envs: Vec::new(),
             arg0: None,
             secrets,
+            extra_fd: None,
             children: Vec::new(),
+            exited: Vec::new(),
         }
     }
 
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.envs.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Give every helper `fd` as descriptor `target` (not `HELPER_FD`).
+    pub fn inherit(mut self, fd: std::sync::Arc<OwnedFd>, target: RawFd) -> Self {
+        self.extra_fd = Some((fd, target));
         self
     }
 
@@ -176,7 +187,11 @@ impl<Sec: Serialize + Send + Sync + 'static> ExecSpawner<Sec> {
         for (k, v) in &self.envs {
             cmd.env(k, v);
         }
-        ipc::pass_fd_at_exec(&mut cmd, theirs.as_fd(), HELPER_FD);
+        let mut fds = vec![(theirs.as_fd(), HELPER_FD)];
+        if let Some((fd, target)) = &self.extra_fd {
+            fds.push((fd.as_fd(), *target));
+        }
+        ipc::pass_fds_at_exec(&mut cmd, &fds);
         let child = cmd.spawn()?;
         drop(theirs);
         self.children.push(child);
@@ -192,9 +207,21 @@ impl<Sec: Serialize + Send + Sync + 'static> ExecSpawner<Sec> {
         self.children.iter().map(|c| c.id()).collect()
     }
 
+    /// Helpers that exited since the last call, with how (a seccomp kill is SIGSYS).
+    pub fn exited(&mut self) -> Vec<(u32, std::process::ExitStatus)> {
+        self.reap();
+        std::mem::take(&mut self.exited)
+    }
+
     fn reap(&mut self) {
-        self.children
-            .retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
+        let exited = &mut self.exited;
+        self.children.retain_mut(|c| match c.try_wait() {
+            Ok(Some(status)) => {
+                exited.push((c.id(), status));
+                false
+            }
+            _ => true,
+        });
     }
 }
 

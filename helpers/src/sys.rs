@@ -14,27 +14,51 @@ pub(crate) fn owned_from_received(fd: RawFd) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
-/// Arrange for `fd` to appear as descriptor `target` (without close-on-exec) in the process
-/// `cmd` starts. The caller keeps `fd` open until `spawn` returns.
-pub(crate) fn inherit_fd_as(cmd: &mut Command, fd: RawFd, target: RawFd) {
-    // SAFETY: the closure runs between fork and exec in the child. It calls only dup2(2) and
-    // fcntl(2), both async-signal-safe, allocates nothing and touches no locks.
+/// Most descriptors one exec may be handed at fixed numbers.
+pub(crate) const MAX_INHERITED: usize = 4;
+/// Where descriptors wait between fork and exec before they move to their numbers: above
+/// any number a target may have, so that moving one never closes another's source.
+const STAGING_FD: libc::c_int = 100;
+
+/// Arrange for each `(fd, target)` to appear as descriptor `target` (without close-on-exec)
+/// in the process `cmd` starts. All at once, because moving one descriptor to its target
+/// number could otherwise close the source of another. The caller keeps the descriptors
+/// open until `spawn` returns. More than [`MAX_INHERITED`] is refused at spawn.
+pub(crate) fn inherit_fds_as(cmd: &mut Command, pairs: &[(RawFd, RawFd)]) {
+    let n = pairs.len();
+    let mut fixed = [(-1, -1); MAX_INHERITED];
+    for (slot, p) in fixed.iter_mut().zip(pairs) {
+        *slot = *p;
+    }
+    // SAFETY: the closure runs between fork and exec in the child. It calls only fcntl(2),
+    // dup2(2) and close(2), all async-signal-safe, allocates nothing (the pairs are copied
+    // into a fixed array before) and touches no locks.
     unsafe {
         cmd.pre_exec(move || {
-            if fd == target {
-                let flags = libc::fcntl(fd, libc::F_GETFD);
-                if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+            if n > MAX_INHERITED {
+                return Err(std::io::Error::from_raw_os_error(libc::EMFILE));
+            }
+            let mut staged = [-1; MAX_INHERITED];
+            for i in 0..n {
+                let fd = libc::fcntl(fixed[i].0, libc::F_DUPFD, STAGING_FD);
+                if fd < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
-            } else if libc::dup2(fd, target) < 0 {
-                return Err(std::io::Error::last_os_error());
+                staged[i] = fd;
+            }
+            for i in 0..n {
+                // dup2 leaves close-on-exec clear on the target.
+                if libc::dup2(staged[i], fixed[i].1) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::close(staged[i]);
             }
             Ok(())
         });
     }
 }
 
-/// Take ownership of a descriptor number inherited at exec (see `inherit_fd_as`).
+/// Take ownership of a descriptor number inherited at exec (see `inherit_fds_as`).
 /// Returns `None` unless the number is open.
 pub(crate) fn owned_from_inherited(fd: RawFd) -> Option<OwnedFd> {
     if nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFD).is_err() {

@@ -34,6 +34,8 @@ pub fn main(opts: Options) -> i32 {
         opts.verbose,
         &opts.debug,
     );
+    // Before the filter: OpenSSL reads its configuration file on first use.
+    openssl::init();
     let Some(fd) = ipc::take_inherited_fd(crate::CHILD_FD) else {
         log::error("child: no channel to the parent");
         return 1;
@@ -79,6 +81,13 @@ pub fn main(opts: Options) -> i32 {
             return 1;
         }
     };
+    // The runtime's descriptors and the syslog socket exist: from here on the child opens
+    // nothing, connects nothing, starts nothing.
+    log::confine();
+    if let Err(e) = helpers::seccomp::install(helpers::seccomp::Profile::Child) {
+        log::error(&format!("child: seccomp: {e}"));
+        return 1;
+    }
     let helper_fds = fds.split_off(infos.len());
     debug_assert_eq!(helper_fds.len(), n_helpers);
     rt.block_on(run(opts, ch, infos, fds, helper_fds))
@@ -339,7 +348,14 @@ async fn flush_kernel(d: &mut Driver, parent: &mut AsyncChannel) {
 /// A helper process of the daemon: always drops privileges (tests of the pool that cannot
 /// drop use their own helper entry, never this one).
 pub fn helper_main() -> i32 {
-    let privileges = Privileges::Drop(DropConfig::default());
+    // Who to become is read from /etc/passwd, so before the chroot.
+    let privileges = match DropConfig::helper() {
+        Ok(cfg) => Privileges::Drop(cfg),
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "isakmpd helper: {e}");
+            return 1;
+        }
+    };
     match inherited_socket().and_then(|s| pool_helper_main::<Crypto>(s, &privileges)) {
         Ok(()) => 0,
         Err(e) => {

@@ -17,6 +17,7 @@ pub mod fifo_file;
 pub mod files;
 pub mod log;
 pub mod monitor;
+pub mod notes;
 pub mod parent;
 pub mod pcap;
 pub mod proto;

@@ -116,6 +116,11 @@ pub fn main(opts: Options, args: Vec<String>) -> i32 {
             eprintln!("isakmpd: {msg}");
         }
     };
+    // No core file of ours ever holds a pre-shared key; the children inherit the limit.
+    if let Err(e) = crate::privdrop::disable_core_dumps() {
+        complain(&e.to_string());
+        return 1;
+    }
     let mut loaded = match crate::config::load(&opts.config) {
         Ok(l) => l,
         Err(e) => {

@@ -8,12 +8,15 @@ use crate::cmdline::{DebugClass, Options};
 use crate::config::Loaded;
 use crate::ipc::{self, AsyncChannel, IpcError};
 use crate::log;
+use crate::notes::{self, Note};
 use crate::proto::{ReportKind, SocketInfo, ToChild, ToParent};
 use crate::sadb::Sadb;
 use helpers::pool::ExecSpawner;
+use helpers::seccomp::NOTE_FD;
 use helpers::service::Secrets;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::process::{Child, Command};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
@@ -34,10 +37,11 @@ impl RunningChild {
 /// secrets (pre-shared keys, private keys) and passes the other end to the child.
 pub type Helpers = ExecSpawner<Secrets>;
 
-fn helper_spawner(args: &[String], secrets: Secrets) -> Helpers {
+fn helper_spawner(args: &[String], secrets: Secrets, note: &Arc<OwnedFd>) -> Helpers {
     ExecSpawner::new("/proc/self/exe", args.to_vec(), secrets)
         .env(crate::ROLE_ENV, "helper")
         .arg0("isakmpd: helper")
+        .inherit(Arc::clone(note), NOTE_FD)
 }
 
 /// Start the child: re-execute this program with the child role, its socketpair end as
@@ -49,6 +53,7 @@ async fn start_child(
     args: &[String],
     loaded: &Loaded,
     capture: bool,
+    note: &OwnedFd,
 ) -> std::io::Result<RunningChild> {
     let mut helper_fds = Vec::with_capacity(n);
     for _ in 0..n {
@@ -58,7 +63,13 @@ async fn start_child(
     let mut cmd = Command::new("/proc/self/exe");
     cmd.args(args).env(crate::ROLE_ENV, "child");
     std::os::unix::process::CommandExt::arg0(&mut cmd, "isakmpd: child");
-    ipc::pass_fd_at_exec(&mut cmd, theirs.as_fd(), crate::CHILD_FD);
+    // No backtrace: reading the binary's debug information would need `open`.
+    cmd.env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LIB_BACKTRACE");
+    ipc::pass_fds_at_exec(
+        &mut cmd,
+        &[(theirs.as_fd(), crate::CHILD_FD), (note.as_fd(), NOTE_FD)],
+    );
     let process = cmd.spawn()?;
     drop(theirs);
     let channel = AsyncChannel::new(ours)?;
@@ -129,7 +140,16 @@ pub async fn run(
     args: Vec<String>,
     signals: Signals,
 ) -> i32 {
-    let mut helpers = helper_spawner(&args, loaded.secrets.clone());
+    let (note_read, note) = match notes::pipe() {
+        Ok(p) => p,
+        Err(e) => {
+            log::error(&format!("seccomp note pipe: {e}"));
+            return 1;
+        }
+    };
+    let (note_tx, mut note_rx) = mpsc::channel::<Note>(16);
+    notes::spawn_reader(note_read, note_tx);
+    let mut helpers = helper_spawner(&args, loaded.secrets.clone(), &note);
     let Signals {
         mut term,
         mut int,
@@ -179,6 +199,7 @@ pub async fn run(
                 &args,
                 &st.loaded,
                 capturing,
+                &note,
             )
             .await
             {
@@ -201,7 +222,13 @@ pub async fn run(
             }
             _ = usr1.recv() => st.ask_report(ReportKind::State, &c.channel).await,
             _ = chld.recv() => {
-                helpers.pids(); // reaps helpers that exited
+                for (pid, status) in helpers.exited() {
+                    log::limited(
+                        "helpers exited",
+                        log::Level::Warning,
+                        &format!("helper {pid} exited ({status})"),
+                    );
+                }
                 if let Ok(Some(status)) = c.process.try_wait() {
                     log::warning(&format!("child {} exited ({status}), restarting", c.process.id()));
                     child = None;
@@ -225,6 +252,10 @@ pub async fn run(
                 }
             }
             _ = summaries.tick() => log::limited_summaries(),
+            Some(n) = note_rx.recv() => {
+                let child_pid = c.process.id();
+                log_note(n, child_pid, &helpers.pids());
+            }
             m = c.channel.recv::<ToParent>() => match m {
                 Ok(ToParent::Ready) => log::debug(DebugClass::Misc, 10, "child ready"),
                 Ok(ToParent::NewHelper) => {
@@ -276,12 +307,40 @@ pub async fn run(
             Outcome::Shutdown => return shutdown(child, st).await,
             Outcome::RestartChild => {
                 // Helpers hold the secrets from their start.
-                helpers = helper_spawner(&args, st.loaded.secrets.clone());
+                helpers = helper_spawner(&args, st.loaded.secrets.clone(), &note);
                 if let Some(mut c) = child.take() {
                     c.kill();
                 }
             }
         }
+    }
+}
+
+/// What a SIGSYS handler wrote: which process its filter killed, for which call.
+fn log_note(n: Note, child: u32, helpers: &[u32]) {
+    match n {
+        Note::Killed { pid, syscall } => {
+            let who = if pid == child {
+                "child"
+            } else if helpers.contains(&pid) {
+                "helper"
+            } else {
+                "process"
+            };
+            log::limited(
+                "seccomp kills",
+                log::Level::Error,
+                &format!(
+                    "{who} {pid} killed by its seccomp filter: system call {syscall} ({})",
+                    helpers::seccomp::syscall_name(syscall)
+                ),
+            );
+        }
+        Note::Garbage(g) => log::limited(
+            "malformed seccomp notes",
+            log::Level::Warning,
+            &format!("malformed note on the seccomp pipe: \"{g}\""),
+        ),
     }
 }
 
