@@ -3,22 +3,23 @@
 //! sees the answers (SKEYID, signatures, DH values), never a pre-shared key or private key.
 
 use crate::pool::HelperService;
-use ike::crypto::{serve, CryptoRequest, CryptoResult, SecretStore};
+use ike::crypto::{serve, CryptoRequest, CryptoResult, Secret, SecretStore};
 use openssl::pkey::{PKey, Private};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 /// What the parent sends each helper once: pre-shared keys by peer section name, RSA
-/// private keys (DER) by name. Debug prints names only.
+/// private keys (DER) by name. The key bytes are wiped when dropped; Debug prints names
+/// only.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Secrets {
-    pub psks: Vec<(String, Vec<u8>)>,
-    pub rsa_keys: Vec<(String, Vec<u8>)>,
+    pub psks: Vec<(String, Secret)>,
+    pub rsa_keys: Vec<(String, Secret)>,
 }
 
 impl std::fmt::Debug for Secrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names = |v: &[(String, Vec<u8>)]| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+        let names = |v: &[(String, Secret)]| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
         f.debug_struct("Secrets")
             .field("psks", &names(&self.psks))
             .field("rsa_keys", &names(&self.rsa_keys))
@@ -26,10 +27,13 @@ impl std::fmt::Debug for Secrets {
     }
 }
 
-/// The secrets in the form `ike::crypto::serve` looks them up.
+/// The secrets in the form `ike::crypto::serve` looks them up. The pre-shared keys are
+/// `Secret`s (wiped on drop); the private keys are OpenSSL's `PKey`s, whose free clears the
+/// RSA private components (`BN_clear_free`), and the DER they were parsed from is a
+/// `Secret` dropped (wiped) as soon as it is parsed.
 #[derive(Default)]
 pub struct Store {
-    psks: HashMap<String, Vec<u8>>,
+    psks: HashMap<String, Secret>,
     keys: HashMap<String, PKey<Private>>,
 }
 
@@ -51,7 +55,7 @@ impl Store {
 
 impl SecretStore for Store {
     fn psk(&self, name: &str) -> Option<&[u8]> {
-        self.psks.get(name).map(Vec::as_slice)
+        self.psks.get(name).map(Secret::as_bytes)
     }
     fn rsa_key(&self, name: &str) -> Option<&PKey<Private>> {
         self.keys.get(name)
@@ -80,12 +84,16 @@ impl HelperService for Crypto {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ike::crypto::HashAlg;
+    use ike::crypto::{skeyid_psk, HashAlg};
+
+    fn psk(name: &str, key: &[u8]) -> (String, Secret) {
+        (name.into(), Secret::from_slice(key))
+    }
 
     #[test]
     fn serves_skeyid_from_the_named_psk_and_refuses_unknown_names() {
         let mut c = Crypto::new(Secrets {
-            psks: vec![("peer-a".into(), b"k".to_vec())],
+            psks: vec![psk("peer-a", b"k")],
             rsa_keys: vec![],
         });
         let req = |secret: &str| CryptoRequest::SkeyidPsk {
@@ -97,7 +105,7 @@ mod tests {
         match c.serve(req("peer-a")) {
             CryptoResult::Skeyid(s) => assert_eq!(
                 &s[..],
-                &ike::crypto::skeyid_psk(HashAlg::Sha1, b"k", &[1; 16], &[2; 16])[..]
+                &skeyid_psk(HashAlg::Sha1, b"k", &[1; 16], &[2; 16])[..]
             ),
             other => panic!("{other:?}"),
         }
@@ -107,9 +115,11 @@ mod tests {
     #[test]
     fn debug_never_prints_key_bytes() {
         let s = Secrets {
-            psks: vec![("p".into(), b"topsecretvalue".to_vec())],
-            rsa_keys: vec![],
+            psks: vec![psk("p", b"topsecretvalue")],
+            rsa_keys: vec![("k".into(), Secret::from_slice(b"privatekeybytes"))],
         };
-        assert!(!format!("{s:?}").contains("topsecret"));
+        let d = format!("{s:?}");
+        assert!(!d.contains("topsecret") && !d.contains("privatekey"), "{d}");
+        assert!(!d.contains("116, 111, 112"), "{d}");
     }
 }
