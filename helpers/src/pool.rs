@@ -110,7 +110,8 @@ pub fn helper_main<S: HelperService>(
         Privileges::SeccompOnlyForTests => confine()?,
         Privileges::KeepForTests => {}
     }
-    let mut ch = Channel::new(sock);
+    // The client never passes descriptors to a helper: any that arrive are closed at once.
+    let mut ch = Channel::with_limits(sock, ipc::DEFAULT_MAX_FRAME, 0);
     let secrets: S::Secrets = ch.recv().map_err(HelperError::Ipc)?;
     let mut service = S::new(secrets);
     loop {
@@ -319,7 +320,7 @@ impl<S: HelperService> HelperPool<S> {
                 waiting: VecDeque::new(),
                 in_flight: HashMap::new(),
             };
-            let ch = AsyncChannel::new(fd)?;
+            let ch = client_channel(fd)?;
             tokio::spawn(task.run(ch));
             slots.push(Slot { queue: tx, load });
         }
@@ -374,6 +375,12 @@ impl<S: HelperService> HelperPool<S> {
     }
 }
 
+/// The client's end of a helper's socket. A helper never passes descriptors: any that
+/// arrive are closed at once.
+fn client_channel(fd: OwnedFd) -> io::Result<AsyncChannel> {
+    AsyncChannel::with_limits(fd, ipc::DEFAULT_MAX_FRAME, 0)
+}
+
 struct SlotTask<S: HelperService, P> {
     slot: usize,
     spawner: Arc<tokio::sync::Mutex<P>>,
@@ -410,7 +417,7 @@ impl<S: HelperService, P: Spawner> SlotTask<S, P> {
             // Replace the helper; if that fails, fail everything waiting and retry after a pause.
             loop {
                 let spawned = self.spawner.lock().await.spawn(self.slot).await;
-                match spawned.and_then(AsyncChannel::new) {
+                match spawned.and_then(client_channel) {
                     Ok(c) => {
                         self.stats.respawns.fetch_add(1, Ordering::SeqCst);
                         ch = Some(c);

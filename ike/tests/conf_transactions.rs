@@ -52,6 +52,28 @@ fn set_without_force_conflicts_and_fails_everything() {
 }
 
 #[test]
+fn a_conflict_over_a_preshared_key_does_not_repeat_the_key() {
+    let mut c = Conf::parse("[peer]\nAuthentication=old-secret-key\n").unwrap();
+    let t = c.begin();
+    c.set(t, "peer", "Authentication", "new-secret-key", false, false)
+        .unwrap();
+    let e = c.end(t, true).unwrap_err();
+    assert!(e.reason.contains("force"), "{e}");
+    assert!(!e.to_string().contains("secret-key"), "{e}");
+    // Overwriting the key (and blanking it) keeps the visible behaviour.
+    let t = c.begin();
+    c.set(t, "peer", "Authentication", "k2", true, false)
+        .unwrap();
+    c.end(t, true).unwrap();
+    assert_eq!(c.get_str("peer", "Authentication"), Some("k2"));
+    assert_eq!(
+        c.with_tag_blanked("Authentication")
+            .get_str("peer", "Authentication"),
+        Some("")
+    );
+}
+
+#[test]
 fn force_overrides() {
     let mut c = base();
     let t = c.begin();

@@ -73,6 +73,18 @@ mod crypto {
         checked
     }
 
+    /// A helper's store with one pre-shared key, named "peer".
+    struct OnePsk(Vec<u8>);
+
+    impl SecretStore for OnePsk {
+        fn psk(&self, name: &str) -> Option<&[u8]> {
+            (name == "peer").then_some(&self.0[..])
+        }
+        fn rsa_key(&self, _: &str) -> Option<&openssl::pkey::PKey<openssl::pkey::Private>> {
+            None
+        }
+    }
+
     fn check_vector(file: &str, prf_alg: HashAlg, psk_mode: bool, f: &HashMap<String, String>) {
         let what = format!("{file} {prf_alg:?} COUNT {}", f["COUNT"]);
         let ni = h(&f["Ni"]);
@@ -81,7 +93,20 @@ mod crypto {
         let cky_i: [u8; 8] = h(&f["CKY_I"]).try_into().unwrap();
         let cky_r: [u8; 8] = h(&f["CKY_R"]).try_into().unwrap();
         let skeyid = if psk_mode {
-            skeyid_psk(prf_alg, &h(&f["pre-shared-key"]), &ni, &nr)
+            let psk = h(&f["pre-shared-key"]);
+            // The helper's path gives the same answer as the function.
+            let req = CryptoRequest::SkeyidPsk {
+                prf: prf_alg,
+                secret: "peer".into(),
+                ni_b: ni.clone(),
+                nr_b: nr.clone(),
+            };
+            assert_eq!(
+                serve(&req, &OnePsk(psk.clone())),
+                CryptoResult::Skeyid(Secret::new(h(&f["SKEYID"]))),
+                "served SKEYID {what}"
+            );
+            skeyid_psk(prf_alg, &psk, &ni, &nr)
         } else {
             skeyid_sig(prf_alg, &ni, &nr, &gxy)
         };

@@ -233,8 +233,8 @@ mod crypto {
             CryptoRequest::SkeyidPsk {
                 prf: HashAlg::Sha256,
                 secret: "nobody".into(),
-                ni_b: vec![],
-                nr_b: vec![],
+                ni_b: vec![1; 8],
+                nr_b: vec![2; 256],
             },
             &store,
         );
@@ -244,6 +244,7 @@ mod crypto {
         let CryptoResult::Signature(sig) = over_wire(
             CryptoRequest::RsaSign {
                 secret: "host".into(),
+                prf: HashAlg::Sha1,
                 hash: hash.clone(),
             },
             &store,
@@ -277,6 +278,7 @@ mod crypto {
             over_wire(
                 CryptoRequest::RsaSign {
                     secret: "nobody".into(),
+                    prf: HashAlg::Sha1,
                     hash,
                 },
                 &store
@@ -287,13 +289,121 @@ mod crypto {
             over_wire(
                 CryptoRequest::RsaVerify {
                     public_key: b"garbage".to_vec(),
-                    hash: vec![],
+                    hash: vec![0; 32],
                     sig: vec![],
                 },
                 &store
             ),
             CryptoResult::Failed(_)
         ));
+    }
+
+    fn refused(req: CryptoRequest, store: &Store) -> String {
+        assert!(validate(&req).is_err(), "{req:?} passes validate");
+        match over_wire(req, store) {
+            CryptoResult::Refused {
+                reason,
+                refused_total: 0,
+            } => reason,
+            other => panic!("expected Refused, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn serve_refuses_shapes_ikev1_never_asks_for() {
+        let store = Store {
+            psks: [("peer-a".to_string(), b"s3cret".to_vec())].into(),
+            keys: [("host".to_string(), rsa_key())].into(),
+        };
+        let skeyid = |ni: usize, nr: usize| CryptoRequest::SkeyidPsk {
+            prf: HashAlg::Sha1,
+            secret: "peer-a".into(),
+            ni_b: vec![1; ni],
+            nr_b: vec![2; nr],
+        };
+        for (ni, nr) in [(7, 16), (16, 7), (257, 16), (16, 257), (0, 0)] {
+            let why = refused(skeyid(ni, nr), &store);
+            assert!(why.contains("RFC 2409"), "{why}");
+        }
+        for (ni, nr) in [(8, 8), (256, 256), (8, 256)] {
+            assert_eq!(
+                over_wire(skeyid(ni, nr), &store),
+                CryptoResult::Skeyid(skeyid_psk(
+                    HashAlg::Sha1,
+                    b"s3cret",
+                    &vec![1; ni],
+                    &vec![2; nr]
+                ))
+            );
+        }
+
+        let sign = |prf: HashAlg, len: usize| CryptoRequest::RsaSign {
+            secret: "host".into(),
+            prf,
+            hash: vec![9; len],
+        };
+        for len in [0, 19, 21, 32] {
+            refused(sign(HashAlg::Sha1, len), &store);
+        }
+        refused(sign(HashAlg::Sha256, 20), &store);
+        for h in HashAlg::ALL {
+            assert!(matches!(
+                over_wire(sign(h, h.output_len()), &store),
+                CryptoResult::Signature(_)
+            ));
+        }
+
+        let (peer, _) = dh_keygen(Group::Modp2048).unwrap();
+        let (_, private) = dh_keygen(Group::Modp2048).unwrap();
+        let derive = |group: Group, private: &DhPrivate, peer: Vec<u8>| CryptoRequest::DhDerive {
+            group,
+            private: private.clone(),
+            peer_public: peer,
+        };
+        let why = refused(
+            derive(Group::Modp2048, &private, peer[1..].to_vec()),
+            &store,
+        );
+        assert!(why.contains("255 bytes"), "{why}");
+        let long = [&peer[..], &[0]].concat();
+        refused(derive(Group::Modp2048, &private, long), &store);
+        // The private value must belong to the group asked for.
+        let (ecp_peer, _) = dh_keygen(Group::Ecp256).unwrap();
+        refused(derive(Group::Ecp256, &private, ecp_peer), &store);
+        assert!(matches!(
+            over_wire(derive(Group::Modp2048, &private, peer), &store),
+            CryptoResult::DhShared(_)
+        ));
+        // A forged private value with a longer exponent than ours is refused before the
+        // modexp: serde accepts it, validate does not.
+        let bytes = postcard::to_allocvec(&private).unwrap();
+        let mut forged: Vec<u8> = Vec::new();
+        // group (1 byte varint), then the private value's length (varint 28 for 224 bits).
+        assert_eq!(bytes[1], 28, "layout of DhPrivate changed");
+        forged.extend_from_slice(&bytes[..1]);
+        forged.push(29);
+        forged.extend_from_slice(&bytes[2..30]);
+        forged.push(0x55);
+        forged.extend_from_slice(&bytes[30..]);
+        let forged: DhPrivate = postcard::from_bytes(&forged).unwrap();
+        let (peer, _) = dh_keygen(Group::Modp2048).unwrap();
+        let why = refused(derive(Group::Modp2048, &forged, peer), &store);
+        assert!(why.contains("malformed"), "{why}");
+
+        let public_key = store.keys["host"].public_key_to_der().unwrap();
+        let verify = |hash: usize, sig: usize, key: &[u8]| CryptoRequest::RsaVerify {
+            public_key: key.to_vec(),
+            hash: vec![3; hash],
+            sig: vec![4; sig],
+        };
+        refused(verify(20, 1025, &public_key), &store);
+        refused(verify(19, 256, &public_key), &store);
+        refused(verify(0, 256, &public_key), &store);
+        refused(verify(20, 256, &vec![0x30; MAX_PUBLIC_KEY_LEN + 1]), &store);
+        assert_eq!(
+            over_wire(verify(20, 1024, &public_key), &store),
+            CryptoResult::Verified(false)
+        );
     }
 
     #[test]

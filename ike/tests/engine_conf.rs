@@ -67,7 +67,7 @@ fn conf(me: &str, peer: &str, mynet: &str, peernet: &str, suites: &str) -> Conf 
 fn node(name: &'static str, ip: IpAddr, conf: &Conf, seed: u64, now: Instant) -> Node {
     let mut store = Store::default();
     for (section, key) in secrets(conf) {
-        store.psks.insert(section, key);
+        store.psks.insert(section, key.to_vec());
     }
     let child_conf = redact_secrets(conf);
     assert!(

@@ -428,7 +428,10 @@ fn secrets_stay_with_the_parent() {
     let conf = Conf::parse(PSK_GATEWAYS).unwrap();
     assert_eq!(
         secrets(&conf),
-        vec![("peer-west".to_string(), b"mekmitasdigoat".to_vec())]
+        vec![(
+            "peer-west".to_string(),
+            ike::crypto::Secret::from_slice(b"mekmitasdigoat")
+        )]
     );
     let p = Policy::from_conf(&conf).unwrap();
     let text = format!("{p:?}");

@@ -8,6 +8,7 @@
 use crate::files;
 use helpers::service::Secrets;
 use ike::conf::Conf;
+use ike::crypto::Secret;
 use ike::policy::{redact_secrets, secrets, Credentials, Policy};
 use ike::x509::Material;
 use serde::{Deserialize, Serialize};
@@ -43,10 +44,11 @@ pub struct Loaded {
 
 /// Read, parse and check `path`; every error names the file and what is wrong.
 pub fn load(path: &Path) -> Result<Loaded, String> {
+    // The text borrows the wiped-on-drop buffer: no unwiped copy of the keys is made.
     let bytes = files::read_secret_file(path).map_err(|e| e.to_string())?;
-    let text =
-        String::from_utf8(bytes).map_err(|e| format!("{}: not UTF-8 text: {e}", path.display()))?;
-    let conf = Conf::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|e| format!("{}: not UTF-8 text: {e}", path.display()))?;
+    let conf = Conf::parse(text).map_err(|e| format!("{}: {e}", path.display()))?;
     from_conf(conf, path)
 }
 
@@ -69,7 +71,7 @@ pub fn from_conf(conf: Conf, path: &Path) -> Result<Loaded, String> {
     for (_, secret) in &rsa_peers {
         if !rsa_keys
             .iter()
-            .any(|(n, _): &(String, Vec<u8>)| n == *secret)
+            .any(|(n, _): &(String, Secret)| n == *secret)
         {
             let (private, public) = private_key(Path::new(secret))?;
             rsa_keys.push(((*secret).clone(), private));
@@ -118,8 +120,8 @@ pub fn from_conf(conf: Conf, path: &Path) -> Result<Loaded, String> {
 }
 
 /// Our RSA private key (PEM or DER), checked like the configuration: no group or other
-/// access; as DER, with its public key (DER SubjectPublicKeyInfo).
-fn private_key(path: &Path) -> Result<(Vec<u8>, Vec<u8>), String> {
+/// access; as DER (wiped when dropped), with its public key (DER SubjectPublicKeyInfo).
+fn private_key(path: &Path) -> Result<(Secret, Vec<u8>), String> {
     let bytes = files::read_secret_file(path).map_err(|e| format!("private key: {e}"))?;
     let key = openssl::pkey::PKey::private_key_from_pem(&bytes)
         .or_else(|_| openssl::pkey::PKey::private_key_from_der(&bytes))
@@ -129,6 +131,7 @@ fn private_key(path: &Path) -> Result<(Vec<u8>, Vec<u8>), String> {
     }
     let private = key
         .private_key_to_der()
+        .map(Secret::new)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let public = key
         .public_key_to_der()
@@ -286,7 +289,7 @@ mod tests {
         let l = load(&write(&d, "isakmpd.conf", PSK, 0o600)).expect("load");
         assert_eq!(
             l.secrets.psks,
-            vec![("peer".to_string(), b"very-secret-key".to_vec())]
+            vec![("peer".to_string(), Secret::from_slice(b"very-secret-key"))]
         );
         assert!(!l.child.conf.contains("very-secret-key"));
         assert!(Conf::parse(&l.child.conf).is_ok());

@@ -8,6 +8,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
 
 pub const RUN_DIR: &str = "/var/run";
 /// Exit status when another isakmpd is running (usage and other errors exit 1).
@@ -90,12 +91,32 @@ pub fn open_secret_file(path: &Path) -> Result<File, FileError> {
     Ok(f)
 }
 
-/// Read a configuration or secrets file after `open_secret_file`'s checks.
-pub fn read_secret_file(path: &Path) -> Result<Vec<u8>, FileError> {
+/// Read a configuration or secrets file after `open_secret_file`'s checks, into a buffer
+/// wiped when dropped (the file holds pre-shared or private keys).
+pub fn read_secret_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, FileError> {
     let mut f = open_secret_file(path)?;
-    let mut buf = Vec::new();
-    f.read_to_end(&mut buf)
-        .map_err(|e| FileError::Io(path.into(), e))?;
+    let io = |e: std::io::Error| FileError::Io(path.into(), e);
+    // Sized from the file (one byte more, to see EOF) so that reading does not reallocate:
+    // a reallocation would free a copy of the keys unwiped.
+    let size = usize::try_from(f.metadata().map_err(io)?.len()).unwrap_or(usize::MAX);
+    let mut buf = Zeroizing::new(vec![0u8; size.saturating_add(1).min(1 << 30)]);
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            // The file grew while we read it: move to a larger buffer, wiping this one.
+            let mut grown = Zeroizing::new(vec![0u8; 2 * buf.len()]);
+            grown[..len].copy_from_slice(&buf[..len]);
+            buf = grown;
+        }
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io(e)),
+        }
+    }
+    // Only zeros were past `len`.
+    buf.truncate(len);
     Ok(buf)
 }
 

@@ -37,6 +37,8 @@ pub mod defaults;
 use std::collections::HashMap;
 use std::fmt;
 
+use zeroize::{Zeroize, Zeroizing};
+
 /// A refused configuration: the line (1-based; for a transaction, the 1-based index of the
 /// failing operation) and the reason.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,6 +74,14 @@ struct Binding {
     value: String,
     /// Set with `is_default`: not dumped, yields to an explicit set.
     is_default: bool,
+}
+
+/// Some values are pre-shared keys (`Authentication`): every value is wiped when its
+/// binding goes, whatever the tag (the parent holds the only copy with keys in it).
+impl Drop for Binding {
+    fn drop(&mut self) {
+        self.value.zeroize();
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -140,18 +150,19 @@ impl Store {
             }
         };
         let sec = &mut self.sections[idx];
-        let b = Binding {
-            tag: tag.to_string(),
-            value: value.to_string(),
-            is_default,
-        };
         match sec.find(tag) {
-            // Keep the first spelling of the tag.
+            // Keep the first spelling of the tag; wipe the value it replaces.
             Some(i) => {
-                sec.bindings[i].value = b.value;
-                sec.bindings[i].is_default = b.is_default;
+                let b = &mut sec.bindings[i];
+                b.value.zeroize();
+                b.value.push_str(value);
+                b.is_default = is_default;
             }
-            None => sec.bindings.push(b),
+            None => sec.bindings.push(Binding {
+                tag: tag.to_string(),
+                value: value.to_string(),
+                is_default,
+            }),
         }
         // An explicit value un-hides a hidden default of the same tag.
         self.hidden.retain(|(s, t)| {
@@ -219,6 +230,18 @@ enum Op {
     },
 }
 
+/// A queued `C set` may carry a pre-shared key: wiped whether applied or not.
+impl Drop for Op {
+    fn drop(&mut self) {
+        match self {
+            Op::Set { value, .. } | Op::Add { value, .. } | Op::Rmv { value, .. } => {
+                value.zeroize()
+            }
+            Op::Remove { .. } | Op::RemoveSection { .. } => {}
+        }
+    }
+}
+
 /// The configuration database.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Conf {
@@ -235,6 +258,18 @@ impl fmt::Debug for Conf {
             .field("open_transactions", &self.pending.len())
             .finish()
     }
+}
+
+/// Append `s` to `buf`; when `buf` must grow, its old allocation is wiped rather than left
+/// to the allocator with a copy of the text in it.
+fn push_wiping(buf: &mut Zeroizing<String>, s: &str) {
+    if buf.capacity() - buf.len() < s.len() {
+        let mut grown = String::with_capacity((buf.len() + s.len()).max(2 * buf.capacity()));
+        grown.push_str(buf.as_str());
+        // The old buffer is wiped as it drops.
+        *buf = Zeroizing::new(grown);
+    }
+    buf.push_str(s);
 }
 
 /// Split a list value on commas, trimming each element and dropping empty ones.
@@ -292,7 +327,9 @@ impl Conf {
         // (first line of the binding) per (section, tag), for the duplicate message.
         let mut seen: HashMap<(String, String), usize> = HashMap::new();
         let mut section: Option<String> = None;
-        let mut logical = String::new();
+        // Continued lines are joined here; a line may hold a pre-shared key, so the buffer
+        // is wiped after each line and whenever it has to grow.
+        let mut logical = Zeroizing::new(String::new());
         let mut start_line = 0usize;
         let mut lines = text.split('\n').enumerate().peekable();
         while let Some((i, raw)) = lines.next() {
@@ -302,15 +339,22 @@ impl Conf {
             }
             if let Some(head) = raw.strip_suffix('\\') {
                 if lines.peek().is_some() {
-                    logical.push_str(head);
-                    logical.push(' ');
+                    push_wiping(&mut logical, head);
+                    push_wiping(&mut logical, " ");
                     continue;
                 }
                 // A backslash on the very last line continues nothing: keep it.
             }
-            logical.push_str(raw);
-            let line = std::mem::take(&mut logical);
-            Self::parse_line(&line, start_line, &mut section, &mut store, &mut seen)?;
+            // A line that needs no joining is parsed where it is.
+            let r = if logical.is_empty() {
+                Self::parse_line(raw, start_line, &mut section, &mut store, &mut seen)
+            } else {
+                push_wiping(&mut logical, raw);
+                let r = Self::parse_line(&logical, start_line, &mut section, &mut store, &mut seen);
+                logical.zeroize();
+                r
+            };
+            r?;
         }
         Ok(Conf {
             store,
@@ -525,7 +569,7 @@ impl Conf {
         for s in &mut c.store.sections {
             for b in &mut s.bindings {
                 if b.tag.eq_ignore_ascii_case(tag) {
-                    b.value.clear();
+                    b.value.zeroize();
                 }
             }
         }
@@ -704,6 +748,12 @@ impl Conf {
                             return Ok(());
                         }
                         if !b.is_default {
+                            // Never repeat a pre-shared key in an error (it is logged).
+                            if tag.eq_ignore_ascii_case("Authentication") {
+                                return Err(format!(
+                                    "[{section}]:{tag} is already set; use force to replace it"
+                                ));
+                            }
                             return Err(format!(
                                 "[{section}]:{tag} is already set to {:?}; use force to replace it",
                                 b.value
@@ -720,10 +770,12 @@ impl Conf {
                 tag,
                 value,
             } => {
-                let mut list = self.get_list(section, tag).unwrap_or_default();
+                // The copies of a list are wiped too (it could be a key with commas in it).
+                let mut list = Zeroizing::new(self.get_list(section, tag).unwrap_or_default());
                 if !list.iter().any(|v| v == value) {
                     list.push(value.clone());
-                    self.store.insert(section, tag, &list.join(","), false);
+                    self.store
+                        .insert(section, tag, &Zeroizing::new(list.join(",")), false);
                 }
             }
             Op::Rmv {
@@ -732,9 +784,10 @@ impl Conf {
                 value,
             } => {
                 // As isakmpd: removing what is not there is not an error.
-                let Some(mut list) = self.get_list(section, tag) else {
+                let Some(list) = self.get_list(section, tag) else {
                     return Ok(());
                 };
+                let mut list = Zeroizing::new(list);
                 let before = list.len();
                 list.retain(|v| v != value);
                 if list.len() == before {
@@ -743,7 +796,8 @@ impl Conf {
                 if list.is_empty() {
                     self.store.remove(section, tag);
                 } else {
-                    self.store.insert(section, tag, &list.join(","), false);
+                    self.store
+                        .insert(section, tag, &Zeroizing::new(list.join(",")), false);
                 }
             }
             Op::Remove { section, tag } => self.store.remove(section, tag),

@@ -109,6 +109,15 @@ impl EncrAlg {
 }
 
 impl HashAlg {
+    /// Every hash this implementation knows.
+    pub const ALL: [HashAlg; 5] = [
+        HashAlg::Md5,
+        HashAlg::Sha1,
+        HashAlg::Sha256,
+        HashAlg::Sha384,
+        HashAlg::Sha512,
+    ];
+
     /// The hash for Oakley HASH_ALGORITHM `id`: 1 MD5, 2 SHA, 4/5/6 SHA2-256/384/512
     /// (IANA IPsec registry). Tiger (3) is refused.
     pub fn from_oakley(id: u16) -> Option<HashAlg> {

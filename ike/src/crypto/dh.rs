@@ -33,6 +33,16 @@ impl DhPrivate {
     pub fn public(&self) -> &[u8] {
         &self.public
     }
+
+    /// Whether the lengths are those `dh_keygen` makes for the group (a value that crossed
+    /// a process boundary may have been forged).
+    pub(crate) fn is_well_formed(&self) -> bool {
+        let private_len = match self.group.exponent_bits() {
+            Some(bits) => bits.div_ceil(8) as usize,
+            None => self.group.secret_len(),
+        };
+        self.public.len() == self.group.public_len() && self.private.len() == private_len
+    }
 }
 
 impl fmt::Debug for DhPrivate {

@@ -1,5 +1,11 @@
 //! The requests a crypto helper process answers. Long-term secrets (pre-shared keys, RSA
 //! private keys) live in the helper's `SecretStore`; requests name them.
+//!
+//! A helper serves a process that parses hostile input, so it answers only requests of the
+//! shapes IKEv1 produces ([`validate`]); anything else is `CryptoResult::Refused`. That keeps
+//! a compromised child from using the helpers as a general signing or modexp oracle.
+
+use std::ops::RangeInclusive;
 
 use openssl::pkey::{PKey, Private};
 use serde::{Deserialize, Serialize};
@@ -7,6 +13,13 @@ use serde::{Deserialize, Serialize};
 use super::{
     dh_derive, dh_keygen, rsa_sign, rsa_verify, skeyid_psk, DhPrivate, Group, HashAlg, Secret,
 };
+
+/// Nonce data lengths RFC 2409 section 5 allows (Ni_b, Nr_b).
+pub const NONCE_LEN: RangeInclusive<usize> = 8..=256;
+/// Longest RSA signature a helper checks: that of an 8192-bit key.
+pub const MAX_SIGNATURE_LEN: usize = 1024;
+/// Largest public key (DER or PEM) a helper parses.
+pub const MAX_PUBLIC_KEY_LEN: usize = 16 * 1024;
 
 /// A piece of crypto work for a helper.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,8 +39,13 @@ pub enum CryptoRequest {
         ni_b: Vec<u8>,
         nr_b: Vec<u8>,
     },
-    /// An IKEv1 RSA signature over `hash` with the private key the store names `secret`.
-    RsaSign { secret: String, hash: Vec<u8> },
+    /// An IKEv1 RSA signature over `hash` (HASH_I or HASH_R, an output of the negotiated
+    /// `prf`) with the private key the store names `secret`.
+    RsaSign {
+        secret: String,
+        prf: HashAlg,
+        hash: Vec<u8>,
+    },
     /// Check an IKEv1 RSA signature (`public_key` DER SubjectPublicKeyInfo or PEM).
     RsaVerify {
         public_key: Vec<u8>,
@@ -49,6 +67,14 @@ pub enum CryptoResult {
     Verified(bool),
     /// The work could not be done; the reason is safe to log (no secret in it).
     Failed(String),
+    /// The request has a shape IKEv1 never produces, so the helper did no work. The reason
+    /// is safe to log (lengths and names only); `refused_total` is the helper's running count
+    /// of refusals (0 from [`serve`] itself: the service that keeps the count fills it in).
+    /// Only a misbehaving client gets these: the engine checks what peers send first.
+    Refused {
+        reason: String,
+        refused_total: u64,
+    },
 }
 
 /// Where a helper finds long-term secrets by name.
@@ -57,8 +83,102 @@ pub trait SecretStore {
     fn rsa_key(&self, name: &str) -> Option<&PKey<Private>>;
 }
 
-/// Does the work of one request. Never panics: every failure is `CryptoResult::Failed`.
+/// Whether `req` has a shape IKEv1 produces; the error says what is wrong (lengths and
+/// algorithm names, never request bytes). Checked before any work, so a refused request
+/// costs no modexp or key operation.
+pub fn validate(req: &CryptoRequest) -> Result<(), String> {
+    match req {
+        CryptoRequest::DhKeygen { .. } => Ok(()),
+        CryptoRequest::DhDerive {
+            group,
+            private,
+            peer_public,
+        } => {
+            if peer_public.len() != group.public_len() {
+                return Err(format!(
+                    "{} public value of {} bytes (the group's is {})",
+                    group.name(),
+                    peer_public.len(),
+                    group.public_len()
+                ));
+            }
+            if private.group() != *group {
+                return Err(format!(
+                    "private value of {} used with {}",
+                    private.group().name(),
+                    group.name()
+                ));
+            }
+            // A forged private value could carry an exponent of any length, and the modexp
+            // would cost accordingly.
+            if !private.is_well_formed() {
+                return Err(format!("malformed {} private value", group.name()));
+            }
+            Ok(())
+        }
+        CryptoRequest::SkeyidPsk { ni_b, nr_b, .. } => {
+            for (name, nonce) in [("Ni_b", ni_b), ("Nr_b", nr_b)] {
+                if !NONCE_LEN.contains(&nonce.len()) {
+                    return Err(format!(
+                        "{name} of {} bytes (RFC 2409 allows {} to {})",
+                        nonce.len(),
+                        NONCE_LEN.start(),
+                        NONCE_LEN.end()
+                    ));
+                }
+            }
+            Ok(())
+        }
+        CryptoRequest::RsaSign { prf, hash, .. } => {
+            // IKEv1 signs only HASH_I and HASH_R, which are prf outputs.
+            if hash.len() != prf.output_len() {
+                return Err(format!(
+                    "signature asked over {} bytes, not a {} output ({} bytes)",
+                    hash.len(),
+                    prf.name(),
+                    prf.output_len()
+                ));
+            }
+            Ok(())
+        }
+        CryptoRequest::RsaVerify {
+            public_key,
+            hash,
+            sig,
+        } => {
+            if !HashAlg::ALL.iter().any(|h| h.output_len() == hash.len()) {
+                return Err(format!(
+                    "verification asked over {} bytes, no hash's output length",
+                    hash.len()
+                ));
+            }
+            if sig.len() > MAX_SIGNATURE_LEN {
+                return Err(format!(
+                    "signature of {} bytes (at most {MAX_SIGNATURE_LEN})",
+                    sig.len()
+                ));
+            }
+            if public_key.len() > MAX_PUBLIC_KEY_LEN {
+                return Err(format!(
+                    "public key of {} bytes (at most {MAX_PUBLIC_KEY_LEN})",
+                    public_key.len()
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Does the work of one request. Never panics: a request [`validate`] refuses is
+/// `CryptoResult::Refused` (with `refused_total` 0), every other failure
+/// `CryptoResult::Failed`.
 pub fn serve(req: &CryptoRequest, store: &dyn SecretStore) -> CryptoResult {
+    if let Err(reason) = validate(req) {
+        return CryptoResult::Refused {
+            reason,
+            refused_total: 0,
+        };
+    }
     let run = std::panic::AssertUnwindSafe(|| serve_inner(req, store));
     match std::panic::catch_unwind(run) {
         Ok(r) => r,
@@ -89,7 +209,7 @@ fn serve_inner(req: &CryptoRequest, store: &dyn SecretStore) -> CryptoResult {
             Some(psk) => CryptoResult::Skeyid(skeyid_psk(*prf, psk, ni_b, nr_b)),
             None => CryptoResult::Failed(format!("no pre-shared key named {secret:?}")),
         },
-        CryptoRequest::RsaSign { secret, hash } => match store.rsa_key(secret) {
+        CryptoRequest::RsaSign { secret, hash, .. } => match store.rsa_key(secret) {
             Some(key) => match rsa_sign(key, hash) {
                 Ok(sig) => CryptoResult::Signature(sig),
                 Err(e) => CryptoResult::Failed(e.to_string()),

@@ -51,19 +51,21 @@
 //! Requests a helper answers (the child never holds long-term secrets):
 //! pub enum CryptoRequest { DhKeygen{group}, DhDerive{group, private, peer_public},
 //!     SkeyidPsk{prf, secret: String /* name of the secret in the helper's store */, ni_b, nr_b},
-//!     RsaSign{secret: String, hash}, RsaVerify{public_key: Vec<u8>, hash, sig} }
+//!     RsaSign{secret: String, prf: HashAlg, hash}, RsaVerify{public_key: Vec<u8>, hash, sig} }
 //! pub enum CryptoResult { DhKeyPair{public, private}, DhShared(Secret), Skeyid(Secret),
-//!     Signature(Vec<u8>), Verified(bool), Failed(String) }
+//!     Signature(Vec<u8>), Verified(bool), Failed(String),
+//!     Refused{reason: String, refused_total: u64} }
 //! pub trait SecretStore { fn psk(&self, name: &str) -> Option<&[u8]>;
 //!                         fn rsa_key(&self, name: &str) -> Option<&PKey<Private>>; }
 //! pub fn serve(req: &CryptoRequest, store: &dyn SecretStore) -> CryptoResult
+//! pub fn validate(req: &CryptoRequest) -> Result<(), String>   // the shapes serve accepts
 //! ```
 //!
 //! Beyond the contract (additions only; nothing above changed):
 //!
 //! ```text
 //! EncrAlg::oakley_id(self) -> u16; EncrAlg::oakley_key_bits(self) -> Option<u16>
-//! HashAlg::oakley_id(self) -> u16
+//! HashAlg::oakley_id(self) -> u16; HashAlg::ALL
 //! Group::is_ecp(self) -> bool; Group::secret_len(self) -> usize   // length of g^xy
 //! Group::exponent_bits(self) -> Option<u32>                        // MODP private exponent
 //! DhPrivate::group(&self) -> Group; DhPrivate::public(&self) -> &[u8]
@@ -94,7 +96,10 @@ mod secret;
 mod symm;
 
 pub use dh::{dh_derive, dh_keygen, DhPrivate};
-pub use helper::{serve, CryptoRequest, CryptoResult, SecretStore};
+pub use helper::{
+    serve, validate, CryptoRequest, CryptoResult, SecretStore, MAX_PUBLIC_KEY_LEN,
+    MAX_SIGNATURE_LEN, NONCE_LEN,
+};
 pub use kdf::{
     cipher_key, hash_i, hash_r, info_hash, keymat, phase1_keys, phase2_iv, qm_hash1, qm_hash2,
     qm_hash3, skeyid_psk, skeyid_sig, Phase1Keys,

@@ -376,6 +376,12 @@ impl Engine {
 
     /// Send `request` to a helper; `cont` runs with the answer.
     fn crypto(&mut self, request: crate::crypto::CryptoRequest, cont: CryptoCont) {
+        // What a peer sent in a shape no helper would accept (a short nonce, a KE of the
+        // wrong length, an oversized signature) fails here: a helper's refusals then count
+        // only a misbehaving child. Every caller asks last, so the continuation may run now.
+        if let Err(reason) = crate::crypto::validate(&request) {
+            return cont(self, CryptoResult::Failed(reason));
+        }
         let id = self.request_id();
         self.crypto_waiting.insert(id, cont);
         self.out.push_back(Output::Crypto { id, request });
@@ -481,6 +487,10 @@ impl Engine {
 fn why(r: &CryptoResult) -> String {
     match r {
         CryptoResult::Failed(reason) => reason.clone(),
+        CryptoResult::Refused {
+            reason,
+            refused_total,
+        } => format!("the helper refused the request: {reason} ({refused_total} refused so far)"),
         CryptoResult::Verified(false) => {
             "the signature does not verify with the peer's public key".into()
         }

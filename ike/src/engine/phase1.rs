@@ -1188,6 +1188,8 @@ impl Engine {
             return;
         };
         let Some(c) = &p1.chosen else { return };
+        // HASH_I/HASH_R are outputs of the negotiated prf; the helper signs nothing else.
+        let prf = c.transform.hash;
         match c.transform.auth {
             AuthMethod::PreShared => then(self, serial, vec![Payload::Hash(hash)]),
             AuthMethod::RsaSig => {
@@ -1209,7 +1211,7 @@ impl Engine {
                     return self.p1_fail(serial, "peer has no RSA key configured".into());
                 };
                 self.crypto(
-                    CryptoRequest::RsaSign { secret, hash },
+                    CryptoRequest::RsaSign { secret, prf, hash },
                     Box::new(move |e, r| match r {
                         CryptoResult::Signature(s) => {
                             let mut out = cert;

@@ -16,6 +16,7 @@
 use super::names::*;
 use super::*;
 use crate::conf::{defaults, Conf};
+use crate::crypto::Secret;
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -55,14 +56,14 @@ pub fn parse_range(value: &str) -> Option<LifetimeRange> {
 /// The pre-shared keys, for the privileged parent to hand to the helpers: (peer section name,
 /// as in [`Credentials::PreShared`], key bytes) for every section with a non-empty
 /// `Authentication`.
-pub fn secrets(conf: &Conf) -> Vec<(String, Vec<u8>)> {
+pub fn secrets(conf: &Conf) -> Vec<(String, Secret)> {
     conf.sections()
         .into_iter()
         .filter_map(|s| {
             conf.get_str(s, "Authentication")
-                .map(|v| (s.to_string(), v.as_bytes().to_vec()))
+                .filter(|v| !v.is_empty())
+                .map(|v| (s.to_string(), Secret::from_slice(v.as_bytes())))
         })
-        .filter(|(_, k)| !k.is_empty())
         .collect()
 }
 

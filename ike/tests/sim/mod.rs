@@ -254,6 +254,13 @@ impl Sim {
                 Output::Crypto { id, request } => {
                     let t0 = std::time::Instant::now();
                     let r = serve(&request, &node.store);
+                    // The engine checks what peers send before it asks: a helper never has
+                    // cause to refuse an honest engine.
+                    assert!(
+                        !matches!(r, CryptoResult::Refused { .. }),
+                        "{}: a helper refused the engine's request: {r:?}",
+                        node.name
+                    );
                     let spent = t0.elapsed();
                     node.crypto_time += spent;
                     if matches!(

@@ -32,7 +32,10 @@ fn config_file_modes() {
         assert_eq!(e.exit_status(), 1);
     }
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    assert_eq!(read_secret_file(&p).expect("0600 accepted"), b"[General]\n");
+    assert_eq!(
+        read_secret_file(&p).expect("0600 accepted").as_slice(),
+        b"[General]\n"
+    );
     assert!(matches!(
         read_secret_file(&d.join("missing")),
         Err(FileError::Io(..))
