@@ -305,6 +305,7 @@ fn note_target() -> RawFd {
 /// created afterwards, and building a runtime with a signal driver needs socketpair(2).
 pub fn install(profile: Profile) -> Result<(), SeccompError> {
     openssl::init();
+    sys::init_time_zone();
     let pid = std::process::id();
     let program = compile(profile, pid)?;
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]

@@ -177,3 +177,14 @@ extern "C" fn on_sigsys(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mu
         libc::_exit(128 + libc::SIGSYS);
     }
 }
+
+/// Make libc read the time zone now. glibc reads it (opening /etc/localtime, or the file
+/// `TZ` names) at the first time conversion of a process, even a `gmtime_r`, which OpenSSL
+/// calls to check a certificate's validity; under a seccomp filter that open would kill.
+pub(crate) fn init_time_zone() {
+    let t: libc::time_t = 0;
+    let mut tm = std::mem::MaybeUninit::<libc::tm>::zeroed();
+    // SAFETY: both pointers point to live values of the right types for the duration of
+    // the call; gmtime_r writes only into `tm`, which is not read afterwards.
+    unsafe { libc::gmtime_r(&t, tm.as_mut_ptr()) };
+}

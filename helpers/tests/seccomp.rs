@@ -143,7 +143,7 @@ fn helper_work() {
 
     let mut c = Crypto::new(Secrets {
         psks: vec![],
-        rsa_keys: vec![("k".into(), der)],
+        rsa_keys: vec![("k".into(), der.into())],
     });
     for group in [Group::Modp2048, Group::Ecp256] {
         let mut keygen = || match c.serve(CryptoRequest::DhKeygen { group }) {
@@ -170,6 +170,7 @@ fn helper_work() {
     let hash = vec![7u8; 20];
     let sig = match c.serve(CryptoRequest::RsaSign {
         secret: "k".into(),
+        prf: ike::crypto::HashAlg::Sha1,
         hash: hash.clone(),
     }) {
         CryptoResult::Signature(s) => s,
@@ -225,6 +226,11 @@ fn child_work() {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     });
     std::thread::sleep(std::time::Duration::from_millis(1));
+    // The first time conversion of a process makes glibc read the time zone file: this
+    // one (OpenSSL's, as when a certificate's validity is checked) must find it read.
+    let t = openssl::asn1::Asn1Time::days_from_now(1).expect("a time");
+    let shown = format!("{}", &*t);
+    assert!(shown.ends_with("GMT"), "{shown}");
     eprintln!("child work done");
 }
 

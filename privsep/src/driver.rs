@@ -35,6 +35,9 @@ pub struct Driver {
     pub packets: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
     /// The running configuration without secrets, for the report.
     pub conf: String,
+    /// Crypto requests the helpers refused (a shape IKEv1 never produces: a bug, or a
+    /// child that is not itself), for the report.
+    helper_refusals: Arc<std::sync::atomic::AtomicU64>,
     no_kernel: bool,
 }
 
@@ -107,6 +110,7 @@ impl Driver {
             kernel: Vec::new(),
             packets: Vec::new(),
             conf: cfg.conf.clone(),
+            helper_refusals: Arc::default(),
             no_kernel: opts.no_kernel,
         })
     }
@@ -118,7 +122,14 @@ impl Driver {
 
     /// The state report (SIGUSR1, FIFO `r`).
     pub fn report(&self) -> String {
-        crate::report::render(&self.engine, Instant::now(), &self.conf, self.no_kernel)
+        let mut r = crate::report::render(&self.engine, Instant::now(), &self.conf, self.no_kernel);
+        let refused = self
+            .helper_refusals
+            .load(std::sync::atomic::Ordering::Relaxed);
+        r.push_str(&format!(
+            "\nCrypto requests refused by the helpers: {refused}\n"
+        ));
+        r
     }
 
     /// Act on everything the engine has produced.
@@ -128,11 +139,15 @@ impl Driver {
                 Output::Transmit(t) => self.send(t.from, t.to, &t.bytes),
                 Output::Crypto { id, request } => {
                     let (pool, done) = (Arc::clone(&self.pool), self.crypto_done.clone());
+                    let refused = Arc::clone(&self.helper_refusals);
                     tokio::spawn(async move {
                         let r = pool
                             .call(request)
                             .await
                             .unwrap_or_else(|e| CryptoResult::Failed(format!("helper: {e:?}")));
+                        if matches!(r, CryptoResult::Refused { .. }) {
+                            refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
                         let _ = done.send((id, r));
                     });
                 }

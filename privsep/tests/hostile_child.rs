@@ -178,7 +178,9 @@ async fn parent(dir: &Path, no_kernel: bool) -> (ParentState, AsyncChannel, Asyn
     opts.packet_log = None;
     let sadb = Sadb::open(no_kernel, true).await.expect("kernel");
     let (p, c) = privsep::ipc::socketpair().expect("socketpair");
-    let parent_end = AsyncChannel::new(p).expect("channel");
+    // As the parent makes it: the child may pass no descriptor.
+    let parent_end =
+        AsyncChannel::with_limits(p, privsep::ipc::DEFAULT_MAX_FRAME, 0).expect("channel");
     let child_end = AsyncChannel::new(c).expect("channel");
     (ParentState::new(opts, loaded, sadb), parent_end, child_end)
 }
@@ -752,4 +754,53 @@ fn updown_runs_from_the_parents_table_through_a_bounded_queue() {
             });
         },
     );
+}
+
+/// The child never passes a descriptor to the parent: one that comes anyway is closed at
+/// once (the parent keeps nothing the child hands it) and the channel is given up.
+#[test]
+fn descriptors_the_child_passes_are_closed_and_end_the_channel() {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    use std::io::IoSlice;
+    use std::os::fd::AsRawFd;
+    rt().block_on(async {
+        let (p, c) = privsep::ipc::socketpair().expect("socketpair");
+        let mut parent_end =
+            AsyncChannel::with_limits(p, privsep::ipc::DEFAULT_MAX_FRAME, 0).expect("channel");
+        let (r, w) = nix::unistd::pipe().expect("pipe");
+        let w2 = w.try_clone().expect("dup");
+        // A well-formed `Ready` that announces no descriptor, with two attached.
+        let frame =
+            privsep::ipc::encode_frame(&ToParent::Ready, 0, privsep::ipc::DEFAULT_MAX_FRAME)
+                .expect("frame");
+        let fds = [w.as_raw_fd(), w2.as_raw_fd()];
+        let cmsg = [ControlMessage::ScmRights(&fds)];
+        sendmsg::<()>(
+            c.as_raw_fd(),
+            &[IoSlice::new(&frame)],
+            &cmsg,
+            MsgFlags::empty(),
+            None,
+        )
+        .expect("sendmsg");
+        drop((w, w2));
+        match parent_end.recv::<ToParent>().await {
+            Err(privsep::ipc::IpcError::UnexpectedFds { got }) => assert_eq!(got, 2),
+            other => panic!("accepted: {other:?}"),
+        }
+        // The parent holds neither: the pipe's read end sees its end of file.
+        nix::fcntl::fcntl(
+            r.as_raw_fd(),
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        )
+        .expect("nonblocking");
+        let mut buf = [0u8; 1];
+        assert_eq!(
+            nix::unistd::read(r.as_raw_fd(), &mut buf),
+            Ok(0),
+            "a write end is still open"
+        );
+        // And the channel stays broken: nothing more is taken from it.
+        assert!(parent_end.recv::<ToParent>().await.is_err());
+    });
 }

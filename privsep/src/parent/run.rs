@@ -72,7 +72,8 @@ async fn start_child(
     );
     let process = cmd.spawn()?;
     drop(theirs);
-    let channel = AsyncChannel::new(ours)?;
+    // The child never passes a descriptor up: one that arrives breaks the channel.
+    let channel = AsyncChannel::with_limits(ours, ipc::DEFAULT_MAX_FRAME, 0)?;
     let infos: Vec<SocketInfo> = sockets.iter().map(|b| b.info.clone()).collect();
     let mut fds: Vec<BorrowedFd<'_>> = sockets.iter().map(|b| b.socket.as_fd()).collect();
     fds.extend(helper_fds.iter().map(|f| f.as_fd()));
