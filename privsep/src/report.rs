@@ -64,6 +64,31 @@ pub fn render(engine: &Engine, now: Instant, conf: &str, no_kernel: bool) -> Str
             x.state
         );
     }
+    // What waits for a helper or the kernel, named by the exchange's peer.
+    let peer_of = |serial: u64| {
+        p1.iter()
+            .find(|p| p.serial == serial)
+            .map_or_else(|| "?".to_string(), |p| p.peer.clone())
+    };
+    let _ = writeln!(r, "\nWaiting for answers:");
+    for (id, w) in engine.crypto_pending() {
+        let _ = writeln!(
+            r,
+            "  request {}: a helper's {} for {}",
+            id.0,
+            w.describe(),
+            peer_of(w.serial())
+        );
+    }
+    for (id, w) in engine.kernel_pending() {
+        let _ = writeln!(
+            r,
+            "  request {}: the kernel's {} for {}",
+            id.0,
+            w.describe(),
+            peer_of(w.serial())
+        );
+    }
     let _ = writeln!(r, "\nPending timers:");
     for (t, what) in engine.pending_timers() {
         let _ = writeln!(r, "  in {}: {what}", secs_until(now, t));

@@ -8,6 +8,7 @@
 
 mod info;
 mod natt;
+mod pending;
 mod phase1;
 mod protect;
 mod quick;
@@ -18,24 +19,23 @@ mod timers;
 mod types;
 
 pub use natt::{NatTVersion, NON_ESP_MARKER, VID_DPD, VID_RFC3947};
+pub use pending::{
+    AuthReady, CryptoPending, KernelPending, KeysReady, PeerAuthenticated, QmShared,
+};
 pub use rng::{OsRng, Rng, SeededRng};
 pub use sa::{ExchangeInfo, IpsecSaInfo, Phase1Info};
 pub use types::*;
 
 use crate::codec::{Cookie, ExchangeType, Header, HEADER_LEN};
 use crate::crypto::CryptoResult;
+use pending::KernelAnswer;
 use phase1::Phase1;
 use quick::QuickMode;
 use sa::IpsecSa;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 use timers::{Timer, TimerQueue};
-
-/// What to do with a helper's answer: the exchange that asked resumes here.
-type CryptoCont = Box<dyn FnOnce(&mut Engine, CryptoResult) + Send>;
-/// What to do with the kernel's answer to an SPI allocation.
-type KernelCont = Box<dyn FnOnce(&mut Engine, Result<u32, String>) + Send>;
 
 /// The IKEv1 engine of one daemon.
 pub struct Engine {
@@ -45,23 +45,24 @@ pub struct Engine {
     next_request: u64,
     next_serial: u64,
     /// ISAKMP SAs and phase-1 exchanges, by serial number.
-    phase1: HashMap<u64, Phase1>,
+    phase1: BTreeMap<u64, Phase1>,
     /// (initiator cookie, responder cookie) -> serial; the responder cookie is zero until known.
-    by_cookies: HashMap<(Cookie, Cookie), u64>,
+    by_cookies: BTreeMap<(Cookie, Cookie), u64>,
     /// Quick Mode exchanges in progress (and finished ones kept briefly to answer duplicates),
     /// by (phase-1 serial, message ID).
-    quick: HashMap<(u64, u32), QuickMode>,
+    quick: BTreeMap<(u64, u32), QuickMode>,
     /// Established IPsec SAs, by serial.
-    ipsec: HashMap<u64, IpsecSa>,
+    ipsec: BTreeMap<u64, IpsecSa>,
     /// xfrm reqid per connection, stable across rekeys so new SAs bind to the same policies.
-    reqids: HashMap<String, u32>,
+    reqids: BTreeMap<String, u32>,
     /// Connections whose kernel policies are installed.
-    policies: HashMap<String, PolicySpec>,
+    policies: BTreeMap<String, PolicySpec>,
     /// On-demand connections whose policies are in the kernel before any SA (see
     /// `install_traps`); their policies outlive their SAs.
-    traps: std::collections::HashSet<String>,
-    crypto_waiting: HashMap<RequestId, CryptoCont>,
-    kernel_waiting: HashMap<RequestId, KernelCont>,
+    traps: BTreeSet<String>,
+    /// Work waiting for a helper's answer, and for the kernel's.
+    crypto_waiting: BTreeMap<RequestId, CryptoPending>,
+    kernel_waiting: BTreeMap<RequestId, KernelPending>,
     timers: TimerQueue,
     out: VecDeque<Output>,
     /// Packet capture on: every message sent or accepted is also output in cleartext.
@@ -77,15 +78,15 @@ impl Engine {
             now,
             next_request: 1,
             next_serial: 1,
-            phase1: HashMap::new(),
-            by_cookies: HashMap::new(),
-            quick: HashMap::new(),
-            ipsec: HashMap::new(),
-            reqids: HashMap::new(),
-            policies: HashMap::new(),
+            phase1: BTreeMap::new(),
+            by_cookies: BTreeMap::new(),
+            quick: BTreeMap::new(),
+            ipsec: BTreeMap::new(),
+            reqids: BTreeMap::new(),
+            policies: BTreeMap::new(),
             traps: Default::default(),
-            crypto_waiting: HashMap::new(),
-            kernel_waiting: HashMap::new(),
+            crypto_waiting: BTreeMap::new(),
+            kernel_waiting: BTreeMap::new(),
             timers: TimerQueue::default(),
             out: VecDeque::new(),
             capture_on: false,
@@ -278,7 +279,7 @@ impl Engine {
     pub fn handle_crypto(&mut self, now: Instant, id: RequestId, result: CryptoResult) {
         self.now = now;
         match self.crypto_waiting.remove(&id) {
-            Some(cont) => cont(self, result),
+            Some(pending) => self.resume_crypto(pending, result),
             None => self.debug(format!("crypto result {} matches no request", id.0)),
         }
     }
@@ -288,18 +289,18 @@ impl Engine {
         self.now = now;
         match event {
             KernelEvent::SpiAllocated { id, spi } => {
-                if let Some(cont) = self.kernel_waiting.remove(&id) {
-                    cont(self, Ok(spi));
+                if let Some(pending) = self.kernel_waiting.remove(&id) {
+                    self.resume_kernel(pending, KernelAnswer::SpiAllocated(spi));
                 }
             }
             KernelEvent::Installed { id } => {
-                if let Some(cont) = self.kernel_waiting.remove(&id) {
-                    cont(self, Ok(0));
+                if let Some(pending) = self.kernel_waiting.remove(&id) {
+                    self.resume_kernel(pending, KernelAnswer::Installed);
                 }
             }
             KernelEvent::Failed { id, reason } => {
-                if let Some(cont) = self.kernel_waiting.remove(&id) {
-                    cont(self, Err(reason));
+                if let Some(pending) = self.kernel_waiting.remove(&id) {
+                    self.resume_kernel(pending, KernelAnswer::Failed(reason));
                 } else {
                     self.log(
                         LogLevel::Error,
@@ -374,23 +375,78 @@ impl Engine {
         s
     }
 
-    /// Send `request` to a helper; `cont` runs with the answer.
-    fn crypto(&mut self, request: crate::crypto::CryptoRequest, cont: CryptoCont) {
+    /// Send `request` to a helper; `pending` resumes with the answer.
+    fn crypto(&mut self, request: crate::crypto::CryptoRequest, pending: CryptoPending) {
         // What a peer sent in a shape no helper would accept (a short nonce, a KE of the
         // wrong length, an oversized signature) fails here: a helper's refusals then count
-        // only a misbehaving child. Every caller asks last, so the continuation may run now.
+        // only a misbehaving child. Every caller asks last, so the work may resume now.
         if let Err(reason) = crate::crypto::validate(&request) {
-            return cont(self, CryptoResult::Failed(reason));
+            return self.resume_crypto(pending, CryptoResult::Failed(reason));
         }
         let id = self.request_id();
-        self.crypto_waiting.insert(id, cont);
+        self.crypto_waiting.insert(id, pending);
         self.out.push_back(Output::Crypto { id, request });
     }
 
-    fn kernel_spi(&mut self, request: KernelRequest, cont: KernelCont) {
+    /// A kernel request whose answer `pending` resumes.
+    fn kernel_then(&mut self, request: KernelRequest, pending: KernelPending) {
         let id = self.request_id();
-        self.kernel_waiting.insert(id, cont);
+        self.kernel_waiting.insert(id, pending);
         self.out.push_back(Output::Kernel { id, request });
+    }
+
+    /// The work waiting for helpers, oldest request first.
+    pub fn crypto_pending(&self) -> impl Iterator<Item = (RequestId, &CryptoPending)> {
+        self.crypto_waiting.iter().map(|(i, p)| (*i, p))
+    }
+
+    /// The work waiting for the kernel, oldest request first.
+    pub fn kernel_pending(&self) -> impl Iterator<Item = (RequestId, &KernelPending)> {
+        self.kernel_waiting.iter().map(|(i, p)| (*i, p))
+    }
+
+    /// A helper answered: the exchange that asked goes on.
+    fn resume_crypto(&mut self, pending: CryptoPending, r: CryptoResult) {
+        match pending {
+            CryptoPending::AmI1Keygen { serial, offer } => self.am_i1_keygen(serial, offer, r),
+            CryptoPending::MmI2Keygen { serial } => self.mm_i2_send(serial, r),
+            CryptoPending::MmR2Keygen { serial } => self.mm_r2_send(serial, r),
+            CryptoPending::AmR1Keygen { serial, reply_sa } => {
+                self.am_r1_keygen(serial, reply_sa, r)
+            }
+            CryptoPending::P1Shared { serial, then } => self.p1_shared(serial, r, then),
+            CryptoPending::P1Skeyid { serial, then } => self.p1_skeyid(serial, r, then),
+            CryptoPending::P1Signed { serial, cert, then } => self.p1_signed(serial, cert, r, then),
+            CryptoPending::P1Verified { serial, peer, then } => {
+                self.p1_verified(serial, &peer, r, then)
+            }
+            CryptoPending::QmI1Keygen { serial, msgid } => self.qm_i1_keygen(serial, msgid, r),
+            CryptoPending::QmR1Keygen {
+                serial,
+                msgid,
+                group,
+                peer_public,
+            } => self.qm_r1_keygen(serial, msgid, group, peer_public, r),
+            CryptoPending::QmShared {
+                serial,
+                msgid,
+                then,
+            } => self.qm_shared(serial, msgid, r, then),
+        }
+    }
+
+    /// The kernel answered: the exchange that asked goes on.
+    fn resume_kernel(&mut self, pending: KernelPending, answer: KernelAnswer) {
+        match pending {
+            KernelPending::QmSpi {
+                serial,
+                msgid,
+                protocol,
+            } => self.qm_spi(serial, msgid, protocol, answer),
+            KernelPending::QmInboundInstalled { serial, msgid } => {
+                self.qm_inbound_installed(serial, msgid, answer)
+            }
+        }
     }
 
     /// A kernel request whose answer only matters when it fails (logged then).
@@ -401,10 +457,7 @@ impl Engine {
 
     fn transmit(&mut self, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
         // Encrypted messages were captured in cleartext where they were sealed.
-        if bytes
-            .get(19)
-            .is_some_and(|f| f & crate::codec::flags::ENCRYPTION == 0)
-        {
+        if Header::parse_prefix(&bytes).is_ok_and(|h| !h.is_encrypted()) {
             self.capture(from, to, bytes.clone());
         }
         let bytes = if from.port() == self.cfg.natt_port {

@@ -3,6 +3,7 @@
 //! and expiry of ISAKMP SAs.
 
 use super::natt::{nat_d, NatTVersion, VID_DPD, VID_DRAFT_02N, VID_RFC3947};
+use super::pending::{AuthReady, CryptoPending, KeysReady, PeerAuthenticated};
 use super::protect::{open, parse_all, plain, sealed};
 use super::timers::Timer;
 use super::{Engine, Event, LogLevel};
@@ -16,14 +17,9 @@ use crate::crypto::{
 };
 use crate::policy::{self, AuthMethod, ChosenPhase1, Credentials, Peer, Phase1Mode};
 use crate::x509;
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-
-/// What runs when an asynchronous step of a phase-1 exchange completes.
-type Step = Box<dyn FnOnce(&mut Engine, u64) + Send>;
-/// What runs with our authentication payload once it is ready.
-type AuthStep = Box<dyn FnOnce(&mut Engine, u64, Vec<Payload>) + Send>;
 
 /// Nonce length we send (RFC 2409 allows 8..256 bytes).
 const NONCE_LEN: usize = 32;
@@ -127,7 +123,7 @@ pub(super) struct Phase1 {
     pub dpd_outstanding: Option<(u32, Instant)>,
     pub last_heard: Instant,
     /// Message IDs of Informational and Quick Mode exchanges seen, against replays.
-    pub seen_msgids: HashSet<u32>,
+    pub seen_msgids: BTreeSet<u32>,
     /// A newer ISAKMP SA with the same peer has taken over.
     pub replaced: bool,
     /// INITIAL-CONTACT to be honoured once the peer has authenticated.
@@ -187,7 +183,7 @@ impl Phase1 {
             dpd_seq: 0,
             dpd_outstanding: None,
             last_heard: now,
-            seen_msgids: HashSet::new(),
+            seen_msgids: BTreeSet::new(),
             replaced: false,
             initial_contact: false,
         }
@@ -499,13 +495,13 @@ impl Engine {
                 let group = peer.transforms[0].group;
                 self.crypto(
                     CryptoRequest::DhKeygen { group },
-                    Box::new(move |e, r| e.am_i1_keygen(serial, offer, r)),
+                    CryptoPending::AmI1Keygen { serial, offer },
                 );
             }
         }
     }
 
-    fn am_i1_keygen(&mut self, serial: u64, offer: SaPayload, r: CryptoResult) {
+    pub(super) fn am_i1_keygen(&mut self, serial: u64, offer: SaPayload, r: CryptoResult) {
         let Some((public, private)) = self.keypair(serial, r) else {
             return;
         };
@@ -903,7 +899,7 @@ impl Engine {
         p1.retransmit_step += 1;
         self.crypto(
             CryptoRequest::DhKeygen { group },
-            Box::new(move |e, r| e.mm_i2_send(serial, r)),
+            CryptoPending::MmI2Keygen { serial },
         );
     }
 
@@ -973,7 +969,7 @@ impl Engine {
         }
     }
 
-    fn mm_i2_send(&mut self, serial: u64, r: CryptoResult) {
+    pub(super) fn mm_i2_send(&mut self, serial: u64, r: CryptoResult) {
         let Some((public, private)) = self.keypair(serial, r) else {
             return;
         };
@@ -1018,12 +1014,12 @@ impl Engine {
         p1.state = P1State::MmI3Wait;
         p1.retransmit_step += 1;
         self.detect_nat(serial, &payloads);
-        self.derive_keys(serial, Box::new(|e, serial| e.mm_i3_send(serial)));
+        self.derive_keys(serial, KeysReady::MmI5Send);
     }
 
     /// g^xy, then SKEYID (from the helper for a pre-shared key), then SKEYID_d/a/e and the
     /// IV; `then` runs when all are ready.
-    pub(super) fn derive_keys(&mut self, serial: u64, then: Step) {
+    pub(super) fn derive_keys(&mut self, serial: u64, then: KeysReady) {
         let Some(p1) = self.phase1.get_mut(&serial) else {
             return;
         };
@@ -1040,58 +1036,68 @@ impl Engine {
                 private,
                 peer_public,
             },
-            Box::new(move |e, r| {
-                let gxy = match r {
-                    CryptoResult::DhShared(s) => s,
-                    other => {
-                        return e.p1_fail(
-                            serial,
-                            format!("Diffie-Hellman failed: {}", super::why(&other)),
-                        )
-                    }
-                };
-                let peer = e.phase1.get(&serial).and_then(|p| e.peer_by_name(&p.peer));
-                let Some(p1) = e.phase1.get_mut(&serial) else {
-                    return;
-                };
-                let Some(c) = &p1.chosen else { return };
-                let prf_alg = c.transform.hash;
-                match c.transform.auth {
-                    AuthMethod::PreShared => {
-                        let Some(peer) = peer else { return };
-                        let Credentials::PreShared { secret } = peer.credentials else {
-                            return e
-                                .p1_fail(serial, "peer has no pre-shared key configured".into());
-                        };
-                        let (ni_b, nr_b) = (p1.ni_b.clone(), p1.nr_b.clone());
-                        p1.gxy = Some(gxy);
-                        e.crypto(
-                            CryptoRequest::SkeyidPsk {
-                                prf: prf_alg,
-                                secret,
-                                ni_b,
-                                nr_b,
-                            },
-                            Box::new(move |e, r| match r {
-                                CryptoResult::Skeyid(s) => e.finish_keys(serial, s, then),
-                                other => e.p1_fail(
-                                    serial,
-                                    format!("SKEYID computation failed: {}", super::why(&other)),
-                                ),
-                            }),
-                        );
-                    }
-                    AuthMethod::RsaSig => {
-                        let skeyid = skeyid_sig(prf_alg, &p1.ni_b, &p1.nr_b, &gxy);
-                        p1.gxy = Some(gxy);
-                        e.finish_keys(serial, skeyid, then);
-                    }
-                }
-            }),
+            CryptoPending::P1Shared { serial, then },
         );
     }
 
-    fn finish_keys(&mut self, serial: u64, skeyid: Secret, then: Step) {
+    /// g^xy came: SKEYID next, from a helper for a pre-shared key.
+    pub(super) fn p1_shared(&mut self, serial: u64, r: CryptoResult, then: KeysReady) {
+        let gxy = match r {
+            CryptoResult::DhShared(s) => s,
+            other => {
+                return self.p1_fail(
+                    serial,
+                    format!("Diffie-Hellman failed: {}", super::why(&other)),
+                )
+            }
+        };
+        let peer = self
+            .phase1
+            .get(&serial)
+            .and_then(|p| self.peer_by_name(&p.peer));
+        let Some(p1) = self.phase1.get_mut(&serial) else {
+            return;
+        };
+        let Some(c) = &p1.chosen else { return };
+        let prf_alg = c.transform.hash;
+        match c.transform.auth {
+            AuthMethod::PreShared => {
+                let Some(peer) = peer else { return };
+                let Credentials::PreShared { secret } = peer.credentials else {
+                    return self.p1_fail(serial, "peer has no pre-shared key configured".into());
+                };
+                let (ni_b, nr_b) = (p1.ni_b.clone(), p1.nr_b.clone());
+                p1.gxy = Some(gxy);
+                self.crypto(
+                    CryptoRequest::SkeyidPsk {
+                        prf: prf_alg,
+                        secret,
+                        ni_b,
+                        nr_b,
+                    },
+                    CryptoPending::P1Skeyid { serial, then },
+                );
+            }
+            AuthMethod::RsaSig => {
+                let skeyid = skeyid_sig(prf_alg, &p1.ni_b, &p1.nr_b, &gxy);
+                p1.gxy = Some(gxy);
+                self.finish_keys(serial, skeyid, then);
+            }
+        }
+    }
+
+    /// SKEYID from the pre-shared key came.
+    pub(super) fn p1_skeyid(&mut self, serial: u64, r: CryptoResult, then: KeysReady) {
+        match r {
+            CryptoResult::Skeyid(s) => self.finish_keys(serial, s, then),
+            other => self.p1_fail(
+                serial,
+                format!("SKEYID computation failed: {}", super::why(&other)),
+            ),
+        }
+    }
+
+    fn finish_keys(&mut self, serial: u64, skeyid: Secret, then: KeysReady) {
         let Some(p1) = self.phase1.get_mut(&serial) else {
             return;
         };
@@ -1112,7 +1118,7 @@ impl Engine {
         p1.iv = keys.iv.clone();
         p1.keys = Some(keys);
         p1.skeyid = Some(skeyid);
-        then(self, serial);
+        self.keys_ready(serial, then);
         // A message that arrived while we computed can be handled now.
         let deferred = self.phase1.get_mut(&serial).and_then(|p| p.deferred.take());
         if let Some((local, remote, bytes)) = deferred {
@@ -1180,7 +1186,7 @@ impl Engine {
 
     /// Our authentication payload: HASH for a pre-shared key, SIG (signed by a helper) for RSA;
     /// `then` gets the payload.
-    fn own_auth(&mut self, serial: u64, then: AuthStep) {
+    fn own_auth(&mut self, serial: u64, then: AuthReady) {
         let Some(p1) = self.phase1.get(&serial) else {
             return;
         };
@@ -1191,7 +1197,7 @@ impl Engine {
         // HASH_I/HASH_R are outputs of the negotiated prf; the helper signs nothing else.
         let prf = c.transform.hash;
         match c.transform.auth {
-            AuthMethod::PreShared => then(self, serial, vec![Payload::Hash(hash)]),
+            AuthMethod::PreShared => self.auth_ready(serial, then, vec![Payload::Hash(hash)]),
             AuthMethod::RsaSig => {
                 let Some(peer) = self.peer_by_name(&p1.peer) else {
                     return;
@@ -1212,18 +1218,27 @@ impl Engine {
                 };
                 self.crypto(
                     CryptoRequest::RsaSign { secret, prf, hash },
-                    Box::new(move |e, r| match r {
-                        CryptoResult::Signature(s) => {
-                            let mut out = cert;
-                            out.push(Payload::Sig(s));
-                            then(e, serial, out)
-                        }
-                        other => {
-                            e.p1_fail(serial, format!("signing failed: {}", super::why(&other)))
-                        }
-                    }),
+                    CryptoPending::P1Signed { serial, cert, then },
                 );
             }
+        }
+    }
+
+    /// Our signature came: it follows our certificate.
+    pub(super) fn p1_signed(
+        &mut self,
+        serial: u64,
+        cert: Vec<Payload>,
+        r: CryptoResult,
+        then: AuthReady,
+    ) {
+        match r {
+            CryptoResult::Signature(s) => {
+                let mut out = cert;
+                out.push(Payload::Sig(s));
+                self.auth_ready(serial, then, out)
+            }
+            other => self.p1_fail(serial, format!("signing failed: {}", super::why(&other))),
         }
     }
 
@@ -1251,7 +1266,13 @@ impl Engine {
     }
 
     /// Check the peer's ID and authentication payloads; `then` runs if they are good.
-    fn check_peer_auth(&mut self, serial: u64, payloads: &[Payload], id_body: Vec<u8>, then: Step) {
+    fn check_peer_auth(
+        &mut self,
+        serial: u64,
+        payloads: &[Payload],
+        id_body: Vec<u8>,
+        then: PeerAuthenticated,
+    ) {
         let Some(p1) = self.phase1.get(&serial) else {
             return;
         };
@@ -1300,7 +1321,7 @@ impl Engine {
                     .as_deref()
                     .is_some_and(|g| super::protect::ct_eq(g, &expected))
                 {
-                    then(self, serial);
+                    self.peer_authenticated(serial, then);
                 } else {
                     self.log(
                         LogLevel::Warning,
@@ -1332,21 +1353,35 @@ impl Engine {
                         hash: expected,
                         sig,
                     },
-                    Box::new(move |e, r| match r {
-                        CryptoResult::Verified(true) => then(e, serial),
-                        other => {
-                            e.log(
-                                LogLevel::Warning,
-                                format!(
-                                    "RSA signature of peer {} is not valid: {}",
-                                    peer.name,
-                                    super::why(&other)
-                                ),
-                            );
-                            e.p1_auth_failed(serial);
-                        }
-                    }),
+                    CryptoPending::P1Verified {
+                        serial,
+                        peer: peer.name.clone(),
+                        then,
+                    },
                 );
+            }
+        }
+    }
+
+    /// The helper's verdict on the peer's signature came.
+    pub(super) fn p1_verified(
+        &mut self,
+        serial: u64,
+        peer: &str,
+        r: CryptoResult,
+        then: PeerAuthenticated,
+    ) {
+        match r {
+            CryptoResult::Verified(true) => self.peer_authenticated(serial, then),
+            other => {
+                self.log(
+                    LogLevel::Warning,
+                    format!(
+                        "RSA signature of peer {peer} is not valid: {}",
+                        super::why(&other)
+                    ),
+                );
+                self.p1_auth_failed(serial);
             }
         }
     }
@@ -1360,21 +1395,7 @@ impl Engine {
             .phase1
             .values()
             .any(|o| o.peer == peer.name && o.state == P1State::Established);
-        self.own_auth(
-            serial,
-            Box::new(move |e, serial, auth| {
-                let Some(p1) = e.phase1.get_mut(&serial) else {
-                    return;
-                };
-                p1.state = P1State::MmI3Sent;
-                let mut payloads = vec![Payload::Id(id)];
-                payloads.extend(auth);
-                if first_contact {
-                    payloads.push(initial_contact_notify(p1));
-                }
-                e.p1_send_sealed(serial, payloads, true);
-            }),
-        );
+        self.own_auth(serial, AuthReady::MmI5 { id, first_contact });
     }
 
     fn mm_i_r3(&mut self, serial: u64, header: &Header, bytes: &[u8], digest: Vec<u8>) {
@@ -1391,13 +1412,7 @@ impl Engine {
             serial,
             &payloads,
             id_body,
-            Box::new(move |e, serial| {
-                if let Some(p1) = e.phase1.get_mut(&serial) {
-                    p1.iv = iv;
-                    p1.last_received = digest;
-                }
-                e.p1_established(serial);
-            }),
+            PeerAuthenticated::MmI6Done { iv, digest },
         );
     }
 
@@ -1550,7 +1565,7 @@ impl Engine {
                 let group = chosen.transform.group;
                 self.crypto(
                     CryptoRequest::DhKeygen { group },
-                    Box::new(move |e, r| e.am_r1_keygen(serial, reply_sa, r)),
+                    CryptoPending::AmR1Keygen { serial, reply_sa },
                 );
             }
         }
@@ -1611,35 +1626,31 @@ impl Engine {
         self.detect_nat(serial, &payloads);
         self.crypto(
             CryptoRequest::DhKeygen { group },
-            Box::new(move |e, r| {
-                let Some((public, private)) = e.keypair(serial, r) else {
-                    return;
-                };
-                let nr = e.random_bytes(NONCE_LEN);
-                let Some(p1) = e.phase1.get_mut(&serial) else {
-                    return;
-                };
-                p1.gxr = public.clone();
-                p1.dh = Some(private);
-                p1.nr_b = nr.clone();
-                let h = p1.hash_alg().unwrap_or(HashAlg::Sha1);
-                let mut out = vec![Payload::Ke(public), Payload::Nonce(nr)];
-                out.extend(Self::nat_d_payloads(p1, h));
-                let peer = p1.peer.clone();
-                if let Some(peer) = e.peer_by_name(&peer) {
-                    out.extend(e.cert_requests_for(serial, &peer));
-                }
-                e.p1_send_plain(serial, out);
-                e.derive_keys(
-                    serial,
-                    Box::new(|e, serial| {
-                        if let Some(p1) = e.phase1.get_mut(&serial) {
-                            p1.state = P1State::MmR2Sent;
-                        }
-                    }),
-                );
-            }),
+            CryptoPending::MmR2Keygen { serial },
         );
+    }
+
+    /// Main Mode responder: our key pair came; send message 4 and derive the keys.
+    pub(super) fn mm_r2_send(&mut self, serial: u64, r: CryptoResult) {
+        let Some((public, private)) = self.keypair(serial, r) else {
+            return;
+        };
+        let nr = self.random_bytes(NONCE_LEN);
+        let Some(p1) = self.phase1.get_mut(&serial) else {
+            return;
+        };
+        p1.gxr = public.clone();
+        p1.dh = Some(private);
+        p1.nr_b = nr.clone();
+        let h = p1.hash_alg().unwrap_or(HashAlg::Sha1);
+        let mut out = vec![Payload::Ke(public), Payload::Nonce(nr)];
+        out.extend(Self::nat_d_payloads(p1, h));
+        let peer = p1.peer.clone();
+        if let Some(peer) = self.peer_by_name(&peer) {
+            out.extend(self.cert_requests_for(serial, &peer));
+        }
+        self.p1_send_plain(serial, out);
+        self.derive_keys(serial, KeysReady::MmR4Sent);
     }
 
     fn mm_r_i3(
@@ -1670,31 +1681,16 @@ impl Engine {
             serial,
             &payloads,
             id_body,
-            Box::new(move |e, serial| {
-                let Some(p1) = e.phase1.get_mut(&serial) else {
-                    return;
-                };
-                p1.iv = iv;
-                p1.last_received = digest;
-                p1.local = local;
-                p1.remote = remote;
-                let Some((_, id)) = e.own_id(serial) else {
-                    return;
-                };
-                e.own_auth(
-                    serial,
-                    Box::new(move |e, serial, auth| {
-                        let mut out = vec![Payload::Id(id)];
-                        out.extend(auth);
-                        e.p1_send_sealed(serial, out, false);
-                        e.p1_established(serial);
-                    }),
-                );
-            }),
+            PeerAuthenticated::MmR6Answer {
+                iv,
+                digest,
+                local,
+                remote,
+            },
         );
     }
 
-    fn am_r1_keygen(&mut self, serial: u64, reply_sa: SaPayload, r: CryptoResult) {
+    pub(super) fn am_r1_keygen(&mut self, serial: u64, reply_sa: SaPayload, r: CryptoResult) {
         let Some((public, private)) = self.keypair(serial, r) else {
             return;
         };
@@ -1705,34 +1701,17 @@ impl Engine {
         p1.gxr = public.clone();
         p1.dh = Some(private);
         p1.nr_b = nr.clone();
-        let Some((peer, id)) = self.own_id(serial) else {
+        let Some((_, id)) = self.own_id(serial) else {
             return;
         };
         self.derive_keys(
             serial,
-            Box::new(move |e, serial| {
-                e.own_auth(
-                    serial,
-                    Box::new(move |e, serial, auth| {
-                        let Some(p1) = e.phase1.get_mut(&serial) else {
-                            return;
-                        };
-                        p1.state = P1State::AmR1Sent;
-                        let h = p1.hash_alg().unwrap_or(HashAlg::Sha1);
-                        let mut out = vec![
-                            Payload::Sa(reply_sa),
-                            Payload::Ke(public),
-                            Payload::Nonce(nr),
-                            Payload::Id(id),
-                        ];
-                        out.extend(Self::nat_d_payloads(p1, h));
-                        out.extend(auth);
-                        out.extend(e.cert_requests(&peer));
-                        out.extend(Self::vendor_ids(&peer));
-                        e.p1_send_plain(serial, out);
-                    }),
-                );
-            }),
+            KeysReady::AmR2Auth {
+                reply_sa,
+                public,
+                nr,
+                id,
+            },
         );
     }
 
@@ -1782,39 +1761,7 @@ impl Engine {
         p1.state = P1State::AmI2Wait;
         p1.retransmit_step += 1;
         self.detect_nat(serial, &payloads);
-        self.derive_keys(
-            serial,
-            Box::new(move |e, serial| {
-                e.check_peer_auth(
-                    serial,
-                    &payloads,
-                    id_body,
-                    Box::new(|e, serial| {
-                        e.float(serial);
-                        e.own_auth(
-                            serial,
-                            Box::new(|e, serial, auth| {
-                                let Some(p1) = e.phase1.get(&serial) else {
-                                    return;
-                                };
-                                let h = p1.hash_alg().unwrap_or(HashAlg::Sha1);
-                                let mut out = Self::nat_d_payloads(p1, h);
-                                out.extend(auth);
-                                // RFC 2409 shows the third message in the clear, but pluto
-                                // (and racoon, Cisco) encrypt it, and pluto as responder
-                                // chains its phase 2 IV on an encrypted one: with a clear
-                                // one, its Quick Mode decrypts to garbage. strongSwan and
-                                // we as responder take either form.
-                                e.p1_send_sealed_as(serial, ExchangeType::AGGRESSIVE, out, false);
-                                if e.phase1.contains_key(&serial) {
-                                    e.p1_established(serial);
-                                }
-                            }),
-                        );
-                    }),
-                );
-            }),
-        );
+        self.derive_keys(serial, KeysReady::AmI2Check { payloads, id_body });
     }
 
     fn am_r_i2(&mut self, serial: u64, header: &Header, bytes: &[u8], digest: Vec<u8>) {
@@ -1848,13 +1795,148 @@ impl Engine {
             serial,
             &with_id,
             id_body,
-            Box::new(move |e, serial| {
-                if let Some(p1) = e.phase1.get_mut(&serial) {
+            PeerAuthenticated::AmR3Done { digest },
+        );
+    }
+
+    /// SKEYID and the keys are ready: the exchange takes its next step.
+    fn keys_ready(&mut self, serial: u64, then: KeysReady) {
+        match then {
+            KeysReady::MmI5Send => self.mm_i3_send(serial),
+            KeysReady::MmR4Sent => {
+                if let Some(p1) = self.phase1.get_mut(&serial) {
+                    p1.state = P1State::MmR2Sent;
+                }
+            }
+            KeysReady::AmR2Auth {
+                reply_sa,
+                public,
+                nr,
+                id,
+            } => self.own_auth(
+                serial,
+                AuthReady::AmR2 {
+                    reply_sa,
+                    public,
+                    nr,
+                    id,
+                },
+            ),
+            KeysReady::AmI2Check { payloads, id_body } => {
+                self.check_peer_auth(serial, &payloads, id_body, PeerAuthenticated::AmI3Auth)
+            }
+        }
+    }
+
+    /// The peer proved who it is: the exchange takes its next step.
+    fn peer_authenticated(&mut self, serial: u64, then: PeerAuthenticated) {
+        match then {
+            PeerAuthenticated::MmI6Done { iv, digest } => {
+                if let Some(p1) = self.phase1.get_mut(&serial) {
+                    p1.iv = iv;
                     p1.last_received = digest;
                 }
-                e.p1_established(serial);
-            }),
-        );
+                self.p1_established(serial);
+            }
+            PeerAuthenticated::MmR6Answer {
+                iv,
+                digest,
+                local,
+                remote,
+            } => {
+                let Some(p1) = self.phase1.get_mut(&serial) else {
+                    return;
+                };
+                p1.iv = iv;
+                p1.last_received = digest;
+                p1.local = local;
+                p1.remote = remote;
+                let Some((_, id)) = self.own_id(serial) else {
+                    return;
+                };
+                self.own_auth(serial, AuthReady::MmR6 { id });
+            }
+            PeerAuthenticated::AmI3Auth => {
+                self.float(serial);
+                self.own_auth(serial, AuthReady::AmI3);
+            }
+            PeerAuthenticated::AmR3Done { digest } => {
+                if let Some(p1) = self.phase1.get_mut(&serial) {
+                    p1.last_received = digest;
+                }
+                self.p1_established(serial);
+            }
+        }
+    }
+
+    /// Our authentication payloads are ready: the message that carries them goes out.
+    fn auth_ready(&mut self, serial: u64, then: AuthReady, auth: Vec<Payload>) {
+        match then {
+            AuthReady::MmI5 { id, first_contact } => {
+                let Some(p1) = self.phase1.get_mut(&serial) else {
+                    return;
+                };
+                p1.state = P1State::MmI3Sent;
+                let mut payloads = vec![Payload::Id(id)];
+                payloads.extend(auth);
+                if first_contact {
+                    payloads.push(initial_contact_notify(p1));
+                }
+                self.p1_send_sealed(serial, payloads, true);
+            }
+            AuthReady::MmR6 { id } => {
+                let mut out = vec![Payload::Id(id)];
+                out.extend(auth);
+                self.p1_send_sealed(serial, out, false);
+                self.p1_established(serial);
+            }
+            AuthReady::AmR2 {
+                reply_sa,
+                public,
+                nr,
+                id,
+            } => {
+                let Some(peer) = self
+                    .phase1
+                    .get(&serial)
+                    .and_then(|p| self.peer_by_name(&p.peer))
+                else {
+                    return;
+                };
+                let Some(p1) = self.phase1.get_mut(&serial) else {
+                    return;
+                };
+                p1.state = P1State::AmR1Sent;
+                let h = p1.hash_alg().unwrap_or(HashAlg::Sha1);
+                let mut out = vec![
+                    Payload::Sa(reply_sa),
+                    Payload::Ke(public),
+                    Payload::Nonce(nr),
+                    Payload::Id(id),
+                ];
+                out.extend(Self::nat_d_payloads(p1, h));
+                out.extend(auth);
+                out.extend(self.cert_requests(&peer));
+                out.extend(Self::vendor_ids(&peer));
+                self.p1_send_plain(serial, out);
+            }
+            AuthReady::AmI3 => {
+                let Some(p1) = self.phase1.get(&serial) else {
+                    return;
+                };
+                let h = p1.hash_alg().unwrap_or(HashAlg::Sha1);
+                let mut out = Self::nat_d_payloads(p1, h);
+                out.extend(auth);
+                // RFC 2409 shows the third message in the clear, but pluto (and racoon,
+                // Cisco) encrypt it, and pluto as responder chains its phase 2 IV on an
+                // encrypted one: with a clear one, its Quick Mode decrypts to garbage.
+                // strongSwan and we as responder take either form.
+                self.p1_send_sealed_as(serial, ExchangeType::AGGRESSIVE, out, false);
+                if self.phase1.contains_key(&serial) {
+                    self.p1_established(serial);
+                }
+            }
+        }
     }
 
     /// Phase 1 is complete: arm lifetime timers, honour INITIAL-CONTACT, start what waits.

@@ -1,6 +1,7 @@
 //! Quick Mode (RFC 2409 5.5): IPsec SA negotiation under an ISAKMP SA, with PFS, several
 //! proposals, client IDs, NAT-OA, the responder-lifetime notify, and KEYMAT for the kernel.
 
+use super::pending::{CryptoPending, KernelAnswer, KernelPending, QmShared};
 use super::phase1::P1Keys;
 use super::protect::{after_first, chain, open, parse_all, sealed};
 use super::timers::Timer;
@@ -233,22 +234,39 @@ impl Engine {
             Timer::QmTimeout { serial, msgid },
         );
         for protocol in protocols {
-            self.kernel_spi(
+            self.kernel_then(
                 KernelRequest::AllocSpi {
                     protocol,
                     src: remote,
                     dst: local,
                 },
-                Box::new(move |e, r| e.qm_spi(serial, msgid, protocol, r)),
+                KernelPending::QmSpi {
+                    serial,
+                    msgid,
+                    protocol,
+                },
             );
         }
     }
 
-    fn qm_spi(&mut self, serial: u64, msgid: u32, protocol: IpsecProtocol, r: Result<u32, String>) {
-        let spi = match r {
-            Ok(s) => s,
-            Err(reason) => {
+    pub(super) fn qm_spi(
+        &mut self,
+        serial: u64,
+        msgid: u32,
+        protocol: IpsecProtocol,
+        answer: KernelAnswer,
+    ) {
+        let spi = match answer {
+            KernelAnswer::SpiAllocated(s) => s,
+            KernelAnswer::Failed(reason) => {
                 return self.qm_fail(serial, msgid, format!("SPI allocation failed: {reason}"))
+            }
+            KernelAnswer::Installed => {
+                return self.qm_fail(
+                    serial,
+                    msgid,
+                    "SPI allocation failed: the kernel answered without an SPI".into(),
+                )
             }
         };
         let Some(qm) = self.quick.get_mut(&(serial, msgid)) else {
@@ -262,33 +280,33 @@ impl Engine {
             match qm.group {
                 Some(group) => self.crypto(
                     CryptoRequest::DhKeygen { group },
-                    Box::new(move |e, r| {
-                        if let Some(qm) = e.quick.get_mut(&(serial, msgid)) {
-                            match r {
-                                CryptoResult::DhKeyPair { public, private } => {
-                                    qm.ke_own = public;
-                                    qm.dh = Some(private);
-                                }
-                                other => {
-                                    return e.qm_fail(
-                                        serial,
-                                        msgid,
-                                        format!(
-                                            "PFS key generation failed: {}",
-                                            super::why(&other)
-                                        ),
-                                    )
-                                }
-                            }
-                        }
-                        e.qm_i1_send(serial, msgid);
-                    }),
+                    CryptoPending::QmI1Keygen { serial, msgid },
                 ),
                 None => self.qm_i1_send(serial, msgid),
             }
         } else {
             self.qm_r1_prepare(serial, msgid);
         }
+    }
+
+    /// Initiator: the PFS key pair came; send message 1.
+    pub(super) fn qm_i1_keygen(&mut self, serial: u64, msgid: u32, r: CryptoResult) {
+        if let Some(qm) = self.quick.get_mut(&(serial, msgid)) {
+            match r {
+                CryptoResult::DhKeyPair { public, private } => {
+                    qm.ke_own = public;
+                    qm.dh = Some(private);
+                }
+                other => {
+                    return self.qm_fail(
+                        serial,
+                        msgid,
+                        format!("PFS key generation failed: {}", super::why(&other)),
+                    )
+                }
+            }
+        }
+        self.qm_i1_send(serial, msgid);
     }
 
     /// The PFS g^xy of a Quick Mode exchange, from a helper; `then` continues the exchange.
@@ -299,7 +317,7 @@ impl Engine {
         group: Group,
         private: DhPrivate,
         peer_public: Vec<u8>,
-        then: fn(&mut Engine, u64, u32),
+        then: QmShared,
     ) {
         self.crypto(
             CryptoRequest::DhDerive {
@@ -307,20 +325,32 @@ impl Engine {
                 private,
                 peer_public,
             },
-            Box::new(move |e, r| match r {
-                CryptoResult::DhShared(s) => {
-                    if let Some(qm) = e.quick.get_mut(&(serial, msgid)) {
-                        qm.gqm = Some(s);
-                    }
-                    then(e, serial, msgid);
-                }
-                other => e.qm_fail(
-                    serial,
-                    msgid,
-                    format!("PFS Diffie-Hellman failed: {}", super::why(&other)),
-                ),
-            }),
+            CryptoPending::QmShared {
+                serial,
+                msgid,
+                then,
+            },
         );
+    }
+
+    /// The PFS g^xy came.
+    pub(super) fn qm_shared(&mut self, serial: u64, msgid: u32, r: CryptoResult, then: QmShared) {
+        match r {
+            CryptoResult::DhShared(s) => {
+                if let Some(qm) = self.quick.get_mut(&(serial, msgid)) {
+                    qm.gqm = Some(s);
+                }
+                match then {
+                    QmShared::R2Send => self.qm_r1_send(serial, msgid),
+                    QmShared::I3Send => self.qm_i3_send(serial, msgid),
+                }
+            }
+            other => self.qm_fail(
+                serial,
+                msgid,
+                format!("PFS Diffie-Hellman failed: {}", super::why(&other)),
+            ),
+        }
     }
 
     /// UDP encapsulation to announce in the SA (RFC 3947 or draft values), if NAT is in the path.
@@ -792,33 +822,41 @@ impl Engine {
                 let peer_public = qm.ke_peer.clone();
                 self.crypto(
                     CryptoRequest::DhKeygen { group },
-                    Box::new(move |e, r| {
-                        let (public, private) = match r {
-                            CryptoResult::DhKeyPair { public, private } => (public, private),
-                            other => {
-                                return e.qm_fail(
-                                    serial,
-                                    msgid,
-                                    format!("PFS key generation failed: {}", super::why(&other)),
-                                )
-                            }
-                        };
-                        if let Some(qm) = e.quick.get_mut(&(serial, msgid)) {
-                            qm.ke_own = public;
-                        }
-                        e.qm_pfs_derive(
-                            serial,
-                            msgid,
-                            group,
-                            private,
-                            peer_public,
-                            Engine::qm_r1_send,
-                        );
-                    }),
+                    CryptoPending::QmR1Keygen {
+                        serial,
+                        msgid,
+                        group,
+                        peer_public,
+                    },
                 );
             }
             None => self.qm_r1_send(serial, msgid),
         }
+    }
+
+    /// Responder: the PFS key pair came; g^xy next.
+    pub(super) fn qm_r1_keygen(
+        &mut self,
+        serial: u64,
+        msgid: u32,
+        group: Group,
+        peer_public: Vec<u8>,
+        r: CryptoResult,
+    ) {
+        let (public, private) = match r {
+            CryptoResult::DhKeyPair { public, private } => (public, private),
+            other => {
+                return self.qm_fail(
+                    serial,
+                    msgid,
+                    format!("PFS key generation failed: {}", super::why(&other)),
+                )
+            }
+        };
+        if let Some(qm) = self.quick.get_mut(&(serial, msgid)) {
+            qm.ke_own = public;
+        }
+        self.qm_pfs_derive(serial, msgid, group, private, peer_public, QmShared::R2Send);
     }
 
     fn qm_r1_send(&mut self, serial: u64, msgid: u32) {
@@ -986,14 +1024,9 @@ impl Engine {
         qm.state = QmState::I2Wait;
         qm.step += 1;
         match (chosen.pfs_group, ke, qm.dh.take()) {
-            (Some(group), Some(peer_public), Some(private)) => self.qm_pfs_derive(
-                serial,
-                msgid,
-                group,
-                private,
-                peer_public,
-                Engine::qm_i3_send,
-            ),
+            (Some(group), Some(peer_public), Some(private)) => {
+                self.qm_pfs_derive(serial, msgid, group, private, peer_public, QmShared::I3Send)
+            }
             (None, None, _) => self.qm_i3_send(serial, msgid),
             _ => self.qm_fail(
                 serial,
@@ -1020,17 +1053,12 @@ impl Engine {
             return self.qm_i3_finish(serial, msgid);
         }
         for request in inbound {
-            self.kernel_spi(
-                request,
-                Box::new(move |e: &mut Engine, r: Result<u32, String>| {
-                    e.qm_inbound_installed(serial, msgid, r)
-                }),
-            );
+            self.kernel_then(request, KernelPending::QmInboundInstalled { serial, msgid });
         }
     }
 
-    fn qm_inbound_installed(&mut self, serial: u64, msgid: u32, r: Result<u32, String>) {
-        if let Err(reason) = r {
+    pub(super) fn qm_inbound_installed(&mut self, serial: u64, msgid: u32, answer: KernelAnswer) {
+        if let KernelAnswer::Failed(reason) = answer {
             self.log(LogLevel::Error, format!("kernel request failed: {reason}"));
         }
         let Some(qm) = self.quick.get_mut(&(serial, msgid)) else {

@@ -52,6 +52,8 @@ pub struct IpsecSaInfo {
 /// A read-only view of an ISAKMP SA or phase-1 exchange.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Phase1Info {
+    /// The engine's number for this ISAKMP SA, as work waiting for an answer names it.
+    pub serial: u64,
     pub peer: String,
     pub icookie: crate::codec::Cookie,
     pub rcookie: crate::codec::Cookie,
@@ -583,6 +585,7 @@ impl Engine {
                 (
                     p.serial,
                     Phase1Info {
+                        serial: p.serial,
                         peer: p.peer.clone(),
                         icookie: p.icookie,
                         rcookie: p.rcookie,

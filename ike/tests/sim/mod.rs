@@ -46,6 +46,16 @@ pub struct FakeKernel {
     pub held: Vec<ike::engine::RequestId>,
 }
 
+/// Helper answers kept for a second run: Diffie-Hellman keys are random, so a run repeats
+/// another byte for byte only if the helpers give the same answers in the same order.
+#[derive(Default)]
+pub enum CryptoTape {
+    #[default]
+    Off,
+    Record(Vec<CryptoResult>),
+    Replay(std::collections::VecDeque<CryptoResult>),
+}
+
 pub struct Node {
     pub name: &'static str,
     pub engine: Engine,
@@ -61,6 +71,9 @@ pub struct Node {
     /// Time spent answering Diffie-Hellman requests (the modexp share), and all crypto.
     pub dh_time: Duration,
     pub crypto_time: Duration,
+    pub tape: CryptoTape,
+    /// When on, every output of the engine, in order, with its simulated time.
+    pub transcript: Option<Vec<String>>,
 }
 
 fn proto_num(p: IpsecProtocol) -> u8 {
@@ -104,6 +117,8 @@ impl Node {
             up: true,
             dh_time: Duration::ZERO,
             crypto_time: Duration::ZERO,
+            tape: CryptoTape::Off,
+            transcript: None,
         }
     }
 
@@ -238,6 +253,9 @@ impl Sim {
             let Some(out) = node.engine.poll_output() else {
                 break;
             };
+            if let Some(t) = &mut node.transcript {
+                t.push(format!("{:?} {out:?}", now.duration_since(start)));
+            }
             match out {
                 Output::Transmit(t) => {
                     if !node.up {
@@ -253,7 +271,15 @@ impl Sim {
                 }
                 Output::Crypto { id, request } => {
                     let t0 = std::time::Instant::now();
-                    let r = serve(&request, &node.store);
+                    let r = match &mut node.tape {
+                        CryptoTape::Replay(answers) => answers
+                            .pop_front()
+                            .unwrap_or_else(|| serve(&request, &node.store)),
+                        _ => serve(&request, &node.store),
+                    };
+                    if let CryptoTape::Record(answers) = &mut node.tape {
+                        answers.push(r.clone());
+                    }
                     // The engine checks what peers send before it asks: a helper never has
                     // cause to refuse an honest engine.
                     assert!(
