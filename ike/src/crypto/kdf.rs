@@ -15,7 +15,7 @@ pub fn skeyid_sig(prf_alg: HashAlg, ni_b: &[u8], nr_b: &[u8], gxy: &[u8]) -> Sec
 }
 
 /// Everything phase 1 derives from SKEYID.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Phase1Keys {
     pub skeyid: Secret,
     pub skeyid_d: Secret,

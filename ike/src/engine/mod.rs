@@ -16,6 +16,7 @@ pub use quick::{gateway_ids, Gateways};
 mod rng;
 mod sa;
 mod timers;
+mod transfer;
 mod types;
 
 pub use natt::{NatTVersion, NON_ESP_MARKER, VID_DPD, VID_RFC3947};
@@ -24,6 +25,7 @@ pub use pending::{
 };
 pub use rng::{OsRng, Rng, SeededRng};
 pub use sa::{ExchangeInfo, IpsecSaInfo, Phase1Info};
+pub use transfer::{IpsecSaState, IsakmpSaState, TransferError};
 pub use types::*;
 
 use crate::codec::{Cookie, ExchangeType, Header, HEADER_LEN};

@@ -18,7 +18,7 @@ pub const VID_DPD: [u8; 16] = hex16("afcad71368a1f1c96b8696fc77570100");
 pub const NON_ESP_MARKER: [u8; 4] = [0; 4];
 
 /// Which NAT-T dialect the peer speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum NatTVersion {
     Rfc3947,
     Draft,

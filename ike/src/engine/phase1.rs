@@ -134,7 +134,7 @@ impl Phase1 {
     /// A new exchange: nothing negotiated yet. The initiator's first state is Main Mode's;
     /// callers set what differs.
     #[allow(clippy::too_many_arguments)]
-    fn new(
+    pub(super) fn new(
         serial: u64,
         peer: &str,
         role: Role,

@@ -1242,7 +1242,8 @@ impl Engine {
     }
 
     pub(super) fn reqid(&mut self, connection: &str) -> u32 {
-        let next = 0x4000 + self.reqids.len() as u32 + 1;
+        // One past the highest in use: imported connections bring reqids of their own.
+        let next = self.reqids.values().max().map_or(0x4001, |m| m + 1);
         *self.reqids.entry(connection.to_string()).or_insert(next)
     }
 }
