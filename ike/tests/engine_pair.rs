@@ -15,7 +15,10 @@ const CONN: &str = "net-a-net-b";
 /// A initiates; both sides must end with matching SAs.
 fn negotiate(sim: &mut Sim) -> Result<(), String> {
     let now = sim.now;
-    sim.a.engine.initiate(now, CONN)?;
+    sim.a
+        .engine
+        .initiate(now, CONN)
+        .map_err(|e| e.to_string())?;
     let ok = sim.run_until(Duration::from_secs(120), |s| {
         s.a.phase2_up(CONN) >= 1 && s.b.phase2_up(CONN) >= 1
     });

@@ -128,7 +128,7 @@ pub fn apply_debug(setting: DebugSetting) {
 /// Carry out a negotiation command in the child.
 pub fn execute(cmd: Negotiation, d: &mut Driver) {
     let now = Instant::now();
-    let outcome: Result<(), String> = match &cmd {
+    let outcome: Result<(), ike::engine::CommandError> = match &cmd {
         Negotiation::Connect(name) => d.engine.initiate(now, name),
         Negotiation::DeleteSa {
             icookie,

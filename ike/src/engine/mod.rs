@@ -326,10 +326,10 @@ impl Engine {
     }
 
     /// Operator or configuration: bring connection `name` up (isakmpd's `c name`).
-    pub fn initiate(&mut self, now: Instant, name: &str) -> Result<(), String> {
+    pub fn initiate(&mut self, now: Instant, name: &str) -> Result<(), CommandError> {
         self.now = now;
         if self.cfg.passive {
-            return Err("passive mode: not initiating".into());
+            return Err(CommandError::Passive);
         }
         if self.cfg.policy.connections.iter().any(|c| c.name == name) {
             self.start_connection(name);
@@ -338,7 +338,7 @@ impl Engine {
             self.start_phase1(name, Vec::new());
             Ok(())
         } else {
-            Err(format!("no connection or peer named {name:?}"))
+            Err(CommandError::UnknownName(name.to_string()))
         }
     }
 

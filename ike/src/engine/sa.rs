@@ -453,7 +453,7 @@ impl Engine {
     }
 
     /// Operator `t name`: delete a connection's IPsec SAs (and policies), or a peer's ISAKMP SAs.
-    pub fn teardown(&mut self, now: Instant, name: &str) -> Result<(), String> {
+    pub fn teardown(&mut self, now: Instant, name: &str) -> Result<(), super::CommandError> {
         self.now = now;
         let sas: Vec<u64> = self
             .ipsec
@@ -475,7 +475,7 @@ impl Engine {
             .map(|p| p.serial)
             .collect();
         if p1s.is_empty() {
-            return Err(format!("no SA for {name:?}"));
+            return Err(super::CommandError::NoSa(name.to_string()));
         }
         for s in p1s {
             self.delete_phase1(s, true, "teardown by operator");
@@ -491,10 +491,10 @@ impl Engine {
         icookie: crate::codec::Cookie,
         rcookie: crate::codec::Cookie,
         msgid: Option<u32>,
-    ) -> Result<(), String> {
+    ) -> Result<(), super::CommandError> {
         self.now = now;
         let Some(&p1) = self.by_cookies.get(&(icookie, rcookie)) else {
-            return Err("no ISAKMP SA with these cookies".into());
+            return Err(super::CommandError::UnknownCookies);
         };
         match msgid {
             None => {
@@ -511,9 +511,7 @@ impl Engine {
                     .values()
                     .find(|s| s.p1 == p1 && s.msgid == m)
                     .map(|s| s.serial);
-                let sa = sa.ok_or_else(|| {
-                    format!("no IPsec SA from message ID {m:08x} under these cookies")
-                })?;
+                let sa = sa.ok_or(super::CommandError::UnknownMessageId(m))?;
                 self.remove_ipsec_sa(sa, true, "deleted by operator");
                 Ok(())
             }

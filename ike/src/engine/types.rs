@@ -267,6 +267,37 @@ pub enum KernelEvent {
 }
 
 /// Severity of a log line the engine produced.
+/// Why an operator's command (`c`, `t`, `d`) was not carried out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CommandError {
+    /// An HA standby initiates nothing.
+    Passive,
+    /// `c`: no connection or peer of that name.
+    UnknownName(String),
+    /// `t`: nothing is up under that name.
+    NoSa(String),
+    /// `d`: no ISAKMP SA with those cookies.
+    UnknownCookies,
+    /// `d` with a message ID: no IPsec SA from that Quick Mode.
+    UnknownMessageId(u32),
+}
+
+impl std::fmt::Display for CommandError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CommandError::Passive => write!(f, "passive mode: not initiating"),
+            CommandError::UnknownName(n) => write!(f, "no connection or peer named {n:?}"),
+            CommandError::NoSa(n) => write!(f, "no SA for {n:?}"),
+            CommandError::UnknownCookies => write!(f, "no ISAKMP SA with these cookies"),
+            CommandError::UnknownMessageId(m) => {
+                write!(f, "no IPsec SA from message ID {m:08x} under these cookies")
+            }
+        }
+    }
+}
+
+impl std::error::Error for CommandError {}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum LogLevel {
     Error,
