@@ -1,0 +1,386 @@
+//! Phase 1 identities and authentication: our ID and certificate, certificate requests,
+//! vendor IDs, our HASH or signature, and the check of the peer's.
+
+use super::*;
+
+impl Engine {
+    /// Our ID payload in ISAKMP SA `serial` (from its peer section and our address), its body
+    /// kept for HASH_I/HASH_R; with the peer section.
+    pub(in crate::engine) fn own_id(&mut self, serial: u64) -> Option<(Peer, IdPayload)> {
+        let p1 = self.phase1.get(&serial)?;
+        let peer = self.peer_by_name(&p1.peer)?;
+        let id = self.own_identity(&peer, p1.local);
+        let body = body_of(&Payload::Id(id.clone())).unwrap_or_default();
+        self.phase1.get_mut(&serial)?.id_own_b = body;
+        Some((peer, id))
+    }
+
+    /// Our identity for `peer`: its configured `ID`, else our address. With a certificate
+    /// to send, a configured DN is sent as the certificate writes it, and without an `ID`
+    /// the address is used only if the certificate carries it, else the certificate's subject.
+    pub(in crate::engine) fn own_identity(&self, peer: &Peer, local: SocketAddr) -> IdPayload {
+        let address = match local.ip() {
+            std::net::IpAddr::V4(a) => Identity::Ipv4(a),
+            std::net::IpAddr::V6(a) => Identity::Ipv6(a),
+        };
+        let identity = match (peer.local_id.clone(), self.own_cert(peer)) {
+            (Some(id), Some(cert)) => x509::as_in_certificate(cert, id),
+            (Some(id), None) => id,
+            (None, Some(cert)) => x509::default_identity(cert, local.ip()).unwrap_or(address),
+            (None, None) => address,
+        };
+        IdPayload {
+            protocol: 0,
+            port: 0,
+            identity,
+        }
+    }
+
+    /// The certificate we show `peer`: with RSA signatures, ours from `Cert-directory` that
+    /// carries our ID for it (else the first of ours).
+    pub(in crate::engine) fn own_cert(&self, peer: &Peer) -> Option<&[u8]> {
+        match peer.credentials {
+            Credentials::RsaSig { .. } => {
+                self.cfg.policy.x509.own_certificate(peer.local_id.as_ref())
+            }
+            Credentials::PreShared { .. } => None,
+        }
+    }
+
+    /// CERTREQ payloads for `peer`, one per CA we trust (X.509 signature certificates, named
+    /// by the CA's subject), when the peer must prove its key with a certificate.
+    pub(in crate::engine) fn cert_requests(&self, peer: &Peer) -> Vec<Payload> {
+        match peer.credentials {
+            Credentials::RsaSig {
+                peer_public_key: None,
+                ..
+            } => self
+                .cfg
+                .policy
+                .x509
+                .ca_names()
+                .into_iter()
+                .map(|data| {
+                    Payload::CertReq(CertPayload {
+                        encoding: cert_encoding::X509_SIGNATURE,
+                        data,
+                    })
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// CERTREQ payloads in Main Mode messages 3 and 4, once RSA signatures are chosen.
+    pub(in crate::engine) fn cert_requests_for(&self, serial: u64, peer: &Peer) -> Vec<Payload> {
+        let rsa = self
+            .phase1
+            .get(&serial)
+            .and_then(|p| p.chosen.as_ref())
+            .is_some_and(|c| c.transform.auth == AuthMethod::RsaSig);
+        if rsa {
+            self.cert_requests(peer)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// The public key (DER SubjectPublicKeyInfo) the peer's signature must verify with: the
+    /// configured raw key; else the key of the certificate the peer sent (the first X.509
+    /// signature CERT, the others as intermediates); else of a `Cert-directory` certificate
+    /// carrying the peer's identity. A certificate must verify against our CAs and CRLs and
+    /// carry the identity of the peer's ID payload.
+    pub(in crate::engine) fn peer_public_key(
+        &mut self,
+        peer: &Peer,
+        id: &IdPayload,
+        payloads: &[Payload],
+    ) -> Result<Vec<u8>, String> {
+        if let Credentials::RsaSig {
+            peer_public_key: Some(k),
+            ..
+        } = &peer.credentials
+        {
+            return Ok(k.clone());
+        }
+        let certs: Vec<&[u8]> = payloads
+            .iter()
+            .filter_map(|p| match p {
+                Payload::Cert(c) if c.encoding == cert_encoding::X509_SIGNATURE => {
+                    Some(c.data.as_slice())
+                }
+                _ => None,
+            })
+            .collect();
+        let other_encodings: Vec<u8> = payloads
+            .iter()
+            .filter_map(|p| match p {
+                Payload::Cert(c) if c.encoding != cert_encoding::X509_SIGNATURE => Some(c.encoding),
+                _ => None,
+            })
+            .collect();
+        let material = &self.cfg.policy.x509;
+        let verified = match certs.split_first() {
+            Some((leaf, chain)) => x509::verify_peer(leaf, chain, &id.identity, material, None)
+                .map_err(|e| e.to_string())?,
+            None => {
+                let held = material.held_for(&id.identity);
+                let Some(cert) = held.first() else {
+                    let also = if other_encodings.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (certificate encodings {other_encodings:?} are not supported)")
+                    };
+                    return Err(format!(
+                        "peer sent no X.509 certificate{also}, and no public key or certificate for {} is configured",
+                        x509::describe_identity(&id.identity)
+                    ));
+                };
+                x509::verify_peer(cert, &[], &id.identity, material, None)
+                    .map_err(|e| format!("{e} (held in Cert-directory)"))?
+            }
+        };
+        self.log(
+            LogLevel::Info,
+            format!(
+                "peer {}: certificate \"{}\" (issuer \"{}\") verified for {}",
+                peer.name,
+                verified.subject,
+                verified.issuer,
+                x509::describe_identity(&id.identity)
+            ),
+        );
+        Ok(verified.public_key)
+    }
+
+    pub(in crate::engine) fn vendor_ids(peer: &Peer) -> Vec<Payload> {
+        let mut v = Vec::new();
+        if peer.nat_t {
+            v.push(Payload::VendorId(VID_RFC3947.to_vec()));
+            v.push(Payload::VendorId(VID_DRAFT_02N.to_vec()));
+        }
+        v.push(Payload::VendorId(VID_DPD.to_vec()));
+        v
+    }
+
+    pub(in crate::engine) fn note_vendor_ids(p1: &mut Phase1, payloads: &[Payload]) {
+        for p in payloads {
+            if let Payload::VendorId(v) = p {
+                if let Some(ver) = NatTVersion::from_vid(v) {
+                    // Prefer the RFC dialect when the peer announces both.
+                    if p1.natt != Some(NatTVersion::Rfc3947) {
+                        p1.natt = Some(ver);
+                    }
+                }
+                if v.as_slice() == VID_DPD {
+                    p1.peer_dpd = true;
+                }
+            }
+        }
+    }
+
+    /// Our authentication payload: HASH for a pre-shared key, SIG (signed by a helper) for RSA;
+    /// `then` gets the payload.
+    pub(in crate::engine) fn own_auth(&mut self, serial: u64, then: AuthReady) {
+        let Some(p1) = self.phase1.get(&serial) else {
+            return;
+        };
+        let Some(hash) = Self::own_hash(p1) else {
+            return;
+        };
+        let Some(c) = &p1.chosen else { return };
+        // HASH_I/HASH_R are outputs of the negotiated prf; the helper signs nothing else.
+        let prf = c.transform.hash;
+        match c.transform.auth {
+            AuthMethod::PreShared => self.auth_ready(serial, then, vec![Payload::Hash(hash)]),
+            AuthMethod::RsaSig => {
+                let Some(peer) = self.peer_by_name(&p1.peer) else {
+                    return;
+                };
+                // Our certificate goes before the signature, as RFC 2409 5.1 lists them.
+                let cert: Vec<Payload> = self
+                    .own_cert(&peer)
+                    .map(|c| {
+                        Payload::Cert(CertPayload {
+                            encoding: cert_encoding::X509_SIGNATURE,
+                            data: c.to_vec(),
+                        })
+                    })
+                    .into_iter()
+                    .collect();
+                let Credentials::RsaSig { secret, .. } = peer.credentials else {
+                    return self.p1_fail(serial, "peer has no RSA key configured".into());
+                };
+                self.crypto(
+                    CryptoRequest::RsaSign { secret, prf, hash },
+                    CryptoPending::P1Signed { serial, cert, then },
+                );
+            }
+        }
+    }
+
+    /// Our signature came: it follows our certificate.
+    pub(in crate::engine) fn p1_signed(
+        &mut self,
+        serial: u64,
+        cert: Vec<Payload>,
+        r: CryptoResult,
+        then: AuthReady,
+    ) {
+        match r {
+            CryptoResult::Signature(s) => {
+                let mut out = cert;
+                out.push(Payload::Sig(s));
+                self.auth_ready(serial, then, out)
+            }
+            other => self.p1_fail(
+                serial,
+                format!("signing failed: {}", crate::engine::why(&other)),
+            ),
+        }
+    }
+
+    /// The peer did not authenticate. A responder says so (encrypted, so that only the real
+    /// initiator can read it) so the initiator gives up at once instead of timing out.
+    pub(in crate::engine) fn p1_auth_failed(&mut self, serial: u64) {
+        if self
+            .phase1
+            .get(&serial)
+            .is_some_and(|p| p.role == Role::Responder && p.keys.is_some())
+        {
+            let spi = self
+                .phase1
+                .get(&serial)
+                .map(|p| [p.icookie.0, p.rcookie.0].concat())
+                .unwrap_or_default();
+            self.info_notify(
+                serial,
+                NotifyType::AUTHENTICATION_FAILED,
+                ProtocolId::ISAKMP,
+                spi,
+            );
+        }
+        self.p1_fail(serial, "authentication failed".into());
+    }
+
+    /// Check the peer's ID and authentication payloads; `then` runs if they are good.
+    pub(in crate::engine) fn check_peer_auth(
+        &mut self,
+        serial: u64,
+        payloads: &[Payload],
+        id_body: Vec<u8>,
+        then: PeerAuthenticated,
+    ) {
+        let Some(p1) = self.phase1.get(&serial) else {
+            return;
+        };
+        let Some(peer) = self.peer_by_name(&p1.peer) else {
+            return;
+        };
+        let Some(c) = p1.chosen.clone() else { return };
+        let Some(id) = payloads.iter().find_map(|p| match p {
+            Payload::Id(i) => Some(i.clone()),
+            _ => None,
+        }) else {
+            return self.p1_fail(serial, "peer sent no identity".into());
+        };
+        if let Some(expected) = &peer.remote_id {
+            if !x509::identities_match(expected, &id.identity) {
+                return self.p1_fail(
+                    serial,
+                    format!(
+                        "peer {} claims identity {}, configured Remote-ID is {}",
+                        peer.name,
+                        x509::describe_identity(&id.identity),
+                        x509::describe_identity(expected)
+                    ),
+                );
+            }
+        }
+        let initial_contact = payloads.iter().any(
+            |p| matches!(p, Payload::Notify(n) if n.notify_type == NotifyType::INITIAL_CONTACT),
+        );
+        let Some(p1) = self.phase1.get_mut(&serial) else {
+            return;
+        };
+        p1.id_peer_b = id_body;
+        p1.id_peer = Some(id.clone());
+        p1.initial_contact |= initial_contact;
+        let Some(expected) = Self::peer_hash(p1) else {
+            return;
+        };
+        match c.transform.auth {
+            AuthMethod::PreShared => {
+                let got = payloads.iter().find_map(|p| match p {
+                    Payload::Hash(h) => Some(h.clone()),
+                    _ => None,
+                });
+                if got
+                    .as_deref()
+                    .is_some_and(|g| crate::engine::protect::ct_eq(g, &expected))
+                {
+                    self.peer_authenticated(serial, then);
+                } else {
+                    self.log(
+                        LogLevel::Warning,
+                        format!("phase 1 authentication of {} failed: HASH mismatch (wrong pre-shared key?)", peer.name),
+                    );
+                    self.p1_auth_failed(serial);
+                }
+            }
+            AuthMethod::RsaSig => {
+                let Some(sig) = payloads.iter().find_map(|p| match p {
+                    Payload::Sig(s) => Some(s.clone()),
+                    _ => None,
+                }) else {
+                    return self.p1_fail(serial, "peer sent no signature".into());
+                };
+                let public_key = match self.peer_public_key(&peer, &id, payloads) {
+                    Ok(k) => k,
+                    Err(why) => {
+                        self.log(
+                            LogLevel::Warning,
+                            format!("phase 1 authentication of {} failed: {why}", peer.name),
+                        );
+                        return self.p1_auth_failed(serial);
+                    }
+                };
+                self.crypto(
+                    CryptoRequest::RsaVerify {
+                        public_key,
+                        hash: expected,
+                        sig,
+                    },
+                    CryptoPending::P1Verified {
+                        serial,
+                        peer: peer.name.clone(),
+                        then,
+                    },
+                );
+            }
+        }
+    }
+
+    /// The helper's verdict on the peer's signature came.
+    pub(in crate::engine) fn p1_verified(
+        &mut self,
+        serial: u64,
+        peer: &str,
+        r: CryptoResult,
+        then: PeerAuthenticated,
+    ) {
+        match r {
+            CryptoResult::Verified(true) => self.peer_authenticated(serial, then),
+            other => {
+                self.log(
+                    LogLevel::Warning,
+                    format!(
+                        "RSA signature of peer {peer} is not valid: {}",
+                        crate::engine::why(&other)
+                    ),
+                );
+                self.p1_auth_failed(serial);
+            }
+        }
+    }
+}

@@ -1,0 +1,1076 @@
+//! Phase 1: the ISAKMP SA record and what Main and Aggressive Mode share: starting an
+//! exchange, sending and retransmitting, routing a message to its exchange, becoming a
+//! responder, establishment, rekey, expiry and deletion. Each mode's messages, keying,
+//! authentication, NAT-T and the resumption of waiting work have modules of their own.
+
+mod aggressive;
+mod auth;
+mod keys;
+mod main_mode;
+mod nat;
+mod steps;
+
+use super::natt::{nat_d, NatTVersion, VID_DPD, VID_DRAFT_02N, VID_RFC3947};
+use super::pending::{AuthReady, CryptoPending, KeysReady, PeerAuthenticated};
+use super::protect::{open, parse_all, plain, sealed};
+use super::timers::Timer;
+use super::{Engine, Event, LogLevel};
+use crate::codec::{
+    cert_encoding, flags, CertPayload, Cookie, ExchangeType, Header, IdPayload, Identity,
+    NotifyPayload, NotifyType, Payload, PayloadType, ProtocolId, SaPayload, DOI_IPSEC,
+};
+use crate::crypto::{
+    hash_i, hash_r, phase1_keys, skeyid_sig, CryptoRequest, CryptoResult, DhPrivate, HashAlg,
+    Phase1Keys, Secret,
+};
+use crate::policy::{self, AuthMethod, ChosenPhase1, Credentials, Peer, Phase1Mode};
+use crate::x509;
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Nonce length we send (RFC 2409 allows 8..256 bytes).
+const NONCE_LEN: usize = 32;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Role {
+    Initiator,
+    Responder,
+}
+
+/// Where a phase-1 exchange stands. `*Wait` states wait for a helper.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum P1State {
+    MmI1Sent,
+    MmI2Wait,
+    MmI2Sent,
+    MmI3Wait,
+    MmI3Sent,
+    MmR1Sent,
+    MmR2Wait,
+    MmR2Sent,
+    MmR3Wait,
+    AmI1Wait,
+    AmI1Sent,
+    AmI2Wait,
+    AmR1Wait,
+    AmR1Sent,
+    AmR2Wait,
+    Established,
+}
+
+impl P1State {
+    pub fn name(self) -> &'static str {
+        match self {
+            P1State::MmI1Sent => "MAIN_I1 (SA sent)",
+            P1State::MmI2Wait => "MAIN_I2 (computing KE)",
+            P1State::MmI2Sent => "MAIN_I2 (KE sent)",
+            P1State::MmI3Wait => "MAIN_I3 (computing keys)",
+            P1State::MmI3Sent => "MAIN_I3 (ID sent)",
+            P1State::MmR1Sent => "MAIN_R1 (SA sent)",
+            P1State::MmR2Wait => "MAIN_R2 (computing KE)",
+            P1State::MmR2Sent => "MAIN_R2 (KE sent)",
+            P1State::MmR3Wait => "MAIN_R3 (authenticating)",
+            P1State::AmI1Wait => "AGGR_I1 (computing KE)",
+            P1State::AmI1Sent => "AGGR_I1 (sent)",
+            P1State::AmI2Wait => "AGGR_I2 (authenticating)",
+            P1State::AmR1Wait => "AGGR_R1 (computing keys)",
+            P1State::AmR1Sent => "AGGR_R1 (sent)",
+            P1State::AmR2Wait => "AGGR_R2 (authenticating)",
+            P1State::Established => "ESTABLISHED",
+        }
+    }
+}
+
+/// One ISAKMP SA, from its first message to its deletion.
+pub(super) struct Phase1 {
+    pub serial: u64,
+    pub peer: String,
+    pub role: Role,
+    pub mode: Phase1Mode,
+    pub state: P1State,
+    pub icookie: Cookie,
+    pub rcookie: Cookie,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub chosen: Option<ChosenPhase1>,
+    /// Body of the initiator's SA payload (SAi_b), as the initiator sent it.
+    pub sai_b: Vec<u8>,
+    pub dh: Option<DhPrivate>,
+    pub gxi: Vec<u8>,
+    pub gxr: Vec<u8>,
+    pub ni_b: Vec<u8>,
+    pub nr_b: Vec<u8>,
+    pub gxy: Option<Secret>,
+    pub skeyid: Option<Secret>,
+    pub keys: Option<Phase1Keys>,
+    /// The phase-1 CBC IV: the last ciphertext block of the last phase-1 message.
+    pub iv: Vec<u8>,
+    /// Body of our ID payload, and the peer's (IDii_b / IDir_b).
+    pub id_own_b: Vec<u8>,
+    pub id_peer_b: Vec<u8>,
+    pub id_peer: Option<IdPayload>,
+    pub natt: Option<NatTVersion>,
+    pub peer_dpd: bool,
+    pub nat_local: bool,
+    pub nat_remote: bool,
+    /// The last message we sent, for retransmission and for answering duplicates.
+    pub last_sent: Option<(SocketAddr, SocketAddr, Vec<u8>)>,
+    pub retransmit_step: u32,
+    /// How often the current message has been sent again.
+    pub tries: u32,
+    /// SHA-1 of the last message accepted from the peer, to recognise duplicates.
+    pub last_received: Vec<u8>,
+    /// A message that arrived while keys were still being computed.
+    pub deferred: Option<(SocketAddr, SocketAddr, Vec<u8>)>,
+    pub established: Option<Instant>,
+    pub expires: Option<Instant>,
+    /// Connections to start once this SA is up.
+    pub waiting: Vec<String>,
+    pub dpd_seq: u32,
+    pub dpd_outstanding: Option<(u32, Instant)>,
+    pub last_heard: Instant,
+    /// Message IDs of Informational and Quick Mode exchanges seen, against replays.
+    pub seen_msgids: BTreeSet<u32>,
+    /// A newer ISAKMP SA with the same peer has taken over.
+    pub replaced: bool,
+    /// INITIAL-CONTACT to be honoured once the peer has authenticated.
+    pub initial_contact: bool,
+}
+
+impl Phase1 {
+    /// A new exchange: nothing negotiated yet. The initiator's first state is Main Mode's;
+    /// callers set what differs.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        serial: u64,
+        peer: &str,
+        role: Role,
+        mode: Phase1Mode,
+        (icookie, rcookie): (Cookie, Cookie),
+        (local, remote): (SocketAddr, SocketAddr),
+        sai_b: Vec<u8>,
+        now: Instant,
+    ) -> Self {
+        Phase1 {
+            serial,
+            peer: peer.to_string(),
+            role,
+            mode,
+            state: P1State::MmI1Sent,
+            icookie,
+            rcookie,
+            local,
+            remote,
+            chosen: None,
+            sai_b,
+            dh: None,
+            gxi: Vec::new(),
+            gxr: Vec::new(),
+            ni_b: Vec::new(),
+            nr_b: Vec::new(),
+            gxy: None,
+            skeyid: None,
+            keys: None,
+            iv: Vec::new(),
+            id_own_b: Vec::new(),
+            id_peer_b: Vec::new(),
+            id_peer: None,
+            natt: None,
+            peer_dpd: false,
+            nat_local: false,
+            nat_remote: false,
+            last_sent: None,
+            retransmit_step: 0,
+            tries: 0,
+            last_received: Vec::new(),
+            deferred: None,
+            established: None,
+            expires: None,
+            waiting: Vec::new(),
+            dpd_seq: 0,
+            dpd_outstanding: None,
+            last_heard: now,
+            seen_msgids: BTreeSet::new(),
+            replaced: false,
+            initial_contact: false,
+        }
+    }
+
+    pub fn summary(&self) -> String {
+        match &self.chosen {
+            Some(c) => format!(
+                "{} {} {} {:?} {} {}s",
+                match self.mode {
+                    Phase1Mode::Main => "main",
+                    Phase1Mode::Aggressive => "aggressive",
+                },
+                c.transform.encr.name(),
+                c.transform.hash.name(),
+                c.transform.auth,
+                c.transform.group.name(),
+                c.lifetime.seconds
+            ),
+            None => "no transform chosen yet".into(),
+        }
+    }
+
+    fn hash_alg(&self) -> Option<HashAlg> {
+        self.chosen.as_ref().map(|c| c.transform.hash)
+    }
+}
+
+fn sha1(b: &[u8]) -> Vec<u8> {
+    crate::crypto::hash(HashAlg::Sha1, &[b])
+}
+
+impl Engine {
+    pub(super) fn peer_by_name(&self, name: &str) -> Option<Peer> {
+        self.cfg
+            .policy
+            .peers
+            .iter()
+            .find(|p| p.name == name)
+            .cloned()
+    }
+
+    /// Our source address for `peer`.
+    fn local_for(&self, peer: &Peer) -> SocketAddr {
+        if let Some(a) = peer.local_address {
+            return a;
+        }
+        let ip = self
+            .cfg
+            .local_addresses
+            .iter()
+            .find(|a| a.is_ipv4() == peer.address.is_ipv4())
+            .copied()
+            .unwrap_or_else(|| match peer.address {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+            });
+        SocketAddr::new(ip, self.cfg.ike_port)
+    }
+
+    /// Start an ISAKMP SA with `peer_name`; `waiting` connections start when it is up.
+    pub(super) fn start_phase1(&mut self, peer_name: &str, waiting: Vec<String>) {
+        let Some(peer) = self.peer_by_name(peer_name) else {
+            self.log(
+                LogLevel::Error,
+                format!("no phase 1 peer named {peer_name:?}"),
+            );
+            return;
+        };
+        if peer.transforms.is_empty() {
+            self.log(
+                LogLevel::Error,
+                format!("peer {peer_name}: no phase 1 transforms configured"),
+            );
+            return;
+        }
+        let serial = self.serial();
+        let icookie = self.random_cookie();
+        let local = self.local_for(&peer);
+        let mut offer = policy::phase1_sa(&peer);
+        if peer.mode == Phase1Mode::Aggressive {
+            // Aggressive Mode sends KE in its first message, so every transform offered
+            // must use the same group.
+            let g = peer.transforms[0].group;
+            let keep: Vec<bool> = peer.transforms.iter().map(|t| t.group == g).collect();
+            if let Some(prop) = offer.proposals.first_mut() {
+                let mut i = 0;
+                prop.transforms.retain(|_| {
+                    i += 1;
+                    keep.get(i - 1).copied().unwrap_or(false)
+                });
+            }
+        }
+        let Some(sai_b) = body_of(&Payload::Sa(offer.clone())) else {
+            return self.log(
+                LogLevel::Error,
+                format!("peer {peer_name}: cannot encode our SA"),
+            );
+        };
+        let mut p1 = Phase1::new(
+            serial,
+            &peer.name,
+            Role::Initiator,
+            peer.mode,
+            (icookie, Cookie::default()),
+            (local, peer.address),
+            sai_b,
+            self.now,
+        );
+        p1.waiting = waiting;
+        self.log(
+            LogLevel::Info,
+            format!(
+                "initiating {:?} mode with peer {} at {}",
+                peer.mode, peer.name, peer.address
+            ),
+        );
+        self.by_cookies.insert((icookie, Cookie::default()), serial);
+        self.phase1.insert(serial, p1);
+        self.timers.add(
+            self.now + self.cfg.timers.exchange_max,
+            Timer::P1Timeout { serial },
+        );
+        match peer.mode {
+            Phase1Mode::Main => {
+                let mut payloads = vec![Payload::Sa(offer)];
+                payloads.extend(Self::vendor_ids(&peer));
+                self.p1_send_plain(serial, payloads);
+            }
+            Phase1Mode::Aggressive => {
+                if let Some(p) = self.phase1.get_mut(&serial) {
+                    p.state = P1State::AmI1Wait;
+                }
+                let group = peer.transforms[0].group;
+                self.crypto(
+                    CryptoRequest::DhKeygen { group },
+                    CryptoPending::AmI1Keygen { serial, offer },
+                );
+            }
+        }
+    }
+
+    /// Send a cleartext phase-1 message and arm its retransmission.
+    fn p1_send_plain(&mut self, serial: u64, payloads: Vec<Payload>) {
+        let Some(p1) = self.phase1.get(&serial) else {
+            return;
+        };
+        let exchange = match p1.mode {
+            Phase1Mode::Main => ExchangeType::MAIN_MODE,
+            Phase1Mode::Aggressive => ExchangeType::AGGRESSIVE,
+        };
+        let header = Self::header_for(p1, exchange, 0, 0);
+        match plain(header, &payloads) {
+            Ok(bytes) => self.p1_send(serial, bytes, true),
+            Err(e) => self.p1_fail(serial, e),
+        }
+    }
+
+    /// Send an encrypted phase-1 message (Main Mode 5 and 6).
+    fn p1_send_sealed(&mut self, serial: u64, payloads: Vec<Payload>, retransmit: bool) {
+        self.p1_send_sealed_as(serial, ExchangeType::MAIN_MODE, payloads, retransmit)
+    }
+
+    /// Send an encrypted phase-1 message of exchange `exchange` (Main Mode 5 and 6,
+    /// Aggressive Mode 3), the IV chained on.
+    fn p1_send_sealed_as(
+        &mut self,
+        serial: u64,
+        exchange: ExchangeType,
+        payloads: Vec<Payload>,
+        retransmit: bool,
+    ) {
+        let Some(p1) = self.phase1.get(&serial) else {
+            return;
+        };
+        let Some(keys) = &p1.keys else { return };
+        let Some(c) = &p1.chosen else { return };
+        let header = Self::header_for(p1, exchange, 0, flags::ENCRYPTION);
+        let (from, to) = (p1.local, p1.remote);
+        match sealed(header, &payloads, c.transform.encr, &keys.enc_key, &p1.iv) {
+            Ok((bytes, iv, view)) => {
+                if let Some(p1) = self.phase1.get_mut(&serial) {
+                    p1.iv = iv;
+                }
+                self.capture(from, to, view);
+                self.p1_send(serial, bytes, retransmit);
+            }
+            Err(e) => self.p1_fail(serial, e),
+        }
+    }
+
+    fn p1_send(&mut self, serial: u64, bytes: Vec<u8>, retransmit: bool) {
+        let Some(p1) = self.phase1.get_mut(&serial) else {
+            return;
+        };
+        p1.last_sent = Some((p1.local, p1.remote, bytes.clone()));
+        p1.retransmit_step += 1;
+        p1.tries = 0;
+        let step = p1.retransmit_step;
+        let (from, to) = (p1.local, p1.remote);
+        self.transmit(from, to, bytes);
+        if retransmit {
+            self.timers.add(
+                self.now + self.cfg.timers.retransmit_base,
+                Timer::P1Retransmit { serial, step },
+            );
+        }
+    }
+
+    pub(super) fn p1_retransmit(&mut self, serial: u64, step: u32) {
+        let retransmits = self.cfg.timers.retransmits;
+        let base = self.cfg.timers.retransmit_base;
+        let Some(p1) = self.phase1.get_mut(&serial) else {
+            return;
+        };
+        // A newer message (or completion) since this timer was armed makes it stale.
+        if p1.retransmit_step != step || p1.state == P1State::Established {
+            return;
+        }
+        if p1.tries >= retransmits {
+            let msg = format!(
+                "peer {} did not answer after {} retransmissions in {}",
+                p1.peer,
+                p1.tries,
+                p1.state.name()
+            );
+            self.p1_fail(serial, msg);
+            return;
+        }
+        p1.tries += 1;
+        let tries = p1.tries;
+        if let Some((from, to, bytes)) = p1.last_sent.clone() {
+            self.debug(format!(
+                "retransmitting phase 1 message to {to} (try {tries})"
+            ));
+            let bytes = self.with_marker(from, bytes);
+            self.out
+                .push_back(super::Output::Transmit(super::Transmit { from, to, bytes }));
+        }
+        let delay = base.saturating_mul(1u32 << tries.min(16));
+        self.timers
+            .add(self.now + delay, Timer::P1Retransmit { serial, step });
+    }
+
+    /// `last_sent` holds the message without the non-ESP marker; add it when resending.
+    pub(super) fn with_marker(&self, from: SocketAddr, bytes: Vec<u8>) -> Vec<u8> {
+        if from.port() == self.cfg.natt_port {
+            let mut b = super::NON_ESP_MARKER.to_vec();
+            b.extend_from_slice(&bytes);
+            b
+        } else {
+            bytes
+        }
+    }
+
+    pub(super) fn p1_timeout(&mut self, serial: u64) {
+        if let Some(p1) = self.phase1.get(&serial) {
+            if p1.state != P1State::Established {
+                let msg = format!("phase 1 with {} timed out in {}", p1.peer, p1.state.name());
+                self.p1_fail(serial, msg);
+            }
+        }
+    }
+
+    /// Abandon a phase-1 exchange that cannot complete.
+    pub(super) fn p1_fail(&mut self, serial: u64, reason: String) {
+        if let Some(p1) = self.phase1.remove(&serial) {
+            self.log(
+                LogLevel::Warning,
+                format!("phase 1 with {} ({}) failed: {reason}", p1.peer, p1.remote),
+            );
+            self.by_cookies.remove(&(p1.icookie, p1.rcookie));
+            self.by_cookies.remove(&(p1.icookie, Cookie::default()));
+            self.quick.retain(|(s, _), _| *s != serial);
+        }
+    }
+
+    /// A Main or Aggressive Mode message arrived.
+    pub(super) fn phase1_datagram(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        header: &Header,
+        bytes: &[u8],
+    ) {
+        let key = (header.initiator_cookie, header.responder_cookie);
+        let serial = match self.by_cookies.get(&key) {
+            Some(s) => *s,
+            None if header.responder_cookie == Cookie::default() => {
+                if header.message_id != 0 || header.flags & flags::ENCRYPTION != 0 {
+                    self.debug(format!("dropping unexpected phase 1 message from {remote}"));
+                    return;
+                }
+                return self.p1_new_responder(local, remote, header, bytes);
+            }
+            None => {
+                // The responder's first reply names its cookie for the first time.
+                let Some(&s) = self
+                    .by_cookies
+                    .get(&(header.initiator_cookie, Cookie::default()))
+                else {
+                    self.debug(format!(
+                        "dropping phase 1 message from {remote}: no state for its cookies"
+                    ));
+                    return;
+                };
+                let ok = self.phase1.get(&s).is_some_and(|p| {
+                    p.role == Role::Initiator
+                        && matches!(p.state, P1State::MmI1Sent | P1State::AmI1Sent)
+                });
+                if !ok {
+                    self.debug(format!(
+                        "dropping phase 1 message from {remote}: responder cookie mismatch"
+                    ));
+                    return;
+                }
+                if let Some(p) = self.phase1.get_mut(&s) {
+                    p.rcookie = header.responder_cookie;
+                }
+                self.by_cookies
+                    .remove(&(header.initiator_cookie, Cookie::default()));
+                self.by_cookies.insert(key, s);
+                s
+            }
+        };
+        let digest = sha1(bytes);
+        let Some(p1) = self.phase1.get_mut(&serial) else {
+            return;
+        };
+        if p1.last_received == digest {
+            // A retransmission: the peer missed our answer, so send it again.
+            if let Some((from, to, b)) = p1.last_sent.clone() {
+                self.debug(format!(
+                    "duplicate phase 1 message from {remote}: resending our last message"
+                ));
+                let b = self.with_marker(from, b);
+                self.out.push_back(super::Output::Transmit(super::Transmit {
+                    from,
+                    to,
+                    bytes: b,
+                }));
+            }
+            return;
+        }
+        let expected_mode = match header.exchange {
+            ExchangeType::MAIN_MODE => Phase1Mode::Main,
+            _ => Phase1Mode::Aggressive,
+        };
+        if p1.mode != expected_mode {
+            self.debug(format!(
+                "dropping phase 1 message from {remote}: exchange type does not match the SA"
+            ));
+            return;
+        }
+        // The peer floated to the NAT-T port (RFC 3947 4): follow it.
+        if local.port() == self.cfg.natt_port && p1.local.port() != self.cfg.natt_port {
+            p1.local = local;
+            p1.remote = remote;
+        }
+        match p1.state {
+            P1State::MmI1Sent => self.mm_i_r1(serial, header, bytes, digest),
+            P1State::MmI2Sent => self.mm_i_r2(serial, header, bytes, digest),
+            P1State::MmI3Sent => self.mm_i_r3(serial, header, bytes, digest),
+            P1State::MmR1Sent => self.mm_r_i2(serial, header, bytes, digest),
+            P1State::MmR2Sent => self.mm_r_i3(serial, local, remote, header, bytes, digest),
+            P1State::AmI1Sent => self.am_i_r1(serial, header, bytes, digest),
+            P1State::AmR1Sent => self.am_r_i2(serial, header, bytes, digest),
+            P1State::MmR2Wait | P1State::MmI3Wait if header.flags & flags::ENCRYPTION != 0 => {
+                // Keys are still being computed: keep the message and handle it then.
+                if let Some(p) = self.phase1.get_mut(&serial) {
+                    p.deferred = Some((local, remote, bytes.to_vec()));
+                }
+            }
+            s => self.debug(format!(
+                "ignoring phase 1 message from {remote} in state {}",
+                s.name()
+            )),
+        }
+    }
+
+    /// Parse a cleartext phase-1 message, or report why not.
+    fn p1_parse(&mut self, serial: u64, header: &Header, bytes: &[u8]) -> Option<Vec<Payload>> {
+        if header.flags & flags::ENCRYPTION != 0 {
+            self.debug("dropping encrypted phase 1 message where cleartext was expected".into());
+            return None;
+        }
+        match parse_all(
+            header.next_payload,
+            &bytes[crate::codec::HEADER_LEN..],
+            false,
+        ) {
+            Ok((_, payloads)) => Some(payloads),
+            Err(e) => {
+                let peer = self
+                    .phase1
+                    .get(&serial)
+                    .map(|p| p.peer.clone())
+                    .unwrap_or_default();
+                self.log(
+                    LogLevel::Notice,
+                    format!("malformed phase 1 message from {peer}: {e}"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Decrypt an encrypted phase-1 message; returns the payloads, their raw body and the next IV.
+    fn p1_decrypt(
+        &mut self,
+        serial: u64,
+        header: &Header,
+        bytes: &[u8],
+    ) -> Option<(Vec<Payload>, Vec<u8>)> {
+        let p1 = self.phase1.get(&serial)?;
+        let (Some(keys), Some(c)) = (&p1.keys, &p1.chosen) else {
+            return None;
+        };
+        if header.flags & flags::ENCRYPTION == 0 {
+            self.log(
+                LogLevel::Notice,
+                format!(
+                    "dropping unencrypted message from {} where encryption is required",
+                    p1.peer
+                ),
+            );
+            return None;
+        }
+        let peer = p1.peer.clone();
+        let psk = c.transform.auth == AuthMethod::PreShared;
+        let (local, remote) = (p1.local, p1.remote);
+        let opened = open(bytes, c.transform.encr, &keys.enc_key, &p1.iv);
+        if let Ok((pt, _)) = &opened {
+            self.capture(remote, local, super::protect::view(bytes, pt));
+        }
+        let r = opened
+            .and_then(|(pt, iv)| parse_all(header.next_payload, &pt, true).map(|(_, p)| (p, iv)));
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                // With a pre-shared key, garbage after decryption almost always means the two
+                // sides hold different keys: say so, as pluto does.
+                let hint = if psk {
+                    " (probable authentication failure: mismatch of pre-shared keys?)"
+                } else {
+                    ""
+                };
+                self.log(
+                    LogLevel::Warning,
+                    format!("cannot decrypt phase 1 message from {peer}: {e}{hint}"),
+                );
+                None
+            }
+        }
+    }
+
+    /// A first Main or Aggressive Mode message from a peer: become the responder.
+    fn p1_new_responder(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        header: &Header,
+        bytes: &[u8],
+    ) {
+        let payloads = match parse_all(
+            header.next_payload,
+            &bytes[crate::codec::HEADER_LEN..],
+            false,
+        ) {
+            Ok((_, p)) => p,
+            Err(e) => {
+                return self.log(
+                    LogLevel::Notice,
+                    format!("malformed first phase 1 message from {remote}: {e}"),
+                )
+            }
+        };
+        let mode = if header.exchange == ExchangeType::MAIN_MODE {
+            Phase1Mode::Main
+        } else {
+            Phase1Mode::Aggressive
+        };
+        let Some(Payload::Sa(sa)) = payloads.iter().find(|p| matches!(p, Payload::Sa(_))) else {
+            return self.log(
+                LogLevel::Notice,
+                format!("first phase 1 message from {remote} has no SA payload"),
+            );
+        };
+        // Aggressive Mode names the peer in its first message; Main Mode only by address.
+        let by_id = payloads.iter().find_map(|p| match p {
+            Payload::Id(i) => Some(i.identity.clone()),
+            _ => None,
+        });
+        let peer = by_id
+            .as_ref()
+            .and_then(|id| self.cfg.policy.peer_for_id(id).cloned())
+            .or_else(|| self.cfg.policy.peer_for_address(remote.ip()).cloned());
+        let Some(peer) = peer else {
+            return self.log(
+                LogLevel::Notice,
+                format!("{mode:?} Mode from {remote}: no phase 1 peer is configured for this address or identity"),
+            );
+        };
+        if peer.mode != mode {
+            self.log(
+                LogLevel::Notice,
+                format!(
+                    "{mode:?} Mode from {remote}: peer {} is configured for {:?} Mode",
+                    peer.name, peer.mode
+                ),
+            );
+            return;
+        }
+        let rcookie = self.random_cookie();
+        let chosen = match self.cfg.policy.choose_phase1_for(&peer, sa) {
+            Ok(c) => c,
+            Err(m) => {
+                self.log(
+                    LogLevel::Warning,
+                    format!("{mode:?} Mode from {remote} (peer {}): {m}", peer.name),
+                );
+                self.notify_plain(
+                    local,
+                    remote,
+                    header.initiator_cookie,
+                    rcookie,
+                    NotifyType::NO_PROPOSAL_CHOSEN,
+                );
+                return;
+            }
+        };
+        let serial = self.serial();
+        let Some(sai_b) = body_of(&Payload::Sa(sa.clone())) else {
+            return;
+        };
+        let mut p1 = Phase1::new(
+            serial,
+            &peer.name,
+            Role::Responder,
+            mode,
+            (header.initiator_cookie, rcookie),
+            (local, remote),
+            sai_b,
+            self.now,
+        );
+        p1.state = P1State::MmR1Sent;
+        p1.chosen = Some(chosen.clone());
+        p1.last_received = sha1(bytes);
+        Self::note_vendor_ids(&mut p1, &payloads);
+        if !peer.nat_t {
+            p1.natt = None;
+        }
+        // The SA we answer with: the one proposal and the one transform we chose, as offered.
+        let Some(reply_sa) = policy::phase1_reply_sa(sa, &chosen) else {
+            return self.log(
+                LogLevel::Error,
+                format!("cannot build the reply SA for {remote}"),
+            );
+        };
+        self.by_cookies.insert((p1.icookie, p1.rcookie), serial);
+        self.phase1.insert(serial, p1);
+        self.timers.add(
+            self.now + self.cfg.timers.exchange_max,
+            Timer::P1Timeout { serial },
+        );
+        match mode {
+            Phase1Mode::Main => {
+                let mut out = vec![Payload::Sa(reply_sa)];
+                out.extend(Self::vendor_ids(&peer));
+                self.p1_send_plain(serial, out);
+            }
+            Phase1Mode::Aggressive => {
+                let (Some(ke), Some(nonce)) = (find_ke(&payloads), find_nonce(&payloads)) else {
+                    return self
+                        .p1_fail(serial, "Aggressive Mode message 1 lacks KE or nonce".into());
+                };
+                let Some(id_body) = id_body_of(&payloads) else {
+                    return self.p1_fail(serial, "Aggressive Mode message 1 lacks an ID".into());
+                };
+                let id = payloads.iter().find_map(|p| match p {
+                    Payload::Id(i) => Some(i.clone()),
+                    _ => None,
+                });
+                if let Some(expected) = &peer.remote_id {
+                    if !id
+                        .as_ref()
+                        .is_some_and(|i| x509::identities_match(expected, &i.identity))
+                    {
+                        return self.p1_fail(
+                            serial,
+                            format!("peer identity {id:?} is not the configured Remote-ID"),
+                        );
+                    }
+                }
+                let Some(p1) = self.phase1.get_mut(&serial) else {
+                    return;
+                };
+                p1.gxi = ke.to_vec();
+                p1.ni_b = nonce.to_vec();
+                p1.id_peer_b = id_body;
+                p1.id_peer = id;
+                p1.state = P1State::AmR1Wait;
+                let group = chosen.transform.group;
+                self.crypto(
+                    CryptoRequest::DhKeygen { group },
+                    CryptoPending::AmR1Keygen { serial, reply_sa },
+                );
+            }
+        }
+    }
+
+    /// An unauthenticated notification (before any key exists), as RFC 2408 allows.
+    fn notify_plain(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        icookie: Cookie,
+        rcookie: Cookie,
+        t: NotifyType,
+    ) {
+        let header = Header {
+            initiator_cookie: icookie,
+            responder_cookie: rcookie,
+            next_payload: PayloadType::NONE,
+            version: 0x10,
+            exchange: ExchangeType::INFORMATIONAL,
+            flags: 0,
+            message_id: 0,
+            length: 0,
+        };
+        let n = Payload::Notify(NotifyPayload {
+            doi: DOI_IPSEC,
+            protocol: ProtocolId::ISAKMP,
+            spi: [icookie.0, rcookie.0].concat(),
+            notify_type: t,
+            data: Vec::new(),
+        });
+        if let Ok(bytes) = plain(header, &[n]) {
+            self.transmit(local, remote, bytes);
+        }
+    }
+
+    /// Phase 1 is complete: arm lifetime timers, honour INITIAL-CONTACT, start what waits.
+    fn p1_established(&mut self, serial: u64) {
+        let now = self.now;
+        let timers = self.cfg.timers.clone();
+        let fuzz = self.rng.next_u32();
+        let Some(p1) = self.phase1.get_mut(&serial) else {
+            return;
+        };
+        if p1.state == P1State::Established {
+            return;
+        }
+        p1.state = P1State::Established;
+        p1.established = Some(now);
+        p1.last_heard = now;
+        p1.retransmit_step += 1;
+        // Drop what only the exchange needed.
+        p1.dh = None;
+        p1.gxy = None;
+        let lifetime = Duration::from_secs(p1.chosen.as_ref().map_or(3600, |c| c.lifetime.seconds));
+        p1.expires = Some(now + lifetime);
+        let (peer, icookie, rcookie, remote, summary, role) = (
+            p1.peer.clone(),
+            p1.icookie,
+            p1.rcookie,
+            p1.remote,
+            p1.summary(),
+            p1.role,
+        );
+        let waiting = std::mem::take(&mut p1.waiting);
+        let initial_contact = std::mem::take(&mut p1.initial_contact);
+        let dpd = p1.peer_dpd;
+        let nat_local = p1.nat_local;
+        self.timers.add(now + lifetime, Timer::P1Expire { serial });
+        if role == Role::Initiator {
+            self.timers.add(
+                now + rekey_delay(lifetime, &timers, fuzz),
+                Timer::P1Rekey { serial },
+            );
+        }
+        if let Some(peer_cfg) = self.peer_by_name(&peer) {
+            if dpd && peer_cfg.dpd_interval > 0 {
+                self.timers.add(
+                    now + Duration::from_secs(peer_cfg.dpd_interval),
+                    Timer::Dpd { serial },
+                );
+            }
+        }
+        if nat_local {
+            self.timers
+                .add(now + timers.nat_keepalive, Timer::Keepalive { serial });
+        }
+        self.log(
+            LogLevel::Info,
+            format!("phase 1 established with {peer} ({remote}): {summary}"),
+        );
+        self.event(Event::Phase1Up {
+            peer: peer.clone(),
+            icookie,
+            rcookie,
+            remote,
+            summary,
+        });
+        if initial_contact {
+            self.initial_contact(serial);
+        }
+        for c in waiting {
+            self.start_qm(serial, &c);
+        }
+    }
+
+    pub(super) fn p1_rekey(&mut self, serial: u64) {
+        let Some(p1) = self.phase1.get(&serial) else {
+            return;
+        };
+        if p1.replaced || p1.state != P1State::Established {
+            return;
+        }
+        let peer = p1.peer.clone();
+        // Rekey only what is still wanted: a peer with an IPsec SA or an active connection.
+        let wanted = self.ipsec.values().any(|s| s.peer == peer)
+            || self
+                .cfg
+                .policy
+                .connections
+                .iter()
+                .any(|c| c.peer == peer && c.active);
+        if wanted {
+            self.log(LogLevel::Info, format!("rekeying phase 1 with {peer}"));
+            self.start_phase1(&peer, Vec::new());
+        }
+    }
+
+    pub(super) fn p1_expire(&mut self, serial: u64) {
+        if self
+            .phase1
+            .get(&serial)
+            .is_some_and(|p| p.state == P1State::Established)
+        {
+            self.delete_phase1(serial, true, "lifetime expired");
+        }
+    }
+
+    /// Remove an ISAKMP SA, telling the peer when `notify`.
+    pub(super) fn delete_phase1(&mut self, serial: u64, notify: bool, reason: &str) {
+        if notify && !self.cfg.passive {
+            let Some(p1) = self.phase1.get(&serial) else {
+                return;
+            };
+            let spi = [p1.icookie.0, p1.rcookie.0].concat();
+            let d = Payload::Delete(crate::codec::DeletePayload {
+                doi: DOI_IPSEC,
+                protocol: ProtocolId::ISAKMP,
+                spi_size: 16,
+                spis: vec![spi],
+            });
+            self.info_send(serial, vec![d]);
+        }
+        if let Some(p1) = self.phase1.remove(&serial) {
+            self.by_cookies.remove(&(p1.icookie, p1.rcookie));
+            self.quick.retain(|(s, _), _| *s != serial);
+            self.log(
+                LogLevel::Info,
+                format!(
+                    "phase 1 with {} ({}, cookies {}) deleted: {reason}",
+                    p1.peer,
+                    p1.remote,
+                    cookies(&p1)
+                ),
+            );
+            self.event(Event::Phase1Down {
+                peer: p1.peer,
+                icookie: p1.icookie,
+                rcookie: p1.rcookie,
+                reason: reason.to_string(),
+            });
+        }
+    }
+
+    /// The newest established ISAKMP SA with `peer`.
+    pub(super) fn established_p1(&self, peer: &str) -> Option<u64> {
+        self.phase1
+            .values()
+            .filter(|p| p.peer == peer && p.state == P1State::Established)
+            .max_by_key(|p| (p.established, p.serial))
+            .map(|p| p.serial)
+    }
+
+    /// A phase-1 exchange with `peer` still being negotiated.
+    pub(super) fn pending_p1(&self, peer: &str) -> Option<u64> {
+        self.phase1
+            .values()
+            .filter(|p| p.peer == peer && p.state != P1State::Established)
+            .map(|p| p.serial)
+            .max()
+    }
+
+    /// Keys of an established ISAKMP SA for Quick Mode and Informational: prf, SKEYID_a,
+    /// SKEYID_d, the cipher and key, and the phase-1 IV.
+    pub(super) fn p1_keys(&self, serial: u64) -> Option<P1Keys> {
+        let p1 = self.phase1.get(&serial)?;
+        let c = p1.chosen.as_ref()?;
+        let k = p1.keys.as_ref()?;
+        Some(P1Keys {
+            prf: c.transform.hash,
+            encr: c.transform.encr,
+            skeyid_a: k.skeyid_a.clone(),
+            skeyid_d: k.skeyid_d.clone(),
+            enc_key: k.enc_key.clone(),
+            iv: p1.iv.clone(),
+        })
+    }
+}
+
+/// What Quick Mode and Informational exchanges take from their ISAKMP SA.
+pub(super) struct P1Keys {
+    pub prf: HashAlg,
+    pub encr: crate::crypto::EncrAlg,
+    pub skeyid_a: Secret,
+    pub skeyid_d: Secret,
+    pub enc_key: Secret,
+    pub iv: Vec<u8>,
+}
+
+/// When to rekey an SA of `lifetime`: pluto's margin plus a random fuzz, the margin capped
+/// at half the lifetime so that short test lifetimes still rekey well before expiry.
+pub(super) fn rekey_delay(lifetime: Duration, t: &super::Timers, random: u32) -> Duration {
+    let margin = t.rekey_margin.min(lifetime / 2);
+    let fuzz_max = margin.as_millis() as u64 * u64::from(t.rekey_fuzz_percent) / 100;
+    let fuzz = if fuzz_max == 0 {
+        0
+    } else {
+        u64::from(random) % (fuzz_max + 1)
+    };
+    let total = (margin + Duration::from_millis(fuzz)).min(lifetime * 3 / 4);
+    lifetime - total
+}
+
+/// The cookies of an ISAKMP SA as isakmpd's `d` command and report write them.
+pub(super) fn cookies(p1: &Phase1) -> String {
+    let hex = |c: &Cookie| c.0.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    format!("{}:{}", hex(&p1.icookie), hex(&p1.rcookie))
+}
+
+fn initial_contact_notify(p1: &Phase1) -> Payload {
+    Payload::Notify(NotifyPayload {
+        doi: DOI_IPSEC,
+        protocol: ProtocolId::ISAKMP,
+        spi: [p1.icookie.0, p1.rcookie.0].concat(),
+        notify_type: NotifyType::INITIAL_CONTACT,
+        data: Vec::new(),
+    })
+}
+
+fn find_ke(p: &[Payload]) -> Option<&[u8]> {
+    p.iter().find_map(|x| match x {
+        Payload::Ke(k) => Some(k.as_slice()),
+        _ => None,
+    })
+}
+
+fn find_nonce(p: &[Payload]) -> Option<&[u8]> {
+    p.iter().find_map(|x| match x {
+        Payload::Nonce(n) => Some(n.as_slice()),
+        _ => None,
+    })
+}
+
+/// The body of the first ID payload, as the hash covers it.
+fn id_body_of(p: &[Payload]) -> Option<Vec<u8>> {
+    p.iter()
+        .find(|x| matches!(x, Payload::Id(_)))
+        .and_then(body_of)
+}
+
+/// A payload's body as the hashes cover it.
+fn body_of(p: &Payload) -> Option<Vec<u8>> {
+    let mut b = Vec::new();
+    p.emit_body(&mut b).ok()?;
+    Some(b)
+}
