@@ -12,7 +12,6 @@ mod steps;
 
 use super::natt::{nat_d, NatTVersion, VID_DPD, VID_DRAFT_02N, VID_RFC3947};
 use super::pending::{AuthReady, CryptoPending, KeysReady, PeerAuthenticated};
-use super::protect::{open, parse_all, plain, sealed};
 use super::timers::Timer;
 use super::{Engine, Event, LogLevel};
 use crate::codec::{
@@ -23,6 +22,7 @@ use crate::crypto::{
     hash_i, hash_r, phase1_keys, skeyid_sig, CryptoRequest, CryptoResult, DhPrivate, HashAlg,
     Phase1Keys, Secret,
 };
+use crate::engine::protect::{open, parse_all, plain, sealed};
 use crate::policy::{self, AuthMethod, ChosenPhase1, Credentials, Peer, Phase1Mode};
 use crate::x509;
 use std::collections::BTreeSet;
@@ -625,7 +625,7 @@ impl Engine {
         let (local, remote) = (p1.local, p1.remote);
         let opened = open(bytes, c.transform.encr, &keys.enc_key, &p1.iv);
         if let Ok((pt, _)) = &opened {
-            self.capture(remote, local, super::protect::view(bytes, pt));
+            self.capture(remote, local, crate::engine::protect::view(bytes, pt));
         }
         let r = opened
             .and_then(|(pt, iv)| parse_all(header.next_payload, &pt, true).map(|(_, p)| (p, iv)));

@@ -1,0 +1,272 @@
+//! Quick Mode initiator (RFC 2409 5.5): message 1 (with PFS), the check of message 2, the
+//! inbound SAs in the kernel before message 3 goes.
+
+use super::*;
+
+impl Engine {
+    /// Initiator: the PFS key pair came; send message 1.
+    pub(in crate::engine) fn qm_i1_keygen(&mut self, serial: u64, msgid: u32, r: CryptoResult) {
+        if let Some(qm) = self.quick.get_mut(&(serial, msgid)) {
+            match r {
+                CryptoResult::DhKeyPair { public, private } => {
+                    qm.ke_own = public;
+                    qm.dh = Some(private);
+                }
+                other => {
+                    return self.qm_fail(
+                        serial,
+                        msgid,
+                        format!("PFS key generation failed: {}", crate::engine::why(&other)),
+                    )
+                }
+            }
+        }
+        self.qm_i1_send(serial, msgid);
+    }
+
+    pub(in crate::engine) fn qm_i1_send(&mut self, serial: u64, msgid: u32) {
+        let Some(keys) = self.p1_keys(serial) else {
+            return;
+        };
+        let udp = self.udp_encap(serial);
+        let ni = self.random_bytes(NONCE_LEN);
+        let Some(qm) = self.quick.get_mut(&(serial, msgid)) else {
+            return;
+        };
+        let Some(conn) = self
+            .cfg
+            .policy
+            .connections
+            .iter()
+            .find(|c| c.name == qm.connection)
+        else {
+            return;
+        };
+        let spis = qm.spis.clone();
+        let offer = policy::phase2_sa(
+            conn,
+            |_, proto| {
+                spis.iter()
+                    .find(|(p, _)| *p == proto)
+                    .map_or([0; 4], |(_, s)| s.to_be_bytes())
+            },
+            udp,
+        );
+        qm.ni_b = ni.clone();
+        qm.offer = Some(offer.clone());
+        let mut rest = vec![Payload::Sa(offer), Payload::Nonce(ni)];
+        if !qm.ke_own.is_empty() {
+            rest.push(Payload::Ke(qm.ke_own.clone()));
+        }
+        if let (Some(a), Some(b)) = (&qm.idci, &qm.idcr) {
+            rest.push(Payload::Id(a.clone()));
+            rest.push(Payload::Id(b.clone()));
+        }
+        let transport = conn
+            .suites
+            .iter()
+            .flat_map(|s| &s.protocols)
+            .flat_map(|p| &p.transforms)
+            .any(|t| t.encap == EncapMode::Transport);
+        if let (Some(rfc), true, Some(p1)) = (udp, transport, self.phase1.get(&serial)) {
+            rest.extend(nat_oa(p1.local.ip(), p1.remote.ip(), !rfc));
+        }
+        let Ok((_, rest_bytes)) = chain(&rest) else {
+            return;
+        };
+        let h = qm_hash1(keys.prf, &keys.skeyid_a, msgid, &rest_bytes);
+        let mut payloads = vec![Payload::Hash(h)];
+        payloads.extend(rest);
+        qm.iv = phase2_iv(keys.prf, keys.encr.block_len(), &keys.iv, msgid);
+        qm.state = QmState::I1Sent;
+        self.qm_send(serial, msgid, &keys, payloads, true);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(in crate::engine) fn qm_i_r1(
+        &mut self,
+        serial: u64,
+        msgid: u32,
+        header: &Header,
+        bytes: &[u8],
+        keys: &P1Keys,
+        iv: Vec<u8>,
+        digest: Vec<u8>,
+    ) {
+        let ni = match self.quick.get(&(serial, msgid)) {
+            Some(q) => q.ni_b.clone(),
+            None => return,
+        };
+        let Some((payloads, next_iv)) = self.qm_open(header, bytes, keys, &iv, |rest| {
+            qm_hash2(keys.prf, &keys.skeyid_a, msgid, &ni, rest)
+        }) else {
+            return;
+        };
+        let Some(gateways) = self.phase1.get(&serial).map(|p| Gateways {
+            local: p.local.ip(),
+            remote: p.remote.ip(),
+            nat_local: p.nat_local,
+            nat_remote: p.nat_remote,
+        }) else {
+            return;
+        };
+        let Some(qm) = self.quick.get_mut(&(serial, msgid)) else {
+            return;
+        };
+        let Some(conn) = self
+            .cfg
+            .policy
+            .connections
+            .iter()
+            .find(|c| c.name == qm.connection)
+            .cloned()
+        else {
+            return;
+        };
+        let Some(Payload::Sa(reply)) = payloads.get(1) else {
+            return self.log(
+                LogLevel::Notice,
+                "Quick Mode reply: SA must follow HASH(2)".into(),
+            );
+        };
+        let mut chosen = match policy::accept_phase2_reply(reply, &conn) {
+            Ok(c) => c,
+            Err(m) => {
+                return self.qm_fail(
+                    serial,
+                    msgid,
+                    format!("responder chose what we did not offer: {m}"),
+                )
+            }
+        };
+        let Some(nr) = payloads.iter().find_map(|p| {
+            if let Payload::Nonce(n) = p {
+                Some(n.clone())
+            } else {
+                None
+            }
+        }) else {
+            return self.log(LogLevel::Notice, "Quick Mode reply has no nonce".into());
+        };
+        let ke = payloads.iter().find_map(|p| {
+            if let Payload::Ke(k) = p {
+                Some(k.clone())
+            } else {
+                None
+            }
+        });
+        let ids: Vec<&IdPayload> = payloads
+            .iter()
+            .filter_map(|p| {
+                if let Payload::Id(i) = p {
+                    Some(i)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        let ids_ok = match (ids.as_slice(), &qm.idci, &qm.idcr) {
+            ([], None, None) => true,
+            ([a, b], Some(ci), Some(cr)) => *a == ci && *b == cr,
+            // We sent none (the gateways are the clients); a responder may name them
+            // anyway, as strongSwan does with NAT-T: that changes nothing.
+            ([a, b], None, None) => gateway_ids(a, b, &gateways),
+            _ => false,
+        };
+        if !ids_ok {
+            return self.qm_fail(serial, msgid, "responder changed the client IDs".into());
+        }
+        for p in &payloads {
+            if let Payload::Notify(n) = p {
+                if n.notify_type == NotifyType::RESPONDER_LIFETIME {
+                    apply_responder_lifetime(&mut chosen.lifetime, &n.data);
+                }
+            }
+        }
+        qm.iv = next_iv;
+        qm.nr_b = nr;
+        qm.last_received = digest;
+        qm.chosen = Some(chosen.clone());
+        qm.state = QmState::I2Wait;
+        qm.step += 1;
+        match (chosen.pfs_group, ke, qm.dh.take()) {
+            (Some(group), Some(peer_public), Some(private)) => {
+                self.qm_pfs_derive(serial, msgid, group, private, peer_public, QmShared::I3Send)
+            }
+            (None, None, _) => self.qm_i3_send(serial, msgid),
+            _ => self.qm_fail(
+                serial,
+                msgid,
+                "responder's KE does not match the PFS we proposed".into(),
+            ),
+        }
+    }
+
+    pub(in crate::engine) fn qm_i3_send(&mut self, serial: u64, msgid: u32) {
+        let Some(qm) = self.quick.get_mut(&(serial, msgid)) else {
+            return;
+        };
+        qm.state = QmState::IDone;
+        // Our new inbound SA must be in the kernel before the peer hears message 3: the
+        // peer installs its outbound SA then and may send on it at once. The message goes
+        // when the kernel has confirmed them all (or refused: that is logged, and the
+        // exchange still completes, as it does for every other SA).
+        let inbound = self.qm_sa_requests(serial, msgid, &[Direction::Inbound]);
+        if let Some(qm) = self.quick.get_mut(&(serial, msgid)) {
+            qm.inbound_pending = inbound.len();
+        }
+        if inbound.is_empty() {
+            return self.qm_i3_finish(serial, msgid);
+        }
+        for request in inbound {
+            self.kernel_then(request, KernelPending::QmInboundInstalled { serial, msgid });
+        }
+    }
+
+    pub(in crate::engine) fn qm_inbound_installed(
+        &mut self,
+        serial: u64,
+        msgid: u32,
+        answer: KernelAnswer,
+    ) {
+        if let KernelAnswer::Failed(reason) = answer {
+            self.log(LogLevel::Error, format!("kernel request failed: {reason}"));
+        }
+        let Some(qm) = self.quick.get_mut(&(serial, msgid)) else {
+            return;
+        };
+        qm.inbound_pending = qm.inbound_pending.saturating_sub(1);
+        if qm.inbound_pending == 0 {
+            self.qm_i3_finish(serial, msgid);
+        }
+    }
+
+    pub(in crate::engine) fn qm_i3_finish(&mut self, serial: u64, msgid: u32) {
+        let Some(keys) = self.p1_keys(serial) else {
+            return;
+        };
+        let Some(qm) = self.quick.get(&(serial, msgid)) else {
+            return;
+        };
+        let h = qm_hash3(keys.prf, &keys.skeyid_a, msgid, &qm.ni_b, &qm.nr_b);
+        let connection = qm.connection.clone();
+        self.qm_send(serial, msgid, &keys, vec![Payload::Hash(h)], false);
+        // A rekey: the peer installs its inbound SA only when message 3 arrives (strongSwan
+        // and pluto as responders do), and the kernel sends on the newest outbound SA at
+        // once. The old pair stays valid meanwhile, so keep sending on it a moment longer
+        // instead of losing the first packets under the new SPI.
+        let rekey = self
+            .ipsec
+            .values()
+            .any(|sa| sa.connection == connection && !sa.replaced);
+        if rekey {
+            self.timers.add(
+                self.now + OUTBOUND_SWITCH_DELAY,
+                Timer::QmOutbound { serial, msgid },
+            );
+        } else {
+            self.qm_install(serial, msgid, &[Direction::Outbound]);
+        }
+        self.qm_established(serial, msgid);
+    }
+}

@@ -1,0 +1,313 @@
+//! Quick Mode responder (RFC 2409 5.5): the check of message 1 against the policy, message
+//! 2 (with PFS), and message 3.
+
+use super::*;
+
+impl Engine {
+    #[allow(clippy::too_many_arguments)]
+    pub(in crate::engine) fn qm_r_i1(
+        &mut self,
+        serial: u64,
+        msgid: u32,
+        header: &Header,
+        bytes: &[u8],
+        keys: &P1Keys,
+        iv: Vec<u8>,
+        digest: Vec<u8>,
+    ) {
+        let Some((payloads, next_iv)) = self.qm_open(header, bytes, keys, &iv, |rest| {
+            qm_hash1(keys.prf, &keys.skeyid_a, msgid, rest)
+        }) else {
+            return;
+        };
+        let Some(p1) = self.phase1.get_mut(&serial) else {
+            return;
+        };
+        p1.seen_msgids.insert(msgid);
+        p1.last_heard = self.now;
+        let peer = p1.peer.clone();
+        let (local, remote) = (p1.local.ip(), p1.remote.ip());
+        let Some(Payload::Sa(offer)) = payloads.get(1) else {
+            return self.log(
+                LogLevel::Notice,
+                format!("Quick Mode from {peer}: SA must follow HASH(1)"),
+            );
+        };
+        let Some(ni) = payloads.iter().find_map(|p| {
+            if let Payload::Nonce(n) = p {
+                Some(n.clone())
+            } else {
+                None
+            }
+        }) else {
+            return self.log(
+                LogLevel::Notice,
+                format!("Quick Mode from {peer}: no nonce"),
+            );
+        };
+        let ke = payloads.iter().find_map(|p| {
+            if let Payload::Ke(k) = p {
+                Some(k.clone())
+            } else {
+                None
+            }
+        });
+        let ids: Vec<IdPayload> = payloads
+            .iter()
+            .filter_map(|p| {
+                if let Payload::Id(i) = p {
+                    Some(i.clone())
+                } else {
+                    None
+                }
+            })
+            .collect();
+        let (idci, idcr) = match ids.as_slice() {
+            [] => (None, None),
+            [a, b] => (Some(a.clone()), Some(b.clone())),
+            _ => {
+                self.info_notify(
+                    serial,
+                    NotifyType::INVALID_ID_INFORMATION,
+                    ProtocolId::ISAKMP,
+                    Vec::new(),
+                );
+                return self.log(
+                    LogLevel::Notice,
+                    format!(
+                        "Quick Mode from {peer}: {} ID payloads (need 0 or 2)",
+                        ids.len()
+                    ),
+                );
+            }
+        };
+        // With no IDs, the selectors are the two hosts.
+        let (sel_ci, sel_cr) = (
+            idci.clone().unwrap_or_else(|| host_id(remote)),
+            idcr.clone().unwrap_or_else(|| host_id(local)),
+        );
+        let Some(conn) = self
+            .cfg
+            .policy
+            .connection_for_ids(&peer, Some(&sel_ci), Some(&sel_cr))
+            .cloned()
+        else {
+            self.log(
+                LogLevel::Warning,
+                format!(
+                    "Quick Mode from {peer}: no connection matches {} <=> {}",
+                    describe_id(&sel_ci),
+                    describe_id(&sel_cr)
+                ),
+            );
+            self.info_notify(
+                serial,
+                NotifyType::INVALID_ID_INFORMATION,
+                ProtocolId::ISAKMP,
+                Vec::new(),
+            );
+            return;
+        };
+        let chosen = match self.cfg.policy.choose_phase2_for(&conn, offer) {
+            Ok(c) => c,
+            Err(m) => {
+                self.log(
+                    LogLevel::Warning,
+                    format!("Quick Mode for {} from {peer}: {m}", conn.name),
+                );
+                self.info_notify(
+                    serial,
+                    NotifyType::NO_PROPOSAL_CHOSEN,
+                    ProtocolId::ISAKMP,
+                    Vec::new(),
+                );
+                return;
+            }
+        };
+        if chosen.pfs_group.is_some() != ke.is_some() {
+            self.log(
+                LogLevel::Warning,
+                format!(
+                    "Quick Mode for {} from {peer}: KE payload does not match PFS of the proposal",
+                    conn.name
+                ),
+            );
+            self.info_notify(
+                serial,
+                NotifyType::INVALID_KEY_INFORMATION,
+                ProtocolId::ISAKMP,
+                Vec::new(),
+            );
+            return;
+        }
+        let protocols: Vec<IpsecProtocol> = chosen.protocols.iter().map(|p| p.protocol).collect();
+        let responder_lifetime = chosen.responder_lifetime;
+        let mut qm = QuickMode::new(msgid, false, conn.name.clone(), QmState::R0Wait);
+        qm.iv = next_iv;
+        qm.ni_b = ni;
+        qm.ke_peer = ke.unwrap_or_default();
+        qm.group = chosen.pfs_group;
+        qm.offer = Some(offer.clone());
+        qm.chosen = Some(chosen);
+        qm.idci = idci;
+        qm.idcr = idcr;
+        qm.responder_lifetime = responder_lifetime;
+        qm.last_received = digest;
+        self.qm_begin(serial, qm, protocols, local, remote);
+    }
+
+    /// Responder: SPIs are known; do PFS if asked, then answer.
+    pub(in crate::engine) fn qm_r1_prepare(&mut self, serial: u64, msgid: u32) {
+        let Some(qm) = self.quick.get(&(serial, msgid)) else {
+            return;
+        };
+        match qm.group {
+            Some(group) => {
+                let peer_public = qm.ke_peer.clone();
+                self.crypto(
+                    CryptoRequest::DhKeygen { group },
+                    CryptoPending::QmR1Keygen {
+                        serial,
+                        msgid,
+                        group,
+                        peer_public,
+                    },
+                );
+            }
+            None => self.qm_r1_send(serial, msgid),
+        }
+    }
+
+    /// Responder: the PFS key pair came; g^xy next.
+    pub(in crate::engine) fn qm_r1_keygen(
+        &mut self,
+        serial: u64,
+        msgid: u32,
+        group: Group,
+        peer_public: Vec<u8>,
+        r: CryptoResult,
+    ) {
+        let (public, private) = match r {
+            CryptoResult::DhKeyPair { public, private } => (public, private),
+            other => {
+                return self.qm_fail(
+                    serial,
+                    msgid,
+                    format!("PFS key generation failed: {}", crate::engine::why(&other)),
+                )
+            }
+        };
+        if let Some(qm) = self.quick.get_mut(&(serial, msgid)) {
+            qm.ke_own = public;
+        }
+        self.qm_pfs_derive(serial, msgid, group, private, peer_public, QmShared::R2Send);
+    }
+
+    pub(in crate::engine) fn qm_r1_send(&mut self, serial: u64, msgid: u32) {
+        let Some(keys) = self.p1_keys(serial) else {
+            return;
+        };
+        let nr = self.random_bytes(NONCE_LEN);
+        let Some(qm) = self.quick.get_mut(&(serial, msgid)) else {
+            return;
+        };
+        let (Some(offer), Some(chosen)) = (&qm.offer, &qm.chosen) else {
+            return;
+        };
+        let spis = qm.spis.clone();
+        let reply = policy::phase2_reply_sa(offer, chosen, |proto| {
+            spis.iter()
+                .find(|(p, _)| *p == proto)
+                .map_or([0; 4], |(_, s)| s.to_be_bytes())
+        });
+        let Some(reply) = reply else {
+            return self.qm_fail(serial, msgid, "cannot build the reply SA".into());
+        };
+        qm.nr_b = nr.clone();
+        let mut rest = vec![Payload::Sa(reply), Payload::Nonce(nr)];
+        if !qm.ke_own.is_empty() {
+            rest.push(Payload::Ke(qm.ke_own.clone()));
+        }
+        if let (Some(a), Some(b)) = (&qm.idci, &qm.idcr) {
+            rest.push(Payload::Id(a.clone()));
+            rest.push(Payload::Id(b.clone()));
+        }
+        if qm.responder_lifetime {
+            // RFC 2407 4.6.3.1: tell the initiator the lifetime we hold it to.
+            for cp in &chosen.protocols {
+                let data = lifetime_attributes(&chosen.lifetime);
+                rest.push(Payload::Notify(NotifyPayload {
+                    doi: DOI_IPSEC,
+                    protocol: protocol_id(cp.protocol),
+                    spi: cp.peer_spi.to_vec(),
+                    notify_type: NotifyType::RESPONDER_LIFETIME,
+                    data,
+                }));
+            }
+        }
+        let Ok((_, rest_bytes)) = chain(&rest) else {
+            return;
+        };
+        let h = qm_hash2(keys.prf, &keys.skeyid_a, msgid, &qm.ni_b, &rest_bytes);
+        let mut payloads = vec![Payload::Hash(h)];
+        payloads.extend(rest);
+        qm.state = QmState::R1Sent;
+        // Retransmitted until HASH(3) arrives: a lost message 3 would otherwise leave us
+        // without outbound SAs while the initiator believes all is done.
+        self.qm_send(serial, msgid, &keys, payloads, true);
+        // Inbound SAs go in now, so traffic the initiator sends right after message 3
+        // is not lost if message 3 is late.
+        self.qm_install(serial, msgid, &[Direction::Inbound]);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(in crate::engine) fn qm_r_i2(
+        &mut self,
+        serial: u64,
+        msgid: u32,
+        header: &Header,
+        bytes: &[u8],
+        keys: &P1Keys,
+        iv: Vec<u8>,
+        digest: Vec<u8>,
+    ) {
+        let (ni, nr) = match self.quick.get(&(serial, msgid)) {
+            Some(q) => (q.ni_b.clone(), q.nr_b.clone()),
+            None => return,
+        };
+        let want = qm_hash3(keys.prf, &keys.skeyid_a, msgid, &ni, &nr);
+        let (pt, next_iv) = match open(bytes, keys.encr, &keys.enc_key, &iv) {
+            Ok(v) => {
+                let (local, remote) = self.p1_addresses(header);
+                self.capture(remote, local, crate::engine::protect::view(bytes, &v.0));
+                v
+            }
+            Err(e) => {
+                return self.log(
+                    LogLevel::Notice,
+                    format!("cannot decrypt Quick Mode message 3: {e}"),
+                )
+            }
+        };
+        let ok = match parse_all(header.next_payload, &pt, true) {
+            Ok((_, p)) => {
+                matches!(p.first(), Some(Payload::Hash(h)) if crate::engine::protect::ct_eq(h, &want))
+            }
+            Err(_) => false,
+        };
+        if !ok {
+            return self.log(
+                LogLevel::Warning,
+                "Quick Mode message 3 failed its HASH(3) check: dropped".into(),
+            );
+        }
+        let Some(qm) = self.quick.get_mut(&(serial, msgid)) else {
+            return;
+        };
+        qm.iv = next_iv;
+        qm.last_received = digest;
+        qm.state = QmState::RDone;
+        self.qm_install(serial, msgid, &[Direction::Outbound]);
+        self.qm_established(serial, msgid);
+    }
+}
