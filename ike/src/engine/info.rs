@@ -1,7 +1,6 @@
 //! Informational exchanges (RFC 2408 4.8, RFC 2409 5.7): authenticated Delete and Notify,
 //! INITIAL-CONTACT, Dead Peer Detection (RFC 3706) and NAT-T keepalives.
 
-use super::phase1::P1State;
 use super::protect::{after_first, chain, open, parse_all, sealed};
 use super::timers::Timer;
 use super::{Engine, Event, LogLevel};
@@ -102,9 +101,7 @@ impl Engine {
             // Our own phase 1 offer refused: say what we offered (the peer does not say
             // what it would accept), so the log names both sides' part of the mismatch.
             let refused_offer = p1
-                .filter(|p| {
-                    p.role == super::phase1::Role::Initiator && p.state != P1State::Established
-                })
+                .filter(|p| p.role == super::phase1::Role::Initiator && !p.is_established())
                 .filter(|_| what.contains("NO-PROPOSAL-CHOSEN"))
                 .and_then(|p| self.peer_by_name(&p.peer))
                 .map(|cfg| {
@@ -243,9 +240,13 @@ impl Engine {
                 let seq = <[u8; 4]>::try_from(n.data.as_slice())
                     .map(u32::from_be_bytes)
                     .ok();
-                if let Some(p1) = self.phase1.get_mut(&serial) {
-                    if p1.dpd_outstanding.is_some_and(|(s, _)| Some(s) == seq) {
-                        p1.dpd_outstanding = None;
+                if let Some(e) = self
+                    .phase1
+                    .get_mut(&serial)
+                    .and_then(|p| p.established_mut())
+                {
+                    if e.dpd_outstanding.is_some_and(|(s, _)| Some(s) == seq) {
+                        e.dpd_outstanding = None;
                     }
                 }
             }
@@ -259,7 +260,7 @@ impl Engine {
                 let negotiating = self
                     .phase1
                     .get(&serial)
-                    .is_some_and(|p| p.state != P1State::Established);
+                    .is_some_and(|p| !p.is_established());
                 // An Aggressive Mode initiator is done when it sends its last message; the
                 // responder's verdict on it can only come afterwards.
                 let aggressive_initiator = self.phase1.get(&serial).is_some_and(|p| {
@@ -289,7 +290,7 @@ impl Engine {
             .filter(|p| {
                 p.peer == peer
                     && p.serial != serial
-                    && p.state == P1State::Established
+                    && p.is_established()
                     && p.remote.ip() == remote
                     && p.id_peer == id
             })
@@ -316,7 +317,10 @@ impl Engine {
         let Some(p1) = self.phase1.get(&serial) else {
             return;
         };
-        if p1.state != P1State::Established || p1.replaced {
+        let Some(outstanding) = p1.established().map(|e| e.dpd_outstanding) else {
+            return;
+        };
+        if p1.replaced {
             return;
         }
         let Some(peer) = self.peer_by_name(&p1.peer) else {
@@ -324,20 +328,23 @@ impl Engine {
         };
         let interval = Duration::from_secs(peer.dpd_interval.max(1));
         let timeout = peer.dpd_timeout.map_or(timeout, Duration::from_secs);
-        if let Some((_, since)) = p1.dpd_outstanding {
+        if let Some((_, since)) = outstanding {
             if now.duration_since(since) >= timeout {
                 return self.peer_dead(serial);
             }
         }
         let idle = now.duration_since(p1.last_heard);
-        if idle >= interval || p1.dpd_outstanding.is_some() {
+        if idle >= interval || outstanding.is_some() {
             let Some(p1) = self.phase1.get_mut(&serial) else {
                 return;
             };
-            p1.dpd_seq = p1.dpd_seq.wrapping_add(1);
-            let seq = p1.dpd_seq;
-            let since = p1.dpd_outstanding.map_or(now, |(_, t)| t);
-            p1.dpd_outstanding = Some((seq, since));
+            let Some(e) = p1.established_mut() else {
+                return;
+            };
+            e.dpd_seq = e.dpd_seq.wrapping_add(1);
+            let seq = e.dpd_seq;
+            let since = e.dpd_outstanding.map_or(now, |(_, t)| t);
+            e.dpd_outstanding = Some((seq, since));
             let spi = [p1.icookie.0, p1.rcookie.0].concat();
             let n = Payload::Notify(NotifyPayload {
                 doi: DOI_IPSEC,

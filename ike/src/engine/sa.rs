@@ -1,7 +1,7 @@
 //! Established IPsec SAs: their policies, rekey before expiry (pluto's margin and fuzz),
 //! expiry, deletion, kernel events, operator teardown and shutdown.
 
-use super::phase1::{rekey_delay, P1State};
+use super::phase1::rekey_delay;
 use super::quick::{qm_selectors, QmState};
 use super::timers::Timer;
 use super::types::{KernelRequest, PolicySpec, Selector};
@@ -356,8 +356,10 @@ impl Engine {
             self.start_qm(serial, name);
         } else if let Some(serial) = self.pending_p1(&conn.peer) {
             if let Some(p1) = self.phase1.get_mut(&serial) {
-                if !p1.waiting.iter().any(|w| w == name) {
-                    p1.waiting.push(name.to_string());
+                if let Some(hs) = p1.hs() {
+                    if !hs.waiting.iter().any(|w| w == name) {
+                        hs.waiting.push(name.to_string());
+                    }
                 }
             }
         } else {
@@ -375,7 +377,8 @@ impl Engine {
             || self
                 .phase1
                 .values()
-                .any(|p| p.waiting.iter().any(|w| w == name))
+                .filter_map(|p| p.hs_ref())
+                .any(|hs| hs.waiting.iter().any(|w| w == name))
     }
 
     /// ACQUIRE: traffic wants a connection that is not up.
@@ -498,10 +501,7 @@ impl Engine {
         };
         match msgid {
             None => {
-                let established = self
-                    .phase1
-                    .get(&p1)
-                    .is_some_and(|p| p.state == P1State::Established);
+                let established = self.phase1.get(&p1).is_some_and(|p| p.is_established());
                 self.delete_phase1(p1, established, "deleted by operator");
                 Ok(())
             }
@@ -544,10 +544,7 @@ impl Engine {
         }
         let p1s: Vec<u64> = self.phase1.keys().copied().collect();
         for s in p1s {
-            let established = self
-                .phase1
-                .get(&s)
-                .is_some_and(|p| p.state == P1State::Established);
+            let established = self.phase1.get(&s).is_some_and(|p| p.is_established());
             self.delete_phase1(s, established, "shutdown");
         }
     }
@@ -590,9 +587,9 @@ impl Engine {
                         local: p.local,
                         remote: p.remote,
                         initiator: p.role == super::phase1::Role::Initiator,
-                        state: p.state.name(),
-                        established: p.state == P1State::Established,
-                        expires: p.expires,
+                        state: p.state_name(),
+                        established: p.is_established(),
+                        expires: p.established().map(|e| e.expires),
                         summary: p.summary(),
                         nat_local: p.nat_local,
                         nat_remote: p.nat_remote,

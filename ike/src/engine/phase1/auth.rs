@@ -11,7 +11,7 @@ impl Engine {
         let peer = self.peer_by_name(&p1.peer)?;
         let id = self.own_identity(&peer, p1.local);
         let body = body_of(&Payload::Id(id.clone())).unwrap_or_default();
-        self.phase1.get_mut(&serial)?.id_own_b = body;
+        self.phase1.get_mut(&serial)?.hs()?.id_own_b = body;
         Some((peer, id))
     }
 
@@ -303,7 +303,10 @@ impl Engine {
         let Some(p1) = self.phase1.get_mut(&serial) else {
             return;
         };
-        p1.id_peer_b = id_body;
+        let Some(hs) = p1.hs() else {
+            return;
+        };
+        hs.id_peer_b = id_body;
         p1.id_peer = Some(id.clone());
         p1.initial_contact |= initial_contact;
         let Some(expected) = Self::peer_hash(p1) else {

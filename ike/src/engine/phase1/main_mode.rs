@@ -43,7 +43,7 @@ impl Engine {
         Self::note_vendor_ids(p1, &payloads);
         p1.chosen = Some(chosen);
         p1.last_received = digest;
-        p1.state = P1State::MmI2Wait;
+        p1.set_step(P1State::MmI2Wait);
         p1.retransmit_step += 1;
         self.crypto(
             CryptoRequest::DhKeygen { group },
@@ -59,13 +59,16 @@ impl Engine {
         let Some(p1) = self.phase1.get_mut(&serial) else {
             return;
         };
-        if p1.state != P1State::MmI2Wait {
+        if !p1.at(P1State::MmI2Wait) {
             return;
         }
-        p1.gxi = public.clone();
-        p1.dh = Some(private);
-        p1.ni_b = ni.clone();
-        p1.state = P1State::MmI2Sent;
+        let Some(hs) = p1.hs() else {
+            return;
+        };
+        hs.gxi = public.clone();
+        hs.dh = Some(private);
+        hs.ni_b = ni.clone();
+        p1.set_step(P1State::MmI2Sent);
         let h = p1.hash_alg().unwrap_or(HashAlg::Sha1);
         let mut payloads = vec![Payload::Ke(public), Payload::Nonce(ni)];
         payloads.extend(Self::nat_d_payloads(p1, h));
@@ -96,10 +99,13 @@ impl Engine {
         let Some(p1) = self.phase1.get_mut(&serial) else {
             return;
         };
-        p1.gxr = ke.to_vec();
-        p1.nr_b = nonce.to_vec();
+        let Some(hs) = p1.hs() else {
+            return;
+        };
+        hs.gxr = ke.to_vec();
+        hs.nr_b = nonce.to_vec();
         p1.last_received = digest;
-        p1.state = P1State::MmI3Wait;
+        p1.set_step(P1State::MmI3Wait);
         p1.retransmit_step += 1;
         self.detect_nat(serial, &payloads);
         self.derive_keys(serial, KeysReady::MmI5Send);
@@ -113,7 +119,7 @@ impl Engine {
         let first_contact = !self
             .phase1
             .values()
-            .any(|o| o.peer == peer.name && o.state == P1State::Established);
+            .any(|o| o.peer == peer.name && o.is_established());
         self.own_auth(serial, AuthReady::MmI5 { id, first_contact });
     }
 
@@ -163,10 +169,13 @@ impl Engine {
         let Some(group) = p1.chosen.as_ref().map(|c| c.transform.group) else {
             return;
         };
-        p1.gxi = ke.to_vec();
-        p1.ni_b = nonce.to_vec();
+        let Some(hs) = p1.hs() else {
+            return;
+        };
+        hs.gxi = ke.to_vec();
+        hs.ni_b = nonce.to_vec();
         p1.last_received = digest;
-        p1.state = P1State::MmR2Wait;
+        p1.set_step(P1State::MmR2Wait);
         p1.retransmit_step += 1;
         self.detect_nat(serial, &payloads);
         self.crypto(
@@ -184,9 +193,12 @@ impl Engine {
         let Some(p1) = self.phase1.get_mut(&serial) else {
             return;
         };
-        p1.gxr = public.clone();
-        p1.dh = Some(private);
-        p1.nr_b = nr.clone();
+        let Some(hs) = p1.hs() else {
+            return;
+        };
+        hs.gxr = public.clone();
+        hs.dh = Some(private);
+        hs.nr_b = nr.clone();
         let h = p1.hash_alg().unwrap_or(HashAlg::Sha1);
         let mut out = vec![Payload::Ke(public), Payload::Nonce(nr)];
         out.extend(Self::nat_d_payloads(p1, h));
@@ -217,7 +229,7 @@ impl Engine {
             );
         };
         if let Some(p1) = self.phase1.get_mut(&serial) {
-            p1.state = P1State::MmR3Wait;
+            p1.set_step(P1State::MmR3Wait);
             // It decrypted and parsed, so the sender holds the keys: from here the IV is
             // the one after message 5, which an AUTHENTICATION-FAILED notify must use too.
             p1.iv = iv.clone();

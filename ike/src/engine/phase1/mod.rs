@@ -38,7 +38,8 @@ pub(super) enum Role {
     Responder,
 }
 
-/// Where a phase-1 exchange stands. `*Wait` states wait for a helper.
+/// Which message of Main or Aggressive Mode an exchange has reached. `*Wait` steps wait
+/// for a helper. An established SA has no step: see [`Stage`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum P1State {
     MmI1Sent,
@@ -56,7 +57,6 @@ pub(super) enum P1State {
     AmR1Wait,
     AmR1Sent,
     AmR2Wait,
-    Established,
 }
 
 impl P1State {
@@ -77,23 +77,16 @@ impl P1State {
             P1State::AmR1Wait => "AGGR_R1 (computing keys)",
             P1State::AmR1Sent => "AGGR_R1 (sent)",
             P1State::AmR2Wait => "AGGR_R2 (authenticating)",
-            P1State::Established => "ESTABLISHED",
         }
     }
 }
 
-/// One ISAKMP SA, from its first message to its deletion.
-pub(super) struct Phase1 {
-    pub serial: u64,
-    pub peer: String,
-    pub role: Role,
-    pub mode: Phase1Mode,
-    pub state: P1State,
-    pub icookie: Cookie,
-    pub rcookie: Cookie,
-    pub local: SocketAddr,
-    pub remote: SocketAddr,
-    pub chosen: Option<ChosenPhase1>,
+/// What only the exchange needs, until the peer has authenticated: the offer as the
+/// initiator sent it, both public values and nonces, our DH private value, g^xy, SKEYID,
+/// both ID payload bodies, and a message that came while keys were computed. It is dropped
+/// at establishment, so an established SA holds no DH secret (the secrets wipe themselves).
+#[derive(Default)]
+pub(super) struct Handshake {
     /// Body of the initiator's SA payload (SAi_b), as the initiator sent it.
     pub sai_b: Vec<u8>,
     pub dh: Option<DhPrivate>,
@@ -103,12 +96,46 @@ pub(super) struct Phase1 {
     pub nr_b: Vec<u8>,
     pub gxy: Option<Secret>,
     pub skeyid: Option<Secret>,
-    pub keys: Option<Phase1Keys>,
-    /// The phase-1 CBC IV: the last ciphertext block of the last phase-1 message.
-    pub iv: Vec<u8>,
     /// Body of our ID payload, and the peer's (IDii_b / IDir_b).
     pub id_own_b: Vec<u8>,
     pub id_peer_b: Vec<u8>,
+    /// A message that arrived while keys were still being computed.
+    pub deferred: Option<(SocketAddr, SocketAddr, Vec<u8>)>,
+    /// Connections to start once this SA is up.
+    pub waiting: Vec<String>,
+}
+
+/// What only an established ISAKMP SA needs: its times and Dead Peer Detection.
+pub(super) struct Established {
+    pub at: Instant,
+    pub expires: Instant,
+    pub dpd_seq: u32,
+    /// The R-U-THERE we wait an answer for, and since when we wait.
+    pub dpd_outstanding: Option<(u32, Instant)>,
+}
+
+/// An ISAKMP SA is negotiating, carrying the exchange's data, or established, carrying
+/// its own: no field of one stage exists in the other.
+pub(super) enum Stage {
+    Negotiating { step: P1State, hs: Box<Handshake> },
+    Established(Established),
+}
+
+/// One ISAKMP SA, from its first message to its deletion.
+pub(super) struct Phase1 {
+    pub serial: u64,
+    pub peer: String,
+    pub role: Role,
+    pub mode: Phase1Mode,
+    pub stage: Stage,
+    pub icookie: Cookie,
+    pub rcookie: Cookie,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub chosen: Option<ChosenPhase1>,
+    pub keys: Option<Phase1Keys>,
+    /// The phase-1 CBC IV: the last ciphertext block of the last phase-1 message.
+    pub iv: Vec<u8>,
     pub id_peer: Option<IdPayload>,
     pub natt: Option<NatTVersion>,
     pub peer_dpd: bool,
@@ -121,14 +148,6 @@ pub(super) struct Phase1 {
     pub tries: u32,
     /// SHA-1 of the last message accepted from the peer, to recognise duplicates.
     pub last_received: Vec<u8>,
-    /// A message that arrived while keys were still being computed.
-    pub deferred: Option<(SocketAddr, SocketAddr, Vec<u8>)>,
-    pub established: Option<Instant>,
-    pub expires: Option<Instant>,
-    /// Connections to start once this SA is up.
-    pub waiting: Vec<String>,
-    pub dpd_seq: u32,
-    pub dpd_outstanding: Option<(u32, Instant)>,
     pub last_heard: Instant,
     /// Message IDs of Informational and Quick Mode exchanges seen, against replays.
     pub seen_msgids: BTreeSet<u32>,
@@ -139,7 +158,7 @@ pub(super) struct Phase1 {
 }
 
 impl Phase1 {
-    /// A new exchange: nothing negotiated yet. The initiator's first state is Main Mode's;
+    /// A new exchange: nothing negotiated yet. The initiator's first step is Main Mode's;
     /// callers set what differs.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
@@ -157,24 +176,20 @@ impl Phase1 {
             peer: peer.to_string(),
             role,
             mode,
-            state: P1State::MmI1Sent,
+            stage: Stage::Negotiating {
+                step: P1State::MmI1Sent,
+                hs: Box::new(Handshake {
+                    sai_b,
+                    ..Handshake::default()
+                }),
+            },
             icookie,
             rcookie,
             local,
             remote,
             chosen: None,
-            sai_b,
-            dh: None,
-            gxi: Vec::new(),
-            gxr: Vec::new(),
-            ni_b: Vec::new(),
-            nr_b: Vec::new(),
-            gxy: None,
-            skeyid: None,
             keys: None,
             iv: Vec::new(),
-            id_own_b: Vec::new(),
-            id_peer_b: Vec::new(),
             id_peer: None,
             natt: None,
             peer_dpd: false,
@@ -184,17 +199,69 @@ impl Phase1 {
             retransmit_step: 0,
             tries: 0,
             last_received: Vec::new(),
-            deferred: None,
-            established: None,
-            expires: None,
-            waiting: Vec::new(),
-            dpd_seq: 0,
-            dpd_outstanding: None,
             last_heard: now,
             seen_msgids: BTreeSet::new(),
             replaced: false,
             initial_contact: false,
         }
+    }
+
+    /// The exchange's step, or `None` once established.
+    pub fn step(&self) -> Option<P1State> {
+        match &self.stage {
+            Stage::Negotiating { step, .. } => Some(*step),
+            Stage::Established(_) => None,
+        }
+    }
+
+    /// Whether the step is `s`.
+    pub fn at(&self, s: P1State) -> bool {
+        self.step() == Some(s)
+    }
+
+    pub fn is_established(&self) -> bool {
+        matches!(self.stage, Stage::Established(_))
+    }
+
+    /// Move the exchange on; an established SA has no steps left, so this does nothing.
+    pub fn set_step(&mut self, s: P1State) {
+        if let Stage::Negotiating { step, .. } = &mut self.stage {
+            *step = s;
+        }
+    }
+
+    /// The exchange's data, while there is an exchange.
+    pub fn hs(&mut self) -> Option<&mut Handshake> {
+        match &mut self.stage {
+            Stage::Negotiating { hs, .. } => Some(hs),
+            Stage::Established(_) => None,
+        }
+    }
+
+    pub fn hs_ref(&self) -> Option<&Handshake> {
+        match &self.stage {
+            Stage::Negotiating { hs, .. } => Some(hs),
+            Stage::Established(_) => None,
+        }
+    }
+
+    pub fn established(&self) -> Option<&Established> {
+        match &self.stage {
+            Stage::Established(e) => Some(e),
+            Stage::Negotiating { .. } => None,
+        }
+    }
+
+    pub fn established_mut(&mut self) -> Option<&mut Established> {
+        match &mut self.stage {
+            Stage::Established(e) => Some(e),
+            Stage::Negotiating { .. } => None,
+        }
+    }
+
+    /// The name of where this SA stands, for logs and the report.
+    pub fn state_name(&self) -> &'static str {
+        self.step().map_or("ESTABLISHED", P1State::name)
     }
 
     pub fn summary(&self) -> String {
@@ -301,7 +368,10 @@ impl Engine {
             sai_b,
             self.now,
         );
-        p1.waiting = waiting;
+        let Some(hs) = p1.hs() else {
+            return;
+        };
+        hs.waiting = waiting;
         self.log(
             LogLevel::Info,
             format!(
@@ -323,7 +393,7 @@ impl Engine {
             }
             Phase1Mode::Aggressive => {
                 if let Some(p) = self.phase1.get_mut(&serial) {
-                    p.state = P1State::AmI1Wait;
+                    p.set_step(P1State::AmI1Wait);
                 }
                 let group = peer.transforms[0].group;
                 self.crypto(
@@ -408,7 +478,7 @@ impl Engine {
             return;
         };
         // A newer message (or completion) since this timer was armed makes it stale.
-        if p1.retransmit_step != step || p1.state == P1State::Established {
+        if p1.retransmit_step != step || p1.is_established() {
             return;
         }
         if p1.tries >= retransmits {
@@ -416,7 +486,7 @@ impl Engine {
                 "peer {} did not answer after {} retransmissions in {}",
                 p1.peer,
                 p1.tries,
-                p1.state.name()
+                p1.state_name()
             );
             self.p1_fail(serial, msg);
             return;
@@ -449,8 +519,8 @@ impl Engine {
 
     pub(super) fn p1_timeout(&mut self, serial: u64) {
         if let Some(p1) = self.phase1.get(&serial) {
-            if p1.state != P1State::Established {
-                let msg = format!("phase 1 with {} timed out in {}", p1.peer, p1.state.name());
+            if !p1.is_established() {
+                let msg = format!("phase 1 with {} timed out in {}", p1.peer, p1.state_name());
                 self.p1_fail(serial, msg);
             }
         }
@@ -500,7 +570,7 @@ impl Engine {
                 };
                 let ok = self.phase1.get(&s).is_some_and(|p| {
                     p.role == Role::Initiator
-                        && matches!(p.state, P1State::MmI1Sent | P1State::AmI1Sent)
+                        && matches!(p.step(), Some(P1State::MmI1Sent | P1State::AmI1Sent))
                 });
                 if !ok {
                     self.debug(format!(
@@ -551,7 +621,12 @@ impl Engine {
             p1.local = local;
             p1.remote = remote;
         }
-        match p1.state {
+        let Some(step) = p1.step() else {
+            return self.debug(format!(
+                "ignoring phase 1 message from {remote} in state ESTABLISHED"
+            ));
+        };
+        match step {
             P1State::MmI1Sent => self.mm_i_r1(serial, header, bytes, digest),
             P1State::MmI2Sent => self.mm_i_r2(serial, header, bytes, digest),
             P1State::MmI3Sent => self.mm_i_r3(serial, header, bytes, digest),
@@ -561,8 +636,8 @@ impl Engine {
             P1State::AmR1Sent => self.am_r_i2(serial, header, bytes, digest),
             P1State::MmR2Wait | P1State::MmI3Wait if header.flags & flags::ENCRYPTION != 0 => {
                 // Keys are still being computed: keep the message and handle it then.
-                if let Some(p) = self.phase1.get_mut(&serial) {
-                    p.deferred = Some((local, remote, bytes.to_vec()));
+                if let Some(hs) = self.phase1.get_mut(&serial).and_then(|p| p.hs()) {
+                    hs.deferred = Some((local, remote, bytes.to_vec()));
                 }
             }
             s => self.debug(format!(
@@ -737,7 +812,7 @@ impl Engine {
             sai_b,
             self.now,
         );
-        p1.state = P1State::MmR1Sent;
+        p1.set_step(P1State::MmR1Sent);
         p1.chosen = Some(chosen.clone());
         p1.last_received = sha1(bytes);
         Self::note_vendor_ids(&mut p1, &payloads);
@@ -789,11 +864,14 @@ impl Engine {
                 let Some(p1) = self.phase1.get_mut(&serial) else {
                     return;
                 };
-                p1.gxi = ke.to_vec();
-                p1.ni_b = nonce.to_vec();
-                p1.id_peer_b = id_body;
+                let Some(hs) = p1.hs() else {
+                    return;
+                };
+                hs.gxi = ke.to_vec();
+                hs.ni_b = nonce.to_vec();
+                hs.id_peer_b = id_body;
                 p1.id_peer = id;
-                p1.state = P1State::AmR1Wait;
+                p1.set_step(P1State::AmR1Wait);
                 let group = chosen.transform.group;
                 self.crypto(
                     CryptoRequest::DhKeygen { group },
@@ -842,18 +920,26 @@ impl Engine {
         let Some(p1) = self.phase1.get_mut(&serial) else {
             return;
         };
-        if p1.state == P1State::Established {
+        if p1.is_established() {
             return;
         }
-        p1.state = P1State::Established;
-        p1.established = Some(now);
         p1.last_heard = now;
         p1.retransmit_step += 1;
-        // Drop what only the exchange needed.
-        p1.dh = None;
-        p1.gxy = None;
         let lifetime = Duration::from_secs(p1.chosen.as_ref().map_or(3600, |c| c.lifetime.seconds));
-        p1.expires = Some(now + lifetime);
+        // The exchange's data (DH private value, g^xy, nonces, SKEYID) goes here, wiped.
+        let hs = std::mem::replace(
+            &mut p1.stage,
+            Stage::Established(Established {
+                at: now,
+                expires: now + lifetime,
+                dpd_seq: 0,
+                dpd_outstanding: None,
+            }),
+        );
+        let waiting = match hs {
+            Stage::Negotiating { mut hs, .. } => std::mem::take(&mut hs.waiting),
+            Stage::Established(_) => Vec::new(),
+        };
         let (peer, icookie, rcookie, remote, summary, role) = (
             p1.peer.clone(),
             p1.icookie,
@@ -862,7 +948,6 @@ impl Engine {
             p1.summary(),
             p1.role,
         );
-        let waiting = std::mem::take(&mut p1.waiting);
         let initial_contact = std::mem::take(&mut p1.initial_contact);
         let dpd = p1.peer_dpd;
         let nat_local = p1.nat_local;
@@ -908,7 +993,7 @@ impl Engine {
         let Some(p1) = self.phase1.get(&serial) else {
             return;
         };
-        if p1.replaced || p1.state != P1State::Established {
+        if p1.replaced || !p1.is_established() {
             return;
         }
         let peer = p1.peer.clone();
@@ -927,11 +1012,7 @@ impl Engine {
     }
 
     pub(super) fn p1_expire(&mut self, serial: u64) {
-        if self
-            .phase1
-            .get(&serial)
-            .is_some_and(|p| p.state == P1State::Established)
-        {
+        if self.phase1.get(&serial).is_some_and(|p| p.is_established()) {
             self.delete_phase1(serial, true, "lifetime expired");
         }
     }
@@ -976,8 +1057,8 @@ impl Engine {
     pub(super) fn established_p1(&self, peer: &str) -> Option<u64> {
         self.phase1
             .values()
-            .filter(|p| p.peer == peer && p.state == P1State::Established)
-            .max_by_key(|p| (p.established, p.serial))
+            .filter(|p| p.peer == peer && p.is_established())
+            .max_by_key(|p| (p.established().map(|e| e.at), p.serial))
             .map(|p| p.serial)
     }
 
@@ -985,7 +1066,7 @@ impl Engine {
     pub(super) fn pending_p1(&self, peer: &str) -> Option<u64> {
         self.phase1
             .values()
-            .filter(|p| p.peer == peer && p.state != P1State::Established)
+            .filter(|p| p.peer == peer && !p.is_established())
             .map(|p| p.serial)
             .max()
     }

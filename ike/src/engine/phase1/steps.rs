@@ -10,7 +10,7 @@ impl Engine {
             KeysReady::MmI5Send => self.mm_i3_send(serial),
             KeysReady::MmR4Sent => {
                 if let Some(p1) = self.phase1.get_mut(&serial) {
-                    p1.state = P1State::MmR2Sent;
+                    p1.set_step(P1State::MmR2Sent);
                 }
             }
             KeysReady::AmR2Auth {
@@ -86,7 +86,7 @@ impl Engine {
                 let Some(p1) = self.phase1.get_mut(&serial) else {
                     return;
                 };
-                p1.state = P1State::MmI3Sent;
+                p1.set_step(P1State::MmI3Sent);
                 let mut payloads = vec![Payload::Id(id)];
                 payloads.extend(auth);
                 if first_contact {
@@ -116,7 +116,7 @@ impl Engine {
                 let Some(p1) = self.phase1.get_mut(&serial) else {
                     return;
                 };
-                p1.state = P1State::AmR1Sent;
+                p1.set_step(P1State::AmR1Sent);
                 let h = p1.hash_alg().unwrap_or(HashAlg::Sha1);
                 let mut out = vec![
                     Payload::Sa(reply_sa),

@@ -497,7 +497,7 @@ impl Engine {
         if self
             .phase1
             .get(&serial)
-            .is_some_and(|p| p.state != super::phase1::P1State::Established)
+            .is_some_and(|p| !p.is_established())
         {
             return self.debug(format!(
                 "dropping Quick Mode from {remote}: ISAKMP SA not established"
