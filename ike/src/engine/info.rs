@@ -9,13 +9,14 @@ use crate::codec::{
     DOI_IPSEC, HEADER_LEN,
 };
 use crate::crypto::{info_hash, phase2_iv};
+use crate::engine::IsakmpSerial;
 use crate::policy::{DpdAction, IpsecProtocol};
 use std::net::SocketAddr;
 use std::time::Duration;
 
 impl Engine {
     /// Send an authenticated Informational message under ISAKMP SA `serial`.
-    pub(super) fn info_send(&mut self, serial: u64, payloads: Vec<Payload>) {
+    pub(super) fn info_send(&mut self, serial: IsakmpSerial, payloads: Vec<Payload>) {
         let Some(keys) = self.p1_keys(serial) else {
             return;
         };
@@ -50,7 +51,7 @@ impl Engine {
     /// A notification under ISAKMP SA `serial` (encrypted once keys exist).
     pub(super) fn info_notify(
         &mut self,
-        serial: u64,
+        serial: IsakmpSerial,
         t: NotifyType,
         protocol: ProtocolId,
         spi: Vec<u8>,
@@ -182,7 +183,7 @@ impl Engine {
         }
     }
 
-    fn peer_delete(&mut self, serial: u64, peer: &str, d: DeletePayload) {
+    fn peer_delete(&mut self, serial: IsakmpSerial, peer: &str, d: DeletePayload) {
         if d.protocol == ProtocolId::ISAKMP {
             for spi in &d.spis {
                 let target = self
@@ -227,7 +228,7 @@ impl Engine {
         let _ = serial;
     }
 
-    fn peer_notify(&mut self, serial: u64, peer: &str, n: NotifyPayload) {
+    fn peer_notify(&mut self, serial: IsakmpSerial, peer: &str, n: NotifyPayload) {
         match n.notify_type {
             NotifyType::R_U_THERE => {
                 let ack = Payload::Notify(NotifyPayload {
@@ -279,12 +280,12 @@ impl Engine {
     /// The peer has rebooted (INITIAL-CONTACT): every other SA with that host (the same
     /// address and identity) is stale. Other hosts that share the peer section (road
     /// warriors under `[Phase 1] Default`) are not touched.
-    pub(super) fn initial_contact(&mut self, serial: u64) {
+    pub(super) fn initial_contact(&mut self, serial: IsakmpSerial) {
         let Some(p1) = self.phase1.get(&serial) else {
             return;
         };
         let (peer, remote, id) = (p1.peer.clone(), p1.remote.ip(), p1.id_peer.clone());
-        let old: Vec<u64> = self
+        let old: Vec<_> = self
             .phase1
             .values()
             .filter(|p| {
@@ -299,7 +300,7 @@ impl Engine {
         for s in old {
             self.delete_phase1(s, false, "peer sent INITIAL-CONTACT");
         }
-        let stale: Vec<u64> = self
+        let stale: Vec<_> = self
             .ipsec
             .values()
             .filter(|s| s.peer == peer && s.p1 != serial && s.remote == remote)
@@ -311,7 +312,7 @@ impl Engine {
     }
 
     /// DPD (RFC 3706): after `DPD-check-interval` of silence, ask R-U-THERE.
-    pub(super) fn dpd_check(&mut self, serial: u64) {
+    pub(super) fn dpd_check(&mut self, serial: IsakmpSerial) {
         let now = self.now;
         let timeout = self.cfg.timers.dpd_timeout;
         let Some(p1) = self.phase1.get(&serial) else {
@@ -362,7 +363,7 @@ impl Engine {
         }
     }
 
-    fn peer_dead(&mut self, serial: u64) {
+    fn peer_dead(&mut self, serial: IsakmpSerial) {
         let Some(p1) = self.phase1.get(&serial) else {
             return;
         };
@@ -381,7 +382,7 @@ impl Engine {
             .filter(|s| s.peer == peer)
             .map(|s| s.connection.clone())
             .collect();
-        let sas: Vec<u64> = self
+        let sas: Vec<_> = self
             .ipsec
             .values()
             .filter(|s| s.peer == peer)
@@ -390,7 +391,7 @@ impl Engine {
         for s in sas {
             self.remove_ipsec_sa(s, false, "peer dead");
         }
-        let p1s: Vec<u64> = self
+        let p1s: Vec<_> = self
             .phase1
             .values()
             .filter(|p| p.peer == peer)
@@ -426,7 +427,7 @@ impl Engine {
     }
 
     /// NAT-T keepalive (RFC 3948 2.3) while we are behind a NAT.
-    pub(super) fn nat_keepalive(&mut self, serial: u64) {
+    pub(super) fn nat_keepalive(&mut self, serial: IsakmpSerial) {
         let Some(p1) = self.phase1.get(&serial) else {
             return;
         };

@@ -7,17 +7,18 @@ use super::timers::Timer;
 use super::types::{KernelRequest, PolicySpec, Selector};
 use super::{Engine, Event, LogLevel};
 use crate::codec::{DeletePayload, Payload, ProtocolId, DOI_IPSEC};
+use crate::engine::{IpsecSerial, IsakmpSerial};
 use crate::policy::{EncapMode, IpsecProtocol};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// One negotiated IPsec SA bundle (both directions of each protocol).
 pub(super) struct IpsecSa {
-    pub serial: u64,
+    pub serial: IpsecSerial,
     pub connection: String,
     pub peer: String,
     /// The ISAKMP SA it was negotiated under, and the Quick Mode message ID.
-    pub p1: u64,
+    pub p1: IsakmpSerial,
     pub msgid: u32,
     /// (protocol, inbound SPI, outbound SPI)
     pub spis: Vec<(IpsecProtocol, u32, u32)>,
@@ -53,7 +54,7 @@ pub struct IpsecSaInfo {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Phase1Info {
     /// The engine's number for this ISAKMP SA, as work waiting for an answer names it.
-    pub serial: u64,
+    pub serial: IsakmpSerial,
     pub peer: String,
     pub icookie: crate::codec::Cookie,
     pub rcookie: crate::codec::Cookie,
@@ -79,7 +80,7 @@ pub struct ExchangeInfo {
 
 impl Engine {
     /// Quick Mode finished on our side: record the SA bundle and arm its timers.
-    pub(super) fn qm_established(&mut self, serial: u64, msgid: u32) {
+    pub(super) fn qm_established(&mut self, serial: IsakmpSerial, msgid: u32) {
         let now = self.now;
         let Some(p1) = self.phase1.get(&serial) else {
             return;
@@ -119,7 +120,7 @@ impl Engine {
         } else {
             (qm.idcr.clone(), qm.idci.clone())
         };
-        let sa_serial = self.serial();
+        let sa_serial = self.ipsec_serial();
         let first = !self.ipsec.values().any(|s| s.connection == connection);
         // Older bundles of this connection are superseded; they expire on their own so
         // that packets in flight under them are still accepted (no gap).
@@ -192,7 +193,7 @@ impl Engine {
         });
     }
 
-    pub(super) fn sa_rekey(&mut self, serial: u64) {
+    pub(super) fn sa_rekey(&mut self, serial: IpsecSerial) {
         let Some(sa) = self.ipsec.get(&serial) else {
             return;
         };
@@ -210,14 +211,14 @@ impl Engine {
         self.start_connection(&name);
     }
 
-    pub(super) fn sa_expire(&mut self, serial: u64) {
+    pub(super) fn sa_expire(&mut self, serial: IpsecSerial) {
         if self.ipsec.contains_key(&serial) {
             self.remove_ipsec_sa(serial, true, "lifetime expired");
         }
     }
 
     /// Remove an IPsec SA bundle from the kernel, telling the peer when `notify`.
-    pub(super) fn remove_ipsec_sa(&mut self, serial: u64, notify: bool, reason: &str) {
+    pub(super) fn remove_ipsec_sa(&mut self, serial: IpsecSerial, notify: bool, reason: &str) {
         let Some(sa) = self.ipsec.remove(&serial) else {
             return;
         };
@@ -458,7 +459,7 @@ impl Engine {
     /// Operator `t name`: delete a connection's IPsec SAs (and policies), or a peer's ISAKMP SAs.
     pub fn teardown(&mut self, now: Instant, name: &str) -> Result<(), super::CommandError> {
         self.now = now;
-        let sas: Vec<u64> = self
+        let sas: Vec<_> = self
             .ipsec
             .values()
             .filter(|s| s.connection == name)
@@ -471,7 +472,7 @@ impl Engine {
             self.remove_policy(name);
             return Ok(());
         }
-        let p1s: Vec<u64> = self
+        let p1s: Vec<_> = self
             .phase1
             .values()
             .filter(|p| p.peer == name)
@@ -521,7 +522,7 @@ impl Engine {
     /// Operator `T`: tear down every IPsec SA (telling the peers).
     pub fn teardown_all(&mut self, now: Instant) {
         self.now = now;
-        let sas: Vec<u64> = self.ipsec.keys().copied().collect();
+        let sas: Vec<_> = self.ipsec.keys().copied().collect();
         for s in sas {
             self.remove_ipsec_sa(s, true, "teardown by operator");
         }
@@ -534,7 +535,7 @@ impl Engine {
     /// SIGTERM: delete every SA, telling the peers unless passive.
     pub fn shutdown(&mut self, now: Instant) {
         self.now = now;
-        let sas: Vec<u64> = self.ipsec.keys().copied().collect();
+        let sas: Vec<_> = self.ipsec.keys().copied().collect();
         for s in sas {
             self.remove_ipsec_sa(s, true, "shutdown");
         }
@@ -542,7 +543,7 @@ impl Engine {
         for c in conns {
             self.remove_policy(&c);
         }
-        let p1s: Vec<u64> = self.phase1.keys().copied().collect();
+        let p1s: Vec<_> = self.phase1.keys().copied().collect();
         for s in p1s {
             let established = self.phase1.get(&s).is_some_and(|p| p.is_established());
             self.delete_phase1(s, established, "shutdown");
@@ -573,7 +574,7 @@ impl Engine {
 
     /// ISAKMP SAs and phase-1 exchanges.
     pub fn phase1_sas(&self) -> Vec<Phase1Info> {
-        let mut v: Vec<(u64, Phase1Info)> = self
+        let mut v: Vec<(IsakmpSerial, Phase1Info)> = self
             .phase1
             .values()
             .map(|p| {

@@ -206,7 +206,7 @@ impl Engine {
         if state.expires_in.is_zero() {
             return Err(TransferError::Expired);
         }
-        let serial = self.serial();
+        let serial = self.isakmp_serial();
         let role = if state.initiator {
             Role::Initiator
         } else {
@@ -270,7 +270,7 @@ impl Engine {
         }
         let count = state.ipsec.len();
         for sa in state.ipsec {
-            let sa_serial = self.serial();
+            let sa_serial = self.ipsec_serial();
             let sa_established = now.checked_sub(sa.age).unwrap_or(now);
             let sa_lifetime = sa.age + sa.expires_in;
             self.timers

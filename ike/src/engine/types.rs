@@ -11,6 +11,34 @@ use std::time::Duration;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct RequestId(pub u64);
 
+/// The serial number of an ISAKMP SA (pluto's `#N`): one per phase-1 exchange, never reused
+/// while the engine runs. Its own type, so that it cannot be taken for an IPsec SA's.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct IsakmpSerial(pub u64);
+
+/// The serial number of an IPsec SA bundle (one Quick Mode's SAs), from the same counter as
+/// [`IsakmpSerial`]s.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct IpsecSerial(pub u64);
+
+impl std::fmt::Display for IsakmpSerial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::fmt::Display for IpsecSerial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// Timer and retransmission settings (isakmpd's [General] section, pluto's rekey rules).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Timers {

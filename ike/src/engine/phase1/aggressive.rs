@@ -5,7 +5,7 @@ use super::*;
 impl Engine {
     pub(in crate::engine) fn am_i1_keygen(
         &mut self,
-        serial: u64,
+        serial: IsakmpSerial,
         offer: SaPayload,
         r: CryptoResult,
     ) {
@@ -42,7 +42,7 @@ impl Engine {
 
     pub(in crate::engine) fn am_r1_keygen(
         &mut self,
-        serial: u64,
+        serial: IsakmpSerial,
         reply_sa: SaPayload,
         r: CryptoResult,
     ) {
@@ -75,7 +75,7 @@ impl Engine {
 
     pub(in crate::engine) fn am_i_r1(
         &mut self,
-        serial: u64,
+        serial: IsakmpSerial,
         header: &Header,
         bytes: &[u8],
         digest: Vec<u8>,
@@ -133,7 +133,7 @@ impl Engine {
 
     pub(in crate::engine) fn am_r_i2(
         &mut self,
-        serial: u64,
+        serial: IsakmpSerial,
         header: &Header,
         bytes: &[u8],
         digest: Vec<u8>,

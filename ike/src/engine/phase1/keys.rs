@@ -7,7 +7,7 @@ impl Engine {
     /// Unpack a DH keygen result, failing the exchange on error.
     pub(in crate::engine) fn keypair(
         &mut self,
-        serial: u64,
+        serial: IsakmpSerial,
         r: CryptoResult,
     ) -> Option<(Vec<u8>, DhPrivate)> {
         match r {
@@ -27,7 +27,7 @@ impl Engine {
 
     /// g^xy, then SKEYID (from the helper for a pre-shared key), then SKEYID_d/a/e and the
     /// IV; `then` runs when all are ready.
-    pub(in crate::engine) fn derive_keys(&mut self, serial: u64, then: KeysReady) {
+    pub(in crate::engine) fn derive_keys(&mut self, serial: IsakmpSerial, then: KeysReady) {
         let Some(p1) = self.phase1.get_mut(&serial) else {
             return;
         };
@@ -51,7 +51,12 @@ impl Engine {
     }
 
     /// g^xy came: SKEYID next, from a helper for a pre-shared key.
-    pub(in crate::engine) fn p1_shared(&mut self, serial: u64, r: CryptoResult, then: KeysReady) {
+    pub(in crate::engine) fn p1_shared(
+        &mut self,
+        serial: IsakmpSerial,
+        r: CryptoResult,
+        then: KeysReady,
+    ) {
         let gxy = match r {
             CryptoResult::DhShared(s) => s,
             other => {
@@ -99,7 +104,12 @@ impl Engine {
     }
 
     /// SKEYID from the pre-shared key came.
-    pub(in crate::engine) fn p1_skeyid(&mut self, serial: u64, r: CryptoResult, then: KeysReady) {
+    pub(in crate::engine) fn p1_skeyid(
+        &mut self,
+        serial: IsakmpSerial,
+        r: CryptoResult,
+        then: KeysReady,
+    ) {
         match r {
             CryptoResult::Skeyid(s) => self.finish_keys(serial, s, then),
             other => self.p1_fail(
@@ -109,7 +119,12 @@ impl Engine {
         }
     }
 
-    pub(in crate::engine) fn finish_keys(&mut self, serial: u64, skeyid: Secret, then: KeysReady) {
+    pub(in crate::engine) fn finish_keys(
+        &mut self,
+        serial: IsakmpSerial,
+        skeyid: Secret,
+        then: KeysReady,
+    ) {
         let Some(p1) = self.phase1.get_mut(&serial) else {
             return;
         };

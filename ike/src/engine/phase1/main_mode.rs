@@ -5,7 +5,7 @@ use super::*;
 impl Engine {
     pub(in crate::engine) fn mm_i_r1(
         &mut self,
-        serial: u64,
+        serial: IsakmpSerial,
         header: &Header,
         bytes: &[u8],
         digest: Vec<u8>,
@@ -51,7 +51,7 @@ impl Engine {
         );
     }
 
-    pub(in crate::engine) fn mm_i2_send(&mut self, serial: u64, r: CryptoResult) {
+    pub(in crate::engine) fn mm_i2_send(&mut self, serial: IsakmpSerial, r: CryptoResult) {
         let Some((public, private)) = self.keypair(serial, r) else {
             return;
         };
@@ -81,7 +81,7 @@ impl Engine {
 
     pub(in crate::engine) fn mm_i_r2(
         &mut self,
-        serial: u64,
+        serial: IsakmpSerial,
         header: &Header,
         bytes: &[u8],
         digest: Vec<u8>,
@@ -111,7 +111,7 @@ impl Engine {
         self.derive_keys(serial, KeysReady::MmI5Send);
     }
 
-    pub(in crate::engine) fn mm_i3_send(&mut self, serial: u64) {
+    pub(in crate::engine) fn mm_i3_send(&mut self, serial: IsakmpSerial) {
         self.float(serial);
         let Some((peer, id)) = self.own_id(serial) else {
             return;
@@ -125,7 +125,7 @@ impl Engine {
 
     pub(in crate::engine) fn mm_i_r3(
         &mut self,
-        serial: u64,
+        serial: IsakmpSerial,
         header: &Header,
         bytes: &[u8],
         digest: Vec<u8>,
@@ -149,7 +149,7 @@ impl Engine {
 
     pub(in crate::engine) fn mm_r_i2(
         &mut self,
-        serial: u64,
+        serial: IsakmpSerial,
         header: &Header,
         bytes: &[u8],
         digest: Vec<u8>,
@@ -185,7 +185,7 @@ impl Engine {
     }
 
     /// Main Mode responder: our key pair came; send message 4 and derive the keys.
-    pub(in crate::engine) fn mm_r2_send(&mut self, serial: u64, r: CryptoResult) {
+    pub(in crate::engine) fn mm_r2_send(&mut self, serial: IsakmpSerial, r: CryptoResult) {
         let Some((public, private)) = self.keypair(serial, r) else {
             return;
         };
@@ -212,7 +212,7 @@ impl Engine {
 
     pub(in crate::engine) fn mm_r_i3(
         &mut self,
-        serial: u64,
+        serial: IsakmpSerial,
         local: SocketAddr,
         remote: SocketAddr,
         header: &Header,

@@ -23,6 +23,7 @@ use crate::crypto::{
     Phase1Keys, Secret,
 };
 use crate::engine::protect::{open, parse_all, plain, sealed};
+use crate::engine::IsakmpSerial;
 use crate::policy::{self, AuthMethod, ChosenPhase1, Credentials, Peer, Phase1Mode};
 use crate::x509;
 use std::collections::BTreeSet;
@@ -123,7 +124,7 @@ pub(super) enum Stage {
 
 /// One ISAKMP SA, from its first message to its deletion.
 pub(super) struct Phase1 {
-    pub serial: u64,
+    pub serial: IsakmpSerial,
     pub peer: String,
     pub role: Role,
     pub mode: Phase1Mode,
@@ -162,7 +163,7 @@ impl Phase1 {
     /// callers set what differs.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
-        serial: u64,
+        serial: IsakmpSerial,
         peer: &str,
         role: Role,
         mode: Phase1Mode,
@@ -335,7 +336,7 @@ impl Engine {
             );
             return;
         }
-        let serial = self.serial();
+        let serial = self.isakmp_serial();
         let icookie = self.random_cookie();
         let local = self.local_for(&peer);
         let mut offer = policy::phase1_sa(&peer);
@@ -405,7 +406,7 @@ impl Engine {
     }
 
     /// Send a cleartext phase-1 message and arm its retransmission.
-    fn p1_send_plain(&mut self, serial: u64, payloads: Vec<Payload>) {
+    fn p1_send_plain(&mut self, serial: IsakmpSerial, payloads: Vec<Payload>) {
         let Some(p1) = self.phase1.get(&serial) else {
             return;
         };
@@ -421,7 +422,7 @@ impl Engine {
     }
 
     /// Send an encrypted phase-1 message (Main Mode 5 and 6).
-    fn p1_send_sealed(&mut self, serial: u64, payloads: Vec<Payload>, retransmit: bool) {
+    fn p1_send_sealed(&mut self, serial: IsakmpSerial, payloads: Vec<Payload>, retransmit: bool) {
         self.p1_send_sealed_as(serial, ExchangeType::MAIN_MODE, payloads, retransmit)
     }
 
@@ -429,7 +430,7 @@ impl Engine {
     /// Aggressive Mode 3), the IV chained on.
     fn p1_send_sealed_as(
         &mut self,
-        serial: u64,
+        serial: IsakmpSerial,
         exchange: ExchangeType,
         payloads: Vec<Payload>,
         retransmit: bool,
@@ -453,7 +454,7 @@ impl Engine {
         }
     }
 
-    fn p1_send(&mut self, serial: u64, bytes: Vec<u8>, retransmit: bool) {
+    fn p1_send(&mut self, serial: IsakmpSerial, bytes: Vec<u8>, retransmit: bool) {
         let Some(p1) = self.phase1.get_mut(&serial) else {
             return;
         };
@@ -471,7 +472,7 @@ impl Engine {
         }
     }
 
-    pub(super) fn p1_retransmit(&mut self, serial: u64, step: u32) {
+    pub(super) fn p1_retransmit(&mut self, serial: IsakmpSerial, step: u32) {
         let retransmits = self.cfg.timers.retransmits;
         let base = self.cfg.timers.retransmit_base;
         let Some(p1) = self.phase1.get_mut(&serial) else {
@@ -517,7 +518,7 @@ impl Engine {
         }
     }
 
-    pub(super) fn p1_timeout(&mut self, serial: u64) {
+    pub(super) fn p1_timeout(&mut self, serial: IsakmpSerial) {
         if let Some(p1) = self.phase1.get(&serial) {
             if !p1.is_established() {
                 let msg = format!("phase 1 with {} timed out in {}", p1.peer, p1.state_name());
@@ -527,7 +528,7 @@ impl Engine {
     }
 
     /// Abandon a phase-1 exchange that cannot complete.
-    pub(super) fn p1_fail(&mut self, serial: u64, reason: String) {
+    pub(super) fn p1_fail(&mut self, serial: IsakmpSerial, reason: String) {
         if let Some(p1) = self.phase1.remove(&serial) {
             self.log(
                 LogLevel::Warning,
@@ -648,7 +649,12 @@ impl Engine {
     }
 
     /// Parse a cleartext phase-1 message, or report why not.
-    fn p1_parse(&mut self, serial: u64, header: &Header, bytes: &[u8]) -> Option<Vec<Payload>> {
+    fn p1_parse(
+        &mut self,
+        serial: IsakmpSerial,
+        header: &Header,
+        bytes: &[u8],
+    ) -> Option<Vec<Payload>> {
         if header.flags & flags::ENCRYPTION != 0 {
             self.debug("dropping encrypted phase 1 message where cleartext was expected".into());
             return None;
@@ -677,7 +683,7 @@ impl Engine {
     /// Decrypt an encrypted phase-1 message; returns the payloads, their raw body and the next IV.
     fn p1_decrypt(
         &mut self,
-        serial: u64,
+        serial: IsakmpSerial,
         header: &Header,
         bytes: &[u8],
     ) -> Option<(Vec<Payload>, Vec<u8>)> {
@@ -798,7 +804,7 @@ impl Engine {
                 return;
             }
         };
-        let serial = self.serial();
+        let serial = self.isakmp_serial();
         let Some(sai_b) = body_of(&Payload::Sa(sa.clone())) else {
             return;
         };
@@ -913,7 +919,7 @@ impl Engine {
     }
 
     /// Phase 1 is complete: arm lifetime timers, honour INITIAL-CONTACT, start what waits.
-    fn p1_established(&mut self, serial: u64) {
+    fn p1_established(&mut self, serial: IsakmpSerial) {
         let now = self.now;
         let timers = self.cfg.timers.clone();
         let fuzz = self.rng.next_u32();
@@ -989,7 +995,7 @@ impl Engine {
         }
     }
 
-    pub(super) fn p1_rekey(&mut self, serial: u64) {
+    pub(super) fn p1_rekey(&mut self, serial: IsakmpSerial) {
         let Some(p1) = self.phase1.get(&serial) else {
             return;
         };
@@ -1011,14 +1017,14 @@ impl Engine {
         }
     }
 
-    pub(super) fn p1_expire(&mut self, serial: u64) {
+    pub(super) fn p1_expire(&mut self, serial: IsakmpSerial) {
         if self.phase1.get(&serial).is_some_and(|p| p.is_established()) {
             self.delete_phase1(serial, true, "lifetime expired");
         }
     }
 
     /// Remove an ISAKMP SA, telling the peer when `notify`.
-    pub(super) fn delete_phase1(&mut self, serial: u64, notify: bool, reason: &str) {
+    pub(super) fn delete_phase1(&mut self, serial: IsakmpSerial, notify: bool, reason: &str) {
         if notify && !self.cfg.passive {
             let Some(p1) = self.phase1.get(&serial) else {
                 return;
@@ -1054,7 +1060,7 @@ impl Engine {
     }
 
     /// The newest established ISAKMP SA with `peer`.
-    pub(super) fn established_p1(&self, peer: &str) -> Option<u64> {
+    pub(super) fn established_p1(&self, peer: &str) -> Option<IsakmpSerial> {
         self.phase1
             .values()
             .filter(|p| p.peer == peer && p.is_established())
@@ -1063,7 +1069,7 @@ impl Engine {
     }
 
     /// A phase-1 exchange with `peer` still being negotiated.
-    pub(super) fn pending_p1(&self, peer: &str) -> Option<u64> {
+    pub(super) fn pending_p1(&self, peer: &str) -> Option<IsakmpSerial> {
         self.phase1
             .values()
             .filter(|p| p.peer == peer && !p.is_established())
@@ -1073,7 +1079,7 @@ impl Engine {
 
     /// Keys of an established ISAKMP SA for Quick Mode and Informational: prf, SKEYID_a,
     /// SKEYID_d, the cipher and key, and the phase-1 IV.
-    pub(super) fn p1_keys(&self, serial: u64) -> Option<P1Keys> {
+    pub(super) fn p1_keys(&self, serial: IsakmpSerial) -> Option<P1Keys> {
         let p1 = self.phase1.get(&serial)?;
         let c = p1.chosen.as_ref()?;
         let k = p1.keys.as_ref()?;
