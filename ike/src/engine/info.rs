@@ -376,7 +376,7 @@ impl Engine {
             format!("peer {peer} is dead (no answer to DPD): {action:?}"),
         );
         self.event(Event::PeerDead { peer: peer.clone() });
-        let wanted: Vec<String> = self
+        let wanted: Vec<_> = self
             .ipsec
             .values()
             .filter(|s| s.peer == peer)
@@ -411,7 +411,7 @@ impl Engine {
             }
             DpdAction::Clear => {
                 // Without SAs the policies would drop the traffic: remove them as well.
-                let conns: Vec<String> = self
+                let conns: Vec<_> = self
                     .policies
                     .keys()
                     .filter(|c| wanted.contains(c))

@@ -30,6 +30,7 @@ pub use types::*;
 
 use crate::codec::{Cookie, ExchangeType, Header, HEADER_LEN};
 use crate::crypto::CryptoResult;
+use crate::policy::ConnectionName;
 use pending::KernelAnswer;
 use phase1::Phase1;
 use quick::QuickMode;
@@ -56,12 +57,12 @@ pub struct Engine {
     /// Established IPsec SAs, by serial.
     ipsec: BTreeMap<IpsecSerial, IpsecSa>,
     /// xfrm reqid per connection, stable across rekeys so new SAs bind to the same policies.
-    reqids: BTreeMap<String, u32>,
+    reqids: BTreeMap<ConnectionName, u32>,
     /// Connections whose kernel policies are installed.
-    policies: BTreeMap<String, PolicySpec>,
+    policies: BTreeMap<ConnectionName, PolicySpec>,
     /// On-demand connections whose policies are in the kernel before any SA (see
     /// `install_traps`); their policies outlive their SAs.
-    traps: BTreeSet<String>,
+    traps: BTreeSet<ConnectionName>,
     /// Work waiting for a helper's answer, and for the kernel's.
     crypto_waiting: BTreeMap<RequestId, CryptoPending>,
     kernel_waiting: BTreeMap<RequestId, KernelPending>,
@@ -138,7 +139,7 @@ impl Engine {
         }
         // Traps of connections that are gone or changed go; a trapped connection now
         // started at boot keeps its policies while it has SAs, as any started connection.
-        let traps: Vec<String> = self.traps.iter().cloned().collect();
+        let traps: Vec<ConnectionName> = self.traps.iter().cloned().collect();
         for name in traps {
             let before = old.connections.iter().find(|c| c.name == name);
             let now = self.cfg.policy.connections.iter().find(|c| c.name == name);
@@ -350,7 +351,7 @@ impl Engine {
             return;
         }
         self.install_traps();
-        let names: Vec<String> = self
+        let names: Vec<_> = self
             .cfg
             .policy
             .connections

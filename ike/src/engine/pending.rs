@@ -6,6 +6,7 @@ use crate::codec::{IdPayload, Payload, SaPayload};
 use crate::crypto::Group;
 use crate::engine::IsakmpSerial;
 use crate::policy::IpsecProtocol;
+use crate::policy::PeerName;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
@@ -45,7 +46,7 @@ pub enum CryptoPending {
     /// The verdict on the peer's signature.
     P1Verified {
         serial: IsakmpSerial,
-        peer: String,
+        peer: PeerName,
         then: PeerAuthenticated,
     },
     /// Quick Mode initiator: the PFS key pair, for message 1.

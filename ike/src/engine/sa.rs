@@ -8,6 +8,7 @@ use super::types::{KernelRequest, PolicySpec, Selector};
 use super::{Engine, Event, LogLevel};
 use crate::codec::{DeletePayload, Payload, ProtocolId, DOI_IPSEC};
 use crate::engine::{IpsecSerial, IsakmpSerial};
+use crate::policy::{ConnectionName, PeerName};
 use crate::policy::{EncapMode, IpsecProtocol};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -15,8 +16,8 @@ use std::time::{Duration, Instant};
 /// One negotiated IPsec SA bundle (both directions of each protocol).
 pub(super) struct IpsecSa {
     pub serial: IpsecSerial,
-    pub connection: String,
-    pub peer: String,
+    pub connection: ConnectionName,
+    pub peer: PeerName,
     /// The ISAKMP SA it was negotiated under, and the Quick Mode message ID.
     pub p1: IsakmpSerial,
     pub msgid: u32,
@@ -37,8 +38,8 @@ pub(super) struct IpsecSa {
 /// A read-only view of an IPsec SA, for reports and tests.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IpsecSaInfo {
-    pub connection: String,
-    pub peer: String,
+    pub connection: ConnectionName,
+    pub peer: PeerName,
     pub spis: Vec<(IpsecProtocol, u32, u32)>,
     pub local: Selector,
     pub remote: Selector,
@@ -55,7 +56,7 @@ pub struct IpsecSaInfo {
 pub struct Phase1Info {
     /// The engine's number for this ISAKMP SA, as work waiting for an answer names it.
     pub serial: IsakmpSerial,
-    pub peer: String,
+    pub peer: PeerName,
     pub icookie: crate::codec::Cookie,
     pub rcookie: crate::codec::Cookie,
     pub local: SocketAddr,
@@ -72,7 +73,7 @@ pub struct Phase1Info {
 /// A Quick Mode exchange in progress.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExchangeInfo {
-    pub connection: String,
+    pub connection: ConnectionName,
     pub message_id: u32,
     pub initiator: bool,
     pub state: &'static str,
@@ -359,12 +360,12 @@ impl Engine {
             if let Some(p1) = self.phase1.get_mut(&serial) {
                 if let Some(hs) = p1.hs() {
                     if !hs.waiting.iter().any(|w| w == name) {
-                        hs.waiting.push(name.to_string());
+                        hs.waiting.push(ConnectionName::from(name));
                     }
                 }
             }
         } else {
-            self.start_phase1(&conn.peer, vec![name.to_string()]);
+            self.start_phase1(&conn.peer, vec![conn.name.clone()]);
         }
     }
 
@@ -526,7 +527,7 @@ impl Engine {
         for s in sas {
             self.remove_ipsec_sa(s, true, "teardown by operator");
         }
-        let conns: Vec<String> = self.policies.keys().cloned().collect();
+        let conns: Vec<ConnectionName> = self.policies.keys().cloned().collect();
         for c in conns {
             self.remove_policy(&c);
         }
@@ -539,7 +540,7 @@ impl Engine {
         for s in sas {
             self.remove_ipsec_sa(s, true, "shutdown");
         }
-        let conns: Vec<String> = self.policies.keys().cloned().collect();
+        let conns: Vec<ConnectionName> = self.policies.keys().cloned().collect();
         for c in conns {
             self.remove_policy(&c);
         }

@@ -12,6 +12,7 @@ use super::{Engine, LogLevel, NatTVersion, PolicySpec, Selector};
 use crate::codec::{Cookie, IdPayload};
 use crate::crypto::Phase1Keys;
 use crate::policy::{ChosenPhase1, IpsecProtocol, Phase1Mode};
+use crate::policy::{ConnectionName, PeerName};
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -19,7 +20,7 @@ use std::time::Duration;
 /// An established ISAKMP SA and the IPsec SAs negotiated under it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct IsakmpSaState {
-    pub peer: String,
+    pub peer: PeerName,
     pub initiator: bool,
     pub mode: Phase1Mode,
     pub icookie: Cookie,
@@ -49,7 +50,7 @@ pub struct IsakmpSaState {
 /// An IPsec SA bundle as the engine records it (its keys are in the kernel).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IpsecSaState {
-    pub connection: String,
+    pub connection: ConnectionName,
     pub msgid: u32,
     /// (protocol, inbound SPI, outbound SPI)
     pub spis: Vec<(IpsecProtocol, u32, u32)>,
@@ -74,8 +75,8 @@ pub enum TransferError {
     /// The importing engine already has an ISAKMP SA with these cookies.
     AlreadyPresent,
     /// The importing engine's policy has no such peer, or no such connection for it.
-    UnknownPeer(String),
-    UnknownConnection(String),
+    UnknownPeer(PeerName),
+    UnknownConnection(ConnectionName),
     /// The state has run out of lifetime.
     Expired,
 }

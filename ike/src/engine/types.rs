@@ -2,6 +2,7 @@
 
 use crate::codec::{Cookie, IdPayload, Identity};
 use crate::crypto::{CryptoRequest, Secret};
+use crate::policy::{ConnectionName, PeerName};
 use crate::policy::{EncapMode, EspCipher, IntegAlg, IpsecProtocol, Lifetime, Policy};
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
@@ -210,7 +211,7 @@ impl Selector {
 /// One IPsec SA for the kernel: one direction of one protocol.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SaSpec {
-    pub connection: String,
+    pub connection: ConnectionName,
     pub direction: Direction,
     pub protocol: IpsecProtocol,
     pub spi: u32,
@@ -237,7 +238,7 @@ pub struct SaSpec {
 /// Policies that route a connection's traffic through its SAs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicySpec {
-    pub connection: String,
+    pub connection: ConnectionName,
     pub local: Selector,
     pub remote: Selector,
     pub local_addr: IpAddr,
@@ -339,21 +340,21 @@ pub enum LogLevel {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     Phase1Up {
-        peer: String,
+        peer: PeerName,
         icookie: Cookie,
         rcookie: Cookie,
         remote: SocketAddr,
         summary: String,
     },
     Phase1Down {
-        peer: String,
+        peer: PeerName,
         icookie: Cookie,
         rcookie: Cookie,
         reason: String,
     },
     Phase2Up {
-        connection: String,
-        peer: String,
+        connection: ConnectionName,
+        peer: PeerName,
         /// (protocol, inbound SPI, outbound SPI)
         spis: Vec<(IpsecProtocol, u32, u32)>,
         local_id: Option<IdPayload>,
@@ -368,7 +369,7 @@ pub enum Event {
         first: bool,
     },
     Phase2Down {
-        connection: String,
+        connection: ConnectionName,
         spis: Vec<(IpsecProtocol, u32, u32)>,
         reason: String,
         local_addr: IpAddr,
@@ -380,7 +381,7 @@ pub enum Event {
     },
     /// A peer did not answer DPD and was declared dead.
     PeerDead {
-        peer: String,
+        peer: PeerName,
     },
     Log {
         level: LogLevel,

@@ -25,6 +25,7 @@ use crate::crypto::{
 use crate::engine::protect::{open, parse_all, plain, sealed};
 use crate::engine::IsakmpSerial;
 use crate::policy::{self, AuthMethod, ChosenPhase1, Credentials, Peer, Phase1Mode};
+use crate::policy::{ConnectionName, PeerName};
 use crate::x509;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -103,7 +104,7 @@ pub(super) struct Handshake {
     /// A message that arrived while keys were still being computed.
     pub deferred: Option<(SocketAddr, SocketAddr, Vec<u8>)>,
     /// Connections to start once this SA is up.
-    pub waiting: Vec<String>,
+    pub waiting: Vec<ConnectionName>,
 }
 
 /// What only an established ISAKMP SA needs: its times and Dead Peer Detection.
@@ -125,7 +126,7 @@ pub(super) enum Stage {
 /// One ISAKMP SA, from its first message to its deletion.
 pub(super) struct Phase1 {
     pub serial: IsakmpSerial,
-    pub peer: String,
+    pub peer: PeerName,
     pub role: Role,
     pub mode: Phase1Mode,
     pub stage: Stage,
@@ -174,7 +175,7 @@ impl Phase1 {
     ) -> Self {
         Phase1 {
             serial,
-            peer: peer.to_string(),
+            peer: PeerName::from(peer),
             role,
             mode,
             stage: Stage::Negotiating {
@@ -321,7 +322,7 @@ impl Engine {
     }
 
     /// Start an ISAKMP SA with `peer_name`; `waiting` connections start when it is up.
-    pub(super) fn start_phase1(&mut self, peer_name: &str, waiting: Vec<String>) {
+    pub(super) fn start_phase1(&mut self, peer_name: &str, waiting: Vec<ConnectionName>) {
         let Some(peer) = self.peer_by_name(peer_name) else {
             self.log(
                 LogLevel::Error,

@@ -103,6 +103,9 @@ impl Engine {
     pub(in crate::engine) fn reqid(&mut self, connection: &str) -> u32 {
         // One past the highest in use: imported connections bring reqids of their own.
         let next = self.reqids.values().max().map_or(0x4001, |m| m + 1);
-        *self.reqids.entry(connection.to_string()).or_insert(next)
+        *self
+            .reqids
+            .entry(ConnectionName::from(connection))
+            .or_insert(next)
     }
 }

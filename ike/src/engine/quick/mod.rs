@@ -23,6 +23,7 @@ use crate::crypto::{
 };
 use crate::engine::protect::{after_first, chain, open, parse_all, sealed};
 use crate::engine::IsakmpSerial;
+use crate::policy::ConnectionName;
 use crate::policy::{self, ChosenPhase2, EncapMode, EspCipher, IntegAlg, IpsecProtocol, Lifetime};
 use std::net::{IpAddr, SocketAddr};
 
@@ -59,7 +60,7 @@ impl QmState {
 pub(super) struct QuickMode {
     pub msgid: u32,
     pub initiator: bool,
-    pub connection: String,
+    pub connection: ConnectionName,
     pub state: QmState,
     pub iv: Vec<u8>,
     pub ni_b: Vec<u8>,
@@ -88,7 +89,7 @@ pub(super) struct QuickMode {
 
 impl QuickMode {
     /// A new exchange of `connection` with nothing negotiated yet; callers set what they know.
-    fn new(msgid: u32, initiator: bool, connection: String, state: QmState) -> Self {
+    fn new(msgid: u32, initiator: bool, connection: ConnectionName, state: QmState) -> Self {
         QuickMode {
             msgid,
             initiator,
