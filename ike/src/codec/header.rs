@@ -5,6 +5,11 @@ use super::wire::Reader;
 use super::{CodecError, Cookie, ExchangeType, PayloadType};
 
 pub const HEADER_LEN: usize = 28;
+/// Where the Flags octet sits in the header (RFC 2408 3.1: two cookies, next payload,
+/// version, exchange type, then flags).
+pub const FLAGS_OFFSET: usize = 19;
+/// Where the 32-bit Length field sits in the header (after the Message ID).
+pub const LENGTH_OFFSET: usize = 24;
 
 /// ISAKMP header. `length` is the total message length as the header states it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -32,6 +32,6 @@ pub use chain::{
     emit_payloads, emit_payloads_into, parse_payloads, split_payloads, RawPayload, MAX_PAYLOADS,
 };
 pub use error::{CodecError, Part, Unsupported};
-pub use header::{Header, HEADER_LEN};
+pub use header::{Header, FLAGS_OFFSET, HEADER_LEN, LENGTH_OFFSET};
 pub use payload::*;
 pub use types::*;

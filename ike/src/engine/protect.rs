@@ -1,16 +1,51 @@
 //! Building and protecting messages: payload chains, phase-1 encryption with CBC IV
 //! chaining (RFC 2409 Appendix B), and the per-exchange IVs of Quick Mode and Informational.
 
-use crate::codec::{self, flags, Header, Payload, PayloadType, RawPayload, HEADER_LEN};
-use crate::crypto::{decrypt, encrypt, EncrAlg};
+use crate::codec::{
+    self, flags, CodecError, Header, Payload, PayloadType, RawPayload, FLAGS_OFFSET, HEADER_LEN,
+    LENGTH_OFFSET,
+};
+use crate::crypto::{decrypt, encrypt, CryptoError, EncrAlg};
+use std::fmt;
+
+/// Why a message could not be built, sealed, opened or parsed.
+#[derive(Debug)]
+pub(super) enum ProtectError {
+    Encode(CodecError),
+    TooLong,
+    Encrypt(CryptoError),
+    Decrypt(CryptoError),
+    ShorterThanHeader,
+    NotBlockAligned { len: usize, block: usize },
+    Parse(CodecError),
+}
+
+impl fmt::Display for ProtectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProtectError::Encode(e) => write!(f, "cannot encode message: {e}"),
+            ProtectError::TooLong => f.write_str("message too long"),
+            ProtectError::Encrypt(e) => write!(f, "encryption failed: {e}"),
+            ProtectError::Decrypt(e) => write!(f, "decryption failed: {e}"),
+            ProtectError::ShorterThanHeader => f.write_str("message shorter than its header"),
+            ProtectError::NotBlockAligned { len, block } => write!(
+                f,
+                "encrypted body of {len} bytes is not a multiple of the {block}-byte block"
+            ),
+            ProtectError::Parse(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for ProtectError {}
 
 /// The payload chain as bytes, and the type of its first payload.
-pub(super) fn chain(payloads: &[Payload]) -> Result<(PayloadType, Vec<u8>), String> {
-    codec::emit_payloads(payloads).map_err(|e| format!("cannot encode message: {e}"))
+pub(super) fn chain(payloads: &[Payload]) -> Result<(PayloadType, Vec<u8>), ProtectError> {
+    codec::emit_payloads(payloads).map_err(ProtectError::Encode)
 }
 
 /// A cleartext message: header then chain.
-pub(super) fn plain(mut header: Header, payloads: &[Payload]) -> Result<Vec<u8>, String> {
+pub(super) fn plain(mut header: Header, payloads: &[Payload]) -> Result<Vec<u8>, ProtectError> {
     let (first, body) = chain(payloads)?;
     header.next_payload = first;
     header.flags &= !flags::ENCRYPTION;
@@ -28,13 +63,13 @@ pub(super) fn sealed(
     encr: EncrAlg,
     key: &[u8],
     iv: &[u8],
-) -> Result<Sealed, String> {
+) -> Result<Sealed, ProtectError> {
     let (first, mut body) = chain(payloads)?;
     let block = encr.block_len();
     // RFC 2408 3.1: pad with zeros to the cipher's block size.
     let pad = (block - body.len() % block) % block;
     body.resize(body.len() + pad, 0);
-    let ct = encrypt(encr, key, iv, &body).map_err(|e| format!("encryption failed: {e}"))?;
+    let ct = encrypt(encr, key, iv, &body).map_err(ProtectError::Encrypt)?;
     let next_iv = last_block(&ct, block).to_vec();
     header.next_payload = first;
     // The cleartext view (what a packet capture shows): the flag clear, the padded body.
@@ -53,18 +88,18 @@ pub(super) fn open(
     encr: EncrAlg,
     key: &[u8],
     iv: &[u8],
-) -> Result<(Vec<u8>, Vec<u8>), String> {
+) -> Result<(Vec<u8>, Vec<u8>), ProtectError> {
     let ct = message
         .get(HEADER_LEN..)
-        .ok_or("message shorter than its header")?;
+        .ok_or(ProtectError::ShorterThanHeader)?;
     let block = encr.block_len();
     if ct.is_empty() || ct.len() % block != 0 {
-        return Err(format!(
-            "encrypted body of {} bytes is not a multiple of the {block}-byte block",
-            ct.len()
-        ));
+        return Err(ProtectError::NotBlockAligned {
+            len: ct.len(),
+            block,
+        });
     }
-    let pt = decrypt(encr, key, iv, ct).map_err(|e| format!("decryption failed: {e}"))?;
+    let pt = decrypt(encr, key, iv, ct).map_err(ProtectError::Decrypt)?;
     Ok((pt, last_block(ct, block).to_vec()))
 }
 
@@ -73,11 +108,11 @@ pub(super) fn parse_all(
     first: PayloadType,
     body: &[u8],
     padded: bool,
-) -> Result<(Vec<RawPayload<'_>>, Vec<Payload>), String> {
-    let raws = codec::split_payloads(first, body, padded).map_err(|e| e.to_string())?;
+) -> Result<(Vec<RawPayload<'_>>, Vec<Payload>), ProtectError> {
+    let raws = codec::split_payloads(first, body, padded).map_err(ProtectError::Parse)?;
     let mut parsed = Vec::with_capacity(raws.len());
     for r in &raws {
-        parsed.push(Payload::parse(r.payload_type, r.body).map_err(|e| e.to_string())?);
+        parsed.push(Payload::parse(r.payload_type, r.body).map_err(ProtectError::Parse)?);
     }
     Ok((raws, parsed))
 }
@@ -102,17 +137,17 @@ pub(super) fn view(message: &[u8], plaintext: &[u8]) -> Vec<u8> {
         .map(<[u8]>::to_vec)
         .unwrap_or_default();
     if v.len() == HEADER_LEN {
-        v[19] &= !flags::ENCRYPTION;
+        v[FLAGS_OFFSET] &= !flags::ENCRYPTION;
         let len = u32::try_from(HEADER_LEN + plaintext.len()).unwrap_or(u32::MAX);
-        v[24..28].copy_from_slice(&len.to_be_bytes());
+        v[LENGTH_OFFSET..LENGTH_OFFSET + 4].copy_from_slice(&len.to_be_bytes());
     }
     v.extend_from_slice(plaintext);
     v
 }
 
-fn finish(mut header: Header, body: &[u8]) -> Result<Vec<u8>, String> {
+fn finish(mut header: Header, body: &[u8]) -> Result<Vec<u8>, ProtectError> {
     let len = HEADER_LEN + body.len();
-    header.length = u32::try_from(len).map_err(|_| "message too long".to_string())?;
+    header.length = u32::try_from(len).map_err(|_| ProtectError::TooLong)?;
     let mut out = Vec::with_capacity(len);
     header.emit(&mut out);
     out.extend_from_slice(body);
@@ -150,8 +185,11 @@ mod tests {
         let key = [3u8; 16];
         let (sealed_bytes, _, view) =
             sealed(header, &payloads, EncrAlg::AesCbc128, &key, &[0u8; 16]).expect("seal");
-        assert_eq!(sealed_bytes[19] & flags::ENCRYPTION, flags::ENCRYPTION);
-        assert_eq!(view[19] & flags::ENCRYPTION, 0);
+        assert_eq!(
+            sealed_bytes[FLAGS_OFFSET] & flags::ENCRYPTION,
+            flags::ENCRYPTION
+        );
+        assert_eq!(view[FLAGS_OFFSET] & flags::ENCRYPTION, 0);
         let (pt, _) = open(&sealed_bytes, EncrAlg::AesCbc128, &key, &[0u8; 16]).expect("open");
         assert_eq!(
             super::view(&sealed_bytes, &pt),

@@ -418,7 +418,7 @@ impl Engine {
         let header = Self::header_for(p1, exchange, 0, 0);
         match plain(header, &payloads) {
             Ok(bytes) => self.p1_send(serial, bytes, true),
-            Err(e) => self.p1_fail(serial, e),
+            Err(e) => self.p1_fail(serial, e.to_string()),
         }
     }
 
@@ -451,7 +451,7 @@ impl Engine {
                 self.capture(from, to, view);
                 self.p1_send(serial, bytes, retransmit);
             }
-            Err(e) => self.p1_fail(serial, e),
+            Err(e) => self.p1_fail(serial, e.to_string()),
         }
     }
 

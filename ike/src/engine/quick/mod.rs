@@ -407,7 +407,7 @@ impl Engine {
                     );
                 }
             }
-            Err(e) => self.qm_fail(serial, msgid, e),
+            Err(e) => self.qm_fail(serial, msgid, e.to_string()),
         }
     }
 
