@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod driver;
 pub mod fifo_file;
 pub mod files;
+pub mod kernel_map;
 pub mod log;
 pub mod monitor;
 pub mod notes;
