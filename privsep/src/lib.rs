@@ -11,6 +11,7 @@ pub mod child;
 pub mod cmdline;
 pub mod commands;
 pub mod config;
+pub mod crypto_queue;
 pub mod daemon;
 pub mod driver;
 pub mod fifo_file;
