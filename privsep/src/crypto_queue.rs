@@ -12,6 +12,7 @@
 //! order in which [`CryptoQueue::pop`] hands items out.
 
 use crate::driver::Pool;
+use crate::log;
 use ike::crypto::{CryptoRequest, CryptoResult};
 use ike::engine::RequestId;
 use std::collections::VecDeque;
@@ -144,6 +145,37 @@ impl<T> CryptoQueue<T> {
     }
 }
 
+/// What a request the full queue turned away is answered with (the engine logs it with the
+/// exchange it ends).
+pub const QUEUE_FULL: &str = "crypto queue full";
+
+/// Queue the engine's request `id`; when the queue is full, answer it at once over `done`
+/// with a failure (the engine gives up that exchange) rather than hold more work than the
+/// helpers can catch up on. Returns whether it was queued.
+pub fn submit(
+    queue: &Pending,
+    id: RequestId,
+    request: CryptoRequest,
+    done: &mpsc::UnboundedSender<(RequestId, CryptoResult)>,
+) -> bool {
+    let Err(Full(id, _)) = queue.push(id, request) else {
+        return true;
+    };
+    let depth = queue.depth();
+    // A flood of peers is what fills the queue: rate-limited, and counted in the report.
+    log::limited(
+        QUEUE_FULL,
+        log::Level::Warning,
+        &format!(
+            "{QUEUE_FULL} ({} waiting): request {} failed, {} shed so far",
+            depth.capacity, id.0, depth.shed
+        ),
+    );
+    // The driver's loop reads this channel and is the caller: the answer cannot be lost.
+    let _ = done.send((id, CryptoResult::Failed(QUEUE_FULL.to_string())));
+    false
+}
+
 /// Start the workers that serve `queue` with `pool`: one per helper (the pool spreads them
 /// over its helpers), one when crypto runs in this process. Each answers over `done` and
 /// ends when the queue is closed or the driver's loop is gone.
@@ -222,6 +254,24 @@ mod tests {
         q.push(RequestId(5), 'e').unwrap();
         assert_eq!(q.try_pop(), Some((RequestId(2), 'b')));
         assert_eq!(q.try_pop(), Some((RequestId(5), 'e')));
+    }
+
+    #[test]
+    fn overflow_is_answered_at_once_under_its_id_not_dropped() {
+        let q = Pending::new(1);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let req = CryptoRequest::DhKeygen {
+            group: ike::crypto::Group::Modp2048,
+        };
+        assert!(submit(&q, RequestId(10), req.clone(), &tx));
+        assert!(rx.try_recv().is_err());
+        assert!(!submit(&q, RequestId(11), req.clone(), &tx));
+        assert_eq!(
+            rx.try_recv(),
+            Ok((RequestId(11), CryptoResult::Failed(QUEUE_FULL.into())))
+        );
+        assert_eq!(q.try_pop(), Some((RequestId(10), req)));
+        assert_eq!(q.depth().shed, 1);
     }
 
     #[test]

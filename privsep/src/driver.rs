@@ -5,7 +5,7 @@
 
 use crate::cmdline::{DebugClass, Options};
 use crate::config::ChildConfig;
-use crate::crypto_queue::{self, Full, Pending};
+use crate::crypto_queue::{self, Pending};
 use crate::log;
 use crate::proto::SocketInfo;
 use helpers::pool::HelperPool;
@@ -144,7 +144,10 @@ impl Driver {
         while let Some(out) = self.engine.poll_output() {
             match out {
                 Output::Transmit(t) => self.send(t.from, t.to, &t.bytes),
-                Output::Crypto { id, request } => self.queue_crypto(id, request),
+                Output::Crypto { id, request } => {
+                    // Queued, or (queue full) already answered as failed.
+                    crypto_queue::submit(&self.crypto, id, request, &self.crypto_done);
+                }
                 Output::Kernel { id, request } => self.kernel.push((id, request)),
                 Output::Event(Event::Log { level, message }) => match level {
                     LogLevel::Error => log::error(&message),
@@ -159,27 +162,6 @@ impl Driver {
                 Output::Packet { from, to, bytes } => self.packets.push((from, to, bytes)),
             }
         }
-    }
-
-    /// Queue crypto work; when the queue is full, fail the request at once (the engine gives
-    /// up that exchange) rather than hold more work than the helpers can catch up on.
-    fn queue_crypto(&self, id: RequestId, request: ike::crypto::CryptoRequest) {
-        let Err(Full(id, _)) = self.crypto.push(id, request) else {
-            return;
-        };
-        let depth = self.crypto.depth();
-        log::limited(
-            "crypto queue full",
-            log::Level::Warning,
-            &format!(
-                "crypto queue full ({} waiting): request {} failed, {} shed so far",
-                depth.capacity, id.0, depth.shed
-            ),
-        );
-        // The loop that reads this channel is the one running us: the answer cannot be lost.
-        let _ = self
-            .crypto_done
-            .send((id, CryptoResult::Failed("crypto queue full".to_string())));
     }
 
     /// Send on the socket bound to `from`, else one with the same port and family.
