@@ -28,6 +28,10 @@
 //! - [`Xfrm::add_policies`] / [`Xfrm::delete_policies`]: out and in, plus fwd in tunnel
 //!   mode, with protocol and ports; AH+ESP as ESP inside AH.
 //! - [`NoKernel`]: the `-n` backend; SPIs from a counter, everything else succeeds.
+//!
+//! What is asked ([`XfrmRequest`], with [`SaSpec`] and [`PolicySpec`]) and what is reported
+//! ([`Outcome`], [`XfrmEvent`]) are this crate's own plain XFRM data; keys travel in
+//! [`Key`], which wipes itself. The daemon maps its IKE types onto these.
 
 pub mod alg;
 mod bypass;

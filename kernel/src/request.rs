@@ -39,7 +39,7 @@ impl Xfrm {
     }
 }
 
-/// `SpiAllocated` for an SPI, `Installed` for an SA (the engine may wait for it), nothing
+/// `SpiAllocated` for an SPI, `Installed` for an SA (the caller may wait for it), nothing
 /// for the other successes, `Failed` with the reason otherwise.
 fn answer(request: &XfrmRequest, result: Result<Applied, KernelError>) -> Option<Outcome> {
     match result {

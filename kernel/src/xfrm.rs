@@ -14,7 +14,7 @@ use std::ops::RangeInclusive;
 use zeroize::Zeroizing;
 
 /// The reqids this daemon uses. Every SA and policy we install carries a reqid in this range
-/// (the engine hands out `0x4001..` per connection), and larval SAs from `alloc_spi` carry
+/// (the daemon hands out `0x4001..` per connection), and larval SAs from `alloc_spi` carry
 /// [`OWNED_REQID_BASE`]. `flush_ours` deletes what lies in this range and nothing else:
 /// SAs and policies of other software (other reqids, or no template) are never touched.
 pub const OWNED_REQIDS: RangeInclusive<u32> = 0x4000..=0x7fff;
@@ -29,8 +29,8 @@ pub const SPI_RANGE: RangeInclusive<u32> = 0x1000..=0xffff_ffff;
 pub const REPLAY_WINDOW: u32 = 32;
 
 /// Soft limits are this percentage of the hard ones: the kernel then sends a soft EXPIRE
-/// well before the SA dies. (The engine rekeys on its own timers; the soft expire is the
-/// kernel's reminder, e.g. for byte limits the engine cannot see.)
+/// well before the SA dies. (The daemon rekeys on its own timers; the soft expire is the
+/// kernel's reminder, e.g. for byte limits the daemon cannot see.)
 pub const SOFT_PERCENT: u64 = 90;
 
 /// Policy priority base; more specific selectors get a lower number (higher priority), as

@@ -448,9 +448,9 @@ async fn next_event(ev: &mut kernel::XfrmEvents) -> kernel::XfrmEvent {
 }
 
 #[test]
-fn acquire_and_expire_events_reach_the_engine_types() {
+fn acquire_and_expire_events_of_ours_reach_the_caller() {
     in_netns(
-        "acquire_and_expire_events_reach_the_engine_types",
+        "acquire_and_expire_events_of_ours_reach_the_caller",
         5,
         || {
             rt().block_on(async {
@@ -547,10 +547,10 @@ fn acquire_and_expire_events_reach_the_engine_types() {
 }
 
 #[test]
-fn engine_requests_are_answered_and_refusals_become_failed_events() {
+fn xfrm_requests_are_answered_and_refusals_become_failed_outcomes() {
     use kernel::{Outcome, XfrmRequest};
     in_netns(
-        "engine_requests_are_answered_and_refusals_become_failed_events",
+        "xfrm_requests_are_answered_and_refusals_become_failed_outcomes",
         6,
         || {
             rt().block_on(async {
