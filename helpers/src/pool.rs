@@ -8,8 +8,9 @@
 //!   returns the other end of its socketpair. In the daemon this is the parent (it holds the
 //!   secrets); the child asks it for a replacement over IPC;
 //! - the *client* (`HelperPool`): gives each request to the least-loaded helper, tagged with
-//!   the caller's request id (the engine's: the pool numbers nothing itself), matches responses, notices a dead helper (EOF), fails its in-flight requests
-//!   back to their callers and asks the spawner for a replacement.
+//!   the caller's request id (the engine's: the pool numbers nothing itself), matches
+//!   responses, notices a dead helper (EOF), fails its in-flight requests back to their
+//!   callers and asks the spawner for a replacement.
 //!
 //! The pool is generic over `HelperService`; the crypto helper will be
 //! `impl HelperService for CryptoHelper { .. fn serve(..) { ike::crypto::serve(req, &self.store) } }`.

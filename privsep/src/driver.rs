@@ -1,7 +1,8 @@
 //! The child's engine driver: the sans-IO engine of `ike` connected to the world. Datagrams
 //! from the sockets go in, transmits go out on the socket they name, crypto requests go to
 //! the one bounded crypto queue that the helpers' workers serve (their answers come back as
-//! they finish, under the engine's request ids), kernel requests go to the parent, events become log lines, and the engine's next deadline is the loop's timer.
+//! they finish, under the engine's request ids), kernel requests go to the parent, events
+//! become log lines, and the engine's next deadline is the loop's timer.
 
 use crate::cmdline::{DebugClass, Options};
 use crate::config::ChildConfig;

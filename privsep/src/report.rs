@@ -166,10 +166,14 @@ pub fn render_sas(engine: &Engine, now: Instant, no_kernel: bool) -> String {
 /// The crypto queue's lines: how much work waits for the helpers, how much they are doing,
 /// the bound, and how many requests a full queue turned away.
 pub fn render_crypto_queue(d: &crate::crypto_queue::Depth) -> String {
-    format!(
-        "Crypto queue: {} waiting, {} in service, capacity {}\nCrypto requests shed (queue full): {}\n",
-        d.waiting, d.in_service, d.capacity, d.shed
-    )
+    let mut r = String::new();
+    let _ = writeln!(
+        r,
+        "Crypto queue: {} waiting, {} in service, capacity {}",
+        d.waiting, d.in_service, d.capacity
+    );
+    let _ = writeln!(r, "Crypto requests shed (queue full): {}", d.shed);
+    r
 }
 
 #[cfg(test)]
