@@ -1,8 +1,8 @@
 //! The one queue of crypto work between the engine and the helpers.
 //!
 //! The driver pushes each of the engine's crypto requests here under the engine's own
-//! [`RequestId`]; a fixed set of long-lived workers (one per helper slot, one with `-j 0`)
-//! takes them in order, has a helper do the work and sends `(RequestId, CryptoResult)` back
+//! [`RequestId`]; a fixed set of long-lived workers ([`WORKERS_PER_HELPER`] per helper slot,
+//! one with `-j 0`) takes them in order, has a helper do the work and sends `(RequestId, CryptoResult)` back
 //! over the single channel the driver's loop reads. The queue is bounded: when it is full a
 //! request is not queued and the caller answers it at once with a failure, so a flood costs
 //! memory up to [`CAPACITY`] and no more, and nothing the engine waits for is ever dropped.
@@ -24,6 +24,10 @@ use tokio::sync::{mpsc, Notify};
 /// Main Mode needs a handful of requests, a helper finishes a DH in milliseconds), so only
 /// a flood that helpers cannot keep up with reaches it.
 pub const CAPACITY: usize = 4096;
+
+/// Workers per helper: two, so that a helper has its next request in hand while its last
+/// answer travels back to the child (one would leave it idle for that round trip).
+pub const WORKERS_PER_HELPER: usize = 2;
 
 /// What the queue holds and what its workers answer with.
 pub type Pending = CryptoQueue<CryptoRequest>;
@@ -176,8 +180,9 @@ pub fn submit(
     false
 }
 
-/// Start the workers that serve `queue` with `pool`: one per helper (the pool spreads them
-/// over its helpers), one when crypto runs in this process. Each answers over `done` and
+/// Start the workers that serve `queue` with `pool`: [`WORKERS_PER_HELPER`] per helper (the
+/// pool gives each call to the least-loaded helper, so they spread evenly), one when crypto
+/// runs in this process (it is done in the worker, one request at a time, as before). Each answers over `done` and
 /// ends when the queue is closed or the driver's loop is gone.
 pub fn start_workers(
     queue: &Arc<Pending>,
@@ -185,7 +190,11 @@ pub fn start_workers(
     done: &mpsc::UnboundedSender<(RequestId, CryptoResult)>,
     helper_refusals: &Arc<AtomicU64>,
 ) {
-    for _ in 0..pool.size().max(1) {
+    let workers = match pool.size() {
+        0 => 1,
+        n => n * WORKERS_PER_HELPER,
+    };
+    for _ in 0..workers {
         let (queue, pool, done) = (queue.clone(), pool.clone(), done.clone());
         let refused = helper_refusals.clone();
         tokio::spawn(async move {
