@@ -7,9 +7,10 @@
 //! - the *spawner* (`Spawner`, e.g. `ExecSpawner`): starts a helper, sends it the secrets and
 //!   returns the other end of its socketpair. In the daemon this is the parent (it holds the
 //!   secrets); the child asks it for a replacement over IPC;
-//! - the *client* (`HelperPool`): gives each request to the least-loaded helper, tags it with a
-//!   request id, matches responses, notices a dead helper (EOF), fails its in-flight requests
-//!   back to their callers and asks the spawner for a replacement.
+//! - the *client* (`HelperPool`): gives each request to the least-loaded helper, tagged with
+//!   the caller's request id (the engine's: the pool numbers nothing itself), matches
+//!   responses, notices a dead helper (EOF), fails its in-flight requests back to their
+//!   callers and asks the spawner for a replacement.
 //!
 //! The pool is generic over `HelperService`; the crypto helper will be
 //! `impl HelperService for CryptoHelper { .. fn serve(..) { ike::crypto::serve(req, &self.store) } }`.
@@ -17,6 +18,7 @@
 use crate::ipc::{self, AsyncChannel, Channel, IpcError};
 use crate::privdrop::{self, DropConfig, PrivDropError};
 use crate::seccomp::{self, Profile, SeccompError};
+pub use ike::engine::RequestId;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
@@ -25,7 +27,7 @@ use std::future::Future;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::process::{Child, Command};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
@@ -39,10 +41,11 @@ pub trait HelperService: Sized + 'static {
     fn serve(&mut self, req: Self::Request) -> Self::Response;
 }
 
-/// A request or response with the id the client matches on.
+/// A request or response with the id the client matches on (on the socket the same bytes
+/// as a bare `u64`).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Tagged<T> {
-    pub id: u64,
+    pub id: RequestId,
     pub body: T,
 }
 
@@ -249,6 +252,9 @@ pub enum PoolError {
     HelperDied(String),
     /// The pool is shutting down or has no helpers left.
     Closed,
+    /// A request with this id is already in flight on the helper (a caller's bug); the
+    /// second one is not sent, so the first still gets its own answer.
+    DuplicateId(RequestId),
 }
 
 impl fmt::Display for PoolError {
@@ -256,6 +262,7 @@ impl fmt::Display for PoolError {
         match self {
             PoolError::HelperDied(why) => write!(f, "helper died: {why}"),
             PoolError::Closed => write!(f, "helper pool closed"),
+            PoolError::DuplicateId(id) => write!(f, "request {} already in flight", id.0),
         }
     }
 }
@@ -265,7 +272,7 @@ impl std::error::Error for PoolError {}
 type Reply<R> = oneshot::Sender<Result<R, PoolError>>;
 
 struct Slot<Req, Resp> {
-    queue: mpsc::UnboundedSender<(u64, Req, Reply<Resp>)>,
+    queue: mpsc::UnboundedSender<(RequestId, Req, Reply<Resp>)>,
     load: Arc<AtomicUsize>,
 }
 
@@ -284,7 +291,6 @@ enum Mode<S: HelperService> {
 /// The client side. Cheap to share behind an `Arc`; `call` may run concurrently.
 pub struct HelperPool<S: HelperService> {
     mode: Mode<S>,
-    next_id: AtomicU64,
     stats: Arc<PoolStats>,
 }
 
@@ -297,7 +303,6 @@ impl<S: HelperService> HelperPool<S> {
     pub fn inline(secrets: S::Secrets) -> Self {
         HelperPool {
             mode: Mode::Inline(Mutex::new(S::new(secrets))),
-            next_id: AtomicU64::new(1),
             stats: Arc::new(PoolStats::default()),
         }
     }
@@ -326,7 +331,6 @@ impl<S: HelperService> HelperPool<S> {
         }
         Ok(HelperPool {
             mode: Mode::Processes(slots),
-            next_id: AtomicU64::new(1),
             stats,
         })
     }
@@ -351,8 +355,9 @@ impl<S: HelperService> HelperPool<S> {
         }
     }
 
-    /// Send a request to the least-loaded helper and wait for its response.
-    pub async fn call(&self, req: S::Request) -> Result<S::Response, PoolError> {
+    /// Send a request to the least-loaded helper and wait for its response. `id` is the
+    /// caller's and must be unique among its requests in flight.
+    pub async fn call(&self, id: RequestId, req: S::Request) -> Result<S::Response, PoolError> {
         let slots = match &self.mode {
             Mode::Inline(s) => {
                 let mut s = s.lock().map_err(|_| PoolError::Closed)?;
@@ -364,7 +369,6 @@ impl<S: HelperService> HelperPool<S> {
             .iter()
             .min_by_key(|s| s.load.load(Ordering::SeqCst))
             .ok_or(PoolError::Closed)?;
-        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         let (tx, rx) = oneshot::channel();
         slot.load.fetch_add(1, Ordering::SeqCst);
         if slot.queue.send((id, req, tx)).is_err() {
@@ -386,9 +390,9 @@ struct SlotTask<S: HelperService, P> {
     spawner: Arc<tokio::sync::Mutex<P>>,
     load: Arc<AtomicUsize>,
     stats: Arc<PoolStats>,
-    queue: mpsc::UnboundedReceiver<(u64, S::Request, Reply<S::Response>)>,
-    waiting: VecDeque<(u64, S::Request, Reply<S::Response>)>,
-    in_flight: HashMap<u64, Reply<S::Response>>,
+    queue: mpsc::UnboundedReceiver<(RequestId, S::Request, Reply<S::Response>)>,
+    waiting: VecDeque<(RequestId, S::Request, Reply<S::Response>)>,
+    in_flight: HashMap<RequestId, Reply<S::Response>>,
 }
 
 impl<S: HelperService, P: Spawner> SlotTask<S, P> {
@@ -450,6 +454,10 @@ impl<S: HelperService, P: Spawner> SlotTask<S, P> {
                 let Some((id, req, reply)) = self.waiting.pop_front() else {
                     break;
                 };
+                if self.in_flight.contains_key(&id) {
+                    self.finish(reply, Err(PoolError::DuplicateId(id)));
+                    continue;
+                }
                 let frame = tx.encode(&Tagged { id, body: req });
                 let sent = match frame {
                     Ok(f) => tx.send_frame(f).await,
@@ -465,7 +473,7 @@ impl<S: HelperService, P: Spawner> SlotTask<S, P> {
                 r = rx.recv::<Tagged<S::Response>>() => match r {
                     Ok(t) => match self.in_flight.remove(&t.id) {
                         Some(reply) => self.finish(reply, Ok(t.body)),
-                        None => return Some(format!("response to unknown request {}", t.id)),
+                        None => return Some(format!("response to unknown request {}", t.id.0)),
                     },
                     Err(e) => return Some(e.to_string()),
                 },

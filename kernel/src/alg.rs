@@ -5,7 +5,7 @@
 //! -384-192, -512-256). AES-GCM uses a 16-byte ICV (RFC 4106) and its key is the AES key
 //! followed by the 4-byte salt, which is how the kernel's `rfc4106(gcm(aes))` takes it.
 
-use ike::policy::{EspCipher, IntegAlg};
+use crate::types::{EspCipher, IntegAlg};
 
 /// How the kernel is to be given an encryption algorithm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

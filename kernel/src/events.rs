@@ -1,4 +1,4 @@
-//! XFRM multicast events (ACQUIRE, EXPIRE, MAPPING) as the engine's `KernelEvent`s.
+//! XFRM multicast events (ACQUIRE, EXPIRE, MAPPING) as [`XfrmEvent`]s.
 //!
 //! Events arrive on a netlink socket of their own, so requests on [`crate::Xfrm`] never
 //! queue behind unread events. Only events about what we own are passed on: EXPIRE and
@@ -6,11 +6,10 @@
 //! template reqid is in that range.
 
 use crate::error::{KernelError, Op};
+use crate::types::{IpsecProtocol, XfrmEvent};
 use crate::xfrm::OWNED_REQIDS;
 use futures::channel::mpsc::UnboundedReceiver;
 use futures::StreamExt;
-use ike::engine::KernelEvent;
-use ike::policy::IpsecProtocol;
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
 use netlink_packet_xfrm::{
     Address, XfrmAttrs, XfrmMessage, XFRMNLGRP_ACQUIRE, XFRMNLGRP_EXPIRE, XFRMNLGRP_MAPPING,
@@ -51,7 +50,7 @@ impl XfrmEvents {
     }
 
     /// The next event about our SAs and policies; `None` when the socket is gone.
-    pub async fn next(&mut self) -> Option<KernelEvent> {
+    pub async fn next(&mut self) -> Option<XfrmEvent> {
         while let Some((msg, _)) = self.messages.next().await {
             if let NetlinkPayload::InnerMessage(m) = msg.payload {
                 if let Some(ev) = translate(&m) {
@@ -79,8 +78,8 @@ fn protocol(p: u8) -> Option<IpsecProtocol> {
     }
 }
 
-/// The engine's view of one XFRM message, if it is an event about something of ours.
-pub fn translate(m: &XfrmMessage) -> Option<KernelEvent> {
+/// One XFRM message as an event, if it is an event about something of ours.
+pub fn translate(m: &XfrmMessage) -> Option<XfrmEvent> {
     match m {
         XfrmMessage::Acquire(a) => {
             let ours = a.nlas.iter().any(|n| match n {
@@ -91,7 +90,7 @@ pub fn translate(m: &XfrmMessage) -> Option<KernelEvent> {
                 return None;
             }
             let sel = &a.acquire.selector;
-            Some(KernelEvent::Acquire {
+            Some(XfrmEvent::Acquire {
                 local: addr(&sel.saddr, sel.family)?,
                 remote: addr(&sel.daddr, sel.family)?,
                 protocol: sel.proto,
@@ -102,7 +101,7 @@ pub fn translate(m: &XfrmMessage) -> Option<KernelEvent> {
             if !OWNED_REQIDS.contains(&st.reqid) {
                 return None;
             }
-            Some(KernelEvent::Expire {
+            Some(XfrmEvent::Expire {
                 protocol: protocol(st.id.proto)?,
                 spi: st.id.spi,
                 dst: addr(&st.id.daddr, st.family)?,
@@ -115,7 +114,7 @@ pub fn translate(m: &XfrmMessage) -> Option<KernelEvent> {
                 return None;
             }
             let family = m.id.family;
-            Some(KernelEvent::Mapping {
+            Some(XfrmEvent::Mapping {
                 old: SocketAddr::new(addr(&m.old_saddr, family)?, m.old_sport),
                 new: SocketAddr::new(addr(&m.new_saddr, family)?, m.new_sport),
             })

@@ -15,7 +15,7 @@
 //! let xfrm = Xfrm::open()?;                  // NETLINK_XFRM socket, driven by a spawned task
 //! xfrm.flush_ours().await?;                  // at start: our leftovers only
 //! let mut events = XfrmEvents::open()?;      // ACQUIRE / EXPIRE / MAPPING of ours
-//! if let Some(ev) = xfrm.answer(id, &request).await { engine.handle_kernel(ev) }
+//! if let Some(outcome) = xfrm.answer(&request).await { /* tell the requester */ }
 //! ```
 //!
 //! - [`Xfrm::alloc_spi`]: XFRM_MSG_ALLOCSPI in [`SPI_RANGE`] (0x1000-0xffffffff; as pluto,
@@ -28,18 +28,27 @@
 //! - [`Xfrm::add_policies`] / [`Xfrm::delete_policies`]: out and in, plus fwd in tunnel
 //!   mode, with protocol and ports; AH+ESP as ESP inside AH.
 //! - [`NoKernel`]: the `-n` backend; SPIs from a counter, everything else succeeds.
+//!
+//! What is asked ([`XfrmRequest`], with [`SaSpec`] and [`PolicySpec`]) and what is reported
+//! ([`Outcome`], [`XfrmEvent`]) are this crate's own plain XFRM data; keys travel in
+//! [`Key`], which wipes itself. The daemon maps its IKE types onto these.
 
 pub mod alg;
 mod bypass;
 mod error;
 mod events;
 mod request;
+mod types;
 mod xfrm;
 
 pub use bypass::socket_bypass_policy;
 pub use error::{errno_name, KernelError, Op};
 pub use events::{translate, XfrmEvents};
 pub use request::{distinct, Applied, NoKernel};
+pub use types::{
+    Direction, EncapMode, EspCipher, IntegAlg, IpsecProtocol, Key, Lifetime, Outcome, PolicySpec,
+    SaSpec, Selector, XfrmEvent, XfrmRequest,
+};
 pub use xfrm::{
     sa_name, selector_prefix, selector_prefixes, Flushed, KernelSa, PolicyDir, Xfrm, OWNED_REQIDS,
     OWNED_REQID_BASE, POLICY_PRIORITY_BASE, REPLAY_WINDOW, SOFT_PERCENT, SPI_RANGE,

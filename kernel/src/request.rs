@@ -1,8 +1,8 @@
-//! Carrying out the engine's `KernelRequest`s: against XFRM, or against nothing (`-n`).
+//! Carrying out [`XfrmRequest`]s: against XFRM, or against nothing (`-n`).
 
 use crate::error::KernelError;
+use crate::types::{Outcome, XfrmRequest};
 use crate::xfrm::{Xfrm, SPI_RANGE};
-use ike::engine::{KernelEvent, KernelRequest, RequestId};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -11,13 +11,13 @@ pub type Applied = Option<u32>;
 
 impl Xfrm {
     /// Carries out one request. Policies are installed in every direction the mode needs.
-    pub async fn apply(&self, request: &KernelRequest) -> Result<Applied, KernelError> {
+    pub async fn apply(&self, request: &XfrmRequest) -> Result<Applied, KernelError> {
         match request {
-            KernelRequest::AllocSpi { protocol, src, dst } => {
+            XfrmRequest::AllocSpi { protocol, src, dst } => {
                 self.alloc_spi(*protocol, *src, *dst, None).await.map(Some)
             }
-            KernelRequest::AddSa(spec) => self.add_sa(spec).await.map(|()| None),
-            KernelRequest::DeleteSa {
+            XfrmRequest::AddSa(spec) => self.add_sa(spec).await.map(|()| None),
+            XfrmRequest::DeleteSa {
                 protocol,
                 spi,
                 src,
@@ -27,35 +27,26 @@ impl Xfrm {
                 Err(e) if e.is_not_found() => Ok(None),
                 r => r.map(|()| None),
             },
-            KernelRequest::AddPolicy(spec) => self.add_policies(spec).await.map(|()| None),
-            KernelRequest::DeletePolicy(spec) => self.delete_policies(spec).await.map(|()| None),
+            XfrmRequest::AddPolicy(spec) => self.add_policies(spec).await.map(|()| None),
+            XfrmRequest::DeletePolicy(spec) => self.delete_policies(spec).await.map(|()| None),
         }
     }
 
-    /// Carries out one request and says what the engine must hear: `SpiAllocated`, or
+    /// Carries out one request and says what the caller must hear: `SpiAllocated`, or
     /// `Failed` with the one-line reason (also the line to log), or nothing.
-    pub async fn answer(&self, id: RequestId, request: &KernelRequest) -> Option<KernelEvent> {
-        answer(id, request, self.apply(request).await)
+    pub async fn answer(&self, request: &XfrmRequest) -> Option<Outcome> {
+        answer(request, self.apply(request).await)
     }
 }
 
-/// `SpiAllocated` for an SPI, `Installed` for an SA (the engine may wait for it), nothing
+/// `SpiAllocated` for an SPI, `Installed` for an SA (the caller may wait for it), nothing
 /// for the other successes, `Failed` with the reason otherwise.
-fn answer(
-    id: RequestId,
-    request: &KernelRequest,
-    result: Result<Applied, KernelError>,
-) -> Option<KernelEvent> {
+fn answer(request: &XfrmRequest, result: Result<Applied, KernelError>) -> Option<Outcome> {
     match result {
-        Ok(Some(spi)) => Some(KernelEvent::SpiAllocated { id, spi }),
-        Ok(None) if matches!(request, KernelRequest::AddSa(_)) => {
-            Some(KernelEvent::Installed { id })
-        }
+        Ok(Some(spi)) => Some(Outcome::SpiAllocated(spi)),
+        Ok(None) if matches!(request, XfrmRequest::AddSa(_)) => Some(Outcome::Installed),
         Ok(None) => None,
-        Err(e) => Some(KernelEvent::Failed {
-            id,
-            reason: e.to_string(),
-        }),
+        Err(e) => Some(Outcome::Failed(e.to_string())),
     }
 }
 
@@ -76,15 +67,15 @@ impl NoKernel {
         }
     }
 
-    pub fn apply(&self, request: &KernelRequest) -> Applied {
+    pub fn apply(&self, request: &XfrmRequest) -> Applied {
         match request {
-            KernelRequest::AllocSpi { .. } => Some(self.spi()),
+            XfrmRequest::AllocSpi { .. } => Some(self.spi()),
             _ => None,
         }
     }
 
-    pub fn answer(&self, id: RequestId, request: &KernelRequest) -> Option<KernelEvent> {
-        answer(id, request, Ok(self.apply(request)))
+    pub fn answer(&self, request: &XfrmRequest) -> Option<Outcome> {
+        answer(request, Ok(self.apply(request)))
     }
 
     fn spi(&self) -> u32 {
@@ -108,12 +99,12 @@ pub fn distinct(spis: &[u32]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ike::policy::IpsecProtocol;
+    use crate::types::IpsecProtocol;
 
     #[test]
     fn no_kernel_hands_out_distinct_spis_in_range_even_across_the_wrap() {
         let k = NoKernel::new(0xffff_fffb - 0x1000);
-        let req = KernelRequest::AllocSpi {
+        let req = XfrmRequest::AllocSpi {
             protocol: IpsecProtocol::Esp,
             src: "192.0.2.2".parse().unwrap(),
             dst: "192.0.2.1".parse().unwrap(),
@@ -123,13 +114,7 @@ mod tests {
         assert!(distinct(&spis), "{spis:x?}");
         assert_eq!(spis[0], 0xffff_fffb);
         assert_eq!(spis[5], 0x1000);
-        assert_eq!(
-            k.answer(RequestId(7), &req),
-            Some(KernelEvent::SpiAllocated {
-                id: RequestId(7),
-                spi: spis[9] + 1
-            })
-        );
+        assert_eq!(k.answer(&req), Some(Outcome::SpiAllocated(spis[9] + 1)));
     }
 
     #[test]
@@ -140,19 +125,13 @@ mod tests {
             93,
         );
         let line = e.to_string();
-        let delete = KernelRequest::DeleteSa {
+        let delete = XfrmRequest::DeleteSa {
             protocol: IpsecProtocol::Esp,
             spi: 0x1234abcd,
             src: "192.0.2.1".parse().unwrap(),
             dst: "192.0.2.2".parse().unwrap(),
         };
-        assert_eq!(
-            answer(RequestId(1), &delete, Err(e)),
-            Some(KernelEvent::Failed {
-                id: RequestId(1),
-                reason: line
-            })
-        );
-        assert_eq!(answer(RequestId(1), &delete, Ok(None)), None);
+        assert_eq!(answer(&delete, Err(e)), Some(Outcome::Failed(line)));
+        assert_eq!(answer(&delete, Ok(None)), None);
     }
 }

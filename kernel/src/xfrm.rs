@@ -1,11 +1,10 @@
 //! The XFRM handle: one NETLINK_XFRM socket driven by a tokio task (xfrmnetlink's
-//! connection), and the operations the engine's `KernelRequest`s need.
+//! connection), and the operations [`crate::XfrmRequest`]s need.
 
 use crate::alg::{self, KernelCipher};
 use crate::error::{KernelError, Op};
+use crate::types::{Direction, EncapMode, EspCipher, IpsecProtocol, PolicySpec, SaSpec, Selector};
 use futures::TryStreamExt;
-use ike::engine::{Direction, PolicySpec, SaSpec, Selector};
-use ike::policy::{EncapMode, IpsecProtocol};
 use netlink_packet_xfrm::{
     Address, UserTemplate, UDP_ENCAP_ESPINUDP, XFRM_MODE_TRANSPORT, XFRM_MODE_TUNNEL,
     XFRM_POLICY_FWD, XFRM_POLICY_IN, XFRM_POLICY_OUT,
@@ -15,7 +14,7 @@ use std::ops::RangeInclusive;
 use zeroize::Zeroizing;
 
 /// The reqids this daemon uses. Every SA and policy we install carries a reqid in this range
-/// (the engine hands out `0x4001..` per connection), and larval SAs from `alloc_spi` carry
+/// (the daemon hands out `0x4001..` per connection), and larval SAs from `alloc_spi` carry
 /// [`OWNED_REQID_BASE`]. `flush_ours` deletes what lies in this range and nothing else:
 /// SAs and policies of other software (other reqids, or no template) are never touched.
 pub const OWNED_REQIDS: RangeInclusive<u32> = 0x4000..=0x7fff;
@@ -30,8 +29,8 @@ pub const SPI_RANGE: RangeInclusive<u32> = 0x1000..=0xffff_ffff;
 pub const REPLAY_WINDOW: u32 = 32;
 
 /// Soft limits are this percentage of the hard ones: the kernel then sends a soft EXPIRE
-/// well before the SA dies. (The engine rekeys on its own timers; the soft expire is the
-/// kernel's reminder, e.g. for byte limits the engine cannot see.)
+/// well before the SA dies. (The daemon rekeys on its own timers; the soft expire is the
+/// kernel's reminder, e.g. for byte limits the daemon cannot see.)
 pub const SOFT_PERCENT: u64 = 90;
 
 /// Policy priority base; more specific selectors get a lower number (higher priority), as
@@ -114,8 +113,13 @@ fn mode_number(m: EncapMode) -> u8 {
 }
 
 /// `ESP SA 0x1234abcd 192.0.2.1 -> 192.0.2.2`: how errors and logs name an SA.
-pub fn sa_name(protocol: IpsecProtocol, spi: u32, src: IpAddr, dst: IpAddr) -> String {
-    format!("{} SA 0x{spi:08x} {src} -> {dst}", proto_name(protocol))
+///
+/// `protocol` is any enum whose variants are named `Esp` and `Ah` (ours, or the caller's
+/// own protocol type), so a caller names SAs in its own terms the same way we do without
+/// this crate knowing its types.
+pub fn sa_name(protocol: impl std::fmt::Debug, spi: u32, src: IpAddr, dst: IpAddr) -> String {
+    let name = format!("{protocol:?}").to_ascii_uppercase();
+    format!("{name} SA 0x{spi:08x} {src} -> {dst}")
 }
 
 fn selector_text(s: &Selector) -> String {
@@ -395,7 +399,7 @@ impl Xfrm {
             None if spec.protocol == IpsecProtocol::Ah => {
                 return Err(bad("AH without an integrity algorithm".into()))
             }
-            None if !matches!(spec.cipher, Some(ike::policy::EspCipher::AesGcm16 { .. })) => {
+            None if !matches!(spec.cipher, Some(EspCipher::AesGcm16 { .. })) => {
                 return Err(bad(
                     "ESP without integrity needs a combined-mode cipher".into()
                 ))
@@ -993,8 +997,7 @@ mod tests {
         assert!(policy_priority(32, 32, 0, false) < policy_priority(24, 24, 0, false));
     }
 
-    use ike::crypto::Secret;
-    use ike::policy::{EspCipher, IntegAlg, Lifetime};
+    use crate::types::{IntegAlg, Key, Lifetime};
     use netlink_packet_xfrm::XfrmAttrs;
 
     fn spec(cipher: Option<EspCipher>, integ: Option<IntegAlg>) -> SaSpec {
@@ -1011,9 +1014,9 @@ mod tests {
             mode: EncapMode::Tunnel,
             udp_encap: None,
             cipher,
-            enc_key: Secret::new(vec![1; enc]),
+            enc_key: Key::new(vec![1; enc]),
             integ,
-            auth_key: Secret::new(vec![2; integ.map_or(0, |i| alg::auth(i).key_len)]),
+            auth_key: Key::new(vec![2; integ.map_or(0, |i| alg::auth(i).key_len)]),
             lifetime: Lifetime {
                 seconds: 1000,
                 kilobytes: Some(2),
@@ -1139,7 +1142,7 @@ mod tests {
             assert!(e.to_string().ends_with(text), "{e}");
         }
         let mut s = spec(Some(EspCipher::TripleDes), Some(IntegAlg::HmacMd5));
-        s.auth_key = Secret::new(vec![0; 20]);
+        s.auth_key = Key::new(vec![0; 20]);
         let e = built(&s).unwrap_err();
         assert!(
             e.to_string()
@@ -1163,6 +1166,15 @@ mod tests {
                 "192.0.2.2".parse().unwrap()
             ),
             "ESP SA 0x1234abcd 192.0.2.1 -> 192.0.2.2"
+        );
+        assert_eq!(
+            sa_name(
+                IpsecProtocol::Ah,
+                0x1001,
+                "2001:db8::1".parse().unwrap(),
+                "2001:db8::2".parse().unwrap()
+            ),
+            "AH SA 0x00001001 2001:db8::1 -> 2001:db8::2"
         );
     }
 }

@@ -2,10 +2,10 @@
 //! own (`fzk<pid>-<n>`), so the host's XFRM state is never touched. Without root they are
 //! skipped with a printed `SKIPPED` line.
 
-use ike::crypto::Secret;
-use ike::engine::{Direction, PolicySpec, SaSpec, Selector};
-use ike::policy::{EncapMode, EspCipher, IntegAlg, IpsecProtocol, Lifetime};
-use kernel::{PolicyDir, Xfrm, OWNED_REQIDS, SPI_RANGE};
+use kernel::{
+    Direction, EncapMode, EspCipher, IntegAlg, IpsecProtocol, Key, Lifetime, PolicyDir, PolicySpec,
+    SaSpec, Selector, Xfrm, OWNED_REQIDS, SPI_RANGE,
+};
 use std::net::IpAddr;
 use std::process::Command;
 
@@ -125,9 +125,9 @@ fn esp_sa(direction: Direction, spi: u32, cipher: EspCipher, integ: Option<Integ
         mode: EncapMode::Tunnel,
         udp_encap: None,
         cipher: Some(cipher),
-        enc_key: Secret::new(vec![0x11; key_len.unwrap()]),
+        enc_key: Key::new(vec![0x11; key_len.unwrap()]),
         integ,
-        auth_key: Secret::new(vec![
+        auth_key: Key::new(vec![
             0x22;
             integ.map_or(0, |i| kernel::alg::auth(i).key_len)
         ]),
@@ -336,7 +336,7 @@ fn esp_sa_install_is_refused_clearly_or_installed() {
                 EspCipher::TripleDes,
                 Some(IntegAlg::HmacMd5),
             );
-            bad.enc_key = Secret::new(vec![0; 16]);
+            bad.enc_key = Key::new(vec![0; 16]);
             let e = x.add_sa(&bad).await.unwrap_err();
             assert_eq!(e.errno, None);
             assert!(
@@ -440,7 +440,7 @@ fn flush_ours_leaves_other_software_alone() {
     });
 }
 
-async fn next_event(ev: &mut kernel::XfrmEvents) -> ike::engine::KernelEvent {
+async fn next_event(ev: &mut kernel::XfrmEvents) -> kernel::XfrmEvent {
     tokio::time::timeout(std::time::Duration::from_secs(5), ev.next())
         .await
         .expect("no XFRM event within 5 s")
@@ -448,9 +448,9 @@ async fn next_event(ev: &mut kernel::XfrmEvents) -> ike::engine::KernelEvent {
 }
 
 #[test]
-fn acquire_and_expire_events_reach_the_engine_types() {
+fn acquire_and_expire_events_of_ours_reach_the_caller() {
     in_netns(
-        "acquire_and_expire_events_reach_the_engine_types",
+        "acquire_and_expire_events_of_ours_reach_the_caller",
         5,
         || {
             rt().block_on(async {
@@ -502,7 +502,7 @@ fn acquire_and_expire_events_reach_the_engine_types() {
                 let e = next_event(&mut ev).await;
                 assert_eq!(
                     e,
-                    ike::engine::KernelEvent::Acquire {
+                    kernel::XfrmEvent::Acquire {
                         local: a("10.1.0.1"),
                         remote: a("10.2.0.5"),
                         protocol: 17
@@ -522,7 +522,7 @@ fn acquire_and_expire_events_reach_the_engine_types() {
                     .unwrap();
                 loop {
                     match next_event(&mut ev).await {
-                        ike::engine::KernelEvent::Expire {
+                        kernel::XfrmEvent::Expire {
                             protocol,
                             spi: s,
                             dst,
@@ -533,7 +533,7 @@ fn acquire_and_expire_events_reach_the_engine_types() {
                             assert!(hard);
                             break;
                         }
-                        ike::engine::KernelEvent::Acquire {
+                        kernel::XfrmEvent::Acquire {
                             remote,
                             protocol: 17,
                             ..
@@ -547,35 +547,28 @@ fn acquire_and_expire_events_reach_the_engine_types() {
 }
 
 #[test]
-fn engine_requests_are_answered_and_refusals_become_failed_events() {
-    use ike::engine::{KernelEvent, KernelRequest, RequestId};
+fn xfrm_requests_are_answered_and_refusals_become_failed_outcomes() {
+    use kernel::{Outcome, XfrmRequest};
     in_netns(
-        "engine_requests_are_answered_and_refusals_become_failed_events",
+        "xfrm_requests_are_answered_and_refusals_become_failed_outcomes",
         6,
         || {
             rt().block_on(async {
                 let x = Xfrm::open().unwrap();
-                let alloc = KernelRequest::AllocSpi {
+                let alloc = XfrmRequest::AllocSpi {
                     protocol: IpsecProtocol::Esp,
                     src: a("192.0.2.2"),
                     dst: a("192.0.2.1"),
                 };
-                let spi = match x.answer(RequestId(1), &alloc).await {
-                    Some(KernelEvent::SpiAllocated { id, spi }) => {
-                        assert_eq!(id, RequestId(1));
-                        spi
-                    }
+                let spi = match x.answer(&alloc).await {
+                    Some(Outcome::SpiAllocated(spi)) => spi,
                     other => panic!("{other:?}"),
                 };
 
                 // AH+ESP in tunnel mode: ESP inside (transport), AH outside (tunnel).
                 let mut spec = tunnel_policy(0x4003);
                 spec.protocols = vec![IpsecProtocol::Ah, IpsecProtocol::Esp];
-                assert_eq!(
-                    x.answer(RequestId(2), &KernelRequest::AddPolicy(spec.clone()))
-                        .await,
-                    None
-                );
+                assert_eq!(x.answer(&XfrmRequest::AddPolicy(spec.clone())).await, None);
                 let out = ip(&["xfrm", "policy", "list", "dir", "out"]);
                 println!("{out}");
                 let esp = out.find("proto esp reqid 16387 mode transport").unwrap();
@@ -591,10 +584,9 @@ fn engine_requests_are_answered_and_refusals_become_failed_events() {
                 );
                 sa.protocol = IpsecProtocol::Ah;
                 sa.cipher = None;
-                match x.answer(RequestId(3), &KernelRequest::AddSa(sa)).await {
-                    Some(KernelEvent::Failed { id, reason }) => {
+                match x.answer(&XfrmRequest::AddSa(sa)).await {
+                    Some(Outcome::Failed(reason)) => {
                         println!("{reason}");
-                        assert_eq!(id, RequestId(3));
                         assert!(reason.starts_with(&format!(
                             "kernel refused AH SA 0x{spi:08x} 192.0.2.2 -> 192.0.2.1: "
                         )));
@@ -608,18 +600,14 @@ fn engine_requests_are_answered_and_refusals_become_failed_events() {
                 }
 
                 // Deleting an SA that is not there is no failure; policies go away.
-                let del = KernelRequest::DeleteSa {
+                let del = XfrmRequest::DeleteSa {
                     protocol: IpsecProtocol::Esp,
                     spi: 0x7777_0000,
                     src: a("192.0.2.2"),
                     dst: a("192.0.2.1"),
                 };
-                assert_eq!(x.answer(RequestId(4), &del).await, None);
-                assert_eq!(
-                    x.answer(RequestId(5), &KernelRequest::DeletePolicy(spec))
-                        .await,
-                    None
-                );
+                assert_eq!(x.answer(&del).await, None);
+                assert_eq!(x.answer(&XfrmRequest::DeletePolicy(spec)).await, None);
                 assert_eq!(ip(&["xfrm", "policy"]).trim(), "");
             });
         },

@@ -1,10 +1,12 @@
 //! The child's engine driver: the sans-IO engine of `ike` connected to the world. Datagrams
 //! from the sockets go in, transmits go out on the socket they name, crypto requests go to
-//! the helper pool (their answers come back as they finish), kernel requests go to the
-//! parent, events become log lines, and the engine's next deadline is the loop's timer.
+//! the one bounded crypto queue that the helpers' workers serve (their answers come back as
+//! they finish, under the engine's request ids), kernel requests go to the parent, events
+//! become log lines, and the engine's next deadline is the loop's timer.
 
 use crate::cmdline::{DebugClass, Options};
 use crate::config::ChildConfig;
+use crate::crypto_queue::{self, Pending};
 use crate::log;
 use crate::proto::SocketInfo;
 use helpers::pool::HelperPool;
@@ -16,6 +18,7 @@ use ike::engine::{
 };
 use ike::policy::{Credentials, Policy};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
@@ -27,7 +30,10 @@ pub type Pool = HelperPool<Crypto>;
 pub struct Driver {
     pub engine: Engine,
     sockets: Arc<Vec<(SocketInfo, UdpSocket)>>,
-    pool: Arc<Pool>,
+    /// Crypto work waiting for (or being done by) a helper.
+    crypto: Arc<Pending>,
+    /// Where the workers' answers go; a request the full queue turns away is answered here
+    /// too, so the engine hears of it through the same loop.
     crypto_done: mpsc::UnboundedSender<(RequestId, CryptoResult)>,
     /// Kernel requests waiting to be sent to the parent.
     pub kernel: Vec<(RequestId, KernelRequest)>,
@@ -37,7 +43,7 @@ pub struct Driver {
     pub conf: String,
     /// Crypto requests the helpers refused (a shape IKEv1 never produces: a bug, or a
     /// child that is not itself), for the report.
-    helper_refusals: Arc<std::sync::atomic::AtomicU64>,
+    helper_refusals: Arc<AtomicU64>,
     no_kernel: bool,
 }
 
@@ -102,15 +108,18 @@ impl Driver {
             natt_port,
             passive: opts.sasyncd,
         };
+        let crypto = Arc::new(Pending::new(crypto_queue::CAPACITY));
+        let helper_refusals = Arc::default();
+        crypto_queue::start_workers(&crypto, &pool, &crypto_done, &helper_refusals);
         Ok(Self {
             engine: Engine::new(config, Box::new(OsRng), Instant::now()),
             sockets,
-            pool,
+            crypto,
             crypto_done,
             kernel: Vec::new(),
             packets: Vec::new(),
             conf: cfg.conf.clone(),
-            helper_refusals: Arc::default(),
+            helper_refusals,
             no_kernel: opts.no_kernel,
         })
     }
@@ -123,12 +132,11 @@ impl Driver {
     /// The state report (SIGUSR1, FIFO `r`).
     pub fn report(&self) -> String {
         let mut r = crate::report::render(&self.engine, Instant::now(), &self.conf, self.no_kernel);
-        let refused = self
-            .helper_refusals
-            .load(std::sync::atomic::Ordering::Relaxed);
+        let refused = self.helper_refusals.load(Ordering::Relaxed);
         r.push_str(&format!(
             "\nCrypto requests refused by the helpers: {refused}\n"
         ));
+        r.push_str(&crate::report::render_crypto_queue(&self.crypto.depth()));
         r
     }
 
@@ -138,18 +146,8 @@ impl Driver {
             match out {
                 Output::Transmit(t) => self.send(t.from, t.to, &t.bytes),
                 Output::Crypto { id, request } => {
-                    let (pool, done) = (Arc::clone(&self.pool), self.crypto_done.clone());
-                    let refused = Arc::clone(&self.helper_refusals);
-                    tokio::spawn(async move {
-                        let r = pool
-                            .call(request)
-                            .await
-                            .unwrap_or_else(|e| CryptoResult::Failed(format!("helper: {e:?}")));
-                        if matches!(r, CryptoResult::Refused { .. }) {
-                            refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        }
-                        let _ = done.send((id, r));
-                    });
+                    // Queued, or (queue full) already answered as failed.
+                    crypto_queue::submit(&self.crypto, id, request, &self.crypto_done);
                 }
                 Output::Kernel { id, request } => self.kernel.push((id, request)),
                 Output::Event(Event::Log { level, message }) => match level {
@@ -196,5 +194,12 @@ impl Driver {
             ),
             Err(e) => log::warning(&format!("send {} -> {to}: {e}", info.local)),
         }
+    }
+}
+
+impl Drop for Driver {
+    /// The workers end once what is queued is answered.
+    fn drop(&mut self) {
+        self.crypto.close();
     }
 }

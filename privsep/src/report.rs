@@ -162,3 +162,36 @@ pub fn render_sas(engine: &Engine, now: Instant, no_kernel: bool) -> String {
     }
     r
 }
+
+/// The crypto queue's lines: how much work waits for the helpers, how much they are doing,
+/// the bound, and how many requests a full queue turned away.
+pub fn render_crypto_queue(d: &crate::crypto_queue::Depth) -> String {
+    let mut r = String::new();
+    let _ = writeln!(
+        r,
+        "Crypto queue: {} waiting, {} in service, capacity {}",
+        d.waiting, d.in_service, d.capacity
+    );
+    let _ = writeln!(r, "Crypto requests shed (queue full): {}", d.shed);
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_crypto_queue_shows_its_depth_bound_and_shed_requests() {
+        let text = render_crypto_queue(&crate::crypto_queue::Depth {
+            waiting: 3,
+            in_service: 2,
+            capacity: 4096,
+            shed: 7,
+        });
+        assert_eq!(
+            text,
+            "Crypto queue: 3 waiting, 2 in service, capacity 4096\n\
+             Crypto requests shed (queue full): 7\n"
+        );
+    }
+}

@@ -1,7 +1,7 @@
 //! The kernel's SA database as the parent uses it: the child's checked requests carried out
 //! in XFRM (or nowhere, with `-n`), XFRM's events for the child, and our leftovers removed.
 
-use crate::log;
+use crate::{kernel_map, log};
 use ike::engine::{KernelEvent, KernelRequest, RequestId};
 use kernel::{KernelSa, NoKernel, Xfrm, XfrmEvents};
 
@@ -55,8 +55,9 @@ impl Sadb {
     /// kernel refusal comes back as `Failed` with the one-line reason, which the engine logs
     /// (once: not here as well).
     pub async fn answer(&self, id: RequestId, request: &KernelRequest) -> Option<KernelEvent> {
-        match self {
-            Sadb::Absent(k) => k.answer(id, request),
+        let xfrm_request = kernel_map::request(request);
+        let outcome = match self {
+            Sadb::Absent(k) => k.answer(&xfrm_request),
             Sadb::Xfrm { xfrm, flows, .. } => {
                 if !flows
                     && matches!(
@@ -66,9 +67,10 @@ impl Sadb {
                 {
                     return None;
                 }
-                xfrm.answer(id, request).await
+                xfrm.answer(&xfrm_request).await
             }
-        }
+        };
+        outcome.map(|o| kernel_map::outcome(id, o))
     }
 
     /// The next ACQUIRE, EXPIRE or MAPPING event about our SAs and policies; never ready
@@ -81,7 +83,7 @@ impl Sadb {
         {
             if let Some(e) = ev.as_mut() {
                 if let Some(event) = e.next().await {
-                    return event;
+                    return kernel_map::event(event);
                 }
             }
             log::error("XFRM event socket closed: ACQUIRE and EXPIRE are no longer seen");
@@ -132,7 +134,7 @@ mod tests {
     #[test]
     fn counters_render_one_line_per_sa() {
         let sas = vec![KernelSa {
-            protocol: IpsecProtocol::Esp,
+            protocol: kernel::IpsecProtocol::Esp,
             spi: 0x1234abcd,
             src: "192.0.2.1".parse().unwrap(),
             dst: "192.0.2.2".parse().unwrap(),

@@ -71,6 +71,15 @@ fn sigusr1_writes_the_report() {
         assert!(p2.contains(what), "{what:?} missing from {p2:?}");
     }
     assert!(text.contains("counters: none (-n"), "{text}");
+    // The crypto queue: empty once the SAs are up, its bound, nothing turned away.
+    assert!(
+        text.contains("Crypto queue: 0 waiting, 0 in service, capacity 4096"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Crypto requests shed (queue full): 0"),
+        "{text}"
+    );
     // Timers (rekey, expiry) and the configuration, with the key blanked.
     let timers = text
         .split("Pending timers:")
@@ -94,5 +103,32 @@ fn sigusr1_writes_the_report() {
         mode.ok(),
         Some(0o600),
         "the report names SPIs and peers: owner only"
+    );
+}
+
+/// With `-j 0` the crypto runs in the child: the same queue, served by one worker in the
+/// child, brings the SAs up and is reported.
+#[test]
+fn without_helpers_the_queue_is_served_in_the_child() {
+    e2e::require_env!();
+    let pair = Pair::psk_from_examples("rj0", &["-n", "-v", "-j", "0"]);
+    let report = pair.east.dir.join("isakmpd.report");
+    let _ = std::fs::remove_file(&report);
+    pair.east.signal("USR1");
+    assert!(
+        e2e::wait_until(Duration::from_secs(10), || report.exists()),
+        "no report\n{}",
+        pair.logs()
+    );
+    let text = std::fs::read_to_string(&report).expect("report");
+    assert!(text.contains("Phase 2 (IPsec SAs): 1"), "{text}");
+    assert!(
+        text.contains("Crypto queue: 0 waiting, 0 in service, capacity 4096"),
+        "{text}"
+    );
+    assert!(
+        pair.logs().contains("-j 0: crypto runs in the child"),
+        "{}",
+        pair.logs()
     );
 }

@@ -151,24 +151,28 @@ async fn squares_across_helpers_with_secret_and_drop() {
     let mut calls = Vec::new();
     for n in 0..300u64 {
         let p = pool.clone();
-        calls.push(tokio::spawn(
-            async move { (n, p.call(ToyReq::Square(n)).await) },
-        ));
+        calls.push(tokio::spawn(async move {
+            (n, p.call(RequestId(n), ToyReq::Square(n)).await)
+        }));
     }
     for c in calls {
         let (n, r) = c.await.expect("join");
         assert_eq!(r.expect("call"), ToyResp::Squared(n * n));
     }
     assert_eq!(
-        pool.call(ToyReq::AddSecret(5)).await.expect("call"),
+        pool.call(RequestId(2), ToyReq::AddSecret(5))
+            .await
+            .expect("call"),
         ToyResp::Sum(1005)
     );
     // Several distinct helper processes answered, each unprivileged when we are root.
     let mut pids = std::collections::HashSet::new();
     let mut inflight = Vec::new();
-    for _ in 0..30 {
+    for i in 0..30 {
         let p = pool.clone();
-        inflight.push(tokio::spawn(async move { p.call(ToyReq::WhoAmI).await }));
+        inflight.push(tokio::spawn(async move {
+            p.call(RequestId(1000 + i), ToyReq::WhoAmI).await
+        }));
     }
     for c in inflight {
         match c.await.expect("join").expect("call") {
@@ -188,27 +192,49 @@ async fn squares_across_helpers_with_secret_and_drop() {
     assert!(pool.loads().iter().all(|&l| l == 0));
 }
 
+/// The pool tags requests with the caller's ids; a second request under an id still in
+/// flight is refused, so the first keeps its own answer.
+#[tokio::test(flavor = "current_thread")]
+async fn requests_carry_the_callers_ids_and_duplicates_are_refused() {
+    let pool = HelperPool::<Toy>::start(1, test_spawner(3, "ids", false))
+        .await
+        .expect("start");
+    let (a, b) = tokio::join!(
+        pool.call(RequestId(u64::MAX), ToyReq::Square(4)),
+        pool.call(RequestId(u64::MAX), ToyReq::Square(5)),
+    );
+    assert_eq!(a, Ok(ToyResp::Squared(16)));
+    assert_eq!(b, Err(PoolError::DuplicateId(RequestId(u64::MAX))));
+    assert_eq!(
+        pool.call(RequestId(u64::MAX), ToyReq::Square(6)).await,
+        Ok(ToyResp::Squared(36))
+    );
+    assert_eq!(pool.loads(), vec![0]);
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn dead_helper_fails_in_flight_and_is_replaced() {
     let pool = HelperPool::<Toy>::start(1, test_spawner(7, "die", false))
         .await
         .expect("start");
-    let before = match pool.call(ToyReq::WhoAmI).await.expect("call") {
+    let before = match pool.call(RequestId(4), ToyReq::WhoAmI).await.expect("call") {
         ToyResp::Ids { pid } => pid,
         other => panic!("unexpected {other:?}"),
     };
     // The helper exits while serving this request: the caller gets an error, not a hang.
-    match pool.call(ToyReq::Die).await {
+    match pool.call(RequestId(5), ToyReq::Die).await {
         Err(PoolError::HelperDied(_)) => {}
         other => panic!("expected HelperDied, got {other:?}"),
     }
     assert_eq!(pool.stats().failed_in_flight.load(Ordering::SeqCst), 1);
     // The replacement has the secret and answers.
     assert_eq!(
-        pool.call(ToyReq::AddSecret(1)).await.expect("call"),
+        pool.call(RequestId(6), ToyReq::AddSecret(1))
+            .await
+            .expect("call"),
         ToyResp::Sum(8)
     );
-    let after = match pool.call(ToyReq::WhoAmI).await.expect("call") {
+    let after = match pool.call(RequestId(7), ToyReq::WhoAmI).await.expect("call") {
         ToyResp::Ids { pid } => pid,
         other => panic!("unexpected {other:?}"),
     };
@@ -232,7 +258,7 @@ async fn forbidden_call_kills_the_helper_and_it_is_replaced() {
     let pool = HelperPool::<Toy>::start(1, test_spawner(11, "forbid", true))
         .await
         .expect("start");
-    let before = match pool.call(ToyReq::WhoAmI).await.expect("call") {
+    let before = match pool.call(RequestId(8), ToyReq::WhoAmI).await.expect("call") {
         ToyResp::Ids { pid } => pid,
         other => panic!("unexpected {other:?}"),
     };
@@ -241,15 +267,21 @@ async fn forbidden_call_kills_the_helper_and_it_is_replaced() {
     } else {
         assert_eq!(status_field(before, "Seccomp:"), "2", "filter mode");
     }
-    match pool.call(ToyReq::OpenFile).await {
+    match pool.call(RequestId(9), ToyReq::OpenFile).await {
         Err(PoolError::HelperDied(_)) => {}
         other => panic!("expected HelperDied, got {other:?}"),
     }
     assert_eq!(
-        pool.call(ToyReq::AddSecret(1)).await.expect("call"),
+        pool.call(RequestId(10), ToyReq::AddSecret(1))
+            .await
+            .expect("call"),
         ToyResp::Sum(12)
     );
-    match pool.call(ToyReq::WhoAmI).await.expect("call") {
+    match pool
+        .call(RequestId(11), ToyReq::WhoAmI)
+        .await
+        .expect("call")
+    {
         ToyResp::Ids { pid } => assert_ne!(pid, before),
         other => panic!("unexpected {other:?}"),
     }
@@ -261,10 +293,16 @@ async fn inline_pool_serves_in_process() {
     let pool = HelperPool::<Toy>::inline(40);
     assert_eq!(pool.size(), 0);
     assert_eq!(
-        pool.call(ToyReq::AddSecret(2)).await.expect("call"),
+        pool.call(RequestId(12), ToyReq::AddSecret(2))
+            .await
+            .expect("call"),
         ToyResp::Sum(42)
     );
-    match pool.call(ToyReq::WhoAmI).await.expect("call") {
+    match pool
+        .call(RequestId(13), ToyReq::WhoAmI)
+        .await
+        .expect("call")
+    {
         ToyResp::Ids { pid } => assert_eq!(pid, std::process::id()),
         other => panic!("unexpected {other:?}"),
     }
