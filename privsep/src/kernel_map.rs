@@ -73,7 +73,7 @@ fn selector(s: &Selector) -> kernel::Selector {
 /// An SA in the kernel's terms; the keys are copied into zeroizing storage.
 pub fn sa(s: &SaSpec) -> kernel::SaSpec {
     kernel::SaSpec {
-        connection: s.connection.clone(),
+        connection: s.connection.to_string(),
         direction: direction(s.direction),
         protocol: protocol(s.protocol),
         spi: s.spi,
@@ -94,7 +94,7 @@ pub fn sa(s: &SaSpec) -> kernel::SaSpec {
 
 pub fn policy(p: &PolicySpec) -> kernel::PolicySpec {
     kernel::PolicySpec {
-        connection: p.connection.clone(),
+        connection: p.connection.to_string(),
         local: selector(&p.local),
         remote: selector(&p.remote),
         local_addr: p.local_addr,
