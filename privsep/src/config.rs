@@ -337,12 +337,12 @@ mod tests {
 
     #[test]
     fn certificates_are_read_and_split_into_ours_and_others() {
-        use ike::x509::test_pki::{Ca, San};
+        use ike_test_support::pki::{Ca, San};
         let d = tmp();
         let mut ca = Ca::new(&[("O", "Test"), ("CN", "Test CA")]).expect("ca");
         let ours = openssl::rsa::Rsa::generate(2048).expect("rsa");
         let ours = openssl::pkey::PKey::from_rsa(ours).expect("pkey");
-        let theirs = ike::x509::test_pki::rsa_key(2048).expect("key");
+        let theirs = ike_test_support::pki::rsa_key(2048).expect("key");
         let my_cert = ca
             .issue(
                 &[("O", "Test"), ("CN", "me")],

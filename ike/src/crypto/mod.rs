@@ -110,9 +110,3 @@ pub use symm::{decrypt, encrypt, hash, prf, random_bytes};
 
 /// The shared secret g^xy is key material like any other.
 pub type SharedSecret = Secret;
-
-#[doc(hidden)]
-pub mod test_support {
-    //! The MODP primes as hex, for tests that check them against independent sources.
-    pub use super::primes::*;
-}
