@@ -171,7 +171,7 @@ fn the_rekey_scenario_replays_byte_for_byte() {
                 );
                 let mine_first = node.name == "A";
                 policy.connections.push(Connection {
-                    name: format!("more-{k}"),
+                    name: format!("more-{k}").into(),
                     local_id: Some(if mine_first {
                         ours.clone()
                     } else {

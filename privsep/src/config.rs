@@ -10,6 +10,7 @@ use helpers::service::Secrets;
 use ike::conf::Conf;
 use ike::crypto::Secret;
 use ike::policy::{redact_secrets, secrets, Credentials, Policy};
+use ike::policy::{ConnectionName, PeerName};
 use ike::x509::Material;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -22,7 +23,7 @@ pub struct ChildConfig {
     /// isakmpd.conf with the pre-shared keys removed, in isakmpd.conf syntax.
     pub conf: String,
     /// Peer section name -> RSA public key (DER SubjectPublicKeyInfo).
-    pub public_keys: Vec<(String, Vec<u8>)>,
+    pub public_keys: Vec<(PeerName, Vec<u8>)>,
     /// This host's addresses, for NAT-D and as the source of initiated exchanges.
     pub local_addresses: Vec<IpAddr>,
     /// `CA-directory`, `CRL-directory` and `Cert-directory`, as DER.
@@ -38,7 +39,7 @@ pub struct Loaded {
     pub conf: Conf,
     pub policy: Policy,
     /// Connection name -> updown script (its `Updown=`, else `[General] Updown=`).
-    pub updown: Vec<(String, String)>,
+    pub updown: Vec<(ConnectionName, String)>,
     pub secrets: Secrets,
     pub child: ChildConfig,
 }

@@ -16,7 +16,10 @@
 use crate::table::{NoRoom, SaKey, Table};
 use ike::codec::IdPayload;
 use ike::engine::{Direction, KernelRequest, PolicySpec, SaSpec, Selector};
-use ike::policy::{Connection, EncapMode, EspCipher, IntegAlg, IpsecProtocol, Peer, Policy};
+use ike::policy::{
+    Connection, ConnectionName, EncapMode, EspCipher, IntegAlg, IpsecProtocol, Peer, PeerName,
+    Policy,
+};
 use std::fmt;
 use std::net::IpAddr;
 
@@ -53,11 +56,11 @@ pub enum Refusal {
         subject: String,
     },
     Policies {
-        connection: String,
+        connection: ConnectionName,
         why: Objection,
     },
     DeletePoliciesNotInstalled {
-        connection: String,
+        connection: ConnectionName,
         local: String,
         remote: String,
     },
@@ -106,13 +109,13 @@ impl From<NoRoom> for Refusal {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Objection {
     NoConnection(String),
-    NoPeer(String),
+    NoPeer(ConnectionName),
     MixedFamilies,
     /// Unspecified or multicast: no peer is ever there.
     NoPeerAddress(IpAddr),
     NotThePeer {
         remote: IpAddr,
-        peer: String,
+        peer: PeerName,
         configured: IpAddr,
     },
     NotOurs(IpAddr),
@@ -135,7 +138,7 @@ pub enum Objection {
         cipher: Option<EspCipher>,
         integ: Option<IntegAlg>,
         mode: EncapMode,
-        connection: String,
+        connection: ConnectionName,
     },
     Lifetime {
         seconds: u64,

@@ -65,10 +65,10 @@ pub fn render(engine: &Engine, now: Instant, conf: &str, no_kernel: bool) -> Str
         );
     }
     // What waits for a helper or the kernel, named by the exchange's peer.
-    let peer_of = |serial: u64| {
+    let peer_of = |serial: ike::engine::IsakmpSerial| {
         p1.iter()
             .find(|p| p.serial == serial)
-            .map_or_else(|| "?".to_string(), |p| p.peer.clone())
+            .map_or_else(|| "?".to_string(), |p| p.peer.to_string())
     };
     let _ = writeln!(r, "\nWaiting for answers:");
     for (id, w) in engine.crypto_pending() {

@@ -7,6 +7,7 @@
 
 use crate::updown;
 use ike::engine::{Direction, PolicySpec, SaSpec, Selector};
+use ike::policy::ConnectionName;
 use ike::policy::IpsecProtocol;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -41,7 +42,7 @@ pub struct SaKey {
 /// selectors (for a road-warrior connection, one client).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TunnelKey {
-    pub connection: String,
+    pub connection: ConnectionName,
     pub local_addr: IpAddr,
     pub remote_addr: IpAddr,
     pub local: Selector,
@@ -85,13 +86,13 @@ pub enum Removed {
 /// The parent's table.
 #[derive(Debug, Default)]
 pub struct Table {
-    reqids: BTreeMap<String, u32>,
+    reqids: BTreeMap<ConnectionName, u32>,
     larval: HashMap<SaKey, Larval>,
     larval_per_peer: HashMap<IpAddr, usize>,
     sas: BTreeMap<SaKey, SaRecord>,
-    sas_per_peer: HashMap<(String, IpAddr), usize>,
+    sas_per_peer: HashMap<(ConnectionName, IpAddr), usize>,
     policies: BTreeMap<TunnelKey, PolicySpec>,
-    policies_per_peer: HashMap<(String, IpAddr), usize>,
+    policies_per_peer: HashMap<(ConnectionName, IpAddr), usize>,
     tunnels: BTreeMap<TunnelKey, Tunnel>,
 }
 
@@ -119,7 +120,7 @@ pub enum NoRoom {
         total: usize,
     },
     PoliciesPerPeer {
-        connection: String,
+        connection: ConnectionName,
         remote: IpAddr,
         held: usize,
     },
@@ -187,7 +188,7 @@ impl Table {
                 in_use: self.reqids.len(),
             });
         }
-        self.reqids.insert(connection.to_string(), next);
+        self.reqids.insert(ConnectionName::from(connection), next);
         Ok(next)
     }
 
@@ -242,7 +243,7 @@ impl Table {
     pub fn sa_room(&self, connection: &str, remote: IpAddr) -> Result<(), NoRoom> {
         let n = self
             .sas_per_peer
-            .get(&(connection.to_string(), remote))
+            .get(&(ConnectionName::from(connection), remote))
             .copied()
             .unwrap_or(0);
         if n >= MAX_SAS_PER_PEER {
@@ -462,7 +463,7 @@ fn policy_key(spec: &PolicySpec) -> TunnelKey {
 
 fn request(t: &TunnelKey, up: bool) -> updown::Request {
     updown::Request {
-        connection: t.connection.clone(),
+        connection: t.connection.to_string(),
         up,
         me: t.local_addr,
         peer: t.remote_addr,

@@ -1,7 +1,6 @@
 //! Informational exchanges (RFC 2408 4.8, RFC 2409 5.7): authenticated Delete and Notify,
 //! INITIAL-CONTACT, Dead Peer Detection (RFC 3706) and NAT-T keepalives.
 
-use super::phase1::P1State;
 use super::protect::{after_first, chain, open, parse_all, sealed};
 use super::timers::Timer;
 use super::{Engine, Event, LogLevel};
@@ -10,13 +9,14 @@ use crate::codec::{
     DOI_IPSEC, HEADER_LEN,
 };
 use crate::crypto::{info_hash, phase2_iv};
+use crate::engine::IsakmpSerial;
 use crate::policy::{DpdAction, IpsecProtocol};
 use std::net::SocketAddr;
 use std::time::Duration;
 
 impl Engine {
     /// Send an authenticated Informational message under ISAKMP SA `serial`.
-    pub(super) fn info_send(&mut self, serial: u64, payloads: Vec<Payload>) {
+    pub(super) fn info_send(&mut self, serial: IsakmpSerial, payloads: Vec<Payload>) {
         let Some(keys) = self.p1_keys(serial) else {
             return;
         };
@@ -51,7 +51,7 @@ impl Engine {
     /// A notification under ISAKMP SA `serial` (encrypted once keys exist).
     pub(super) fn info_notify(
         &mut self,
-        serial: u64,
+        serial: IsakmpSerial,
         t: NotifyType,
         protocol: ProtocolId,
         spi: Vec<u8>,
@@ -102,9 +102,7 @@ impl Engine {
             // Our own phase 1 offer refused: say what we offered (the peer does not say
             // what it would accept), so the log names both sides' part of the mismatch.
             let refused_offer = p1
-                .filter(|p| {
-                    p.role == super::phase1::Role::Initiator && p.state != P1State::Established
-                })
+                .filter(|p| p.role == super::phase1::Role::Initiator && !p.is_established())
                 .filter(|_| what.contains("NO-PROPOSAL-CHOSEN"))
                 .and_then(|p| self.peer_by_name(&p.peer))
                 .map(|cfg| {
@@ -185,7 +183,7 @@ impl Engine {
         }
     }
 
-    fn peer_delete(&mut self, serial: u64, peer: &str, d: DeletePayload) {
+    fn peer_delete(&mut self, serial: IsakmpSerial, peer: &str, d: DeletePayload) {
         if d.protocol == ProtocolId::ISAKMP {
             for spi in &d.spis {
                 let target = self
@@ -230,7 +228,7 @@ impl Engine {
         let _ = serial;
     }
 
-    fn peer_notify(&mut self, serial: u64, peer: &str, n: NotifyPayload) {
+    fn peer_notify(&mut self, serial: IsakmpSerial, peer: &str, n: NotifyPayload) {
         match n.notify_type {
             NotifyType::R_U_THERE => {
                 let ack = Payload::Notify(NotifyPayload {
@@ -243,9 +241,13 @@ impl Engine {
                 let seq = <[u8; 4]>::try_from(n.data.as_slice())
                     .map(u32::from_be_bytes)
                     .ok();
-                if let Some(p1) = self.phase1.get_mut(&serial) {
-                    if p1.dpd_outstanding.is_some_and(|(s, _)| Some(s) == seq) {
-                        p1.dpd_outstanding = None;
+                if let Some(e) = self
+                    .phase1
+                    .get_mut(&serial)
+                    .and_then(|p| p.established_mut())
+                {
+                    if e.dpd_outstanding.is_some_and(|(s, _)| Some(s) == seq) {
+                        e.dpd_outstanding = None;
                     }
                 }
             }
@@ -259,7 +261,7 @@ impl Engine {
                 let negotiating = self
                     .phase1
                     .get(&serial)
-                    .is_some_and(|p| p.state != P1State::Established);
+                    .is_some_and(|p| !p.is_established());
                 // An Aggressive Mode initiator is done when it sends its last message; the
                 // responder's verdict on it can only come afterwards.
                 let aggressive_initiator = self.phase1.get(&serial).is_some_and(|p| {
@@ -278,18 +280,18 @@ impl Engine {
     /// The peer has rebooted (INITIAL-CONTACT): every other SA with that host (the same
     /// address and identity) is stale. Other hosts that share the peer section (road
     /// warriors under `[Phase 1] Default`) are not touched.
-    pub(super) fn initial_contact(&mut self, serial: u64) {
+    pub(super) fn initial_contact(&mut self, serial: IsakmpSerial) {
         let Some(p1) = self.phase1.get(&serial) else {
             return;
         };
         let (peer, remote, id) = (p1.peer.clone(), p1.remote.ip(), p1.id_peer.clone());
-        let old: Vec<u64> = self
+        let old: Vec<_> = self
             .phase1
             .values()
             .filter(|p| {
                 p.peer == peer
                     && p.serial != serial
-                    && p.state == P1State::Established
+                    && p.is_established()
                     && p.remote.ip() == remote
                     && p.id_peer == id
             })
@@ -298,7 +300,7 @@ impl Engine {
         for s in old {
             self.delete_phase1(s, false, "peer sent INITIAL-CONTACT");
         }
-        let stale: Vec<u64> = self
+        let stale: Vec<_> = self
             .ipsec
             .values()
             .filter(|s| s.peer == peer && s.p1 != serial && s.remote == remote)
@@ -310,13 +312,16 @@ impl Engine {
     }
 
     /// DPD (RFC 3706): after `DPD-check-interval` of silence, ask R-U-THERE.
-    pub(super) fn dpd_check(&mut self, serial: u64) {
+    pub(super) fn dpd_check(&mut self, serial: IsakmpSerial) {
         let now = self.now;
         let timeout = self.cfg.timers.dpd_timeout;
         let Some(p1) = self.phase1.get(&serial) else {
             return;
         };
-        if p1.state != P1State::Established || p1.replaced {
+        let Some(outstanding) = p1.established().map(|e| e.dpd_outstanding) else {
+            return;
+        };
+        if p1.replaced {
             return;
         }
         let Some(peer) = self.peer_by_name(&p1.peer) else {
@@ -324,20 +329,23 @@ impl Engine {
         };
         let interval = Duration::from_secs(peer.dpd_interval.max(1));
         let timeout = peer.dpd_timeout.map_or(timeout, Duration::from_secs);
-        if let Some((_, since)) = p1.dpd_outstanding {
+        if let Some((_, since)) = outstanding {
             if now.duration_since(since) >= timeout {
                 return self.peer_dead(serial);
             }
         }
         let idle = now.duration_since(p1.last_heard);
-        if idle >= interval || p1.dpd_outstanding.is_some() {
+        if idle >= interval || outstanding.is_some() {
             let Some(p1) = self.phase1.get_mut(&serial) else {
                 return;
             };
-            p1.dpd_seq = p1.dpd_seq.wrapping_add(1);
-            let seq = p1.dpd_seq;
-            let since = p1.dpd_outstanding.map_or(now, |(_, t)| t);
-            p1.dpd_outstanding = Some((seq, since));
+            let Some(e) = p1.established_mut() else {
+                return;
+            };
+            e.dpd_seq = e.dpd_seq.wrapping_add(1);
+            let seq = e.dpd_seq;
+            let since = e.dpd_outstanding.map_or(now, |(_, t)| t);
+            e.dpd_outstanding = Some((seq, since));
             let spi = [p1.icookie.0, p1.rcookie.0].concat();
             let n = Payload::Notify(NotifyPayload {
                 doi: DOI_IPSEC,
@@ -355,7 +363,7 @@ impl Engine {
         }
     }
 
-    fn peer_dead(&mut self, serial: u64) {
+    fn peer_dead(&mut self, serial: IsakmpSerial) {
         let Some(p1) = self.phase1.get(&serial) else {
             return;
         };
@@ -368,13 +376,13 @@ impl Engine {
             format!("peer {peer} is dead (no answer to DPD): {action:?}"),
         );
         self.event(Event::PeerDead { peer: peer.clone() });
-        let wanted: Vec<String> = self
+        let wanted: Vec<_> = self
             .ipsec
             .values()
             .filter(|s| s.peer == peer)
             .map(|s| s.connection.clone())
             .collect();
-        let sas: Vec<u64> = self
+        let sas: Vec<_> = self
             .ipsec
             .values()
             .filter(|s| s.peer == peer)
@@ -383,7 +391,7 @@ impl Engine {
         for s in sas {
             self.remove_ipsec_sa(s, false, "peer dead");
         }
-        let p1s: Vec<u64> = self
+        let p1s: Vec<_> = self
             .phase1
             .values()
             .filter(|p| p.peer == peer)
@@ -403,7 +411,7 @@ impl Engine {
             }
             DpdAction::Clear => {
                 // Without SAs the policies would drop the traffic: remove them as well.
-                let conns: Vec<String> = self
+                let conns: Vec<_> = self
                     .policies
                     .keys()
                     .filter(|c| wanted.contains(c))
@@ -419,7 +427,7 @@ impl Engine {
     }
 
     /// NAT-T keepalive (RFC 3948 2.3) while we are behind a NAT.
-    pub(super) fn nat_keepalive(&mut self, serial: u64) {
+    pub(super) fn nat_keepalive(&mut self, serial: IsakmpSerial) {
         let Some(p1) = self.phase1.get(&serial) else {
             return;
         };

@@ -30,6 +30,7 @@ pub use types::*;
 
 use crate::codec::{Cookie, ExchangeType, Header, HEADER_LEN};
 use crate::crypto::CryptoResult;
+use crate::policy::ConnectionName;
 use pending::KernelAnswer;
 use phase1::Phase1;
 use quick::QuickMode;
@@ -47,21 +48,21 @@ pub struct Engine {
     next_request: u64,
     next_serial: u64,
     /// ISAKMP SAs and phase-1 exchanges, by serial number.
-    phase1: BTreeMap<u64, Phase1>,
+    phase1: BTreeMap<IsakmpSerial, Phase1>,
     /// (initiator cookie, responder cookie) -> serial; the responder cookie is zero until known.
-    by_cookies: BTreeMap<(Cookie, Cookie), u64>,
+    by_cookies: BTreeMap<(Cookie, Cookie), IsakmpSerial>,
     /// Quick Mode exchanges in progress (and finished ones kept briefly to answer duplicates),
     /// by (phase-1 serial, message ID).
-    quick: BTreeMap<(u64, u32), QuickMode>,
+    quick: BTreeMap<(IsakmpSerial, u32), QuickMode>,
     /// Established IPsec SAs, by serial.
-    ipsec: BTreeMap<u64, IpsecSa>,
+    ipsec: BTreeMap<IpsecSerial, IpsecSa>,
     /// xfrm reqid per connection, stable across rekeys so new SAs bind to the same policies.
-    reqids: BTreeMap<String, u32>,
+    reqids: BTreeMap<ConnectionName, u32>,
     /// Connections whose kernel policies are installed.
-    policies: BTreeMap<String, PolicySpec>,
+    policies: BTreeMap<ConnectionName, PolicySpec>,
     /// On-demand connections whose policies are in the kernel before any SA (see
     /// `install_traps`); their policies outlive their SAs.
-    traps: BTreeSet<String>,
+    traps: BTreeSet<ConnectionName>,
     /// Work waiting for a helper's answer, and for the kernel's.
     crypto_waiting: BTreeMap<RequestId, CryptoPending>,
     kernel_waiting: BTreeMap<RequestId, KernelPending>,
@@ -106,7 +107,7 @@ impl Engine {
     /// are deleted (the peer told); the others stay up untouched.
     pub fn set_policy(&mut self, policy: crate::policy::Policy) {
         let old = std::mem::replace(&mut self.cfg.policy, policy);
-        let stale: Vec<u64> = self
+        let stale: Vec<_> = self
             .ipsec
             .values()
             .filter(|sa| {
@@ -138,7 +139,7 @@ impl Engine {
         }
         // Traps of connections that are gone or changed go; a trapped connection now
         // started at boot keeps its policies while it has SAs, as any started connection.
-        let traps: Vec<String> = self.traps.iter().cloned().collect();
+        let traps: Vec<ConnectionName> = self.traps.iter().cloned().collect();
         for name in traps {
             let before = old.connections.iter().find(|c| c.name == name);
             let now = self.cfg.policy.connections.iter().find(|c| c.name == name);
@@ -350,7 +351,7 @@ impl Engine {
             return;
         }
         self.install_traps();
-        let names: Vec<String> = self
+        let names: Vec<_> = self
             .cfg
             .policy
             .connections
@@ -371,10 +372,19 @@ impl Engine {
         id
     }
 
-    fn serial(&mut self) -> u64 {
+    /// The next serial number; ISAKMP and IPsec SAs count from one counter, as pluto's do.
+    fn next_serial(&mut self) -> u64 {
         let s = self.next_serial;
         self.next_serial += 1;
         s
+    }
+
+    fn isakmp_serial(&mut self) -> IsakmpSerial {
+        IsakmpSerial(self.next_serial())
+    }
+
+    fn ipsec_serial(&mut self) -> IpsecSerial {
+        IpsecSerial(self.next_serial())
     }
 
     /// Send `request` to a helper; `pending` resumes with the answer.

@@ -4,7 +4,9 @@
 
 use crate::codec::{IdPayload, Payload, SaPayload};
 use crate::crypto::Group;
+use crate::engine::IsakmpSerial;
 use crate::policy::IpsecProtocol;
+use crate::policy::PeerName;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
@@ -12,41 +14,53 @@ use std::net::SocketAddr;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CryptoPending {
     /// Aggressive Mode initiator: our DH key pair, for message 1.
-    AmI1Keygen { serial: u64, offer: SaPayload },
+    AmI1Keygen {
+        serial: IsakmpSerial,
+        offer: SaPayload,
+    },
     /// Main Mode initiator: our DH key pair, for message 3.
-    MmI2Keygen { serial: u64 },
+    MmI2Keygen { serial: IsakmpSerial },
     /// Main Mode responder: our DH key pair, for message 4.
-    MmR2Keygen { serial: u64 },
+    MmR2Keygen { serial: IsakmpSerial },
     /// Aggressive Mode responder: our DH key pair, for message 2.
-    AmR1Keygen { serial: u64, reply_sa: SaPayload },
+    AmR1Keygen {
+        serial: IsakmpSerial,
+        reply_sa: SaPayload,
+    },
     /// Phase 1's g^xy; SKEYID comes next.
-    P1Shared { serial: u64, then: KeysReady },
+    P1Shared {
+        serial: IsakmpSerial,
+        then: KeysReady,
+    },
     /// SKEYID from a pre-shared key.
-    P1Skeyid { serial: u64, then: KeysReady },
+    P1Skeyid {
+        serial: IsakmpSerial,
+        then: KeysReady,
+    },
     /// Our signature; `cert` goes before it in the message.
     P1Signed {
-        serial: u64,
+        serial: IsakmpSerial,
         cert: Vec<Payload>,
         then: AuthReady,
     },
     /// The verdict on the peer's signature.
     P1Verified {
-        serial: u64,
-        peer: String,
+        serial: IsakmpSerial,
+        peer: PeerName,
         then: PeerAuthenticated,
     },
     /// Quick Mode initiator: the PFS key pair, for message 1.
-    QmI1Keygen { serial: u64, msgid: u32 },
+    QmI1Keygen { serial: IsakmpSerial, msgid: u32 },
     /// Quick Mode responder: the PFS key pair; g^xy with `peer_public` follows.
     QmR1Keygen {
-        serial: u64,
+        serial: IsakmpSerial,
         msgid: u32,
         group: Group,
         peer_public: Vec<u8>,
     },
     /// The PFS g^xy of a Quick Mode exchange.
     QmShared {
-        serial: u64,
+        serial: IsakmpSerial,
         msgid: u32,
         then: QmShared,
     },
@@ -57,12 +71,12 @@ pub enum CryptoPending {
 pub enum KernelPending {
     /// One inbound SPI of a Quick Mode exchange.
     QmSpi {
-        serial: u64,
+        serial: IsakmpSerial,
         msgid: u32,
         protocol: IpsecProtocol,
     },
     /// One inbound SA the initiator installs before it sends message 3.
-    QmInboundInstalled { serial: u64, msgid: u32 },
+    QmInboundInstalled { serial: IsakmpSerial, msgid: u32 },
 }
 
 /// The kernel's answer to a request that waits for one.
@@ -141,7 +155,7 @@ pub enum QmShared {
 
 impl CryptoPending {
     /// The phase-1 serial the work belongs to.
-    pub fn serial(&self) -> u64 {
+    pub fn serial(&self) -> IsakmpSerial {
         match self {
             CryptoPending::AmI1Keygen { serial, .. }
             | CryptoPending::MmI2Keygen { serial }
@@ -178,7 +192,7 @@ impl CryptoPending {
 
 impl KernelPending {
     /// The phase-1 serial the work belongs to.
-    pub fn serial(&self) -> u64 {
+    pub fn serial(&self) -> IsakmpSerial {
         match self {
             KernelPending::QmSpi { serial, .. }
             | KernelPending::QmInboundInstalled { serial, .. } => *serial,

@@ -1,23 +1,25 @@
 //! Established IPsec SAs: their policies, rekey before expiry (pluto's margin and fuzz),
 //! expiry, deletion, kernel events, operator teardown and shutdown.
 
-use super::phase1::{rekey_delay, P1State};
+use super::phase1::rekey_delay;
 use super::quick::{qm_selectors, QmState};
 use super::timers::Timer;
 use super::types::{KernelRequest, PolicySpec, Selector};
 use super::{Engine, Event, LogLevel};
 use crate::codec::{DeletePayload, Payload, ProtocolId, DOI_IPSEC};
+use crate::engine::{IpsecSerial, IsakmpSerial};
+use crate::policy::{ConnectionName, PeerName};
 use crate::policy::{EncapMode, IpsecProtocol};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// One negotiated IPsec SA bundle (both directions of each protocol).
 pub(super) struct IpsecSa {
-    pub serial: u64,
-    pub connection: String,
-    pub peer: String,
+    pub serial: IpsecSerial,
+    pub connection: ConnectionName,
+    pub peer: PeerName,
     /// The ISAKMP SA it was negotiated under, and the Quick Mode message ID.
-    pub p1: u64,
+    pub p1: IsakmpSerial,
     pub msgid: u32,
     /// (protocol, inbound SPI, outbound SPI)
     pub spis: Vec<(IpsecProtocol, u32, u32)>,
@@ -36,8 +38,8 @@ pub(super) struct IpsecSa {
 /// A read-only view of an IPsec SA, for reports and tests.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IpsecSaInfo {
-    pub connection: String,
-    pub peer: String,
+    pub connection: ConnectionName,
+    pub peer: PeerName,
     pub spis: Vec<(IpsecProtocol, u32, u32)>,
     pub local: Selector,
     pub remote: Selector,
@@ -53,8 +55,8 @@ pub struct IpsecSaInfo {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Phase1Info {
     /// The engine's number for this ISAKMP SA, as work waiting for an answer names it.
-    pub serial: u64,
-    pub peer: String,
+    pub serial: IsakmpSerial,
+    pub peer: PeerName,
     pub icookie: crate::codec::Cookie,
     pub rcookie: crate::codec::Cookie,
     pub local: SocketAddr,
@@ -71,7 +73,7 @@ pub struct Phase1Info {
 /// A Quick Mode exchange in progress.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExchangeInfo {
-    pub connection: String,
+    pub connection: ConnectionName,
     pub message_id: u32,
     pub initiator: bool,
     pub state: &'static str,
@@ -79,7 +81,7 @@ pub struct ExchangeInfo {
 
 impl Engine {
     /// Quick Mode finished on our side: record the SA bundle and arm its timers.
-    pub(super) fn qm_established(&mut self, serial: u64, msgid: u32) {
+    pub(super) fn qm_established(&mut self, serial: IsakmpSerial, msgid: u32) {
         let now = self.now;
         let Some(p1) = self.phase1.get(&serial) else {
             return;
@@ -119,7 +121,7 @@ impl Engine {
         } else {
             (qm.idcr.clone(), qm.idci.clone())
         };
-        let sa_serial = self.serial();
+        let sa_serial = self.ipsec_serial();
         let first = !self.ipsec.values().any(|s| s.connection == connection);
         // Older bundles of this connection are superseded; they expire on their own so
         // that packets in flight under them are still accepted (no gap).
@@ -192,7 +194,7 @@ impl Engine {
         });
     }
 
-    pub(super) fn sa_rekey(&mut self, serial: u64) {
+    pub(super) fn sa_rekey(&mut self, serial: IpsecSerial) {
         let Some(sa) = self.ipsec.get(&serial) else {
             return;
         };
@@ -210,14 +212,14 @@ impl Engine {
         self.start_connection(&name);
     }
 
-    pub(super) fn sa_expire(&mut self, serial: u64) {
+    pub(super) fn sa_expire(&mut self, serial: IpsecSerial) {
         if self.ipsec.contains_key(&serial) {
             self.remove_ipsec_sa(serial, true, "lifetime expired");
         }
     }
 
     /// Remove an IPsec SA bundle from the kernel, telling the peer when `notify`.
-    pub(super) fn remove_ipsec_sa(&mut self, serial: u64, notify: bool, reason: &str) {
+    pub(super) fn remove_ipsec_sa(&mut self, serial: IpsecSerial, notify: bool, reason: &str) {
         let Some(sa) = self.ipsec.remove(&serial) else {
             return;
         };
@@ -356,12 +358,14 @@ impl Engine {
             self.start_qm(serial, name);
         } else if let Some(serial) = self.pending_p1(&conn.peer) {
             if let Some(p1) = self.phase1.get_mut(&serial) {
-                if !p1.waiting.iter().any(|w| w == name) {
-                    p1.waiting.push(name.to_string());
+                if let Some(hs) = p1.hs() {
+                    if !hs.waiting.iter().any(|w| w == name) {
+                        hs.waiting.push(ConnectionName::from(name));
+                    }
                 }
             }
         } else {
-            self.start_phase1(&conn.peer, vec![name.to_string()]);
+            self.start_phase1(&conn.peer, vec![conn.name.clone()]);
         }
     }
 
@@ -375,7 +379,8 @@ impl Engine {
             || self
                 .phase1
                 .values()
-                .any(|p| p.waiting.iter().any(|w| w == name))
+                .filter_map(|p| p.hs_ref())
+                .any(|hs| hs.waiting.iter().any(|w| w == name))
     }
 
     /// ACQUIRE: traffic wants a connection that is not up.
@@ -455,7 +460,7 @@ impl Engine {
     /// Operator `t name`: delete a connection's IPsec SAs (and policies), or a peer's ISAKMP SAs.
     pub fn teardown(&mut self, now: Instant, name: &str) -> Result<(), super::CommandError> {
         self.now = now;
-        let sas: Vec<u64> = self
+        let sas: Vec<_> = self
             .ipsec
             .values()
             .filter(|s| s.connection == name)
@@ -468,7 +473,7 @@ impl Engine {
             self.remove_policy(name);
             return Ok(());
         }
-        let p1s: Vec<u64> = self
+        let p1s: Vec<_> = self
             .phase1
             .values()
             .filter(|p| p.peer == name)
@@ -498,10 +503,7 @@ impl Engine {
         };
         match msgid {
             None => {
-                let established = self
-                    .phase1
-                    .get(&p1)
-                    .is_some_and(|p| p.state == P1State::Established);
+                let established = self.phase1.get(&p1).is_some_and(|p| p.is_established());
                 self.delete_phase1(p1, established, "deleted by operator");
                 Ok(())
             }
@@ -521,11 +523,11 @@ impl Engine {
     /// Operator `T`: tear down every IPsec SA (telling the peers).
     pub fn teardown_all(&mut self, now: Instant) {
         self.now = now;
-        let sas: Vec<u64> = self.ipsec.keys().copied().collect();
+        let sas: Vec<_> = self.ipsec.keys().copied().collect();
         for s in sas {
             self.remove_ipsec_sa(s, true, "teardown by operator");
         }
-        let conns: Vec<String> = self.policies.keys().cloned().collect();
+        let conns: Vec<ConnectionName> = self.policies.keys().cloned().collect();
         for c in conns {
             self.remove_policy(&c);
         }
@@ -534,20 +536,17 @@ impl Engine {
     /// SIGTERM: delete every SA, telling the peers unless passive.
     pub fn shutdown(&mut self, now: Instant) {
         self.now = now;
-        let sas: Vec<u64> = self.ipsec.keys().copied().collect();
+        let sas: Vec<_> = self.ipsec.keys().copied().collect();
         for s in sas {
             self.remove_ipsec_sa(s, true, "shutdown");
         }
-        let conns: Vec<String> = self.policies.keys().cloned().collect();
+        let conns: Vec<ConnectionName> = self.policies.keys().cloned().collect();
         for c in conns {
             self.remove_policy(&c);
         }
-        let p1s: Vec<u64> = self.phase1.keys().copied().collect();
+        let p1s: Vec<_> = self.phase1.keys().copied().collect();
         for s in p1s {
-            let established = self
-                .phase1
-                .get(&s)
-                .is_some_and(|p| p.state == P1State::Established);
+            let established = self.phase1.get(&s).is_some_and(|p| p.is_established());
             self.delete_phase1(s, established, "shutdown");
         }
     }
@@ -576,7 +575,7 @@ impl Engine {
 
     /// ISAKMP SAs and phase-1 exchanges.
     pub fn phase1_sas(&self) -> Vec<Phase1Info> {
-        let mut v: Vec<(u64, Phase1Info)> = self
+        let mut v: Vec<(IsakmpSerial, Phase1Info)> = self
             .phase1
             .values()
             .map(|p| {
@@ -590,9 +589,9 @@ impl Engine {
                         local: p.local,
                         remote: p.remote,
                         initiator: p.role == super::phase1::Role::Initiator,
-                        state: p.state.name(),
-                        established: p.state == P1State::Established,
-                        expires: p.expires,
+                        state: p.state_name(),
+                        established: p.is_established(),
+                        expires: p.established().map(|e| e.expires),
                         summary: p.summary(),
                         nat_local: p.nat_local,
                         nat_remote: p.nat_remote,

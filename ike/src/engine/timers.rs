@@ -1,49 +1,50 @@
 //! The engine's timers: an ordered queue of deadlines. A timer whose object has gone, or
 //! whose step no longer matches, is simply ignored when it fires.
 
+use super::{IpsecSerial, IsakmpSerial};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Timer {
     P1Retransmit {
-        serial: u64,
+        serial: IsakmpSerial,
         step: u32,
     },
     P1Timeout {
-        serial: u64,
+        serial: IsakmpSerial,
     },
     P1Rekey {
-        serial: u64,
+        serial: IsakmpSerial,
     },
     P1Expire {
-        serial: u64,
+        serial: IsakmpSerial,
     },
     QmRetransmit {
-        serial: u64,
+        serial: IsakmpSerial,
         msgid: u32,
         step: u32,
     },
     QmTimeout {
-        serial: u64,
+        serial: IsakmpSerial,
         msgid: u32,
     },
     /// A rekeying initiator switches its traffic to the new outbound SA only now.
     QmOutbound {
-        serial: u64,
+        serial: IsakmpSerial,
         msgid: u32,
     },
     SaRekey {
-        serial: u64,
+        serial: IpsecSerial,
     },
     SaExpire {
-        serial: u64,
+        serial: IpsecSerial,
     },
     Dpd {
-        serial: u64,
+        serial: IsakmpSerial,
     },
     Keepalive {
-        serial: u64,
+        serial: IsakmpSerial,
     },
 }
 

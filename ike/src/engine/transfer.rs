@@ -5,13 +5,14 @@
 //! nothing in another process. Keys travel in `Secret`s, which zeroize and never print.
 //! IPsec SA keys do not travel: the engine hands them to the kernel and keeps none.
 
-use super::phase1::{rekey_delay, P1State, Phase1, Role};
+use super::phase1::{rekey_delay, Established, Phase1, Role, Stage};
 use super::sa::IpsecSa;
 use super::timers::Timer;
 use super::{Engine, LogLevel, NatTVersion, PolicySpec, Selector};
 use crate::codec::{Cookie, IdPayload};
 use crate::crypto::Phase1Keys;
 use crate::policy::{ChosenPhase1, IpsecProtocol, Phase1Mode};
+use crate::policy::{ConnectionName, PeerName};
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -19,7 +20,7 @@ use std::time::Duration;
 /// An established ISAKMP SA and the IPsec SAs negotiated under it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct IsakmpSaState {
-    pub peer: String,
+    pub peer: PeerName,
     pub initiator: bool,
     pub mode: Phase1Mode,
     pub icookie: Cookie,
@@ -30,8 +31,6 @@ pub struct IsakmpSaState {
     pub keys: Phase1Keys,
     /// The last phase-1 CBC block: every phase-2 and Informational IV starts from it.
     pub iv: Vec<u8>,
-    pub id_own_b: Vec<u8>,
-    pub id_peer_b: Vec<u8>,
     pub id_peer: Option<IdPayload>,
     pub natt: Option<NatTVersion>,
     pub peer_dpd: bool,
@@ -51,7 +50,7 @@ pub struct IsakmpSaState {
 /// An IPsec SA bundle as the engine records it (its keys are in the kernel).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IpsecSaState {
-    pub connection: String,
+    pub connection: ConnectionName,
     pub msgid: u32,
     /// (protocol, inbound SPI, outbound SPI)
     pub spis: Vec<(IpsecProtocol, u32, u32)>,
@@ -76,8 +75,8 @@ pub enum TransferError {
     /// The importing engine already has an ISAKMP SA with these cookies.
     AlreadyPresent,
     /// The importing engine's policy has no such peer, or no such connection for it.
-    UnknownPeer(String),
-    UnknownConnection(String),
+    UnknownPeer(PeerName),
+    UnknownConnection(ConnectionName),
     /// The state has run out of lifetime.
     Expired,
 }
@@ -109,11 +108,10 @@ impl Engine {
             .get(&(icookie, rcookie))
             .ok_or(TransferError::NoSuchSa)?;
         let p1 = self.phase1.get(&serial).ok_or(TransferError::NoSuchSa)?;
-        if p1.state != P1State::Established || p1.replaced {
+        if p1.replaced {
             return Err(TransferError::NotEstablished);
         }
-        let (Some(chosen), Some(keys), Some(established), Some(expires)) =
-            (&p1.chosen, &p1.keys, p1.established, p1.expires)
+        let (Some(chosen), Some(keys), Some(life)) = (&p1.chosen, &p1.keys, p1.established())
         else {
             return Err(TransferError::NotEstablished);
         };
@@ -154,16 +152,14 @@ impl Engine {
             chosen: chosen.clone(),
             keys: keys.clone(),
             iv: p1.iv.clone(),
-            id_own_b: p1.id_own_b.clone(),
-            id_peer_b: p1.id_peer_b.clone(),
             id_peer: p1.id_peer.clone(),
             natt: p1.natt,
             peer_dpd: p1.peer_dpd,
             nat_local: p1.nat_local,
             nat_remote: p1.nat_remote,
-            age: now.saturating_duration_since(established),
-            expires_in: expires.saturating_duration_since(now),
-            dpd_seq: p1.dpd_seq,
+            age: now.saturating_duration_since(life.at),
+            expires_in: life.expires.saturating_duration_since(now),
+            dpd_seq: life.dpd_seq,
             seen_msgids: p1.seen_msgids.iter().copied().collect(),
             ipsec,
             policies,
@@ -174,7 +170,7 @@ impl Engine {
     pub fn export_all(&self) -> Vec<IsakmpSaState> {
         self.phase1
             .values()
-            .filter(|p| p.state == P1State::Established && !p.replaced)
+            .filter(|p| p.is_established() && !p.replaced)
             .filter_map(|p| self.export(p.icookie, p.rcookie).ok())
             .collect()
     }
@@ -211,7 +207,7 @@ impl Engine {
         if state.expires_in.is_zero() {
             return Err(TransferError::Expired);
         }
-        let serial = self.serial();
+        let serial = self.isakmp_serial();
         let role = if state.initiator {
             Role::Initiator
         } else {
@@ -228,21 +224,20 @@ impl Engine {
             Vec::new(),
             now,
         );
-        p1.state = P1State::Established;
+        p1.stage = Stage::Established(Established {
+            at: established,
+            expires: now + state.expires_in,
+            dpd_seq: state.dpd_seq,
+            dpd_outstanding: None,
+        });
         p1.chosen = Some(state.chosen);
-        p1.skeyid = Some(state.keys.skeyid.clone());
         p1.keys = Some(state.keys);
         p1.iv = state.iv;
-        p1.id_own_b = state.id_own_b;
-        p1.id_peer_b = state.id_peer_b;
         p1.id_peer = state.id_peer;
         p1.natt = state.natt;
         p1.peer_dpd = state.peer_dpd;
         p1.nat_local = state.nat_local;
         p1.nat_remote = state.nat_remote;
-        p1.established = Some(established);
-        p1.expires = Some(now + state.expires_in);
-        p1.dpd_seq = state.dpd_seq;
         p1.seen_msgids = state.seen_msgids.into_iter().collect();
         let (icookie, rcookie, remote) = (p1.icookie, p1.rcookie, p1.remote);
         let lifetime = state.age + state.expires_in;
@@ -276,7 +271,7 @@ impl Engine {
         }
         let count = state.ipsec.len();
         for sa in state.ipsec {
-            let sa_serial = self.serial();
+            let sa_serial = self.ipsec_serial();
             let sa_established = now.checked_sub(sa.age).unwrap_or(now);
             let sa_lifetime = sa.age + sa.expires_in;
             self.timers

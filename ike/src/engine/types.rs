@@ -2,6 +2,7 @@
 
 use crate::codec::{Cookie, IdPayload, Identity};
 use crate::crypto::{CryptoRequest, Secret};
+use crate::policy::{ConnectionName, PeerName};
 use crate::policy::{EncapMode, EspCipher, IntegAlg, IpsecProtocol, Lifetime, Policy};
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
@@ -10,6 +11,34 @@ use std::time::Duration;
 /// Identifies one request the engine made (crypto or kernel) so the answer finds its exchange.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct RequestId(pub u64);
+
+/// The serial number of an ISAKMP SA (pluto's `#N`): one per phase-1 exchange, never reused
+/// while the engine runs. Its own type, so that it cannot be taken for an IPsec SA's.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct IsakmpSerial(pub u64);
+
+/// The serial number of an IPsec SA bundle (one Quick Mode's SAs), from the same counter as
+/// [`IsakmpSerial`]s.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct IpsecSerial(pub u64);
+
+impl std::fmt::Display for IsakmpSerial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::fmt::Display for IpsecSerial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 /// Timer and retransmission settings (isakmpd's [General] section, pluto's rekey rules).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -182,7 +211,7 @@ impl Selector {
 /// One IPsec SA for the kernel: one direction of one protocol.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SaSpec {
-    pub connection: String,
+    pub connection: ConnectionName,
     pub direction: Direction,
     pub protocol: IpsecProtocol,
     pub spi: u32,
@@ -209,7 +238,7 @@ pub struct SaSpec {
 /// Policies that route a connection's traffic through its SAs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicySpec {
-    pub connection: String,
+    pub connection: ConnectionName,
     pub local: Selector,
     pub remote: Selector,
     pub local_addr: IpAddr,
@@ -311,21 +340,21 @@ pub enum LogLevel {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     Phase1Up {
-        peer: String,
+        peer: PeerName,
         icookie: Cookie,
         rcookie: Cookie,
         remote: SocketAddr,
         summary: String,
     },
     Phase1Down {
-        peer: String,
+        peer: PeerName,
         icookie: Cookie,
         rcookie: Cookie,
         reason: String,
     },
     Phase2Up {
-        connection: String,
-        peer: String,
+        connection: ConnectionName,
+        peer: PeerName,
         /// (protocol, inbound SPI, outbound SPI)
         spis: Vec<(IpsecProtocol, u32, u32)>,
         local_id: Option<IdPayload>,
@@ -340,7 +369,7 @@ pub enum Event {
         first: bool,
     },
     Phase2Down {
-        connection: String,
+        connection: ConnectionName,
         spis: Vec<(IpsecProtocol, u32, u32)>,
         reason: String,
         local_addr: IpAddr,
@@ -352,7 +381,7 @@ pub enum Event {
     },
     /// A peer did not answer DPD and was declared dead.
     PeerDead {
-        peer: String,
+        peer: PeerName,
     },
     Log {
         level: LogLevel,

@@ -15,6 +15,7 @@
 
 use super::names::*;
 use super::*;
+use super::{ConnectionName, PeerName};
 use crate::conf::{defaults, Conf};
 use crate::crypto::Secret;
 use std::collections::HashSet;
@@ -346,7 +347,7 @@ fn build_peer(
         Some(v) => parse_bool(name, "NAT-T", v)?,
     };
     Ok(Peer {
-        name: name.to_string(),
+        name: PeerName::from(name),
         address: SocketAddr::new(ip, port),
         local_address,
         mode,
@@ -627,8 +628,8 @@ fn build_connection(conf: &Conf, name: &str, active: bool) -> Result<Connection,
         None => None,
     };
     Ok(Connection {
-        name: name.to_string(),
-        peer,
+        name: ConnectionName::from(name),
+        peer: PeerName::from(peer),
         local_id,
         remote_id,
         suites,

@@ -68,7 +68,7 @@ pub enum Credentials {
 /// A configured phase-1 peer (`[Phase 1]` entry and its section).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Peer {
-    pub name: String,
+    pub name: PeerName,
     /// Peer's address; port 500 unless configured.
     pub address: SocketAddr,
     /// Our address for this peer, if configured (`Local-address`).
@@ -167,9 +167,9 @@ pub struct Suite {
 /// A configured phase-2 connection.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Connection {
-    pub name: String,
+    pub name: ConnectionName,
     /// The phase-1 peer (`ISAKMP-peer`).
-    pub peer: String,
+    pub peer: PeerName,
     /// Our traffic selector (`Local-ID`), as sent in IDci/IDcr; `None` = host-to-host.
     pub local_id: Option<IdPayload>,
     pub remote_id: Option<IdPayload>,
@@ -230,6 +230,7 @@ mod build;
 mod matching;
 mod names;
 mod proposal;
+mod section;
 mod select;
 
 pub use build::{parse_range, redact_secrets, secrets};
@@ -239,6 +240,7 @@ pub use matching::{
     phase2_reply_sa,
 };
 pub use proposal::{phase1_sa, phase2_sa, spis_needed};
+pub use section::{ConnectionName, PeerName};
 
 /// The `[General]` settings the engine uses.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -38,7 +38,7 @@ pub struct FakeKernel {
     pub next_spi: u32,
     /// Keyed as the kernel keys them: destination, protocol, SPI.
     pub sas: BTreeMap<(IpAddr, u8, u32), SaSpec>,
-    pub policies: HashMap<String, PolicySpec>,
+    pub policies: HashMap<ike::policy::ConnectionName, PolicySpec>,
     pub deleted: usize,
     /// Keep inbound SAs' confirmations back (as a slow kernel would) until
     /// [`Sim::confirm_held`]; the SAs are in `sas` meanwhile.

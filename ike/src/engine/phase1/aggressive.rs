@@ -5,7 +5,7 @@ use super::*;
 impl Engine {
     pub(in crate::engine) fn am_i1_keygen(
         &mut self,
-        serial: u64,
+        serial: IsakmpSerial,
         offer: SaPayload,
         r: CryptoResult,
     ) {
@@ -16,13 +16,16 @@ impl Engine {
         let Some(p1) = self.phase1.get_mut(&serial) else {
             return;
         };
-        if p1.state != P1State::AmI1Wait {
+        if !p1.at(P1State::AmI1Wait) {
             return;
         }
-        p1.gxi = public.clone();
-        p1.dh = Some(private);
-        p1.ni_b = ni.clone();
-        p1.state = P1State::AmI1Sent;
+        let Some(hs) = p1.hs() else {
+            return;
+        };
+        hs.gxi = public.clone();
+        hs.dh = Some(private);
+        hs.ni_b = ni.clone();
+        p1.set_step(P1State::AmI1Sent);
         let Some((peer, id)) = self.own_id(serial) else {
             return;
         };
@@ -39,7 +42,7 @@ impl Engine {
 
     pub(in crate::engine) fn am_r1_keygen(
         &mut self,
-        serial: u64,
+        serial: IsakmpSerial,
         reply_sa: SaPayload,
         r: CryptoResult,
     ) {
@@ -50,9 +53,12 @@ impl Engine {
         let Some(p1) = self.phase1.get_mut(&serial) else {
             return;
         };
-        p1.gxr = public.clone();
-        p1.dh = Some(private);
-        p1.nr_b = nr.clone();
+        let Some(hs) = p1.hs() else {
+            return;
+        };
+        hs.gxr = public.clone();
+        hs.dh = Some(private);
+        hs.nr_b = nr.clone();
         let Some((_, id)) = self.own_id(serial) else {
             return;
         };
@@ -69,7 +75,7 @@ impl Engine {
 
     pub(in crate::engine) fn am_i_r1(
         &mut self,
-        serial: u64,
+        serial: IsakmpSerial,
         header: &Header,
         bytes: &[u8],
         digest: Vec<u8>,
@@ -113,10 +119,13 @@ impl Engine {
         };
         Self::note_vendor_ids(p1, &payloads);
         p1.chosen = Some(chosen);
-        p1.gxr = ke.to_vec();
-        p1.nr_b = nonce.to_vec();
+        let Some(hs) = p1.hs() else {
+            return;
+        };
+        hs.gxr = ke.to_vec();
+        hs.nr_b = nonce.to_vec();
         p1.last_received = digest;
-        p1.state = P1State::AmI2Wait;
+        p1.set_step(P1State::AmI2Wait);
         p1.retransmit_step += 1;
         self.detect_nat(serial, &payloads);
         self.derive_keys(serial, KeysReady::AmI2Check { payloads, id_body });
@@ -124,7 +133,7 @@ impl Engine {
 
     pub(in crate::engine) fn am_r_i2(
         &mut self,
-        serial: u64,
+        serial: IsakmpSerial,
         header: &Header,
         bytes: &[u8],
         digest: Vec<u8>,
@@ -142,9 +151,12 @@ impl Engine {
         let Some(p1) = self.phase1.get_mut(&serial) else {
             return;
         };
-        let id_body = p1.id_peer_b.clone();
+        let id_body = p1
+            .hs_ref()
+            .map(|hs| hs.id_peer_b.clone())
+            .unwrap_or_default();
         let id = p1.id_peer.clone();
-        p1.state = P1State::AmR2Wait;
+        p1.set_step(P1State::AmR2Wait);
         // The IV chain advances with the encrypted message whatever its verdict: a refusal
         // (the authenticated notification check_peer_auth sends) is encrypted after it.
         if let Some(iv) = iv {

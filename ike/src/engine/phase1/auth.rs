@@ -6,12 +6,12 @@ use super::*;
 impl Engine {
     /// Our ID payload in ISAKMP SA `serial` (from its peer section and our address), its body
     /// kept for HASH_I/HASH_R; with the peer section.
-    pub(in crate::engine) fn own_id(&mut self, serial: u64) -> Option<(Peer, IdPayload)> {
+    pub(in crate::engine) fn own_id(&mut self, serial: IsakmpSerial) -> Option<(Peer, IdPayload)> {
         let p1 = self.phase1.get(&serial)?;
         let peer = self.peer_by_name(&p1.peer)?;
         let id = self.own_identity(&peer, p1.local);
         let body = body_of(&Payload::Id(id.clone())).unwrap_or_default();
-        self.phase1.get_mut(&serial)?.id_own_b = body;
+        self.phase1.get_mut(&serial)?.hs()?.id_own_b = body;
         Some((peer, id))
     }
 
@@ -72,7 +72,11 @@ impl Engine {
     }
 
     /// CERTREQ payloads in Main Mode messages 3 and 4, once RSA signatures are chosen.
-    pub(in crate::engine) fn cert_requests_for(&self, serial: u64, peer: &Peer) -> Vec<Payload> {
+    pub(in crate::engine) fn cert_requests_for(
+        &self,
+        serial: IsakmpSerial,
+        peer: &Peer,
+    ) -> Vec<Payload> {
         let rsa = self
             .phase1
             .get(&serial)
@@ -181,7 +185,7 @@ impl Engine {
 
     /// Our authentication payload: HASH for a pre-shared key, SIG (signed by a helper) for RSA;
     /// `then` gets the payload.
-    pub(in crate::engine) fn own_auth(&mut self, serial: u64, then: AuthReady) {
+    pub(in crate::engine) fn own_auth(&mut self, serial: IsakmpSerial, then: AuthReady) {
         let Some(p1) = self.phase1.get(&serial) else {
             return;
         };
@@ -222,7 +226,7 @@ impl Engine {
     /// Our signature came: it follows our certificate.
     pub(in crate::engine) fn p1_signed(
         &mut self,
-        serial: u64,
+        serial: IsakmpSerial,
         cert: Vec<Payload>,
         r: CryptoResult,
         then: AuthReady,
@@ -242,7 +246,7 @@ impl Engine {
 
     /// The peer did not authenticate. A responder says so (encrypted, so that only the real
     /// initiator can read it) so the initiator gives up at once instead of timing out.
-    pub(in crate::engine) fn p1_auth_failed(&mut self, serial: u64) {
+    pub(in crate::engine) fn p1_auth_failed(&mut self, serial: IsakmpSerial) {
         if self
             .phase1
             .get(&serial)
@@ -266,7 +270,7 @@ impl Engine {
     /// Check the peer's ID and authentication payloads; `then` runs if they are good.
     pub(in crate::engine) fn check_peer_auth(
         &mut self,
-        serial: u64,
+        serial: IsakmpSerial,
         payloads: &[Payload],
         id_body: Vec<u8>,
         then: PeerAuthenticated,
@@ -303,7 +307,10 @@ impl Engine {
         let Some(p1) = self.phase1.get_mut(&serial) else {
             return;
         };
-        p1.id_peer_b = id_body;
+        let Some(hs) = p1.hs() else {
+            return;
+        };
+        hs.id_peer_b = id_body;
         p1.id_peer = Some(id.clone());
         p1.initial_contact |= initial_contact;
         let Some(expected) = Self::peer_hash(p1) else {
@@ -364,7 +371,7 @@ impl Engine {
     /// The helper's verdict on the peer's signature came.
     pub(in crate::engine) fn p1_verified(
         &mut self,
-        serial: u64,
+        serial: IsakmpSerial,
         peer: &str,
         r: CryptoResult,
         then: PeerAuthenticated,

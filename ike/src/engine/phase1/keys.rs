@@ -7,7 +7,7 @@ impl Engine {
     /// Unpack a DH keygen result, failing the exchange on error.
     pub(in crate::engine) fn keypair(
         &mut self,
-        serial: u64,
+        serial: IsakmpSerial,
         r: CryptoResult,
     ) -> Option<(Vec<u8>, DhPrivate)> {
         match r {
@@ -27,17 +27,19 @@ impl Engine {
 
     /// g^xy, then SKEYID (from the helper for a pre-shared key), then SKEYID_d/a/e and the
     /// IV; `then` runs when all are ready.
-    pub(in crate::engine) fn derive_keys(&mut self, serial: u64, then: KeysReady) {
+    pub(in crate::engine) fn derive_keys(&mut self, serial: IsakmpSerial, then: KeysReady) {
         let Some(p1) = self.phase1.get_mut(&serial) else {
             return;
         };
         let Some(c) = &p1.chosen else { return };
         let group = c.transform.group;
-        let peer_public = match p1.role {
-            Role::Initiator => p1.gxr.clone(),
-            Role::Responder => p1.gxi.clone(),
+        let role = p1.role;
+        let Some(hs) = p1.hs() else { return };
+        let peer_public = match role {
+            Role::Initiator => hs.gxr.clone(),
+            Role::Responder => hs.gxi.clone(),
         };
-        let Some(private) = p1.dh.take() else { return };
+        let Some(private) = hs.dh.take() else { return };
         self.crypto(
             CryptoRequest::DhDerive {
                 group,
@@ -49,7 +51,12 @@ impl Engine {
     }
 
     /// g^xy came: SKEYID next, from a helper for a pre-shared key.
-    pub(in crate::engine) fn p1_shared(&mut self, serial: u64, r: CryptoResult, then: KeysReady) {
+    pub(in crate::engine) fn p1_shared(
+        &mut self,
+        serial: IsakmpSerial,
+        r: CryptoResult,
+        then: KeysReady,
+    ) {
         let gxy = match r {
             CryptoResult::DhShared(s) => s,
             other => {
@@ -68,14 +75,16 @@ impl Engine {
         };
         let Some(c) = &p1.chosen else { return };
         let prf_alg = c.transform.hash;
-        match c.transform.auth {
+        let auth = c.transform.auth;
+        let Some(hs) = p1.hs() else { return };
+        match auth {
             AuthMethod::PreShared => {
                 let Some(peer) = peer else { return };
                 let Credentials::PreShared { secret } = peer.credentials else {
                     return self.p1_fail(serial, "peer has no pre-shared key configured".into());
                 };
-                let (ni_b, nr_b) = (p1.ni_b.clone(), p1.nr_b.clone());
-                p1.gxy = Some(gxy);
+                let (ni_b, nr_b) = (hs.ni_b.clone(), hs.nr_b.clone());
+                hs.gxy = Some(gxy);
                 self.crypto(
                     CryptoRequest::SkeyidPsk {
                         prf: prf_alg,
@@ -87,15 +96,20 @@ impl Engine {
                 );
             }
             AuthMethod::RsaSig => {
-                let skeyid = skeyid_sig(prf_alg, &p1.ni_b, &p1.nr_b, &gxy);
-                p1.gxy = Some(gxy);
+                let skeyid = skeyid_sig(prf_alg, &hs.ni_b, &hs.nr_b, &gxy);
+                hs.gxy = Some(gxy);
                 self.finish_keys(serial, skeyid, then);
             }
         }
     }
 
     /// SKEYID from the pre-shared key came.
-    pub(in crate::engine) fn p1_skeyid(&mut self, serial: u64, r: CryptoResult, then: KeysReady) {
+    pub(in crate::engine) fn p1_skeyid(
+        &mut self,
+        serial: IsakmpSerial,
+        r: CryptoResult,
+        then: KeysReady,
+    ) {
         match r {
             CryptoResult::Skeyid(s) => self.finish_keys(serial, s, then),
             other => self.p1_fail(
@@ -105,13 +119,19 @@ impl Engine {
         }
     }
 
-    pub(in crate::engine) fn finish_keys(&mut self, serial: u64, skeyid: Secret, then: KeysReady) {
+    pub(in crate::engine) fn finish_keys(
+        &mut self,
+        serial: IsakmpSerial,
+        skeyid: Secret,
+        then: KeysReady,
+    ) {
         let Some(p1) = self.phase1.get_mut(&serial) else {
             return;
         };
-        let (Some(c), Some(gxy)) = (&p1.chosen, &p1.gxy) else {
+        let (Some(c), Some(hs)) = (&p1.chosen, p1.hs_ref()) else {
             return;
         };
+        let Some(gxy) = &hs.gxy else { return };
         let keys = phase1_keys(
             c.transform.hash,
             c.transform.hash,
@@ -120,15 +140,21 @@ impl Engine {
             gxy,
             &p1.icookie.0,
             &p1.rcookie.0,
-            &p1.gxi,
-            &p1.gxr,
+            &hs.gxi,
+            &hs.gxr,
         );
         p1.iv = keys.iv.clone();
         p1.keys = Some(keys);
-        p1.skeyid = Some(skeyid);
+        if let Some(hs) = p1.hs() {
+            hs.skeyid = Some(skeyid);
+        }
         self.keys_ready(serial, then);
         // A message that arrived while we computed can be handled now.
-        let deferred = self.phase1.get_mut(&serial).and_then(|p| p.deferred.take());
+        let deferred = self
+            .phase1
+            .get_mut(&serial)
+            .and_then(|p| p.hs())
+            .and_then(|hs| hs.deferred.take());
         if let Some((local, remote, bytes)) = deferred {
             if let Ok(h) = Header::parse(&bytes) {
                 self.phase1_datagram(local, remote, &h, &bytes);
@@ -138,56 +164,58 @@ impl Engine {
 
     /// HASH_I or HASH_R of our side.
     pub(in crate::engine) fn own_hash(p1: &Phase1) -> Option<Vec<u8>> {
-        let (c, skeyid) = (p1.chosen.as_ref()?, p1.skeyid.as_ref()?);
+        let (c, hs) = (p1.chosen.as_ref()?, p1.hs_ref()?);
+        let skeyid = hs.skeyid.as_ref()?;
         let h = c.transform.hash;
         Some(match p1.role {
             Role::Initiator => hash_i(
                 h,
                 skeyid,
-                &p1.gxi,
-                &p1.gxr,
+                &hs.gxi,
+                &hs.gxr,
                 &p1.icookie.0,
                 &p1.rcookie.0,
-                &p1.sai_b,
-                &p1.id_own_b,
+                &hs.sai_b,
+                &hs.id_own_b,
             ),
             Role::Responder => hash_r(
                 h,
                 skeyid,
-                &p1.gxr,
-                &p1.gxi,
+                &hs.gxr,
+                &hs.gxi,
                 &p1.rcookie.0,
                 &p1.icookie.0,
-                &p1.sai_b,
-                &p1.id_own_b,
+                &hs.sai_b,
+                &hs.id_own_b,
             ),
         })
     }
 
     /// The hash the peer must have sent.
     pub(in crate::engine) fn peer_hash(p1: &Phase1) -> Option<Vec<u8>> {
-        let (c, skeyid) = (p1.chosen.as_ref()?, p1.skeyid.as_ref()?);
+        let (c, hs) = (p1.chosen.as_ref()?, p1.hs_ref()?);
+        let skeyid = hs.skeyid.as_ref()?;
         let h = c.transform.hash;
         Some(match p1.role {
             Role::Initiator => hash_r(
                 h,
                 skeyid,
-                &p1.gxr,
-                &p1.gxi,
+                &hs.gxr,
+                &hs.gxi,
                 &p1.rcookie.0,
                 &p1.icookie.0,
-                &p1.sai_b,
-                &p1.id_peer_b,
+                &hs.sai_b,
+                &hs.id_peer_b,
             ),
             Role::Responder => hash_i(
                 h,
                 skeyid,
-                &p1.gxi,
-                &p1.gxr,
+                &hs.gxi,
+                &hs.gxr,
                 &p1.icookie.0,
                 &p1.rcookie.0,
-                &p1.sai_b,
-                &p1.id_peer_b,
+                &hs.sai_b,
+                &hs.id_peer_b,
             ),
         })
     }

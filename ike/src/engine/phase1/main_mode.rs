@@ -5,7 +5,7 @@ use super::*;
 impl Engine {
     pub(in crate::engine) fn mm_i_r1(
         &mut self,
-        serial: u64,
+        serial: IsakmpSerial,
         header: &Header,
         bytes: &[u8],
         digest: Vec<u8>,
@@ -43,7 +43,7 @@ impl Engine {
         Self::note_vendor_ids(p1, &payloads);
         p1.chosen = Some(chosen);
         p1.last_received = digest;
-        p1.state = P1State::MmI2Wait;
+        p1.set_step(P1State::MmI2Wait);
         p1.retransmit_step += 1;
         self.crypto(
             CryptoRequest::DhKeygen { group },
@@ -51,7 +51,7 @@ impl Engine {
         );
     }
 
-    pub(in crate::engine) fn mm_i2_send(&mut self, serial: u64, r: CryptoResult) {
+    pub(in crate::engine) fn mm_i2_send(&mut self, serial: IsakmpSerial, r: CryptoResult) {
         let Some((public, private)) = self.keypair(serial, r) else {
             return;
         };
@@ -59,13 +59,16 @@ impl Engine {
         let Some(p1) = self.phase1.get_mut(&serial) else {
             return;
         };
-        if p1.state != P1State::MmI2Wait {
+        if !p1.at(P1State::MmI2Wait) {
             return;
         }
-        p1.gxi = public.clone();
-        p1.dh = Some(private);
-        p1.ni_b = ni.clone();
-        p1.state = P1State::MmI2Sent;
+        let Some(hs) = p1.hs() else {
+            return;
+        };
+        hs.gxi = public.clone();
+        hs.dh = Some(private);
+        hs.ni_b = ni.clone();
+        p1.set_step(P1State::MmI2Sent);
         let h = p1.hash_alg().unwrap_or(HashAlg::Sha1);
         let mut payloads = vec![Payload::Ke(public), Payload::Nonce(ni)];
         payloads.extend(Self::nat_d_payloads(p1, h));
@@ -78,7 +81,7 @@ impl Engine {
 
     pub(in crate::engine) fn mm_i_r2(
         &mut self,
-        serial: u64,
+        serial: IsakmpSerial,
         header: &Header,
         bytes: &[u8],
         digest: Vec<u8>,
@@ -96,16 +99,19 @@ impl Engine {
         let Some(p1) = self.phase1.get_mut(&serial) else {
             return;
         };
-        p1.gxr = ke.to_vec();
-        p1.nr_b = nonce.to_vec();
+        let Some(hs) = p1.hs() else {
+            return;
+        };
+        hs.gxr = ke.to_vec();
+        hs.nr_b = nonce.to_vec();
         p1.last_received = digest;
-        p1.state = P1State::MmI3Wait;
+        p1.set_step(P1State::MmI3Wait);
         p1.retransmit_step += 1;
         self.detect_nat(serial, &payloads);
         self.derive_keys(serial, KeysReady::MmI5Send);
     }
 
-    pub(in crate::engine) fn mm_i3_send(&mut self, serial: u64) {
+    pub(in crate::engine) fn mm_i3_send(&mut self, serial: IsakmpSerial) {
         self.float(serial);
         let Some((peer, id)) = self.own_id(serial) else {
             return;
@@ -113,13 +119,13 @@ impl Engine {
         let first_contact = !self
             .phase1
             .values()
-            .any(|o| o.peer == peer.name && o.state == P1State::Established);
+            .any(|o| o.peer == peer.name && o.is_established());
         self.own_auth(serial, AuthReady::MmI5 { id, first_contact });
     }
 
     pub(in crate::engine) fn mm_i_r3(
         &mut self,
-        serial: u64,
+        serial: IsakmpSerial,
         header: &Header,
         bytes: &[u8],
         digest: Vec<u8>,
@@ -143,7 +149,7 @@ impl Engine {
 
     pub(in crate::engine) fn mm_r_i2(
         &mut self,
-        serial: u64,
+        serial: IsakmpSerial,
         header: &Header,
         bytes: &[u8],
         digest: Vec<u8>,
@@ -163,10 +169,13 @@ impl Engine {
         let Some(group) = p1.chosen.as_ref().map(|c| c.transform.group) else {
             return;
         };
-        p1.gxi = ke.to_vec();
-        p1.ni_b = nonce.to_vec();
+        let Some(hs) = p1.hs() else {
+            return;
+        };
+        hs.gxi = ke.to_vec();
+        hs.ni_b = nonce.to_vec();
         p1.last_received = digest;
-        p1.state = P1State::MmR2Wait;
+        p1.set_step(P1State::MmR2Wait);
         p1.retransmit_step += 1;
         self.detect_nat(serial, &payloads);
         self.crypto(
@@ -176,7 +185,7 @@ impl Engine {
     }
 
     /// Main Mode responder: our key pair came; send message 4 and derive the keys.
-    pub(in crate::engine) fn mm_r2_send(&mut self, serial: u64, r: CryptoResult) {
+    pub(in crate::engine) fn mm_r2_send(&mut self, serial: IsakmpSerial, r: CryptoResult) {
         let Some((public, private)) = self.keypair(serial, r) else {
             return;
         };
@@ -184,9 +193,12 @@ impl Engine {
         let Some(p1) = self.phase1.get_mut(&serial) else {
             return;
         };
-        p1.gxr = public.clone();
-        p1.dh = Some(private);
-        p1.nr_b = nr.clone();
+        let Some(hs) = p1.hs() else {
+            return;
+        };
+        hs.gxr = public.clone();
+        hs.dh = Some(private);
+        hs.nr_b = nr.clone();
         let h = p1.hash_alg().unwrap_or(HashAlg::Sha1);
         let mut out = vec![Payload::Ke(public), Payload::Nonce(nr)];
         out.extend(Self::nat_d_payloads(p1, h));
@@ -200,7 +212,7 @@ impl Engine {
 
     pub(in crate::engine) fn mm_r_i3(
         &mut self,
-        serial: u64,
+        serial: IsakmpSerial,
         local: SocketAddr,
         remote: SocketAddr,
         header: &Header,
@@ -217,7 +229,7 @@ impl Engine {
             );
         };
         if let Some(p1) = self.phase1.get_mut(&serial) {
-            p1.state = P1State::MmR3Wait;
+            p1.set_step(P1State::MmR3Wait);
             // It decrypted and parsed, so the sender holds the keys: from here the IV is
             // the one after message 5, which an AUTHENTICATION-FAILED notify must use too.
             p1.iv = iv.clone();

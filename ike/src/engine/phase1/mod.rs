@@ -23,7 +23,9 @@ use crate::crypto::{
     Phase1Keys, Secret,
 };
 use crate::engine::protect::{open, parse_all, plain, sealed};
+use crate::engine::IsakmpSerial;
 use crate::policy::{self, AuthMethod, ChosenPhase1, Credentials, Peer, Phase1Mode};
+use crate::policy::{ConnectionName, PeerName};
 use crate::x509;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -38,7 +40,8 @@ pub(super) enum Role {
     Responder,
 }
 
-/// Where a phase-1 exchange stands. `*Wait` states wait for a helper.
+/// Which message of Main or Aggressive Mode an exchange has reached. `*Wait` steps wait
+/// for a helper. An established SA has no step: see [`Stage`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum P1State {
     MmI1Sent,
@@ -56,7 +59,6 @@ pub(super) enum P1State {
     AmR1Wait,
     AmR1Sent,
     AmR2Wait,
-    Established,
 }
 
 impl P1State {
@@ -77,23 +79,16 @@ impl P1State {
             P1State::AmR1Wait => "AGGR_R1 (computing keys)",
             P1State::AmR1Sent => "AGGR_R1 (sent)",
             P1State::AmR2Wait => "AGGR_R2 (authenticating)",
-            P1State::Established => "ESTABLISHED",
         }
     }
 }
 
-/// One ISAKMP SA, from its first message to its deletion.
-pub(super) struct Phase1 {
-    pub serial: u64,
-    pub peer: String,
-    pub role: Role,
-    pub mode: Phase1Mode,
-    pub state: P1State,
-    pub icookie: Cookie,
-    pub rcookie: Cookie,
-    pub local: SocketAddr,
-    pub remote: SocketAddr,
-    pub chosen: Option<ChosenPhase1>,
+/// What only the exchange needs, until the peer has authenticated: the offer as the
+/// initiator sent it, both public values and nonces, our DH private value, g^xy, SKEYID,
+/// both ID payload bodies, and a message that came while keys were computed. It is dropped
+/// at establishment, so an established SA holds no DH secret (the secrets wipe themselves).
+#[derive(Default)]
+pub(super) struct Handshake {
     /// Body of the initiator's SA payload (SAi_b), as the initiator sent it.
     pub sai_b: Vec<u8>,
     pub dh: Option<DhPrivate>,
@@ -103,12 +98,46 @@ pub(super) struct Phase1 {
     pub nr_b: Vec<u8>,
     pub gxy: Option<Secret>,
     pub skeyid: Option<Secret>,
-    pub keys: Option<Phase1Keys>,
-    /// The phase-1 CBC IV: the last ciphertext block of the last phase-1 message.
-    pub iv: Vec<u8>,
     /// Body of our ID payload, and the peer's (IDii_b / IDir_b).
     pub id_own_b: Vec<u8>,
     pub id_peer_b: Vec<u8>,
+    /// A message that arrived while keys were still being computed.
+    pub deferred: Option<(SocketAddr, SocketAddr, Vec<u8>)>,
+    /// Connections to start once this SA is up.
+    pub waiting: Vec<ConnectionName>,
+}
+
+/// What only an established ISAKMP SA needs: its times and Dead Peer Detection.
+pub(super) struct Established {
+    pub at: Instant,
+    pub expires: Instant,
+    pub dpd_seq: u32,
+    /// The R-U-THERE we wait an answer for, and since when we wait.
+    pub dpd_outstanding: Option<(u32, Instant)>,
+}
+
+/// An ISAKMP SA is negotiating, carrying the exchange's data, or established, carrying
+/// its own: no field of one stage exists in the other.
+pub(super) enum Stage {
+    Negotiating { step: P1State, hs: Box<Handshake> },
+    Established(Established),
+}
+
+/// One ISAKMP SA, from its first message to its deletion.
+pub(super) struct Phase1 {
+    pub serial: IsakmpSerial,
+    pub peer: PeerName,
+    pub role: Role,
+    pub mode: Phase1Mode,
+    pub stage: Stage,
+    pub icookie: Cookie,
+    pub rcookie: Cookie,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub chosen: Option<ChosenPhase1>,
+    pub keys: Option<Phase1Keys>,
+    /// The phase-1 CBC IV: the last ciphertext block of the last phase-1 message.
+    pub iv: Vec<u8>,
     pub id_peer: Option<IdPayload>,
     pub natt: Option<NatTVersion>,
     pub peer_dpd: bool,
@@ -121,14 +150,6 @@ pub(super) struct Phase1 {
     pub tries: u32,
     /// SHA-1 of the last message accepted from the peer, to recognise duplicates.
     pub last_received: Vec<u8>,
-    /// A message that arrived while keys were still being computed.
-    pub deferred: Option<(SocketAddr, SocketAddr, Vec<u8>)>,
-    pub established: Option<Instant>,
-    pub expires: Option<Instant>,
-    /// Connections to start once this SA is up.
-    pub waiting: Vec<String>,
-    pub dpd_seq: u32,
-    pub dpd_outstanding: Option<(u32, Instant)>,
     pub last_heard: Instant,
     /// Message IDs of Informational and Quick Mode exchanges seen, against replays.
     pub seen_msgids: BTreeSet<u32>,
@@ -139,11 +160,11 @@ pub(super) struct Phase1 {
 }
 
 impl Phase1 {
-    /// A new exchange: nothing negotiated yet. The initiator's first state is Main Mode's;
+    /// A new exchange: nothing negotiated yet. The initiator's first step is Main Mode's;
     /// callers set what differs.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
-        serial: u64,
+        serial: IsakmpSerial,
         peer: &str,
         role: Role,
         mode: Phase1Mode,
@@ -154,27 +175,23 @@ impl Phase1 {
     ) -> Self {
         Phase1 {
             serial,
-            peer: peer.to_string(),
+            peer: PeerName::from(peer),
             role,
             mode,
-            state: P1State::MmI1Sent,
+            stage: Stage::Negotiating {
+                step: P1State::MmI1Sent,
+                hs: Box::new(Handshake {
+                    sai_b,
+                    ..Handshake::default()
+                }),
+            },
             icookie,
             rcookie,
             local,
             remote,
             chosen: None,
-            sai_b,
-            dh: None,
-            gxi: Vec::new(),
-            gxr: Vec::new(),
-            ni_b: Vec::new(),
-            nr_b: Vec::new(),
-            gxy: None,
-            skeyid: None,
             keys: None,
             iv: Vec::new(),
-            id_own_b: Vec::new(),
-            id_peer_b: Vec::new(),
             id_peer: None,
             natt: None,
             peer_dpd: false,
@@ -184,17 +201,69 @@ impl Phase1 {
             retransmit_step: 0,
             tries: 0,
             last_received: Vec::new(),
-            deferred: None,
-            established: None,
-            expires: None,
-            waiting: Vec::new(),
-            dpd_seq: 0,
-            dpd_outstanding: None,
             last_heard: now,
             seen_msgids: BTreeSet::new(),
             replaced: false,
             initial_contact: false,
         }
+    }
+
+    /// The exchange's step, or `None` once established.
+    pub fn step(&self) -> Option<P1State> {
+        match &self.stage {
+            Stage::Negotiating { step, .. } => Some(*step),
+            Stage::Established(_) => None,
+        }
+    }
+
+    /// Whether the step is `s`.
+    pub fn at(&self, s: P1State) -> bool {
+        self.step() == Some(s)
+    }
+
+    pub fn is_established(&self) -> bool {
+        matches!(self.stage, Stage::Established(_))
+    }
+
+    /// Move the exchange on; an established SA has no steps left, so this does nothing.
+    pub fn set_step(&mut self, s: P1State) {
+        if let Stage::Negotiating { step, .. } = &mut self.stage {
+            *step = s;
+        }
+    }
+
+    /// The exchange's data, while there is an exchange.
+    pub fn hs(&mut self) -> Option<&mut Handshake> {
+        match &mut self.stage {
+            Stage::Negotiating { hs, .. } => Some(hs),
+            Stage::Established(_) => None,
+        }
+    }
+
+    pub fn hs_ref(&self) -> Option<&Handshake> {
+        match &self.stage {
+            Stage::Negotiating { hs, .. } => Some(hs),
+            Stage::Established(_) => None,
+        }
+    }
+
+    pub fn established(&self) -> Option<&Established> {
+        match &self.stage {
+            Stage::Established(e) => Some(e),
+            Stage::Negotiating { .. } => None,
+        }
+    }
+
+    pub fn established_mut(&mut self) -> Option<&mut Established> {
+        match &mut self.stage {
+            Stage::Established(e) => Some(e),
+            Stage::Negotiating { .. } => None,
+        }
+    }
+
+    /// The name of where this SA stands, for logs and the report.
+    pub fn state_name(&self) -> &'static str {
+        self.step().map_or("ESTABLISHED", P1State::name)
     }
 
     pub fn summary(&self) -> String {
@@ -253,7 +322,7 @@ impl Engine {
     }
 
     /// Start an ISAKMP SA with `peer_name`; `waiting` connections start when it is up.
-    pub(super) fn start_phase1(&mut self, peer_name: &str, waiting: Vec<String>) {
+    pub(super) fn start_phase1(&mut self, peer_name: &str, waiting: Vec<ConnectionName>) {
         let Some(peer) = self.peer_by_name(peer_name) else {
             self.log(
                 LogLevel::Error,
@@ -268,7 +337,7 @@ impl Engine {
             );
             return;
         }
-        let serial = self.serial();
+        let serial = self.isakmp_serial();
         let icookie = self.random_cookie();
         let local = self.local_for(&peer);
         let mut offer = policy::phase1_sa(&peer);
@@ -301,7 +370,10 @@ impl Engine {
             sai_b,
             self.now,
         );
-        p1.waiting = waiting;
+        let Some(hs) = p1.hs() else {
+            return;
+        };
+        hs.waiting = waiting;
         self.log(
             LogLevel::Info,
             format!(
@@ -323,7 +395,7 @@ impl Engine {
             }
             Phase1Mode::Aggressive => {
                 if let Some(p) = self.phase1.get_mut(&serial) {
-                    p.state = P1State::AmI1Wait;
+                    p.set_step(P1State::AmI1Wait);
                 }
                 let group = peer.transforms[0].group;
                 self.crypto(
@@ -335,7 +407,7 @@ impl Engine {
     }
 
     /// Send a cleartext phase-1 message and arm its retransmission.
-    fn p1_send_plain(&mut self, serial: u64, payloads: Vec<Payload>) {
+    fn p1_send_plain(&mut self, serial: IsakmpSerial, payloads: Vec<Payload>) {
         let Some(p1) = self.phase1.get(&serial) else {
             return;
         };
@@ -351,7 +423,7 @@ impl Engine {
     }
 
     /// Send an encrypted phase-1 message (Main Mode 5 and 6).
-    fn p1_send_sealed(&mut self, serial: u64, payloads: Vec<Payload>, retransmit: bool) {
+    fn p1_send_sealed(&mut self, serial: IsakmpSerial, payloads: Vec<Payload>, retransmit: bool) {
         self.p1_send_sealed_as(serial, ExchangeType::MAIN_MODE, payloads, retransmit)
     }
 
@@ -359,7 +431,7 @@ impl Engine {
     /// Aggressive Mode 3), the IV chained on.
     fn p1_send_sealed_as(
         &mut self,
-        serial: u64,
+        serial: IsakmpSerial,
         exchange: ExchangeType,
         payloads: Vec<Payload>,
         retransmit: bool,
@@ -383,7 +455,7 @@ impl Engine {
         }
     }
 
-    fn p1_send(&mut self, serial: u64, bytes: Vec<u8>, retransmit: bool) {
+    fn p1_send(&mut self, serial: IsakmpSerial, bytes: Vec<u8>, retransmit: bool) {
         let Some(p1) = self.phase1.get_mut(&serial) else {
             return;
         };
@@ -401,14 +473,14 @@ impl Engine {
         }
     }
 
-    pub(super) fn p1_retransmit(&mut self, serial: u64, step: u32) {
+    pub(super) fn p1_retransmit(&mut self, serial: IsakmpSerial, step: u32) {
         let retransmits = self.cfg.timers.retransmits;
         let base = self.cfg.timers.retransmit_base;
         let Some(p1) = self.phase1.get_mut(&serial) else {
             return;
         };
         // A newer message (or completion) since this timer was armed makes it stale.
-        if p1.retransmit_step != step || p1.state == P1State::Established {
+        if p1.retransmit_step != step || p1.is_established() {
             return;
         }
         if p1.tries >= retransmits {
@@ -416,7 +488,7 @@ impl Engine {
                 "peer {} did not answer after {} retransmissions in {}",
                 p1.peer,
                 p1.tries,
-                p1.state.name()
+                p1.state_name()
             );
             self.p1_fail(serial, msg);
             return;
@@ -447,17 +519,17 @@ impl Engine {
         }
     }
 
-    pub(super) fn p1_timeout(&mut self, serial: u64) {
+    pub(super) fn p1_timeout(&mut self, serial: IsakmpSerial) {
         if let Some(p1) = self.phase1.get(&serial) {
-            if p1.state != P1State::Established {
-                let msg = format!("phase 1 with {} timed out in {}", p1.peer, p1.state.name());
+            if !p1.is_established() {
+                let msg = format!("phase 1 with {} timed out in {}", p1.peer, p1.state_name());
                 self.p1_fail(serial, msg);
             }
         }
     }
 
     /// Abandon a phase-1 exchange that cannot complete.
-    pub(super) fn p1_fail(&mut self, serial: u64, reason: String) {
+    pub(super) fn p1_fail(&mut self, serial: IsakmpSerial, reason: String) {
         if let Some(p1) = self.phase1.remove(&serial) {
             self.log(
                 LogLevel::Warning,
@@ -500,7 +572,7 @@ impl Engine {
                 };
                 let ok = self.phase1.get(&s).is_some_and(|p| {
                     p.role == Role::Initiator
-                        && matches!(p.state, P1State::MmI1Sent | P1State::AmI1Sent)
+                        && matches!(p.step(), Some(P1State::MmI1Sent | P1State::AmI1Sent))
                 });
                 if !ok {
                     self.debug(format!(
@@ -551,7 +623,12 @@ impl Engine {
             p1.local = local;
             p1.remote = remote;
         }
-        match p1.state {
+        let Some(step) = p1.step() else {
+            return self.debug(format!(
+                "ignoring phase 1 message from {remote} in state ESTABLISHED"
+            ));
+        };
+        match step {
             P1State::MmI1Sent => self.mm_i_r1(serial, header, bytes, digest),
             P1State::MmI2Sent => self.mm_i_r2(serial, header, bytes, digest),
             P1State::MmI3Sent => self.mm_i_r3(serial, header, bytes, digest),
@@ -561,8 +638,8 @@ impl Engine {
             P1State::AmR1Sent => self.am_r_i2(serial, header, bytes, digest),
             P1State::MmR2Wait | P1State::MmI3Wait if header.flags & flags::ENCRYPTION != 0 => {
                 // Keys are still being computed: keep the message and handle it then.
-                if let Some(p) = self.phase1.get_mut(&serial) {
-                    p.deferred = Some((local, remote, bytes.to_vec()));
+                if let Some(hs) = self.phase1.get_mut(&serial).and_then(|p| p.hs()) {
+                    hs.deferred = Some((local, remote, bytes.to_vec()));
                 }
             }
             s => self.debug(format!(
@@ -573,7 +650,12 @@ impl Engine {
     }
 
     /// Parse a cleartext phase-1 message, or report why not.
-    fn p1_parse(&mut self, serial: u64, header: &Header, bytes: &[u8]) -> Option<Vec<Payload>> {
+    fn p1_parse(
+        &mut self,
+        serial: IsakmpSerial,
+        header: &Header,
+        bytes: &[u8],
+    ) -> Option<Vec<Payload>> {
         if header.flags & flags::ENCRYPTION != 0 {
             self.debug("dropping encrypted phase 1 message where cleartext was expected".into());
             return None;
@@ -602,7 +684,7 @@ impl Engine {
     /// Decrypt an encrypted phase-1 message; returns the payloads, their raw body and the next IV.
     fn p1_decrypt(
         &mut self,
-        serial: u64,
+        serial: IsakmpSerial,
         header: &Header,
         bytes: &[u8],
     ) -> Option<(Vec<Payload>, Vec<u8>)> {
@@ -723,7 +805,7 @@ impl Engine {
                 return;
             }
         };
-        let serial = self.serial();
+        let serial = self.isakmp_serial();
         let Some(sai_b) = body_of(&Payload::Sa(sa.clone())) else {
             return;
         };
@@ -737,7 +819,7 @@ impl Engine {
             sai_b,
             self.now,
         );
-        p1.state = P1State::MmR1Sent;
+        p1.set_step(P1State::MmR1Sent);
         p1.chosen = Some(chosen.clone());
         p1.last_received = sha1(bytes);
         Self::note_vendor_ids(&mut p1, &payloads);
@@ -789,11 +871,14 @@ impl Engine {
                 let Some(p1) = self.phase1.get_mut(&serial) else {
                     return;
                 };
-                p1.gxi = ke.to_vec();
-                p1.ni_b = nonce.to_vec();
-                p1.id_peer_b = id_body;
+                let Some(hs) = p1.hs() else {
+                    return;
+                };
+                hs.gxi = ke.to_vec();
+                hs.ni_b = nonce.to_vec();
+                hs.id_peer_b = id_body;
                 p1.id_peer = id;
-                p1.state = P1State::AmR1Wait;
+                p1.set_step(P1State::AmR1Wait);
                 let group = chosen.transform.group;
                 self.crypto(
                     CryptoRequest::DhKeygen { group },
@@ -835,25 +920,33 @@ impl Engine {
     }
 
     /// Phase 1 is complete: arm lifetime timers, honour INITIAL-CONTACT, start what waits.
-    fn p1_established(&mut self, serial: u64) {
+    fn p1_established(&mut self, serial: IsakmpSerial) {
         let now = self.now;
         let timers = self.cfg.timers.clone();
         let fuzz = self.rng.next_u32();
         let Some(p1) = self.phase1.get_mut(&serial) else {
             return;
         };
-        if p1.state == P1State::Established {
+        if p1.is_established() {
             return;
         }
-        p1.state = P1State::Established;
-        p1.established = Some(now);
         p1.last_heard = now;
         p1.retransmit_step += 1;
-        // Drop what only the exchange needed.
-        p1.dh = None;
-        p1.gxy = None;
         let lifetime = Duration::from_secs(p1.chosen.as_ref().map_or(3600, |c| c.lifetime.seconds));
-        p1.expires = Some(now + lifetime);
+        // The exchange's data (DH private value, g^xy, nonces, SKEYID) goes here, wiped.
+        let hs = std::mem::replace(
+            &mut p1.stage,
+            Stage::Established(Established {
+                at: now,
+                expires: now + lifetime,
+                dpd_seq: 0,
+                dpd_outstanding: None,
+            }),
+        );
+        let waiting = match hs {
+            Stage::Negotiating { mut hs, .. } => std::mem::take(&mut hs.waiting),
+            Stage::Established(_) => Vec::new(),
+        };
         let (peer, icookie, rcookie, remote, summary, role) = (
             p1.peer.clone(),
             p1.icookie,
@@ -862,7 +955,6 @@ impl Engine {
             p1.summary(),
             p1.role,
         );
-        let waiting = std::mem::take(&mut p1.waiting);
         let initial_contact = std::mem::take(&mut p1.initial_contact);
         let dpd = p1.peer_dpd;
         let nat_local = p1.nat_local;
@@ -904,11 +996,11 @@ impl Engine {
         }
     }
 
-    pub(super) fn p1_rekey(&mut self, serial: u64) {
+    pub(super) fn p1_rekey(&mut self, serial: IsakmpSerial) {
         let Some(p1) = self.phase1.get(&serial) else {
             return;
         };
-        if p1.replaced || p1.state != P1State::Established {
+        if p1.replaced || !p1.is_established() {
             return;
         }
         let peer = p1.peer.clone();
@@ -926,18 +1018,14 @@ impl Engine {
         }
     }
 
-    pub(super) fn p1_expire(&mut self, serial: u64) {
-        if self
-            .phase1
-            .get(&serial)
-            .is_some_and(|p| p.state == P1State::Established)
-        {
+    pub(super) fn p1_expire(&mut self, serial: IsakmpSerial) {
+        if self.phase1.get(&serial).is_some_and(|p| p.is_established()) {
             self.delete_phase1(serial, true, "lifetime expired");
         }
     }
 
     /// Remove an ISAKMP SA, telling the peer when `notify`.
-    pub(super) fn delete_phase1(&mut self, serial: u64, notify: bool, reason: &str) {
+    pub(super) fn delete_phase1(&mut self, serial: IsakmpSerial, notify: bool, reason: &str) {
         if notify && !self.cfg.passive {
             let Some(p1) = self.phase1.get(&serial) else {
                 return;
@@ -973,26 +1061,26 @@ impl Engine {
     }
 
     /// The newest established ISAKMP SA with `peer`.
-    pub(super) fn established_p1(&self, peer: &str) -> Option<u64> {
+    pub(super) fn established_p1(&self, peer: &str) -> Option<IsakmpSerial> {
         self.phase1
             .values()
-            .filter(|p| p.peer == peer && p.state == P1State::Established)
-            .max_by_key(|p| (p.established, p.serial))
+            .filter(|p| p.peer == peer && p.is_established())
+            .max_by_key(|p| (p.established().map(|e| e.at), p.serial))
             .map(|p| p.serial)
     }
 
     /// A phase-1 exchange with `peer` still being negotiated.
-    pub(super) fn pending_p1(&self, peer: &str) -> Option<u64> {
+    pub(super) fn pending_p1(&self, peer: &str) -> Option<IsakmpSerial> {
         self.phase1
             .values()
-            .filter(|p| p.peer == peer && p.state != P1State::Established)
+            .filter(|p| p.peer == peer && !p.is_established())
             .map(|p| p.serial)
             .max()
     }
 
     /// Keys of an established ISAKMP SA for Quick Mode and Informational: prf, SKEYID_a,
     /// SKEYID_d, the cipher and key, and the phase-1 IV.
-    pub(super) fn p1_keys(&self, serial: u64) -> Option<P1Keys> {
+    pub(super) fn p1_keys(&self, serial: IsakmpSerial) -> Option<P1Keys> {
         let p1 = self.phase1.get(&serial)?;
         let c = p1.chosen.as_ref()?;
         let k = p1.keys.as_ref()?;

@@ -20,7 +20,7 @@ impl Engine {
     }
 
     /// Compare the peer's NAT-D payloads with the addresses we see (RFC 3947 3.2).
-    pub(in crate::engine) fn detect_nat(&mut self, serial: u64, payloads: &[Payload]) {
+    pub(in crate::engine) fn detect_nat(&mut self, serial: IsakmpSerial, payloads: &[Payload]) {
         let Some(p1) = self.phase1.get_mut(&serial) else {
             return;
         };
@@ -58,7 +58,7 @@ impl Engine {
     }
 
     /// After NAT is detected, IKE moves to the NAT-T port (RFC 3947 4).
-    pub(in crate::engine) fn float(&mut self, serial: u64) {
+    pub(in crate::engine) fn float(&mut self, serial: IsakmpSerial) {
         let natt_port = self.cfg.natt_port;
         let Some(p1) = self.phase1.get_mut(&serial) else {
             return;

@@ -5,12 +5,12 @@ use super::*;
 
 impl Engine {
     /// SKEYID and the keys are ready: the exchange takes its next step.
-    pub(in crate::engine) fn keys_ready(&mut self, serial: u64, then: KeysReady) {
+    pub(in crate::engine) fn keys_ready(&mut self, serial: IsakmpSerial, then: KeysReady) {
         match then {
             KeysReady::MmI5Send => self.mm_i3_send(serial),
             KeysReady::MmR4Sent => {
                 if let Some(p1) = self.phase1.get_mut(&serial) {
-                    p1.state = P1State::MmR2Sent;
+                    p1.set_step(P1State::MmR2Sent);
                 }
             }
             KeysReady::AmR2Auth {
@@ -34,7 +34,11 @@ impl Engine {
     }
 
     /// The peer proved who it is: the exchange takes its next step.
-    pub(in crate::engine) fn peer_authenticated(&mut self, serial: u64, then: PeerAuthenticated) {
+    pub(in crate::engine) fn peer_authenticated(
+        &mut self,
+        serial: IsakmpSerial,
+        then: PeerAuthenticated,
+    ) {
         match then {
             PeerAuthenticated::MmI6Done { iv, digest } => {
                 if let Some(p1) = self.phase1.get_mut(&serial) {
@@ -77,7 +81,7 @@ impl Engine {
     /// Our authentication payloads are ready: the message that carries them goes out.
     pub(in crate::engine) fn auth_ready(
         &mut self,
-        serial: u64,
+        serial: IsakmpSerial,
         then: AuthReady,
         auth: Vec<Payload>,
     ) {
@@ -86,7 +90,7 @@ impl Engine {
                 let Some(p1) = self.phase1.get_mut(&serial) else {
                     return;
                 };
-                p1.state = P1State::MmI3Sent;
+                p1.set_step(P1State::MmI3Sent);
                 let mut payloads = vec![Payload::Id(id)];
                 payloads.extend(auth);
                 if first_contact {
@@ -116,7 +120,7 @@ impl Engine {
                 let Some(p1) = self.phase1.get_mut(&serial) else {
                     return;
                 };
-                p1.state = P1State::AmR1Sent;
+                p1.set_step(P1State::AmR1Sent);
                 let h = p1.hash_alg().unwrap_or(HashAlg::Sha1);
                 let mut out = vec![
                     Payload::Sa(reply_sa),

@@ -5,7 +5,12 @@ use super::*;
 
 impl Engine {
     /// Initiator: the PFS key pair came; send message 1.
-    pub(in crate::engine) fn qm_i1_keygen(&mut self, serial: u64, msgid: u32, r: CryptoResult) {
+    pub(in crate::engine) fn qm_i1_keygen(
+        &mut self,
+        serial: IsakmpSerial,
+        msgid: u32,
+        r: CryptoResult,
+    ) {
         if let Some(qm) = self.quick.get_mut(&(serial, msgid)) {
             match r {
                 CryptoResult::DhKeyPair { public, private } => {
@@ -24,7 +29,7 @@ impl Engine {
         self.qm_i1_send(serial, msgid);
     }
 
-    pub(in crate::engine) fn qm_i1_send(&mut self, serial: u64, msgid: u32) {
+    pub(in crate::engine) fn qm_i1_send(&mut self, serial: IsakmpSerial, msgid: u32) {
         let Some(keys) = self.p1_keys(serial) else {
             return;
         };
@@ -85,7 +90,7 @@ impl Engine {
     #[allow(clippy::too_many_arguments)]
     pub(in crate::engine) fn qm_i_r1(
         &mut self,
-        serial: u64,
+        serial: IsakmpSerial,
         msgid: u32,
         header: &Header,
         bytes: &[u8],
@@ -202,7 +207,7 @@ impl Engine {
         }
     }
 
-    pub(in crate::engine) fn qm_i3_send(&mut self, serial: u64, msgid: u32) {
+    pub(in crate::engine) fn qm_i3_send(&mut self, serial: IsakmpSerial, msgid: u32) {
         let Some(qm) = self.quick.get_mut(&(serial, msgid)) else {
             return;
         };
@@ -225,7 +230,7 @@ impl Engine {
 
     pub(in crate::engine) fn qm_inbound_installed(
         &mut self,
-        serial: u64,
+        serial: IsakmpSerial,
         msgid: u32,
         answer: KernelAnswer,
     ) {
@@ -241,7 +246,7 @@ impl Engine {
         }
     }
 
-    pub(in crate::engine) fn qm_i3_finish(&mut self, serial: u64, msgid: u32) {
+    pub(in crate::engine) fn qm_i3_finish(&mut self, serial: IsakmpSerial, msgid: u32) {
         let Some(keys) = self.p1_keys(serial) else {
             return;
         };

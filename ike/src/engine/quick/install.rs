@@ -5,7 +5,12 @@ use super::*;
 
 impl Engine {
     /// KEYMAT for each chosen protocol and direction, handed to the kernel.
-    pub(in crate::engine) fn qm_install(&mut self, serial: u64, msgid: u32, dirs: &[Direction]) {
+    pub(in crate::engine) fn qm_install(
+        &mut self,
+        serial: IsakmpSerial,
+        msgid: u32,
+        dirs: &[Direction],
+    ) {
         for r in self.qm_sa_requests(serial, msgid, dirs) {
             self.kernel(r);
         }
@@ -14,7 +19,7 @@ impl Engine {
     /// The `AddSa` requests of exchange (`serial`, `msgid`) for the directions `dirs`.
     pub(in crate::engine) fn qm_sa_requests(
         &mut self,
-        serial: u64,
+        serial: IsakmpSerial,
         msgid: u32,
         dirs: &[Direction],
     ) -> Vec<KernelRequest> {
@@ -98,6 +103,9 @@ impl Engine {
     pub(in crate::engine) fn reqid(&mut self, connection: &str) -> u32 {
         // One past the highest in use: imported connections bring reqids of their own.
         let next = self.reqids.values().max().map_or(0x4001, |m| m + 1);
-        *self.reqids.entry(connection.to_string()).or_insert(next)
+        *self
+            .reqids
+            .entry(ConnectionName::from(connection))
+            .or_insert(next)
     }
 }

@@ -22,6 +22,8 @@ use crate::crypto::{
     Secret,
 };
 use crate::engine::protect::{after_first, chain, open, parse_all, sealed};
+use crate::engine::IsakmpSerial;
+use crate::policy::ConnectionName;
 use crate::policy::{self, ChosenPhase2, EncapMode, EspCipher, IntegAlg, IpsecProtocol, Lifetime};
 use std::net::{IpAddr, SocketAddr};
 
@@ -58,7 +60,7 @@ impl QmState {
 pub(super) struct QuickMode {
     pub msgid: u32,
     pub initiator: bool,
-    pub connection: String,
+    pub connection: ConnectionName,
     pub state: QmState,
     pub iv: Vec<u8>,
     pub ni_b: Vec<u8>,
@@ -87,7 +89,7 @@ pub(super) struct QuickMode {
 
 impl QuickMode {
     /// A new exchange of `connection` with nothing negotiated yet; callers set what they know.
-    fn new(msgid: u32, initiator: bool, connection: String, state: QmState) -> Self {
+    fn new(msgid: u32, initiator: bool, connection: ConnectionName, state: QmState) -> Self {
         QuickMode {
             msgid,
             initiator,
@@ -158,7 +160,7 @@ fn host_id(addr: IpAddr) -> IdPayload {
 
 impl Engine {
     /// Start Quick Mode for `conn_name` under ISAKMP SA `serial`.
-    pub(super) fn start_qm(&mut self, serial: u64, conn_name: &str) {
+    pub(super) fn start_qm(&mut self, serial: IsakmpSerial, conn_name: &str) {
         let Some(conn) = self
             .cfg
             .policy
@@ -226,7 +228,7 @@ impl Engine {
     /// SPI per protocol; the exchange goes on in `qm_spi` once all have come.
     fn qm_begin(
         &mut self,
-        serial: u64,
+        serial: IsakmpSerial,
         mut qm: QuickMode,
         protocols: Vec<IpsecProtocol>,
         local: IpAddr,
@@ -257,7 +259,7 @@ impl Engine {
 
     pub(super) fn qm_spi(
         &mut self,
-        serial: u64,
+        serial: IsakmpSerial,
         msgid: u32,
         protocol: IpsecProtocol,
         answer: KernelAnswer,
@@ -298,7 +300,7 @@ impl Engine {
     /// The PFS g^xy of a Quick Mode exchange, from a helper; `then` continues the exchange.
     fn qm_pfs_derive(
         &mut self,
-        serial: u64,
+        serial: IsakmpSerial,
         msgid: u32,
         group: Group,
         private: DhPrivate,
@@ -320,7 +322,13 @@ impl Engine {
     }
 
     /// The PFS g^xy came.
-    pub(super) fn qm_shared(&mut self, serial: u64, msgid: u32, r: CryptoResult, then: QmShared) {
+    pub(super) fn qm_shared(
+        &mut self,
+        serial: IsakmpSerial,
+        msgid: u32,
+        r: CryptoResult,
+        then: QmShared,
+    ) {
         match r {
             CryptoResult::DhShared(s) => {
                 if let Some(qm) = self.quick.get_mut(&(serial, msgid)) {
@@ -340,7 +348,7 @@ impl Engine {
     }
 
     /// UDP encapsulation to announce in the SA (RFC 3947 or draft values), if NAT is in the path.
-    fn udp_encap(&self, serial: u64) -> Option<bool> {
+    fn udp_encap(&self, serial: IsakmpSerial) -> Option<bool> {
         let p1 = self.phase1.get(&serial)?;
         if p1.nat_local || p1.nat_remote {
             p1.natt.map(|v| v == super::NatTVersion::Rfc3947)
@@ -351,7 +359,7 @@ impl Engine {
 
     fn qm_send(
         &mut self,
-        serial: u64,
+        serial: IsakmpSerial,
         msgid: u32,
         keys: &P1Keys,
         payloads: Vec<Payload>,
@@ -403,7 +411,7 @@ impl Engine {
         }
     }
 
-    pub(super) fn qm_retransmit(&mut self, serial: u64, msgid: u32, step: u32) {
+    pub(super) fn qm_retransmit(&mut self, serial: IsakmpSerial, msgid: u32, step: u32) {
         let retransmits = self.cfg.timers.retransmits;
         let base = self.cfg.timers.retransmit_base;
         let Some(qm) = self.quick.get_mut(&(serial, msgid)) else {
@@ -436,7 +444,7 @@ impl Engine {
         );
     }
 
-    pub(super) fn qm_timeout(&mut self, serial: u64, msgid: u32) {
+    pub(super) fn qm_timeout(&mut self, serial: IsakmpSerial, msgid: u32) {
         let Some(qm) = self.quick.get(&(serial, msgid)) else {
             return;
         };
@@ -447,7 +455,7 @@ impl Engine {
         }
     }
 
-    pub(super) fn qm_fail(&mut self, serial: u64, msgid: u32, reason: String) {
+    pub(super) fn qm_fail(&mut self, serial: IsakmpSerial, msgid: u32, reason: String) {
         if let Some(qm) = self.quick.remove(&(serial, msgid)) {
             self.log(
                 LogLevel::Warning,
@@ -497,7 +505,7 @@ impl Engine {
         if self
             .phase1
             .get(&serial)
-            .is_some_and(|p| p.state != super::phase1::P1State::Established)
+            .is_some_and(|p| !p.is_established())
         {
             return self.debug(format!(
                 "dropping Quick Mode from {remote}: ISAKMP SA not established"

@@ -7,7 +7,7 @@ impl Engine {
     #[allow(clippy::too_many_arguments)]
     pub(in crate::engine) fn qm_r_i1(
         &mut self,
-        serial: u64,
+        serial: IsakmpSerial,
         msgid: u32,
         header: &Header,
         bytes: &[u8],
@@ -157,7 +157,7 @@ impl Engine {
     }
 
     /// Responder: SPIs are known; do PFS if asked, then answer.
-    pub(in crate::engine) fn qm_r1_prepare(&mut self, serial: u64, msgid: u32) {
+    pub(in crate::engine) fn qm_r1_prepare(&mut self, serial: IsakmpSerial, msgid: u32) {
         let Some(qm) = self.quick.get(&(serial, msgid)) else {
             return;
         };
@@ -181,7 +181,7 @@ impl Engine {
     /// Responder: the PFS key pair came; g^xy next.
     pub(in crate::engine) fn qm_r1_keygen(
         &mut self,
-        serial: u64,
+        serial: IsakmpSerial,
         msgid: u32,
         group: Group,
         peer_public: Vec<u8>,
@@ -203,7 +203,7 @@ impl Engine {
         self.qm_pfs_derive(serial, msgid, group, private, peer_public, QmShared::R2Send);
     }
 
-    pub(in crate::engine) fn qm_r1_send(&mut self, serial: u64, msgid: u32) {
+    pub(in crate::engine) fn qm_r1_send(&mut self, serial: IsakmpSerial, msgid: u32) {
         let Some(keys) = self.p1_keys(serial) else {
             return;
         };
@@ -263,7 +263,7 @@ impl Engine {
     #[allow(clippy::too_many_arguments)]
     pub(in crate::engine) fn qm_r_i2(
         &mut self,
-        serial: u64,
+        serial: IsakmpSerial,
         msgid: u32,
         header: &Header,
         bytes: &[u8],
