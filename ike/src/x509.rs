@@ -603,8 +603,5 @@ pub fn subject_of(cert: &[u8]) -> Option<String> {
         .map(|c| name_to_string(c.subject_name()))
 }
 
-#[doc(hidden)]
-pub mod test_pki;
-
 #[cfg(test)]
 mod tests;

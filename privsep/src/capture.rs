@@ -40,6 +40,46 @@ impl<W: Write> Write for Capped<W> {
     }
 }
 
+/// Why a capture file was refused or could not be opened; each says the path.
+#[derive(Debug)]
+pub enum CaptureError {
+    /// Not under /var/run (or its directory could not be resolved).
+    Path(crate::files::FileError),
+    SymbolicLink(PathBuf),
+    Io(PathBuf, io::Error),
+    NotRegular(PathBuf),
+    NotOurs {
+        path: PathBuf,
+        uid: u32,
+    },
+    /// More than one link: a hard link planted there would make us overwrite another file.
+    Links {
+        path: PathBuf,
+        links: u64,
+    },
+}
+
+impl std::fmt::Display for CaptureError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CaptureError::Path(e) => write!(f, "{e}"),
+            CaptureError::SymbolicLink(p) => {
+                write!(f, "{}: a symbolic link, not followed", p.display())
+            }
+            CaptureError::Io(p, e) => write!(f, "{}: {e}", p.display()),
+            CaptureError::NotRegular(p) => write!(f, "{}: not a regular file", p.display()),
+            CaptureError::NotOurs { path, uid } => {
+                write!(f, "{}: owned by uid {uid}, not by us", path.display())
+            }
+            CaptureError::Links { path, links } => {
+                write!(f, "{}: has {links} links", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for CaptureError {}
+
 /// The capture being written.
 #[derive(Debug)]
 pub struct Capture {
@@ -49,8 +89,8 @@ pub struct Capture {
 
 impl Capture {
     /// Open (create or truncate) `path` for a capture of at most `cap` bytes.
-    pub fn open(path: &Path, natt_port: u16, cap: u64) -> Result<Capture, String> {
-        let path = crate::files::run_path(path).map_err(|e| e.to_string())?;
+    pub fn open(path: &Path, natt_port: u16, cap: u64) -> Result<Capture, CaptureError> {
+        let path = crate::files::run_path(path).map_err(CaptureError::Path)?;
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -59,36 +99,38 @@ impl Capture {
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(&path)
             .map_err(|e| match e.raw_os_error() {
-                Some(libc::ELOOP) => format!("{}: a symbolic link, not followed", path.display()),
-                _ => format!("{}: {e}", path.display()),
+                Some(libc::ELOOP) => CaptureError::SymbolicLink(path.clone()),
+                _ => CaptureError::Io(path.clone(), e),
             })?;
         let md = file
             .metadata()
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .map_err(|e| CaptureError::Io(path.clone(), e))?;
         let euid = nix::unistd::geteuid().as_raw();
         if !md.is_file() {
-            return Err(format!("{}: not a regular file", path.display()));
+            return Err(CaptureError::NotRegular(path));
         }
         if md.uid() != euid {
-            return Err(format!(
-                "{}: owned by uid {}, not by us",
-                path.display(),
-                md.uid()
-            ));
+            return Err(CaptureError::NotOurs {
+                path,
+                uid: md.uid(),
+            });
         }
         if md.nlink() != 1 {
-            return Err(format!("{}: has {} links", path.display(), md.nlink()));
+            return Err(CaptureError::Links {
+                path,
+                links: md.nlink(),
+            });
         }
         // Checked on the open descriptor: now it is safe to empty it and narrow its mode.
         file.set_len(0)
             .and_then(|()| file.set_permissions(std::fs::Permissions::from_mode(0o600)))
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .map_err(|e| CaptureError::Io(path.clone(), e))?;
         let capped = Capped {
             inner: file,
             written: 0,
             cap,
         };
-        let mut writer = PcapWriter::new(capped).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut writer = PcapWriter::new(capped).map_err(|e| CaptureError::Io(path.clone(), e))?;
         writer.set_natt_port(natt_port);
         Ok(Capture { writer, path })
     }
@@ -137,16 +179,17 @@ mod tests {
         let link = d.join("isakmpd.pcap");
         std::os::unix::fs::symlink(&target, &link).expect("symlink");
         let e = Capture::open(&link, 4500, MAX_BYTES).expect_err("refused");
-        assert!(e.contains("symbolic link"), "{e}");
+        assert!(e.to_string().contains("symbolic link"), "{e}");
         // A hard link: same refusal, for another reason.
         let hard = d.join("hard.pcap");
         std::fs::hard_link(&target, &hard).expect("link");
         let e = Capture::open(&hard, 4500, MAX_BYTES).expect_err("refused");
-        assert!(e.contains("2 links"), "{e}");
+        assert!(e.to_string().contains("2 links"), "{e}");
         assert_eq!(std::fs::read(&target).expect("read"), b"keep me");
         // Outside /var/run: refused before anything is opened.
         assert!(Capture::open(Path::new("/tmp/x.pcap"), 4500, MAX_BYTES)
             .expect_err("refused")
+            .to_string()
             .contains("/var/run"));
         let _ = std::fs::remove_dir_all(&d);
     }

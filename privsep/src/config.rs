@@ -13,6 +13,7 @@ use ike::policy::{redact_secrets, secrets, Credentials, Policy};
 use ike::policy::{ConnectionName, PeerName};
 use ike::x509::Material;
 use serde::{Deserialize, Serialize};
+use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -43,20 +44,95 @@ pub struct Loaded {
     pub child: ChildConfig,
 }
 
-/// Read, parse and check `path`; every error names the file and what is wrong.
+/// Why a configuration (or a file it names) is refused; every one names the file.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// The configuration file itself: unreadable, or open to group or others.
+    File(files::FileError),
+    NotUtf8(PathBuf, std::str::Utf8Error),
+    Parse(PathBuf, ike::conf::ConfError),
+    Policy(PathBuf, ike::policy::PolicyError),
+    /// Our private key file: unreadable, or open to group or others.
+    PrivateKeyFile(files::FileError),
+    NotAPrivateKey(PathBuf),
+    NotRsa(PathBuf),
+    /// OpenSSL could not re-encode a key read from the file.
+    Encoding(PathBuf, openssl::error::ErrorStack),
+    /// A peer that signs has neither a readable public key nor CAs to check it by.
+    PublicKeyUnreadable {
+        peer: String,
+        path: PathBuf,
+        error: std::io::Error,
+        ca_dir: String,
+    },
+    PublicKey(PathBuf, ike::crypto::CryptoError),
+    Io(PathBuf, std::io::Error),
+    /// A certificate file's contents; the reason is ike::x509's text.
+    Certificate(PathBuf, String),
+    NotACertificate(PathBuf, String),
+    NotACrl(PathBuf, String),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::File(e) => write!(f, "{e}"),
+            ConfigError::NotUtf8(p, e) => write!(f, "{}: not UTF-8 text: {e}", p.display()),
+            ConfigError::Parse(p, e) => write!(f, "{}: {e}", p.display()),
+            ConfigError::Policy(p, e) => write!(f, "{}: {e}", p.display()),
+            ConfigError::PrivateKeyFile(e) => write!(f, "private key: {e}"),
+            ConfigError::NotAPrivateKey(p) => {
+                write!(f, "{}: not a PEM or DER private key", p.display())
+            }
+            ConfigError::NotRsa(p) => write!(f, "{}: not an RSA key", p.display()),
+            ConfigError::Encoding(p, e) => write!(f, "{}: {e}", p.display()),
+            ConfigError::PublicKeyUnreadable {
+                peer,
+                path,
+                error,
+                ca_dir,
+            } => write!(
+                f,
+                "peer {peer} uses RSA signatures but its public key {} cannot be read: {error} (set Public-key=, or put CA certificates in CA-directory {ca_dir} to check the peer's certificate)",
+                path.display()
+            ),
+            ConfigError::PublicKey(p, e) => write!(f, "{}: {e}", p.display()),
+            ConfigError::Io(p, e) => write!(f, "{}: {e}", p.display()),
+            ConfigError::Certificate(p, e) => write!(f, "{}: {e}", p.display()),
+            ConfigError::NotACertificate(p, e) => {
+                write!(f, "{}: not a certificate: {e}", p.display())
+            }
+            ConfigError::NotACrl(p, e) => write!(f, "{}: not a CRL: {e}", p.display()),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// [`read`] with its error as text: the form parent/ calls today. It goes once the
+/// callers there take a ConfigError.
 pub fn load(path: &Path) -> Result<Loaded, String> {
+    read(path).map_err(|e| e.to_string())
+}
+
+/// [`split`] with its error as text, for the same callers as [`load`].
+pub fn from_conf(conf: Conf, path: &Path) -> Result<Loaded, String> {
+    split(conf, path).map_err(|e| e.to_string())
+}
+
+/// Read, parse and check `path`; every error names the file and what is wrong.
+pub fn read(path: &Path) -> Result<Loaded, ConfigError> {
     // The text borrows the wiped-on-drop buffer: no unwiped copy of the keys is made.
-    let bytes = files::read_secret_file(path).map_err(|e| e.to_string())?;
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|e| format!("{}: not UTF-8 text: {e}", path.display()))?;
-    let conf = Conf::parse(text).map_err(|e| format!("{}: {e}", path.display()))?;
-    from_conf(conf, path)
+    let bytes = files::read_secret_file(path).map_err(ConfigError::File)?;
+    let text = std::str::from_utf8(&bytes).map_err(|e| ConfigError::NotUtf8(path.into(), e))?;
+    let conf = Conf::parse(text).map_err(|e| ConfigError::Parse(path.into(), e))?;
+    split(conf, path)
 }
 
 /// Check a configuration database (read from `path`, or changed by FIFO `C` commands) and
 /// split it by who may see what.
-pub fn from_conf(conf: Conf, path: &Path) -> Result<Loaded, String> {
-    let mut policy = Policy::from_conf(&conf).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn split(conf: Conf, path: &Path) -> Result<Loaded, ConfigError> {
+    let mut policy = Policy::from_conf(&conf).map_err(|e| ConfigError::Policy(path.into(), e))?;
     let mut rsa_keys = Vec::new();
     let mut public_keys = Vec::new();
     let dir = path.parent().unwrap_or(Path::new("/etc/isakmpd"));
@@ -122,21 +198,21 @@ pub fn from_conf(conf: Conf, path: &Path) -> Result<Loaded, String> {
 
 /// Our RSA private key (PEM or DER), checked like the configuration: no group or other
 /// access; as DER (wiped when dropped), with its public key (DER SubjectPublicKeyInfo).
-fn private_key(path: &Path) -> Result<(Secret, Vec<u8>), String> {
-    let bytes = files::read_secret_file(path).map_err(|e| format!("private key: {e}"))?;
+fn private_key(path: &Path) -> Result<(Secret, Vec<u8>), ConfigError> {
+    let bytes = files::read_secret_file(path).map_err(ConfigError::PrivateKeyFile)?;
     let key = openssl::pkey::PKey::private_key_from_pem(&bytes)
         .or_else(|_| openssl::pkey::PKey::private_key_from_der(&bytes))
-        .map_err(|_| format!("{}: not a PEM or DER private key", path.display()))?;
+        .map_err(|_| ConfigError::NotAPrivateKey(path.into()))?;
     if key.rsa().is_err() {
-        return Err(format!("{}: not an RSA key", path.display()));
+        return Err(ConfigError::NotRsa(path.into()));
     }
     let private = key
         .private_key_to_der()
         .map(Secret::new)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|e| ConfigError::Encoding(path.into(), e))?;
     let public = key
         .public_key_to_der()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(|e| ConfigError::Encoding(path.into(), e))?;
     Ok((private, public))
 }
 
@@ -149,7 +225,7 @@ fn public_key(
     peer: &str,
     address: IpAddr,
     x509: &Material,
-) -> Result<Option<Vec<u8>>, String> {
+) -> Result<Option<Vec<u8>>, ConfigError> {
     let family = if address.is_ipv4() { "ipv4" } else { "ipv6" };
     let path = match conf.get_str(peer, "Public-key") {
         Some(p) => PathBuf::from(p.trim()),
@@ -161,25 +237,28 @@ fn public_key(
             p
         }
     };
-    let bytes = std::fs::read(&path).map_err(|e| {
-        let ca_dir = conf
+    let bytes = std::fs::read(&path).map_err(|error| ConfigError::PublicKeyUnreadable {
+        peer: peer.to_string(),
+        path: path.clone(),
+        error,
+        ca_dir: conf
             .get_str("X509-Certificates", "CA-directory")
             .unwrap_or_default()
-            .trim();
-        format!("peer {peer} uses RSA signatures but its public key {} cannot be read: {e} (set Public-key=, or put CA certificates in CA-directory {ca_dir} to check the peer's certificate)", path.display())
+            .trim()
+            .to_string(),
     })?;
     let key =
-        ike::crypto::rsa_public_key(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        ike::crypto::rsa_public_key(&bytes).map_err(|e| ConfigError::PublicKey(path.clone(), e))?;
     key.public_key_to_der()
         .map(Some)
-        .map_err(|e| format!("{}: {e}", path.display()))
+        .map_err(|e| ConfigError::Encoding(path, e))
 }
 
 /// `[X509-Certificates]`: the CA certificates, the CRLs, and the certificates of
 /// `Cert-directory`, split into ours (the public key of one of our private keys) and the
 /// others. A directory that does not exist holds nothing; a file in one that is not a
 /// certificate (or CRL) is an error naming it.
-fn x509_material(conf: &Conf, own_public_keys: &[Vec<u8>]) -> Result<Material, String> {
+fn x509_material(conf: &Conf, own_public_keys: &[Vec<u8>]) -> Result<Material, ConfigError> {
     let dir = |tag: &str| {
         conf.get_str("X509-Certificates", tag)
             .map(|d| PathBuf::from(d.trim()))
@@ -190,8 +269,8 @@ fn x509_material(conf: &Conf, own_public_keys: &[Vec<u8>]) -> Result<Material, S
     }
     for (path, bytes) in directory_files(dir("Cert-directory"))? {
         for der in bytes {
-            let key =
-                ike::x509::public_key_of(&der).map_err(|e| format!("{}: {e}", path.display()))?;
+            let key = ike::x509::public_key_of(&der)
+                .map_err(|e| ConfigError::Certificate(path.clone(), e))?;
             if own_public_keys.contains(&key) {
                 m.own.push(der);
             } else {
@@ -201,9 +280,9 @@ fn x509_material(conf: &Conf, own_public_keys: &[Vec<u8>]) -> Result<Material, S
     }
     if let Some(d) = dir("CRL-directory") {
         for path in directory_entries(&d)? {
-            let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let bytes = std::fs::read(&path).map_err(|e| ConfigError::Io(path.clone(), e))?;
             let crl = ike::x509::crl_from_file(&bytes)
-                .map_err(|e| format!("{}: not a CRL: {e}", path.display()))?;
+                .map_err(|e| ConfigError::NotACrl(path.clone(), e))?;
             if !m.crls.contains(&crl) {
                 m.crls.push(crl);
             }
@@ -224,31 +303,31 @@ fn x509_material(conf: &Conf, own_public_keys: &[Vec<u8>]) -> Result<Material, S
 type CertFile = (PathBuf, Vec<Vec<u8>>);
 
 /// The certificates in each file of `dir`.
-fn directory_files(dir: Option<PathBuf>) -> Result<Vec<CertFile>, String> {
+fn directory_files(dir: Option<PathBuf>) -> Result<Vec<CertFile>, ConfigError> {
     let Some(dir) = dir else {
         return Ok(Vec::new());
     };
     directory_entries(&dir)?
         .into_iter()
         .map(|path| {
-            let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let bytes = std::fs::read(&path).map_err(|e| ConfigError::Io(path.clone(), e))?;
             let certs = ike::x509::certs_from_file(&bytes)
-                .map_err(|e| format!("{}: not a certificate: {e}", path.display()))?;
+                .map_err(|e| ConfigError::NotACertificate(path.clone(), e))?;
             Ok((path, certs))
         })
         .collect()
 }
 
 /// The files of `dir` (not hidden, not directories), sorted; none if it does not exist.
-fn directory_entries(dir: &Path) -> Result<Vec<PathBuf>, String> {
+fn directory_entries(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(format!("{}: {e}", dir.display())),
+        Err(e) => return Err(ConfigError::Io(dir.into(), e)),
     };
     let mut files = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
+        let entry = entry.map_err(|e| ConfigError::Io(dir.into(), e))?;
         let path = entry.path();
         let hidden = entry.file_name().to_string_lossy().starts_with('.');
         if !hidden && path.is_file() {
@@ -287,7 +366,7 @@ mod tests {
     #[test]
     fn secrets_go_to_the_helpers_and_not_to_the_child() {
         let d = tmp();
-        let l = load(&write(&d, "isakmpd.conf", PSK, 0o600)).expect("load");
+        let l = read(&write(&d, "isakmpd.conf", PSK, 0o600)).expect("load");
         assert_eq!(
             l.secrets.psks,
             vec![("peer".to_string(), Secret::from_slice(b"very-secret-key"))]
@@ -305,11 +384,15 @@ mod tests {
             "[General]\nthis line has no equals sign\n",
             0o600,
         );
-        let e = load(&p).expect_err("refused");
-        assert!(e.contains("bad.conf") && e.contains("line 2"), "{e}");
+        let e = read(&p).expect_err("refused");
+        assert!(
+            e.to_string().contains("bad.conf") && e.to_string().contains("line 2"),
+            "{e}"
+        );
         let p = write(&d, "open.conf", PSK, 0o644);
-        let e = load(&p).expect_err("refused");
-        assert!(e.contains("0644"), "{e}");
+        let e = read(&p).expect_err("refused");
+        assert!(e.to_string().contains("0644"), "{e}");
+        assert!(matches!(e, ConfigError::File(_)), "{e:?}");
     }
 
     #[test]
@@ -325,25 +408,26 @@ mod tests {
             keyp.display(),
             pubp.display()
         );
-        let l = load(&write(&d, "isakmpd.conf", &conf, 0o600)).expect("load");
+        let l = read(&write(&d, "isakmpd.conf", &conf, 0o600)).expect("load");
         assert_eq!(l.secrets.rsa_keys.len(), 1);
         assert_eq!(l.child.public_keys[0].0, "peer");
         assert!(!l.child.conf.contains("BEGIN"));
         // An open private key is refused like an open configuration.
         std::fs::set_permissions(&keyp, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-        assert!(load(&d.join("isakmpd.conf"))
+        assert!(read(&d.join("isakmpd.conf"))
             .expect_err("refused")
+            .to_string()
             .contains("private key"));
     }
 
     #[test]
     fn certificates_are_read_and_split_into_ours_and_others() {
-        use ike::x509::test_pki::{Ca, San};
+        use ike_test_support::pki::{Ca, San};
         let d = tmp();
         let mut ca = Ca::new(&[("O", "Test"), ("CN", "Test CA")]).expect("ca");
         let ours = openssl::rsa::Rsa::generate(2048).expect("rsa");
         let ours = openssl::pkey::PKey::from_rsa(ours).expect("pkey");
-        let theirs = ike::x509::test_pki::rsa_key(2048).expect("key");
+        let theirs = ike_test_support::pki::rsa_key(2048).expect("key");
         let my_cert = ca
             .issue(
                 &[("O", "Test"), ("CN", "me")],
@@ -377,7 +461,7 @@ mod tests {
             d.join("crls").display(),
         );
         let confp = write(&d, "isakmpd.conf", &conf, 0o600);
-        let l = load(&confp).expect("load");
+        let l = read(&confp).expect("load");
         let m = &l.child.x509;
         assert_eq!(m.cas, vec![ca.cert.to_der().expect("der")]);
         assert_eq!(m.own, vec![my_cert.to_der().expect("der")]);
@@ -391,18 +475,18 @@ mod tests {
         assert_eq!(&p.x509, m);
         // A file that is not a certificate is named.
         write(&d.join("ca"), "junk.pem", "hello", 0o644);
-        let e = load(&confp).expect_err("refused");
+        let e = read(&confp).expect_err("refused");
         assert!(
-            e.contains("junk.pem") && e.contains("not a certificate"),
+            e.to_string().contains("junk.pem") && e.to_string().contains("not a certificate"),
             "{e}"
         );
         std::fs::remove_file(d.join("ca").join("junk.pem")).expect("rm");
         // Without CAs and without a raw key, the peer cannot be checked: say how to fix it.
         std::fs::remove_file(d.join("ca").join("ca.crt")).expect("rm");
         std::fs::remove_file(d.join("ca").join("5a3b2c1d.0")).expect("rm");
-        let e = load(&confp).expect_err("refused");
+        let e = read(&confp).expect_err("refused");
         assert!(
-            e.contains("Public-key=") && e.contains("CA-directory"),
+            e.to_string().contains("Public-key=") && e.to_string().contains("CA-directory"),
             "{e}"
         );
     }

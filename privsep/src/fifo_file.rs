@@ -7,43 +7,77 @@ use crate::cmdline::Fifo;
 use crate::files;
 use crate::log;
 use nix::sys::stat::Mode;
+use std::fmt;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// Why the command FIFO could not be made or opened; each says which FIFO.
+#[derive(Debug)]
+pub enum FifoError {
+    Stdin(std::io::Error),
+    /// Not under /var/run (or its directory could not be resolved).
+    Path(files::FileError),
+    /// Something else is there, and is not ours to remove.
+    NotAFifo(PathBuf),
+    Io(PathBuf, std::io::Error),
+    Make(PathBuf, nix::errno::Errno),
+}
+
+impl fmt::Display for FifoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FifoError::Stdin(e) => write!(f, "FIFO on standard input: {e}"),
+            FifoError::Path(e) => write!(f, "FIFO: {e}"),
+            FifoError::NotAFifo(p) => write!(f, "FIFO {}: exists and is not a FIFO", p.display()),
+            FifoError::Io(p, e) => write!(f, "FIFO {}: {e}", p.display()),
+            FifoError::Make(p, e) => write!(f, "FIFO {}: {e}", p.display()),
+        }
+    }
+}
+
+impl std::error::Error for FifoError {}
+
+/// [`open`] with its error as text: the form parent/ calls today. It goes once the
+/// callers there take a FifoError.
+pub fn open_fifo(which: &Fifo) -> Result<OwnedFd, String> {
+    open(which).map_err(|e| e.to_string())
+}
+
 /// Make and open the FIFO. It is opened read-write so that it always has a writer: a
 /// reader of a FIFO with none would see end-of-file again and again between commands.
-pub fn open_fifo(which: &Fifo) -> Result<OwnedFd, String> {
+pub fn open(which: &Fifo) -> Result<OwnedFd, FifoError> {
     let path = match which {
         Fifo::Stdin => {
             return std::io::stdin()
                 .as_fd()
                 .try_clone_to_owned()
-                .map_err(|e| format!("FIFO on standard input: {e}"));
+                .map_err(FifoError::Stdin);
         }
-        Fifo::Path(p) => files::run_path(p).map_err(|e| format!("FIFO: {e}"))?,
+        Fifo::Path(p) => files::run_path(p).map_err(FifoError::Path)?,
     };
     if let Ok(md) = std::fs::symlink_metadata(&path) {
         if !md.file_type().is_fifo() {
-            return Err(format!("FIFO {}: exists and is not a FIFO", path.display()));
+            return Err(FifoError::NotAFifo(path));
         }
         // Gone already is as good as removed.
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(format!("FIFO {}: {e}", path.display()));
+                return Err(FifoError::Io(path, e));
             }
             _ => {}
         }
     }
     nix::unistd::mkfifo(&path, Mode::S_IRUSR | Mode::S_IWUSR)
-        .map_err(|e| format!("FIFO {}: {e}", path.display()))?;
+        .map_err(|e| FifoError::Make(path.clone(), e))?;
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
         .open(&path)
-        .map_err(|e| format!("FIFO {}: {e}", path.display()))?;
+        .map_err(|e| FifoError::Io(path.clone(), e))?;
     Ok(OwnedFd::from(file))
 }
 

@@ -13,10 +13,14 @@
 //! `check` returns the request to carry out (the parent's reqid in it; for a policy delete,
 //! the policy set as recorded) or the reason it is refused.
 
-use crate::table::{SaKey, Table};
+use crate::table::{NoRoom, SaKey, Table};
 use ike::codec::IdPayload;
 use ike::engine::{Direction, KernelRequest, PolicySpec, SaSpec, Selector};
-use ike::policy::{Connection, EncapMode, EspCipher, IpsecProtocol, Peer, Policy};
+use ike::policy::{
+    Connection, ConnectionName, EncapMode, EspCipher, IntegAlg, IpsecProtocol, Peer, PeerName,
+    Policy,
+};
+use std::fmt;
 use std::net::IpAddr;
 
 /// SPIs 1-255 are reserved (RFC 4303) and pluto avoids 0x100-0xFFF, which some stacks
@@ -26,31 +30,217 @@ const SPI_MIN: u32 = *kernel::SPI_RANGE.start();
 /// Whether an address is one of this host's (the caller knows its interfaces).
 pub type Ours<'a> = &'a mut dyn FnMut(IpAddr) -> bool;
 
+/// Why the monitor refuses a request of the child. The Display text is what the parent
+/// logs and what the child is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    SpiMixedFamilies {
+        src: IpAddr,
+        dst: IpAddr,
+    },
+    SpiNotTowardsUs {
+        dst: IpAddr,
+    },
+    /// No connection may negotiate with the address the SPI is for.
+    SpiForStranger {
+        src: IpAddr,
+    },
+    /// A bound of the parent's table was reached.
+    NoRoom(NoRoom),
+    /// An SA (named as `kernel::sa_name` does) that breaks the policy.
+    Sa {
+        subject: String,
+        why: Objection,
+    },
+    DeleteSaNotInstalled {
+        subject: String,
+    },
+    Policies {
+        connection: ConnectionName,
+        why: Objection,
+    },
+    DeletePoliciesNotInstalled {
+        connection: ConnectionName,
+        local: String,
+        remote: String,
+    },
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::SpiMixedFamilies { src, dst } => {
+                write!(f, "SPI for {src} -> {dst}: mixed address families")
+            }
+            Refusal::SpiNotTowardsUs { dst } => {
+                write!(f, "SPI towards {dst}, which is not an address of ours")
+            }
+            Refusal::SpiForStranger { src } => {
+                write!(f, "SPI for {src}, with which no connection negotiates")
+            }
+            Refusal::NoRoom(e) => write!(f, "{e}"),
+            Refusal::Sa { subject, why } => write!(f, "SA {subject}: {why}"),
+            Refusal::DeleteSaNotInstalled { subject } => {
+                write!(f, "delete of {subject}: not an SA the parent installed")
+            }
+            Refusal::Policies { connection, why } => write!(f, "policies for {connection}: {why}"),
+            Refusal::DeletePoliciesNotInstalled {
+                connection,
+                local,
+                remote,
+            } => write!(
+                f,
+                "delete of policies for {connection} ({local} <-> {remote}): not installed by the parent"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+impl From<NoRoom> for Refusal {
+    fn from(e: NoRoom) -> Self {
+        Refusal::NoRoom(e)
+    }
+}
+
+/// What is wrong with an SA or a policy set the child asks for, measured against the
+/// connection it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Objection {
+    NoConnection(String),
+    NoPeer(ConnectionName),
+    MixedFamilies,
+    /// Unspecified or multicast: no peer is ever there.
+    NoPeerAddress(IpAddr),
+    NotThePeer {
+        remote: IpAddr,
+        peer: PeerName,
+        configured: IpAddr,
+    },
+    NotOurs(IpAddr),
+    SpiNotAllocated {
+        spi: u32,
+        remote: IpAddr,
+    },
+    ReservedSpi(u32),
+    /// `side` is "local" or "remote".
+    IdNamesNoAddresses {
+        side: &'static str,
+    },
+    OutsideId {
+        side: &'static str,
+        selector: String,
+        allowed: String,
+    },
+    NoTransform {
+        protocol: IpsecProtocol,
+        cipher: Option<EspCipher>,
+        integ: Option<IntegAlg>,
+        mode: EncapMode,
+        connection: ConnectionName,
+    },
+    Lifetime {
+        seconds: u64,
+        max: u64,
+    },
+    ZeroKilobytes,
+    NotOffered {
+        protocols: Vec<IpsecProtocol>,
+        mode: EncapMode,
+    },
+    NoRoom(NoRoom),
+}
+
+impl fmt::Display for Objection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Objection::NoConnection(name) => {
+                write!(f, "no connection {name:?} in the configuration")
+            }
+            Objection::NoPeer(c) => write!(f, "connection {c} has no peer"),
+            Objection::MixedFamilies => f.write_str("mixed address families"),
+            Objection::NoPeerAddress(a) => write!(f, "{a} is no peer address"),
+            Objection::NotThePeer {
+                remote,
+                peer,
+                configured,
+            } => write!(
+                f,
+                "{remote} is not the address of peer {peer} ({configured})"
+            ),
+            Objection::NotOurs(a) => write!(f, "{a} is not an address of ours"),
+            Objection::SpiNotAllocated { spi, remote } => write!(
+                f,
+                "inbound SPI {spi:#x} was not allocated for {remote} by the parent"
+            ),
+            Objection::ReservedSpi(spi) => write!(f, "reserved SPI {spi:#x}"),
+            Objection::IdNamesNoAddresses { side } => {
+                write!(f, "the {side} ID of the connection names no addresses")
+            }
+            Objection::OutsideId {
+                side,
+                selector,
+                allowed,
+            } => write!(
+                f,
+                "{side} selector {selector} is outside the connection's {allowed}"
+            ),
+            Objection::NoTransform {
+                protocol,
+                cipher,
+                integ,
+                mode,
+                connection,
+            } => write!(
+                f,
+                "{protocol:?} {cipher:?}/{integ:?} in {mode:?} mode is no transform of connection {connection}"
+            ),
+            Objection::Lifetime { seconds, max } => {
+                write!(f, "lifetime of {seconds} s outside 1-{max} s")
+            }
+            Objection::ZeroKilobytes => f.write_str("lifetime of 0 KB"),
+            Objection::NotOffered { protocols, mode } => write!(
+                f,
+                "{protocols:?} in {mode:?} mode is not what the connection's suites offer"
+            ),
+            Objection::NoRoom(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for Objection {}
+
+impl From<NoRoom> for Objection {
+    fn from(e: NoRoom) -> Self {
+        Objection::NoRoom(e)
+    }
+}
+
 /// Why a request is refused, or the request to carry out.
 pub fn check(
     policy: &Policy,
     table: &mut Table,
     ours: Ours<'_>,
     request: &KernelRequest,
-) -> Result<KernelRequest, String> {
+) -> Result<KernelRequest, Refusal> {
     match request {
         KernelRequest::AllocSpi { protocol, src, dst } => {
             if src.is_ipv4() != dst.is_ipv4() {
-                return Err(format!("SPI for {src} -> {dst}: mixed address families"));
+                return Err(Refusal::SpiMixedFamilies {
+                    src: *src,
+                    dst: *dst,
+                });
             }
             if !ours(*dst) {
-                return Err(format!(
-                    "SPI towards {dst}, which is not an address of ours"
-                ));
+                return Err(Refusal::SpiNotTowardsUs { dst: *dst });
             }
             if !policy
                 .connections
                 .iter()
                 .any(|c| peer_of(policy, c).is_some_and(|p| remote_allowed(p, *src).is_ok()))
             {
-                return Err(format!(
-                    "SPI for {src}, with which no connection negotiates"
-                ));
+                return Err(Refusal::SpiForStranger { src: *src });
             }
             table.larval_room(*src)?;
             Ok(KernelRequest::AllocSpi {
@@ -61,7 +251,10 @@ pub fn check(
         }
         KernelRequest::AddSa(spec) => check_sa(policy, table, ours, spec)
             .map(KernelRequest::AddSa)
-            .map_err(|e| format!("SA {}: {e}", sa_subject(spec))),
+            .map_err(|why| Refusal::Sa {
+                subject: sa_subject(spec),
+                why,
+            }),
         KernelRequest::DeleteSa {
             protocol,
             spi,
@@ -76,24 +269,25 @@ pub fn check(
             let recorded =
                 table.is_larval(&key, *src) || table.sa(&key).is_some_and(|r| r.src == *src);
             if !recorded {
-                return Err(format!(
-                    "delete of {}: not an SA the parent installed",
-                    kernel::sa_name(*protocol, *spi, *src, *dst)
-                ));
+                return Err(Refusal::DeleteSaNotInstalled {
+                    subject: kernel::sa_name(*protocol, *spi, *src, *dst),
+                });
             }
             Ok(request.clone())
         }
         KernelRequest::AddPolicy(spec) => check_policy(policy, table, ours, spec)
             .map(KernelRequest::AddPolicy)
-            .map_err(|e| format!("policies for {}: {e}", spec.connection)),
+            .map_err(|why| Refusal::Policies {
+                connection: spec.connection.clone(),
+                why,
+            }),
         KernelRequest::DeletePolicy(spec) => match table.policy(spec) {
             Some(recorded) => Ok(KernelRequest::DeletePolicy(recorded.clone())),
-            None => Err(format!(
-                "delete of policies for {} ({} <-> {}): not installed by the parent",
-                spec.connection,
-                describe(&spec.local),
-                describe(&spec.remote)
-            )),
+            None => Err(Refusal::DeletePoliciesNotInstalled {
+                connection: spec.connection.clone(),
+                local: describe(&spec.local),
+                remote: describe(&spec.remote),
+            }),
         },
     }
 }
@@ -138,12 +332,12 @@ fn sa_subject(spec: &SaSpec) -> String {
     kernel::sa_name(spec.protocol, spec.spi, spec.src, spec.dst)
 }
 
-fn connection<'p>(policy: &'p Policy, name: &str) -> Result<&'p Connection, String> {
+fn connection<'p>(policy: &'p Policy, name: &str) -> Result<&'p Connection, Objection> {
     policy
         .connections
         .iter()
         .find(|c| c.name == name)
-        .ok_or_else(|| format!("no connection {name:?} in the configuration"))
+        .ok_or_else(|| Objection::NoConnection(name.to_string()))
 }
 
 fn peer_of<'p>(policy: &'p Policy, c: &Connection) -> Option<&'p Peer> {
@@ -152,10 +346,10 @@ fn peer_of<'p>(policy: &'p Policy, c: &Connection) -> Option<&'p Peer> {
 
 /// The connection's peer may be at `remote`: its configured address, or any unicast
 /// address of the same family when it has none (`Default`, or a peer found by its ID).
-fn remote_allowed(peer: &Peer, remote: IpAddr) -> Result<(), String> {
+fn remote_allowed(peer: &Peer, remote: IpAddr) -> Result<(), Objection> {
     let configured = peer.address.ip();
     if remote.is_unspecified() || remote.is_multicast() {
-        return Err(format!("{remote} is no peer address"));
+        return Err(Objection::NoPeerAddress(remote));
     }
     if configured.is_unspecified() {
         return Ok(());
@@ -163,10 +357,11 @@ fn remote_allowed(peer: &Peer, remote: IpAddr) -> Result<(), String> {
     if configured == remote {
         Ok(())
     } else {
-        Err(format!(
-            "{remote} is not the address of peer {} ({configured})",
-            peer.name
-        ))
+        Err(Objection::NotThePeer {
+            remote,
+            peer: peer.name.clone(),
+            configured,
+        })
     }
 }
 
@@ -182,16 +377,14 @@ fn allowed_selector(id: &Option<IdPayload>, gateway: IpAddr) -> Option<Selector>
 /// any single host of the gateway's family is taken too: behind a NAT a peer names a
 /// gateway by an address we do not see (its own, or our outside one).
 fn selector_ok(
-    side: &str,
+    side: &'static str,
     id: &Option<IdPayload>,
     gateway: IpAddr,
     mode: EncapMode,
     sel: &Selector,
-) -> Result<(), String> {
+) -> Result<(), Objection> {
     let Some(allowed) = allowed_selector(id, gateway) else {
-        return Err(format!(
-            "the {side} ID of the connection names no addresses"
-        ));
+        return Err(Objection::IdNamesNoAddresses { side });
     };
     if allowed.contains(sel) {
         return Ok(());
@@ -203,11 +396,11 @@ fn selector_ok(
     if nat_host {
         return Ok(());
     }
-    Err(format!(
-        "{side} selector {} is outside the connection's {}",
-        describe(sel),
-        describe(&allowed)
-    ))
+    Err(Objection::OutsideId {
+        side,
+        selector: describe(sel),
+        allowed: describe(&allowed),
+    })
 }
 
 fn describe(s: &Selector) -> String {
@@ -225,7 +418,7 @@ fn describe(s: &Selector) -> String {
 /// The SA's protocol, cipher, integrity algorithm and mode are those of a transform of
 /// the connection's suites (an AES key length inside the transform's accepted range); the
 /// largest lifetime in seconds those transforms accept.
-fn transform_allowed(policy: &Policy, c: &Connection, spec: &SaSpec) -> Result<u64, String> {
+fn transform_allowed(policy: &Policy, c: &Connection, spec: &SaSpec) -> Result<u64, Objection> {
     let mut max_life = None;
     for t in c
         .suites
@@ -252,11 +445,12 @@ fn transform_allowed(policy: &Policy, c: &Connection, spec: &SaSpec) -> Result<u
             max_life = Some(max_life.unwrap_or(0).max(t.lifetime.max));
         }
     }
-    max_life.ok_or_else(|| {
-        format!(
-            "{:?} {:?}/{:?} in {:?} mode is no transform of connection {}",
-            spec.protocol, spec.cipher, spec.integ, spec.mode, c.name
-        )
+    max_life.ok_or_else(|| Objection::NoTransform {
+        protocol: spec.protocol,
+        cipher: spec.cipher,
+        integ: spec.integ,
+        mode: spec.mode,
+        connection: c.name.clone(),
     })
 }
 
@@ -265,19 +459,19 @@ fn check_sa(
     table: &mut Table,
     ours: Ours<'_>,
     spec: &SaSpec,
-) -> Result<SaSpec, String> {
+) -> Result<SaSpec, Objection> {
     let c = connection(policy, &spec.connection)?;
-    let peer = peer_of(policy, c).ok_or_else(|| format!("connection {} has no peer", c.name))?;
+    let peer = peer_of(policy, c).ok_or_else(|| Objection::NoPeer(c.name.clone()))?;
     let (local, remote) = match spec.direction {
         Direction::Inbound => (spec.dst, spec.src),
         Direction::Outbound => (spec.src, spec.dst),
     };
     if local.is_ipv4() != remote.is_ipv4() {
-        return Err("mixed address families".into());
+        return Err(Objection::MixedFamilies);
     }
     remote_allowed(peer, remote)?;
     if !ours(local) {
-        return Err(format!("{local} is not an address of ours"));
+        return Err(Objection::NotOurs(local));
     }
     match spec.direction {
         Direction::Inbound => {
@@ -287,14 +481,14 @@ fn check_sa(
                 dst: spec.dst,
             };
             if spec.spi < SPI_MIN || !table.is_larval(&key, remote) {
-                return Err(format!(
-                    "inbound SPI {:#x} was not allocated for {remote} by the parent",
-                    spec.spi
-                ));
+                return Err(Objection::SpiNotAllocated {
+                    spi: spec.spi,
+                    remote,
+                });
             }
         }
         Direction::Outbound if spec.spi < 256 => {
-            return Err(format!("reserved SPI {:#x}", spec.spi));
+            return Err(Objection::ReservedSpi(spec.spi));
         }
         Direction::Outbound => {}
     }
@@ -302,13 +496,13 @@ fn check_sa(
     selector_ok("remote", &c.remote_id, remote, spec.mode, &spec.remote)?;
     let max_life = transform_allowed(policy, c, spec)?;
     if spec.lifetime.seconds == 0 || spec.lifetime.seconds > max_life {
-        return Err(format!(
-            "lifetime of {} s outside 1-{max_life} s",
-            spec.lifetime.seconds
-        ));
+        return Err(Objection::Lifetime {
+            seconds: spec.lifetime.seconds,
+            max: max_life,
+        });
     }
     if spec.lifetime.kilobytes == Some(0) {
-        return Err("lifetime of 0 KB".into());
+        return Err(Objection::ZeroKilobytes);
     }
     table.sa_room(&c.name, remote)?;
     let mut approved = spec.clone();
@@ -321,18 +515,18 @@ fn check_policy(
     table: &mut Table,
     ours: Ours<'_>,
     spec: &PolicySpec,
-) -> Result<PolicySpec, String> {
+) -> Result<PolicySpec, Objection> {
     let c = connection(policy, &spec.connection)?;
-    let peer = peer_of(policy, c).ok_or_else(|| format!("connection {} has no peer", c.name))?;
+    let peer = peer_of(policy, c).ok_or_else(|| Objection::NoPeer(c.name.clone()))?;
     if spec.local_addr.is_ipv4() != spec.remote_addr.is_ipv4() {
-        return Err("mixed address families".into());
+        return Err(Objection::MixedFamilies);
     }
     remote_allowed(peer, spec.remote_addr)?;
     // Our end may be left to the kernel's route (an on-demand connection without a
     // Local-address), but then the local selector must come from the connection's ID.
     let wildcard_ok = spec.local_addr.is_unspecified() && c.local_id.is_some();
     if !wildcard_ok && !ours(spec.local_addr) {
-        return Err(format!("{} is not an address of ours", spec.local_addr));
+        return Err(Objection::NotOurs(spec.local_addr));
     }
     selector_ok(
         "local",
@@ -360,10 +554,10 @@ fn check_policy(
             .iter()
             .all(|p| offered.contains(&(*p, spec.mode)))
     {
-        return Err(format!(
-            "{:?} in {:?} mode is not what the connection's suites offer",
-            spec.protocols, spec.mode
-        ));
+        return Err(Objection::NotOffered {
+            protocols: spec.protocols.clone(),
+            mode: spec.mode,
+        });
     }
     table.policy_room(spec)?;
     let mut approved = spec.clone();

@@ -96,6 +96,80 @@ pub struct Table {
     tunnels: BTreeMap<TunnelKey, Tunnel>,
 }
 
+/// Why the table has no room for what the child asks: which bound was reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoRoom {
+    /// Every reqid the daemon owns is assigned to a connection.
+    Reqids {
+        connection: String,
+        in_use: usize,
+    },
+    LarvalPerPeer {
+        peer: IpAddr,
+        held: usize,
+    },
+    Larval {
+        total: usize,
+    },
+    SasPerPeer {
+        connection: String,
+        remote: IpAddr,
+        held: usize,
+    },
+    Sas {
+        total: usize,
+    },
+    PoliciesPerPeer {
+        connection: ConnectionName,
+        remote: IpAddr,
+        held: usize,
+    },
+    Policies {
+        total: usize,
+    },
+}
+
+impl std::fmt::Display for NoRoom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NoRoom::Reqids { connection, in_use } => write!(
+                f,
+                "no reqid left for connection {connection:?} (all {in_use} in use)"
+            ),
+            NoRoom::LarvalPerPeer { peer, held } => write!(
+                f,
+                "{peer} already holds {held} unused SPIs (at most {MAX_LARVAL_PER_PEER})"
+            ),
+            NoRoom::Larval { total } => write!(
+                f,
+                "{total} unused SPIs allocated in all (at most {MAX_LARVAL})"
+            ),
+            NoRoom::SasPerPeer {
+                connection,
+                remote,
+                held,
+            } => write!(
+                f,
+                "connection {connection} already has {held} SAs with {remote} (at most {MAX_SAS_PER_PEER})"
+            ),
+            NoRoom::Sas { total } => write!(f, "{total} SAs in all (at most {MAX_SAS})"),
+            NoRoom::PoliciesPerPeer {
+                connection,
+                remote,
+                held,
+            } => write!(
+                f,
+                "connection {connection} already has {held} policy sets towards {remote} (at most {MAX_POLICIES_PER_PEER})"
+            ),
+            NoRoom::Policies { total } => {
+                write!(f, "{total} policy sets in all (at most {MAX_POLICIES})")
+            }
+        }
+    }
+}
+
+impl std::error::Error for NoRoom {}
+
 impl Table {
     pub fn new() -> Table {
         Table::default()
@@ -103,16 +177,16 @@ impl Table {
 
     /// The reqid of `connection`, assigned on first use and kept for the daemon's life (so
     /// a reload never moves a connection's SAs to other policies).
-    pub fn reqid(&mut self, connection: &str) -> Result<u32, String> {
+    pub fn reqid(&mut self, connection: &str) -> Result<u32, NoRoom> {
         if let Some(r) = self.reqids.get(connection) {
             return Ok(*r);
         }
         let next = FIRST_REQID + self.reqids.len() as u32;
         if !kernel::OWNED_REQIDS.contains(&next) {
-            return Err(format!(
-                "no reqid left for connection {connection:?} (all {} in use)",
-                self.reqids.len()
-            ));
+            return Err(NoRoom::Reqids {
+                connection: connection.to_string(),
+                in_use: self.reqids.len(),
+            });
         }
         self.reqids.insert(ConnectionName::from(connection), next);
         Ok(next)
@@ -131,18 +205,15 @@ impl Table {
     }
 
     /// Whether another SPI may be allocated for `peer`.
-    pub fn larval_room(&self, peer: IpAddr) -> Result<(), String> {
+    pub fn larval_room(&self, peer: IpAddr) -> Result<(), NoRoom> {
         let mine = self.larval_per_peer.get(&peer).copied().unwrap_or(0);
         if mine >= MAX_LARVAL_PER_PEER {
-            return Err(format!(
-                "{peer} already holds {mine} unused SPIs (at most {MAX_LARVAL_PER_PEER})"
-            ));
+            return Err(NoRoom::LarvalPerPeer { peer, held: mine });
         }
         if self.larval.len() >= MAX_LARVAL {
-            return Err(format!(
-                "{} unused SPIs allocated in all (at most {MAX_LARVAL})",
-                self.larval.len()
-            ));
+            return Err(NoRoom::Larval {
+                total: self.larval.len(),
+            });
         }
         Ok(())
     }
@@ -169,19 +240,23 @@ impl Table {
     }
 
     /// Whether another SA of `connection` towards `remote` may go in.
-    pub fn sa_room(&self, connection: &str, remote: IpAddr) -> Result<(), String> {
+    pub fn sa_room(&self, connection: &str, remote: IpAddr) -> Result<(), NoRoom> {
         let n = self
             .sas_per_peer
             .get(&(ConnectionName::from(connection), remote))
             .copied()
             .unwrap_or(0);
         if n >= MAX_SAS_PER_PEER {
-            return Err(format!(
-                "connection {connection} already has {n} SAs with {remote} (at most {MAX_SAS_PER_PEER})"
-            ));
+            return Err(NoRoom::SasPerPeer {
+                connection: connection.to_string(),
+                remote,
+                held: n,
+            });
         }
         if self.sas.len() >= MAX_SAS {
-            return Err(format!("{} SAs in all (at most {MAX_SAS})", self.sas.len()));
+            return Err(NoRoom::Sas {
+                total: self.sas.len(),
+            });
         }
         Ok(())
     }
@@ -287,7 +362,7 @@ impl Table {
 
     /// Whether another policy set of `connection` towards `remote` may go in (one that is
     /// already recorded may always be installed again).
-    pub fn policy_room(&self, spec: &PolicySpec) -> Result<(), String> {
+    pub fn policy_room(&self, spec: &PolicySpec) -> Result<(), NoRoom> {
         if self.policies.contains_key(&policy_key(spec)) {
             return Ok(());
         }
@@ -297,16 +372,16 @@ impl Table {
             .copied()
             .unwrap_or(0);
         if n >= MAX_POLICIES_PER_PEER {
-            return Err(format!(
-                "connection {} already has {n} policy sets towards {} (at most {MAX_POLICIES_PER_PEER})",
-                spec.connection, spec.remote_addr
-            ));
+            return Err(NoRoom::PoliciesPerPeer {
+                connection: spec.connection.clone(),
+                remote: spec.remote_addr,
+                held: n,
+            });
         }
         if self.policies.len() >= MAX_POLICIES {
-            return Err(format!(
-                "{} policy sets in all (at most {MAX_POLICIES})",
-                self.policies.len()
-            ));
+            return Err(NoRoom::Policies {
+                total: self.policies.len(),
+            });
         }
         Ok(())
     }

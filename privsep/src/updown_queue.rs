@@ -9,6 +9,7 @@
 use crate::log;
 use crate::updown::{self, Request};
 use std::collections::{HashSet, VecDeque};
+use std::fmt;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -31,6 +32,30 @@ struct State {
 }
 
 type Shared = Arc<(Mutex<State>, Condvar)>;
+
+/// Why a run was not queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpdownRefused {
+    /// A worker panicked holding the lock: no run can be queued any more.
+    Broken,
+    /// [`MAX_QUEUED`] runs already wait; this one (up or down, of the connection) is dropped.
+    Full { up: bool, connection: String },
+}
+
+impl fmt::Display for UpdownRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UpdownRefused::Broken => f.write_str("updown queue broken"),
+            UpdownRefused::Full { up, connection } => write!(
+                f,
+                "updown {} {connection} not run: {MAX_QUEUED} runs already waiting",
+                if *up { "up" } else { "down" }
+            ),
+        }
+    }
+}
+
+impl std::error::Error for UpdownRefused {}
 
 pub struct UpdownQueue {
     shared: Shared,
@@ -55,10 +80,10 @@ impl UpdownQueue {
     }
 
     /// Queue `script` for `request`. Refused (and logged) when the queue is full.
-    pub fn push(&self, script: String, request: Request) -> Result<(), String> {
+    pub fn push(&self, script: String, request: Request) -> Result<(), UpdownRefused> {
         let (lock, cv) = &*self.shared;
         let Ok(mut st) = lock.lock() else {
-            return Err("updown queue broken".into());
+            return Err(UpdownRefused::Broken);
         };
         let opposite = st.queue.iter().position(|j| {
             let q = &j.request;
@@ -75,13 +100,12 @@ impl UpdownQueue {
             return Ok(());
         }
         if st.queue.len() >= MAX_QUEUED {
-            let why = format!(
-                "updown {} {} not run: {MAX_QUEUED} runs already waiting",
-                if request.up { "up" } else { "down" },
-                request.connection
-            );
+            let why = UpdownRefused::Full {
+                up: request.up,
+                connection: request.connection,
+            };
             drop(st);
-            log::limited("updown queue full", log::Level::Warning, &why);
+            log::limited("updown queue full", log::Level::Warning, &why.to_string());
             return Err(why);
         }
         st.queue.push_back(Job { script, request });

@@ -5,7 +5,7 @@
 
 use e2e::daemon::Daemon;
 use e2e::pair::*;
-use ike::x509::test_pki::{rsa_key, Ca, San};
+use ike_test_support::pki::{rsa_key, Ca, San};
 use openssl::x509::X509;
 use std::time::Duration;
 

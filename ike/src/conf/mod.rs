@@ -282,35 +282,111 @@ pub fn split_list(value: &str) -> Vec<String> {
         .collect()
 }
 
-fn check_name(kind: &str, name: &str) -> Result<(), String> {
+/// What a checked name is: a section's or a tag's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum NameKind {
+    Section,
+    Tag,
+}
+
+impl fmt::Display for NameKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NameKind::Section => "section",
+            NameKind::Tag => "tag",
+        })
+    }
+}
+
+/// Why a queued change is refused; it becomes a ConfError's reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum ConfReason {
+    EmptyName(NameKind),
+    NameNewline(NameKind, String),
+    /// A ']' would end the section header early.
+    SectionBracket(String),
+    /// '=' or whitespace would split the tag when the text is read back.
+    TagSeparator(String),
+    TagComment(String),
+    ValueNewline,
+    ValueBackslash,
+    /// The tag is Authentication: its value (a pre-shared key) is never repeated.
+    AlreadySet {
+        section: String,
+        tag: String,
+    },
+    AlreadySetTo {
+        section: String,
+        tag: String,
+        value: String,
+    },
+}
+
+impl fmt::Display for ConfReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfReason::EmptyName(kind) => write!(f, "empty {kind} name"),
+            ConfReason::NameNewline(kind, name) => {
+                write!(f, "{kind} name {name:?} contains a newline")
+            }
+            ConfReason::SectionBracket(name) => {
+                write!(f, "section name {name:?} contains ']'")
+            }
+            ConfReason::TagSeparator(name) => write!(f, "tag {name:?} contains '=' or whitespace"),
+            ConfReason::TagComment(name) => {
+                write!(f, "tag {name:?} starts with a comment or section character")
+            }
+            ConfReason::ValueNewline => f.write_str("value contains a newline"),
+            ConfReason::ValueBackslash => {
+                f.write_str("value ends with a backslash (would read back as a continuation)")
+            }
+            ConfReason::AlreadySet { section, tag } => {
+                write!(
+                    f,
+                    "[{section}]:{tag} is already set; use force to replace it"
+                )
+            }
+            ConfReason::AlreadySetTo {
+                section,
+                tag,
+                value,
+            } => write!(
+                f,
+                "[{section}]:{tag} is already set to {value:?}; use force to replace it"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ConfReason {}
+
+fn check_name(kind: NameKind, name: &str) -> Result<(), ConfReason> {
     if name.trim().is_empty() {
-        return Err(format!("empty {kind} name"));
+        return Err(ConfReason::EmptyName(kind));
     }
     if name.contains(['\n', '\r']) {
-        return Err(format!("{kind} name {name:?} contains a newline"));
+        return Err(ConfReason::NameNewline(kind, name.into()));
     }
-    if kind == "section" && name.contains(']') {
-        return Err(format!("section name {name:?} contains ']'"));
+    if kind == NameKind::Section && name.contains(']') {
+        return Err(ConfReason::SectionBracket(name.into()));
     }
-    if kind == "tag" {
+    if kind == NameKind::Tag {
         if name.contains('=') || name.chars().any(char::is_whitespace) {
-            return Err(format!("tag {name:?} contains '=' or whitespace"));
+            return Err(ConfReason::TagSeparator(name.into()));
         }
         if name.starts_with(['#', ';', '[']) {
-            return Err(format!(
-                "tag {name:?} starts with a comment or section character"
-            ));
+            return Err(ConfReason::TagComment(name.into()));
         }
     }
     Ok(())
 }
 
-fn check_value(value: &str) -> Result<(), String> {
+fn check_value(value: &str) -> Result<(), ConfReason> {
     if value.contains(['\n', '\r']) {
-        return Err("value contains a newline".into());
+        return Err(ConfReason::ValueNewline);
     }
     if value.trim_end().ends_with('\\') {
-        return Err("value ends with a backslash (would read back as a continuation)".into());
+        return Err(ConfReason::ValueBackslash);
     }
     Ok(())
 }
@@ -612,12 +688,13 @@ impl Conf {
         value: Option<&str>,
     ) -> Result<(), ConfError> {
         let n = self.op_count(tid) + 1;
-        check_name("section", section).map_err(|r| ConfError::new(n, r))?;
+        let refused = |r: ConfReason| ConfError::new(n, r.to_string());
+        check_name(NameKind::Section, section).map_err(refused)?;
         if let Some(t) = tag {
-            check_name("tag", t).map_err(|r| ConfError::new(n, r))?;
+            check_name(NameKind::Tag, t).map_err(refused)?;
         }
         if let Some(v) = value {
-            check_value(v).map_err(|r| ConfError::new(n, r))?;
+            check_value(v).map_err(refused)?;
         }
         Ok(())
     }
@@ -727,13 +804,15 @@ impl Conf {
             next_tid: 0,
         };
         for (i, op) in ops.iter().enumerate() {
-            staged.apply(op).map_err(|r| ConfError::new(i + 1, r))?;
+            staged
+                .apply(op)
+                .map_err(|r| ConfError::new(i + 1, r.to_string()))?;
         }
         self.store = staged.store;
         Ok(())
     }
 
-    fn apply(&mut self, op: &Op) -> Result<(), String> {
+    fn apply(&mut self, op: &Op) -> Result<(), ConfReason> {
         match op {
             Op::Set {
                 section,
@@ -750,14 +829,16 @@ impl Conf {
                         if !b.is_default {
                             // Never repeat a pre-shared key in an error (it is logged).
                             if tag.eq_ignore_ascii_case("Authentication") {
-                                return Err(format!(
-                                    "[{section}]:{tag} is already set; use force to replace it"
-                                ));
+                                return Err(ConfReason::AlreadySet {
+                                    section: section.clone(),
+                                    tag: tag.clone(),
+                                });
                             }
-                            return Err(format!(
-                                "[{section}]:{tag} is already set to {:?}; use force to replace it",
-                                b.value
-                            ));
+                            return Err(ConfReason::AlreadySetTo {
+                                section: section.clone(),
+                                tag: tag.clone(),
+                                value: b.value.clone(),
+                            });
                         }
                     } else if *is_default && self.get_str(section, tag).is_some() {
                         return Ok(());

@@ -5,6 +5,7 @@
 //! shapes IKEv1 produces ([`validate`]); anything else is `CryptoResult::Refused`. That keeps
 //! a compromised child from using the helpers as a general signing or modexp oracle.
 
+use std::fmt;
 use std::ops::RangeInclusive;
 
 use openssl::pkey::{PKey, Private};
@@ -83,10 +84,97 @@ pub trait SecretStore {
     fn rsa_key(&self, name: &str) -> Option<&PKey<Private>>;
 }
 
-/// Whether `req` has a shape IKEv1 produces; the error says what is wrong (lengths and
-/// algorithm names, never request bytes). Checked before any work, so a refused request
-/// costs no modexp or key operation.
-pub fn validate(req: &CryptoRequest) -> Result<(), String> {
+/// What is wrong with the shape of a request: lengths and algorithm names, never request
+/// bytes (the Display text goes to logs and back to the child).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShapeError {
+    /// A peer's DH public value not of the group's length.
+    PublicValueLength {
+        group: Group,
+        len: usize,
+    },
+    /// A private value made for one group used with another.
+    PrivateOfOtherGroup {
+        private: Group,
+        group: Group,
+    },
+    MalformedPrivate {
+        group: Group,
+    },
+    /// Ni_b or Nr_b outside what RFC 2409 allows.
+    NonceLength {
+        name: &'static str,
+        len: usize,
+    },
+    /// A signature asked over something that is not a prf output.
+    SignedLength {
+        prf: HashAlg,
+        len: usize,
+    },
+    /// A verification asked over something that is no hash's output.
+    VerifiedLength {
+        len: usize,
+    },
+    SignatureLength {
+        len: usize,
+    },
+    PublicKeyLength {
+        len: usize,
+    },
+}
+
+impl fmt::Display for ShapeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ShapeError::PublicValueLength { group, len } => write!(
+                f,
+                "{} public value of {len} bytes (the group's is {})",
+                group.name(),
+                group.public_len()
+            ),
+            ShapeError::PrivateOfOtherGroup { private, group } => write!(
+                f,
+                "private value of {} used with {}",
+                private.name(),
+                group.name()
+            ),
+            ShapeError::MalformedPrivate { group } => {
+                write!(f, "malformed {} private value", group.name())
+            }
+            ShapeError::NonceLength { name, len } => write!(
+                f,
+                "{name} of {len} bytes (RFC 2409 allows {} to {})",
+                NONCE_LEN.start(),
+                NONCE_LEN.end()
+            ),
+            ShapeError::SignedLength { prf, len } => write!(
+                f,
+                "signature asked over {len} bytes, not a {} output ({} bytes)",
+                prf.name(),
+                prf.output_len()
+            ),
+            ShapeError::VerifiedLength { len } => write!(
+                f,
+                "verification asked over {len} bytes, no hash's output length"
+            ),
+            ShapeError::SignatureLength { len } => {
+                write!(f, "signature of {len} bytes (at most {MAX_SIGNATURE_LEN})")
+            }
+            ShapeError::PublicKeyLength { len } => {
+                write!(
+                    f,
+                    "public key of {len} bytes (at most {MAX_PUBLIC_KEY_LEN})"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for ShapeError {}
+
+/// Whether `req` has a shape IKEv1 produces; the error says what is wrong. Checked before
+/// any work, so a refused request costs no modexp or key operation.
+pub fn validate(req: &CryptoRequest) -> Result<(), ShapeError> {
     match req {
         CryptoRequest::DhKeygen { .. } => Ok(()),
         CryptoRequest::DhDerive {
@@ -95,36 +183,31 @@ pub fn validate(req: &CryptoRequest) -> Result<(), String> {
             peer_public,
         } => {
             if peer_public.len() != group.public_len() {
-                return Err(format!(
-                    "{} public value of {} bytes (the group's is {})",
-                    group.name(),
-                    peer_public.len(),
-                    group.public_len()
-                ));
+                return Err(ShapeError::PublicValueLength {
+                    group: *group,
+                    len: peer_public.len(),
+                });
             }
             if private.group() != *group {
-                return Err(format!(
-                    "private value of {} used with {}",
-                    private.group().name(),
-                    group.name()
-                ));
+                return Err(ShapeError::PrivateOfOtherGroup {
+                    private: private.group(),
+                    group: *group,
+                });
             }
             // A forged private value could carry an exponent of any length, and the modexp
             // would cost accordingly.
             if !private.is_well_formed() {
-                return Err(format!("malformed {} private value", group.name()));
+                return Err(ShapeError::MalformedPrivate { group: *group });
             }
             Ok(())
         }
         CryptoRequest::SkeyidPsk { ni_b, nr_b, .. } => {
             for (name, nonce) in [("Ni_b", ni_b), ("Nr_b", nr_b)] {
                 if !NONCE_LEN.contains(&nonce.len()) {
-                    return Err(format!(
-                        "{name} of {} bytes (RFC 2409 allows {} to {})",
-                        nonce.len(),
-                        NONCE_LEN.start(),
-                        NONCE_LEN.end()
-                    ));
+                    return Err(ShapeError::NonceLength {
+                        name,
+                        len: nonce.len(),
+                    });
                 }
             }
             Ok(())
@@ -132,12 +215,10 @@ pub fn validate(req: &CryptoRequest) -> Result<(), String> {
         CryptoRequest::RsaSign { prf, hash, .. } => {
             // IKEv1 signs only HASH_I and HASH_R, which are prf outputs.
             if hash.len() != prf.output_len() {
-                return Err(format!(
-                    "signature asked over {} bytes, not a {} output ({} bytes)",
-                    hash.len(),
-                    prf.name(),
-                    prf.output_len()
-                ));
+                return Err(ShapeError::SignedLength {
+                    prf: *prf,
+                    len: hash.len(),
+                });
             }
             Ok(())
         }
@@ -147,22 +228,15 @@ pub fn validate(req: &CryptoRequest) -> Result<(), String> {
             sig,
         } => {
             if !HashAlg::ALL.iter().any(|h| h.output_len() == hash.len()) {
-                return Err(format!(
-                    "verification asked over {} bytes, no hash's output length",
-                    hash.len()
-                ));
+                return Err(ShapeError::VerifiedLength { len: hash.len() });
             }
             if sig.len() > MAX_SIGNATURE_LEN {
-                return Err(format!(
-                    "signature of {} bytes (at most {MAX_SIGNATURE_LEN})",
-                    sig.len()
-                ));
+                return Err(ShapeError::SignatureLength { len: sig.len() });
             }
             if public_key.len() > MAX_PUBLIC_KEY_LEN {
-                return Err(format!(
-                    "public key of {} bytes (at most {MAX_PUBLIC_KEY_LEN})",
-                    public_key.len()
-                ));
+                return Err(ShapeError::PublicKeyLength {
+                    len: public_key.len(),
+                });
             }
             Ok(())
         }
@@ -173,9 +247,9 @@ pub fn validate(req: &CryptoRequest) -> Result<(), String> {
 /// `CryptoResult::Refused` (with `refused_total` 0), every other failure
 /// `CryptoResult::Failed`.
 pub fn serve(req: &CryptoRequest, store: &dyn SecretStore) -> CryptoResult {
-    if let Err(reason) = validate(req) {
+    if let Err(shape) = validate(req) {
         return CryptoResult::Refused {
-            reason,
+            reason: shape.to_string(),
             refused_total: 0,
         };
     }

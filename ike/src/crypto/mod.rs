@@ -58,14 +58,17 @@
 //! pub trait SecretStore { fn psk(&self, name: &str) -> Option<&[u8]>;
 //!                         fn rsa_key(&self, name: &str) -> Option<&PKey<Private>>; }
 //! pub fn serve(req: &CryptoRequest, store: &dyn SecretStore) -> CryptoResult
-//! pub fn validate(req: &CryptoRequest) -> Result<(), String>   // the shapes serve accepts
+//! pub fn validate(req: &CryptoRequest) -> Result<(), ShapeError>   // the shapes serve accepts
 //! ```
 //!
-//! Beyond the contract (additions only; nothing above changed):
+//! Beyond the contract (additions only; above, only validate's error type changed, from a
+//! String to a ShapeError whose Display is the old text):
 //!
 //! ```text
 //! EncrAlg::oakley_id(self) -> u16; EncrAlg::oakley_key_bits(self) -> Option<u16>
 //! HashAlg::oakley_id(self) -> u16; HashAlg::ALL
+//! pub enum ShapeError { PublicValueLength, PrivateOfOtherGroup, MalformedPrivate, NonceLength,
+//!     SignedLength, VerifiedLength, SignatureLength, PublicKeyLength }   // validate's refusals
 //! Group::is_ecp(self) -> bool; Group::secret_len(self) -> usize   // length of g^xy
 //! Group::exponent_bits(self) -> Option<u32>                        // MODP private exponent
 //! DhPrivate::group(&self) -> Group; DhPrivate::public(&self) -> &[u8]
@@ -97,7 +100,7 @@ mod symm;
 
 pub use dh::{dh_derive, dh_keygen, DhPrivate};
 pub use helper::{
-    serve, validate, CryptoRequest, CryptoResult, SecretStore, MAX_PUBLIC_KEY_LEN,
+    serve, validate, CryptoRequest, CryptoResult, SecretStore, ShapeError, MAX_PUBLIC_KEY_LEN,
     MAX_SIGNATURE_LEN, NONCE_LEN,
 };
 pub use kdf::{
@@ -110,9 +113,3 @@ pub use symm::{decrypt, encrypt, hash, prf, random_bytes};
 
 /// The shared secret g^xy is key material like any other.
 pub type SharedSecret = Secret;
-
-#[doc(hidden)]
-pub mod test_support {
-    //! The MODP primes as hex, for tests that check them against independent sources.
-    pub use super::primes::*;
-}

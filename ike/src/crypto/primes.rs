@@ -130,3 +130,77 @@ pub const MODP_8192: &str = concat!(
     "4009438B481C6CD7889A002ED5EE382BC9190DA6FC026E479558E4475677E9AA",
     "9E3050E2765694DFC81F56E880B96E7160C980DD98EDD3DFFFFFFFFFFFFFFFFF",
 );
+
+/// ike's constants against OpenSSL's copies and against their defining properties. A unit
+/// test because the constants are private to the crate.
+#[cfg(test)]
+mod tests {
+    use crate::crypto::Group;
+    use openssl::bn::{BigNum, BigNumContext};
+
+    fn prime_of(g: Group) -> BigNum {
+        let hex = match g {
+            Group::Modp1024 => super::MODP_1024,
+            Group::Modp1536 => super::MODP_1536,
+            Group::Modp2048 => super::MODP_2048,
+            Group::Modp3072 => super::MODP_3072,
+            Group::Modp4096 => super::MODP_4096,
+            Group::Modp6144 => super::MODP_6144,
+            Group::Modp8192 => super::MODP_8192,
+            _ => unreachable!(),
+        };
+        BigNum::from_hex_str(hex).unwrap()
+    }
+
+    #[test]
+    fn modp_primes_are_the_published_safe_primes() {
+        let mut ctx = BigNumContext::new().unwrap();
+        let openssl_copies = [
+            (Group::Modp1024, BigNum::get_rfc2409_prime_1024().unwrap()),
+            (Group::Modp1536, BigNum::get_rfc3526_prime_1536().unwrap()),
+            (Group::Modp2048, BigNum::get_rfc3526_prime_2048().unwrap()),
+            (Group::Modp3072, BigNum::get_rfc3526_prime_3072().unwrap()),
+            (Group::Modp4096, BigNum::get_rfc3526_prime_4096().unwrap()),
+            (Group::Modp6144, BigNum::get_rfc3526_prime_6144().unwrap()),
+            (Group::Modp8192, BigNum::get_rfc3526_prime_8192().unwrap()),
+        ];
+        for (g, theirs) in openssl_copies {
+            let p = prime_of(g);
+            assert_eq!(
+                p.num_bits() as usize,
+                g.secret_len() * 8,
+                "{g:?} bit length"
+            );
+            assert_eq!(p, theirs, "{g:?} differs from OpenSSL's copy");
+            // Both ends are 64 one bits (RFC 2412 construction).
+            let bytes = p.to_vec();
+            assert!(bytes[..8]
+                .iter()
+                .chain(&bytes[bytes.len() - 8..])
+                .all(|&b| b == 0xff));
+            // Primality of 4096 bits and up takes 20 s: see the ignored test below.
+            if g.secret_len() <= 384 {
+                assert!(p.is_prime(8, &mut ctx).unwrap(), "{g:?} not prime");
+            }
+        }
+        // Safe primes: q = (p-1)/2 prime too (the smaller groups; the rest cost seconds).
+        for g in [Group::Modp1024, Group::Modp1536, Group::Modp2048] {
+            let p = prime_of(g);
+            let mut q = BigNum::new().unwrap();
+            q.rshift1(&p).unwrap();
+            assert!(q.is_prime(8, &mut ctx).unwrap(), "{g:?}: (p-1)/2 not prime");
+        }
+    }
+
+    #[test]
+    #[ignore = "slow (about 20 s): run with --ignored"]
+    fn modp_large_primes_are_prime() {
+        let mut ctx = BigNumContext::new().unwrap();
+        for g in [Group::Modp4096, Group::Modp6144, Group::Modp8192] {
+            assert!(
+                prime_of(g).is_prime(2, &mut ctx).unwrap(),
+                "{g:?} not prime"
+            );
+        }
+    }
+}

@@ -393,7 +393,7 @@ impl Engine {
         // wrong length, an oversized signature) fails here: a helper's refusals then count
         // only a misbehaving child. Every caller asks last, so the work may resume now.
         if let Err(reason) = crate::crypto::validate(&request) {
-            return self.resume_crypto(pending, CryptoResult::Failed(reason));
+            return self.resume_crypto(pending, CryptoResult::Failed(reason.to_string()));
         }
         let id = self.request_id();
         self.crypto_waiting.insert(id, pending);

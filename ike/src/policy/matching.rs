@@ -44,15 +44,61 @@ pub(crate) fn describe_p1(t: &Phase1Transform) -> String {
     )
 }
 
+/// Why an offered lifetime is refused (one of the differences in a Mismatch's reasons).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum LifeRefused {
+    /// Shorter than our minimum; `what` names the attribute, e.g. "life (s)".
+    BelowMinimum {
+        what: &'static str,
+        offered: u64,
+        minimum: u64,
+    },
+    /// A responder's reply lengthened what we offered; `ours` is said in phase 1 only.
+    AboveOffered {
+        offered: u64,
+        unit: &'static str,
+        ours: Option<u64>,
+    },
+}
+
+impl fmt::Display for LifeRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LifeRefused::BelowMinimum {
+                what,
+                offered,
+                minimum,
+            } => write!(f, "{what} {offered} below our minimum {minimum}"),
+            LifeRefused::AboveOffered {
+                offered,
+                unit,
+                ours,
+            } => {
+                write!(f, "life {offered}{unit} above what we offered")?;
+                match ours {
+                    Some(o) => write!(f, " ({o}{unit})"),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+impl std::error::Error for LifeRefused {}
+
 /// Life check: the agreed value and whether it was cut to our maximum.
 fn check_life(
     offered: Option<u64>,
     ours: &LifetimeRange,
-    what: &str,
-) -> Result<(u64, bool), String> {
+    what: &'static str,
+) -> Result<(u64, bool), LifeRefused> {
     match offered {
         None => Ok((ours.default, false)),
-        Some(l) if l < ours.min => Err(format!("{what} {l} below our minimum {}", ours.min)),
+        Some(l) if l < ours.min => Err(LifeRefused::BelowMinimum {
+            what,
+            offered: l,
+            minimum: ours.min,
+        }),
         Some(l) if l > ours.max => Ok((ours.max, true)),
         Some(l) => Ok((l, false)),
     }
@@ -253,11 +299,11 @@ fn match_p1(
         lim.max = lim.default;
         check_life(r.life_s, &lim, "life (s)").and_then(|(l, cut)| {
             if cut {
-                Err(format!(
-                    "life {}s above what we offered ({}s)",
-                    r.life_s.unwrap_or(0),
-                    ours.lifetime.default
-                ))
+                Err(LifeRefused::AboveOffered {
+                    offered: r.life_s.unwrap_or(0),
+                    unit: "s",
+                    ours: Some(ours.lifetime.default),
+                })
             } else {
                 Ok((l, false))
             }
@@ -266,7 +312,7 @@ fn match_p1(
     let life = match life {
         Ok(l) => Some(l),
         Err(e) => {
-            d.push(e);
+            d.push(e.to_string());
             None
         }
     };
@@ -545,7 +591,46 @@ struct OfferP2 {
     desc: String,
 }
 
-fn offer_p2(protocol: IpsecProtocol, t: &Transform) -> Result<OfferP2, String> {
+/// A transform of the peer's phase-2 offer that we cannot use whatever our policy says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct UnusableTransform {
+    /// The transform as the log describes it, e.g. "ESP AES-128-HMAC-SHA1 tunnel".
+    desc: String,
+    why: TransformProblem,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum TransformProblem {
+    /// Too long, unknown or repeated: the attribute problem as the parser put it.
+    Attribute(String),
+    EspTransform(u8),
+    AuthAlgorithm,
+    EncapsulationMode(u64),
+    PfsGroup,
+}
+
+impl fmt::Display for UnusableTransform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let desc = &self.desc;
+        match &self.why {
+            TransformProblem::Attribute(p) => write!(f, "{desc}: {p}"),
+            TransformProblem::EspTransform(id) => {
+                write!(f, "{desc}: ESP transform {id} not supported")
+            }
+            TransformProblem::AuthAlgorithm => {
+                write!(f, "{desc}: authentication algorithm not supported")
+            }
+            TransformProblem::EncapsulationMode(m) => {
+                write!(f, "{desc}: encapsulation mode {m} not supported")
+            }
+            TransformProblem::PfsGroup => write!(f, "{desc}: PFS group not supported"),
+        }
+    }
+}
+
+impl std::error::Error for UnusableTransform {}
+
+fn offer_p2(protocol: IpsecProtocol, t: &Transform) -> Result<OfferP2, UnusableTransform> {
     let raw = raw_p2(t);
     let (cipher, cipher_label) = match protocol {
         IpsecProtocol::Esp => match esp_from_wire(t.transform_id, raw.key_len) {
@@ -588,26 +673,26 @@ fn offer_p2(protocol: IpsecProtocol, t: &Transform) -> Result<OfferP2, String> {
     if let Some(k) = raw.life_kb {
         desc.push_str(&format!(" {k}KB"));
     }
+    let unusable = |why| {
+        Err(UnusableTransform {
+            desc: desc.clone(),
+            why,
+        })
+    };
     if let Some(p) = &raw.problem {
-        return Err(format!("{desc}: {p}"));
+        return unusable(TransformProblem::Attribute(p.clone()));
     }
     if protocol == IpsecProtocol::Esp && cipher.is_none() {
-        return Err(format!(
-            "{desc}: ESP transform {} not supported",
-            t.transform_id
-        ));
+        return unusable(TransformProblem::EspTransform(t.transform_id));
     }
     if integ.is_none() && (protocol == IpsecProtocol::Ah || raw.auth.is_some()) {
-        return Err(format!("{desc}: authentication algorithm not supported"));
+        return unusable(TransformProblem::AuthAlgorithm);
     }
     let Some((encap, udp)) = encap else {
-        return Err(format!(
-            "{desc}: encapsulation mode {} not supported",
-            raw.encap.unwrap_or(0)
-        ));
+        return unusable(TransformProblem::EncapsulationMode(raw.encap.unwrap_or(0)));
     };
     if raw.group.is_some() && group.is_none() {
-        return Err(format!("{desc}: PFS group not supported"));
+        return unusable(TransformProblem::PfsGroup);
     }
     Ok(OfferP2 {
         cipher,
@@ -672,11 +757,15 @@ fn match_p2(
             seconds = l;
             cut |= c;
         }
-        Ok(_) => d.push(format!(
-            "life {}s above what we offered",
-            o.raw.life_s.unwrap_or(0)
-        )),
-        Err(e) => d.push(e),
+        Ok(_) => d.push(
+            LifeRefused::AboveOffered {
+                offered: o.raw.life_s.unwrap_or(0),
+                unit: "s",
+                ours: None,
+            }
+            .to_string(),
+        ),
+        Err(e) => d.push(e.to_string()),
     }
     let mut kilobytes = o.raw.life_kb;
     if let Some(kr) = &ours.lifetime_kb {
@@ -685,11 +774,15 @@ fn match_p2(
                 kilobytes = Some(l);
                 cut |= c;
             }
-            Ok(_) => d.push(format!(
-                "life {}KB above what we offered",
-                o.raw.life_kb.unwrap_or(0)
-            )),
-            Err(e) => d.push(e),
+            Ok(_) => d.push(
+                LifeRefused::AboveOffered {
+                    offered: o.raw.life_kb.unwrap_or(0),
+                    unit: "KB",
+                    ours: None,
+                }
+                .to_string(),
+            ),
+            Err(e) => d.push(e.to_string()),
         }
     }
     if d.is_empty() {
@@ -736,45 +829,135 @@ fn bundles(sa: &SaPayload) -> Vec<&[Proposal]> {
     out
 }
 
+/// Why one bundle of the peer's proposals (one proposal number) does not fit one suite.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum BundleRefused {
+    Protocol {
+        number: u8,
+        protocol: u8,
+    },
+    NotInSuite {
+        number: u8,
+        suite: String,
+        protocol: IpsecProtocol,
+    },
+    SpiLength {
+        number: u8,
+        protocol: IpsecProtocol,
+        len: usize,
+    },
+    /// No transform of a protocol fits: each transform's problem, for the log.
+    NoTransform {
+        number: u8,
+        suite: String,
+        problems: Vec<String>,
+    },
+    /// The suite wants protocols the bundle lacks.
+    Incomplete {
+        number: u8,
+        suite: String,
+        missing: Vec<IpsecProtocol>,
+    },
+    EncapsulationDisagrees {
+        number: u8,
+    },
+    PfsGroupDisagrees {
+        number: u8,
+    },
+}
+
+impl fmt::Display for BundleRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BundleRefused::Protocol { number, protocol } => {
+                write!(f, "proposal #{number}: protocol {protocol} not supported")
+            }
+            BundleRefused::NotInSuite {
+                number,
+                suite,
+                protocol,
+            } => write!(
+                f,
+                "proposal #{number}: suite {suite} has no {}",
+                ipsec_proto_label(*protocol)
+            ),
+            BundleRefused::SpiLength {
+                number,
+                protocol,
+                len,
+            } => write!(
+                f,
+                "proposal #{number}: {} SPI of {len} bytes",
+                ipsec_proto_label(*protocol)
+            ),
+            BundleRefused::NoTransform {
+                number,
+                suite,
+                problems,
+            } => write!(f, "proposal #{number} vs {suite}: {}", problems.join("; ")),
+            BundleRefused::Incomplete {
+                number,
+                suite,
+                missing,
+            } => {
+                let missing: Vec<&str> = missing.iter().map(|w| ipsec_proto_label(*w)).collect();
+                write!(
+                    f,
+                    "proposal #{number}: suite {suite} also needs {}",
+                    missing.join("+")
+                )
+            }
+            BundleRefused::EncapsulationDisagrees { number } => {
+                write!(f, "proposal #{number}: protocols disagree on encapsulation")
+            }
+            BundleRefused::PfsGroupDisagrees { number } => {
+                write!(f, "proposal #{number}: protocols disagree on the PFS group")
+            }
+        }
+    }
+}
+
+impl std::error::Error for BundleRefused {}
+
 /// Try one bundle against one suite. `Ok(chosen)` or the reasons.
 fn match_bundle(
     bundle: &[Proposal],
     suite: &Suite,
     cap: bool,
     ranges: Ranges<'_>,
-) -> Result<ChosenPhase2, String> {
+) -> Result<ChosenPhase2, BundleRefused> {
     let number = bundle.first().map(|p| p.number).unwrap_or(0);
     let mut want: Vec<IpsecProtocol> = suite.protocols.iter().map(|p| p.protocol).collect();
     let mut chosen = Vec::new();
     let mut problems = Vec::new();
     for p in bundle {
         let Some(proto) = ipsec_protocol(p.protocol) else {
-            return Err(format!(
-                "proposal #{number}: protocol {} not supported",
-                p.protocol.0
-            ));
+            return Err(BundleRefused::Protocol {
+                number,
+                protocol: p.protocol.0,
+            });
         };
         let Some(ours) = suite.protocols.iter().find(|q| q.protocol == proto) else {
-            return Err(format!(
-                "proposal #{number}: suite {} has no {}",
-                suite.name,
-                ipsec_proto_label(proto)
-            ));
+            return Err(BundleRefused::NotInSuite {
+                number,
+                suite: suite.name.clone(),
+                protocol: proto,
+            });
         };
         want.retain(|w| *w != proto);
         let Ok(spi) = <[u8; 4]>::try_from(p.spi.as_slice()) else {
-            return Err(format!(
-                "proposal #{number}: {} SPI of {} bytes",
-                ipsec_proto_label(proto),
-                p.spi.len()
-            ));
+            return Err(BundleRefused::SpiLength {
+                number,
+                protocol: proto,
+                len: p.spi.len(),
+            });
         };
         let mut found = None;
         for t in &p.transforms {
             let offer = match offer_p2(proto, t) {
                 Ok(o) => o,
                 Err(e) => {
-                    problems.push(e);
+                    problems.push(e.to_string());
                     continue;
                 }
             };
@@ -801,21 +984,20 @@ fn match_bundle(
         match found {
             Some(f) => chosen.push((proto, spi, f)),
             None => {
-                return Err(format!(
-                    "proposal #{number} vs {}: {}",
-                    suite.name,
-                    problems.join("; ")
-                ))
+                return Err(BundleRefused::NoTransform {
+                    number,
+                    suite: suite.name.clone(),
+                    problems,
+                })
             }
         }
     }
     if !want.is_empty() {
-        let missing: Vec<&str> = want.iter().map(|w| ipsec_proto_label(*w)).collect();
-        return Err(format!(
-            "proposal #{number}: suite {} also needs {}",
-            suite.name,
-            missing.join("+")
-        ));
+        return Err(BundleRefused::Incomplete {
+            number,
+            suite: suite.name.clone(),
+            missing: want,
+        });
     }
     // All protocols of one SA bundle share PFS, mode and UDP encapsulation.
     let first = &chosen[0].2;
@@ -823,15 +1005,11 @@ fn match_bundle(
         .iter()
         .any(|c| c.2 .4 != first.4 || c.2 .5 != first.5)
     {
-        return Err(format!(
-            "proposal #{number}: protocols disagree on encapsulation"
-        ));
+        return Err(BundleRefused::EncapsulationDisagrees { number });
     }
     let groups: Vec<Group> = chosen.iter().filter_map(|c| c.2 .1.pfs_group).collect();
     if groups.windows(2).any(|w| w[0] != w[1]) {
-        return Err(format!(
-            "proposal #{number}: protocols disagree on the PFS group"
-        ));
+        return Err(BundleRefused::PfsGroupDisagrees { number });
     }
     let seconds = chosen.iter().map(|c| c.2 .2.seconds).min().unwrap_or(0);
     let kilobytes = chosen.iter().filter_map(|c| c.2 .2.kilobytes).min();
@@ -864,7 +1042,7 @@ fn describe_offer_p2(sa: &SaPayload) -> Vec<String> {
             out.push(match proto {
                 Some(pr) => match offer_p2(pr, t) {
                     Ok(o) => format!("#{} {}", p.number, o.desc),
-                    Err(e) => format!("#{} {}", p.number, e.split(": ").next().unwrap_or("")),
+                    Err(e) => format!("#{} {}", p.number, e.desc),
                 },
                 None => format!("#{} protocol {}", p.number, p.protocol.0),
             });
@@ -891,7 +1069,7 @@ fn choose_phase2_in(
         for s in &conn.suites {
             match match_bundle(b, s, true, ranges) {
                 Ok(c) => return Ok(c),
-                Err(e) => reasons.push(e),
+                Err(e) => reasons.push(e.to_string()),
             }
         }
     }
@@ -940,7 +1118,7 @@ pub fn accept_phase2_reply(reply: &SaPayload, conn: &Connection) -> Result<Chose
     for (_, s) in order {
         match match_bundle(b, s, false, &|_| None) {
             Ok(c) => return Ok(c),
-            Err(e) => reasons.push(e),
+            Err(e) => reasons.push(e.to_string()),
         }
     }
     Err(Mismatch {

@@ -1,5 +1,5 @@
-use super::test_pki::{rsa_key, Ca, San};
 use super::*;
+use ike_test_support::pki::{rsa_key, Ca, San};
 use std::net::Ipv4Addr;
 use std::sync::OnceLock;
 
