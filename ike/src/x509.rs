@@ -162,6 +162,55 @@ impl fmt::Display for X509Error {
 
 impl std::error::Error for X509Error {}
 
+/// Why a certificate or CRL file cannot be read.
+#[derive(Debug)]
+pub enum ReadError {
+    /// OpenSSL cannot parse it (PEM or DER).
+    Unreadable(openssl::error::ErrorStack),
+    /// A PEM file without a certificate in it.
+    NoCertificate,
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadError::Unreadable(e) => e.fmt(f),
+            ReadError::NoCertificate => f.write_str("no certificate in it"),
+        }
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+/// Why a DN as the configuration writes it is not one.
+#[derive(Debug)]
+pub enum DnError {
+    LoneBackslash,
+    /// A part without `=`.
+    NotAttributeValue(String),
+    /// An attribute without a value.
+    NoValue(String),
+    /// An attribute name OpenSSL does not know.
+    UnknownAttribute(String),
+    Empty,
+    OpenSsl(openssl::error::ErrorStack),
+}
+
+impl fmt::Display for DnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DnError::LoneBackslash => f.write_str("DN ends in a lone backslash"),
+            DnError::NotAttributeValue(part) => write!(f, "{part:?} is not attribute=value"),
+            DnError::NoValue(k) => write!(f, "{k} has no value"),
+            DnError::UnknownAttribute(k) => write!(f, "{k:?} is not an attribute OpenSSL knows"),
+            DnError::Empty => f.write_str("empty DN"),
+            DnError::OpenSsl(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for DnError {}
+
 /// A peer certificate that verified: its subject (for logs) and public key (DER
 /// SubjectPublicKeyInfo, for the signature check).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -453,7 +502,7 @@ fn escape_value(v: &str) -> String {
 /// written (which DER keeps). `\` escapes a separator; spaces around `=` and separators are
 /// ignored. Attribute names are OpenSSL's short or long names, in any case (`E` and `Email`
 /// for emailAddress).
-pub fn parse_dn(s: &str) -> Result<Vec<u8>, String> {
+pub fn parse_dn(s: &str) -> Result<Vec<u8>, DnError> {
     let s = s.trim();
     let (body, sep) = match s.strip_prefix('/') {
         Some(rest) => (rest, '/'),
@@ -466,34 +515,34 @@ pub fn parse_dn(s: &str) -> Result<Vec<u8>, String> {
         match c {
             '\\' => match chars.next() {
                 Some(n) => cur.push(n),
-                None => return Err("DN ends in a lone backslash".into()),
+                None => return Err(DnError::LoneBackslash),
             },
             c if c == sep || (sep == ',' && c == ';') => parts.push(std::mem::take(&mut cur)),
             c => cur.push(c),
         }
     }
     parts.push(cur);
-    let mut b = X509Name::builder().map_err(|e| e.to_string())?;
+    let mut b = X509Name::builder().map_err(DnError::OpenSsl)?;
     let mut n = 0;
     for part in parts {
         if part.trim().is_empty() {
             continue;
         }
         let Some((k, v)) = part.split_once('=') else {
-            return Err(format!("{part:?} is not attribute=value"));
+            return Err(DnError::NotAttributeValue(part));
         };
         let (k, v) = (attribute_name(k.trim()), v.trim());
         if v.is_empty() {
-            return Err(format!("{k} has no value"));
+            return Err(DnError::NoValue(k));
         }
         b.append_entry_by_text(&k, v)
-            .map_err(|_| format!("{k:?} is not an attribute OpenSSL knows"))?;
+            .map_err(|_| DnError::UnknownAttribute(k.clone()))?;
         n += 1;
     }
     if n == 0 {
-        return Err("empty DN".into());
+        return Err(DnError::Empty);
     }
-    b.build().to_der().map_err(|e| e.to_string())
+    b.build().to_der().map_err(DnError::OpenSsl)
 }
 
 fn attribute_name(k: &str) -> String {
@@ -558,30 +607,30 @@ pub fn as_in_certificate(cert: &[u8], id: Identity) -> Identity {
 }
 
 /// Certificates in a file: PEM (one or more) or one DER certificate.
-pub fn certs_from_file(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+pub fn certs_from_file(bytes: &[u8]) -> Result<Vec<Vec<u8>>, ReadError> {
     let certs = if is_pem(bytes) {
-        X509::stack_from_pem(bytes).map_err(|e| e.to_string())?
+        X509::stack_from_pem(bytes).map_err(ReadError::Unreadable)?
     } else {
-        vec![X509::from_der(bytes).map_err(|e| e.to_string())?]
+        vec![X509::from_der(bytes).map_err(ReadError::Unreadable)?]
     };
     if certs.is_empty() {
-        return Err("no certificate in it".into());
+        return Err(ReadError::NoCertificate);
     }
     certs
         .iter()
-        .map(|c| c.to_der().map_err(|e| e.to_string()))
+        .map(|c| c.to_der().map_err(ReadError::Unreadable))
         .collect()
 }
 
 /// A CRL file, PEM or DER.
-pub fn crl_from_file(bytes: &[u8]) -> Result<Vec<u8>, String> {
+pub fn crl_from_file(bytes: &[u8]) -> Result<Vec<u8>, ReadError> {
     let crl = if is_pem(bytes) {
         X509Crl::from_pem(bytes)
     } else {
         X509Crl::from_der(bytes)
     }
-    .map_err(|e| e.to_string())?;
-    crl.to_der().map_err(|e| e.to_string())
+    .map_err(ReadError::Unreadable)?;
+    crl.to_der().map_err(ReadError::Unreadable)
 }
 
 fn is_pem(bytes: &[u8]) -> bool {
@@ -589,11 +638,11 @@ fn is_pem(bytes: &[u8]) -> bool {
 }
 
 /// The public key (DER SubjectPublicKeyInfo) of a certificate.
-pub fn public_key_of(cert: &[u8]) -> Result<Vec<u8>, String> {
+pub fn public_key_of(cert: &[u8]) -> Result<Vec<u8>, ReadError> {
     X509::from_der(cert)
         .and_then(|c| c.public_key())
         .and_then(|k| k.public_key_to_der())
-        .map_err(|e| e.to_string())
+        .map_err(ReadError::Unreadable)
 }
 
 /// The subject of a DER certificate, for messages.

@@ -68,9 +68,9 @@ pub enum ConfigError {
     PublicKey(PathBuf, ike::crypto::CryptoError),
     Io(PathBuf, std::io::Error),
     /// A certificate file's contents; the reason is ike::x509's text.
-    Certificate(PathBuf, String),
-    NotACertificate(PathBuf, String),
-    NotACrl(PathBuf, String),
+    Certificate(PathBuf, ike::x509::ReadError),
+    NotACertificate(PathBuf, ike::x509::ReadError),
+    NotACrl(PathBuf, ike::x509::ReadError),
 }
 
 impl fmt::Display for ConfigError {

@@ -3,6 +3,45 @@
 
 use super::*;
 
+/// Why there is no public key to check the peer's signature with.
+#[derive(Debug)]
+pub(in crate::engine) enum PeerKeyError {
+    /// The certificate the peer sent did not verify.
+    Sent(x509::X509Error),
+    /// The certificate held for it in `Cert-directory` did not verify.
+    Held(x509::X509Error),
+    /// Neither sent nor configured (certificate encodings we do not take are named).
+    None {
+        other_encodings: Vec<u8>,
+        identity: String,
+    },
+}
+
+impl std::fmt::Display for PeerKeyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PeerKeyError::Sent(e) => e.fmt(f),
+            PeerKeyError::Held(e) => write!(f, "{e} (held in Cert-directory)"),
+            PeerKeyError::None {
+                other_encodings,
+                identity,
+            } => {
+                f.write_str("peer sent no X.509 certificate")?;
+                if !other_encodings.is_empty() {
+                    write!(
+                        f,
+                        " (certificate encodings {other_encodings:?} are not supported)"
+                    )?;
+                }
+                write!(
+                    f,
+                    ", and no public key or certificate for {identity} is configured"
+                )
+            }
+        }
+    }
+}
+
 impl Engine {
     /// Our ID payload in ISAKMP SA `serial` (from its peer section and our address), its body
     /// kept for HASH_I/HASH_R; with the peer section.
@@ -99,7 +138,7 @@ impl Engine {
         peer: &Peer,
         id: &IdPayload,
         payloads: &[Payload],
-    ) -> Result<Vec<u8>, String> {
+    ) -> Result<Vec<u8>, PeerKeyError> {
         if let Credentials::RsaSig {
             peer_public_key: Some(k),
             ..
@@ -126,22 +165,17 @@ impl Engine {
         let material = &self.cfg.policy.x509;
         let verified = match certs.split_first() {
             Some((leaf, chain)) => x509::verify_peer(leaf, chain, &id.identity, material, None)
-                .map_err(|e| e.to_string())?,
+                .map_err(PeerKeyError::Sent)?,
             None => {
                 let held = material.held_for(&id.identity);
                 let Some(cert) = held.first() else {
-                    let also = if other_encodings.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" (certificate encodings {other_encodings:?} are not supported)")
-                    };
-                    return Err(format!(
-                        "peer sent no X.509 certificate{also}, and no public key or certificate for {} is configured",
-                        x509::describe_identity(&id.identity)
-                    ));
+                    return Err(PeerKeyError::None {
+                        other_encodings,
+                        identity: x509::describe_identity(&id.identity),
+                    });
                 };
                 x509::verify_peer(cert, &[], &id.identity, material, None)
-                    .map_err(|e| format!("{e} (held in Cert-directory)"))?
+                    .map_err(PeerKeyError::Held)?
             }
         };
         self.log(
