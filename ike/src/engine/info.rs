@@ -22,7 +22,7 @@ impl Engine {
         };
         let mut msgid = 0;
         while msgid == 0 {
-            msgid = self.rng.next_u32();
+            msgid = self.ctx.rng.next_u32();
         }
         let Ok((_, rest)) = chain(&payloads) else {
             return;
@@ -38,10 +38,10 @@ impl Engine {
         let (from, to) = (p1.local, p1.remote);
         match sealed(header, &all, keys.encr, &keys.enc_key, &iv) {
             Ok((bytes, _, view)) => {
-                self.capture(from, to, view);
-                self.transmit(from, to, bytes)
+                self.ctx.capture(from, to, view);
+                self.ctx.transmit(from, to, bytes)
             }
-            Err(e) => self.log(
+            Err(e) => self.ctx.log(
                 LogLevel::Error,
                 format!("cannot build Informational message: {e}"),
             ),
@@ -113,14 +113,14 @@ impl Engine {
                         .join(", ")
                 });
             if let (Some(offer), Some(peer)) = (refused_offer, &peer) {
-                return self.log(
+                return self.ctx.log(
                     LogLevel::Warning,
                     format!(
                         "no proposal chosen: peer {peer} ({remote}) refused our phase 1 offer [{offer}] with an unauthenticated NO-PROPOSAL-CHOSEN; it does not say what it accepts (waiting for a valid reply until the exchange times out)"
                     ),
                 );
             }
-            return self.log(
+            return self.ctx.log(
                 LogLevel::Notice,
                 format!(
                     "unauthenticated Informational from {remote}{}: {what} (ignored)",
@@ -129,12 +129,14 @@ impl Engine {
             );
         }
         let Some(serial) = serial else {
-            return self.debug(format!(
+            return self.ctx.debug(format!(
                 "dropping Informational from {remote}: no ISAKMP SA"
             ));
         };
         let Some(keys) = self.p1_keys(serial) else {
-            return self.debug(format!("dropping Informational from {remote}: no keys yet"));
+            return self
+                .ctx
+                .debug(format!("dropping Informational from {remote}: no keys yet"));
         };
         let msgid = header.message_id;
         if msgid == 0
@@ -143,27 +145,28 @@ impl Engine {
                 .get(&serial)
                 .is_some_and(|p| p.seen_msgids.contains(&msgid))
         {
-            return self.debug(format!(
+            return self.ctx.debug(format!(
                 "dropping replayed or ID-less Informational from {remote}"
             ));
         }
         let iv = phase2_iv(keys.prf, keys.encr.block_len(), &keys.iv, msgid);
         let Ok((pt, _)) = open(bytes, keys.encr, &keys.enc_key, &iv) else {
-            return self.log(
+            return self.ctx.log(
                 LogLevel::Notice,
                 format!("cannot decrypt Informational from {remote}"),
             );
         };
-        self.capture(remote, _local, super::protect::view(bytes, &pt));
+        self.ctx
+            .capture(remote, _local, super::protect::view(bytes, &pt));
         let Ok((raws, payloads)) = parse_all(header.next_payload, &pt, true) else {
-            return self.log(
+            return self.ctx.log(
                 LogLevel::Notice,
                 format!("malformed Informational from {remote} (or wrong key)"),
             );
         };
         let want = info_hash(keys.prf, &keys.skeyid_a, msgid, after_first(&pt, &raws));
         if !matches!(payloads.first(), Some(Payload::Hash(h)) if super::protect::ct_eq(h, &want)) {
-            return self.log(
+            return self.ctx.log(
                 LogLevel::Warning,
                 format!("Informational from {remote} failed its HASH check: dropped"),
             );
@@ -172,7 +175,7 @@ impl Engine {
             return;
         };
         p1.seen_msgids.insert(msgid);
-        p1.last_heard = self.now;
+        p1.last_heard = self.ctx.now;
         let peer = p1.peer.clone();
         for p in payloads.into_iter().skip(1) {
             match p {
@@ -200,7 +203,11 @@ impl Engine {
         let protocol = match d.protocol {
             ProtocolId::IPSEC_ESP => IpsecProtocol::Esp,
             ProtocolId::IPSEC_AH => IpsecProtocol::Ah,
-            other => return self.debug(format!("Delete for protocol {} ignored", other.0)),
+            other => {
+                return self
+                    .ctx
+                    .debug(format!("Delete for protocol {} ignored", other.0))
+            }
         };
         for spi in &d.spis {
             let Ok(spi) = <[u8; 4]>::try_from(spi.as_slice()) else {
@@ -220,7 +227,7 @@ impl Engine {
                 .map(|s| s.serial);
             match sa {
                 Some(s) => self.remove_ipsec_sa(s, false, "deleted by peer"),
-                None => self.debug(format!(
+                None => self.ctx.debug(format!(
                     "Delete from {peer} for unknown SPI {spi:08x} ignored"
                 )),
             }
@@ -253,7 +260,7 @@ impl Engine {
             }
             NotifyType::INITIAL_CONTACT => self.initial_contact(serial),
             t => {
-                self.log(
+                self.ctx.log(
                     LogLevel::Notice,
                     format!("peer {peer} notified {}", notify_name(t)),
                 );
@@ -313,8 +320,8 @@ impl Engine {
 
     /// DPD (RFC 3706): after `DPD-check-interval` of silence, ask R-U-THERE.
     pub(super) fn dpd_check(&mut self, serial: IsakmpSerial) {
-        let now = self.now;
-        let timeout = self.cfg.timers.dpd_timeout;
+        let now = self.ctx.now;
+        let timeout = self.ctx.cfg.timers.dpd_timeout;
         let Some(p1) = self.phase1.get(&serial) else {
             return;
         };
@@ -356,9 +363,10 @@ impl Engine {
             });
             self.info_send(serial, vec![n]);
             let next = interval.min(timeout / 3).max(Duration::from_millis(100));
-            self.timers.add(now + next, Timer::Dpd { serial });
+            self.ctx.timers.add(now + next, Timer::Dpd { serial });
         } else {
-            self.timers
+            self.ctx
+                .timers
                 .add(now + (interval - idle), Timer::Dpd { serial });
         }
     }
@@ -371,11 +379,11 @@ impl Engine {
         let action = self
             .peer_by_name(&peer)
             .map_or(DpdAction::Clear, |p| p.dpd_action);
-        self.log(
+        self.ctx.log(
             LogLevel::Warning,
             format!("peer {peer} is dead (no answer to DPD): {action:?}"),
         );
-        self.event(Event::PeerDead { peer: peer.clone() });
+        self.ctx.event(Event::PeerDead { peer: peer.clone() });
         let wanted: Vec<_> = self
             .ipsec
             .values()
@@ -432,13 +440,15 @@ impl Engine {
             return;
         };
         let (from, to) = (p1.local, p1.remote);
-        self.out.push_back(super::Output::Transmit(super::Transmit {
-            from,
-            to,
-            bytes: vec![0xff],
-        }));
-        self.timers.add(
-            self.now + self.cfg.timers.nat_keepalive,
+        self.ctx
+            .out
+            .push_back(super::Output::Transmit(super::Transmit {
+                from,
+                to,
+                bytes: vec![0xff],
+            }));
+        self.ctx.timers.add(
+            self.ctx.now + self.ctx.cfg.timers.nat_keepalive,
             Timer::Keepalive { serial },
         );
     }

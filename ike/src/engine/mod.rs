@@ -6,6 +6,7 @@
 //! `Output::Crypto` request and resumes when its result comes back, so the engine never
 //! blocks and never holds a long-term secret.
 
+mod context;
 mod info;
 mod natt;
 mod pending;
@@ -31,22 +32,21 @@ pub use types::*;
 use crate::codec::{Cookie, ExchangeType, Header, HEADER_LEN};
 use crate::crypto::CryptoResult;
 use crate::policy::ConnectionName;
+use context::Context;
 use pending::KernelAnswer;
 use phase1::Phase1;
 use quick::QuickMode;
 use sa::IpsecSa;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Instant;
-use timers::{Timer, TimerQueue};
+use timers::Timer;
 
 /// The IKEv1 engine of one daemon.
 pub struct Engine {
-    cfg: EngineConfig,
-    rng: Box<dyn Rng>,
-    now: Instant,
-    next_request: u64,
-    next_serial: u64,
+    /// What every exchange uses besides the tables: configuration, clock, randomness,
+    /// outputs, timers and the work waiting for answers.
+    ctx: Context,
     /// ISAKMP SAs and phase-1 exchanges, by serial number.
     phase1: BTreeMap<IsakmpSerial, Phase1>,
     /// (initiator cookie, responder cookie) -> serial; the responder cookie is zero until known.
@@ -63,24 +63,13 @@ pub struct Engine {
     /// On-demand connections whose policies are in the kernel before any SA (see
     /// `install_traps`); their policies outlive their SAs.
     traps: BTreeSet<ConnectionName>,
-    /// Work waiting for a helper's answer, and for the kernel's.
-    crypto_waiting: BTreeMap<RequestId, CryptoPending>,
-    kernel_waiting: BTreeMap<RequestId, KernelPending>,
-    timers: TimerQueue,
-    out: VecDeque<Output>,
-    /// Packet capture on: every message sent or accepted is also output in cleartext.
-    capture_on: bool,
 }
 
 impl Engine {
     /// An engine for `cfg`, starting at `now`, drawing randomness from `rng`.
     pub fn new(cfg: EngineConfig, rng: Box<dyn Rng>, now: Instant) -> Self {
         Self {
-            cfg,
-            rng,
-            now,
-            next_request: 1,
-            next_serial: 1,
+            ctx: Context::new(cfg, rng, now),
             phase1: BTreeMap::new(),
             by_cookies: BTreeMap::new(),
             quick: BTreeMap::new(),
@@ -88,17 +77,12 @@ impl Engine {
             reqids: BTreeMap::new(),
             policies: BTreeMap::new(),
             traps: Default::default(),
-            crypto_waiting: BTreeMap::new(),
-            kernel_waiting: BTreeMap::new(),
-            timers: TimerQueue::default(),
-            out: VecDeque::new(),
-            capture_on: false,
         }
     }
 
     /// The configuration in force.
     pub fn config(&self) -> &EngineConfig {
-        &self.cfg
+        &self.ctx.cfg
     }
 
     /// Replace the policy (SIGHUP, `R`, FIFO `C` commits). SAs stay; new negotiations use it.
@@ -106,13 +90,14 @@ impl Engine {
     /// IPsec SAs whose connection is gone, or now names another peer or other selectors,
     /// are deleted (the peer told); the others stay up untouched.
     pub fn set_policy(&mut self, policy: crate::policy::Policy) {
-        let old = std::mem::replace(&mut self.cfg.policy, policy);
+        let old = std::mem::replace(&mut self.ctx.cfg.policy, policy);
         let stale: Vec<_> = self
             .ipsec
             .values()
             .filter(|sa| {
                 let before = old.connections.iter().find(|c| c.name == sa.connection);
                 let now = self
+                    .ctx
                     .cfg
                     .policy
                     .connections
@@ -142,7 +127,13 @@ impl Engine {
         let traps: Vec<ConnectionName> = self.traps.iter().cloned().collect();
         for name in traps {
             let before = old.connections.iter().find(|c| c.name == name);
-            let now = self.cfg.policy.connections.iter().find(|c| c.name == name);
+            let now = self
+                .ctx
+                .cfg
+                .policy
+                .connections
+                .iter()
+                .find(|c| c.name == name);
             match (before, now) {
                 (Some(b), Some(n)) if b == n => {}
                 (Some(b), Some(n))
@@ -160,26 +151,20 @@ impl Engine {
                 _ => self.remove_policy(&name),
             }
         }
-        if !self.cfg.passive {
+        if !self.ctx.cfg.passive {
             self.install_traps();
         }
     }
 
     /// HA standby: a passive engine neither initiates nor answers (`-S`, `M passive`).
     pub fn set_passive(&mut self, passive: bool) {
-        self.cfg.passive = passive;
+        self.ctx.cfg.passive = passive;
     }
 
     /// Packet capture (`-L`, `-l`, FIFO `p`): while on, every IKE message sent or received
     /// is also output as `Output::Packet`, decrypted, for the caller's capture file.
     pub fn set_capture(&mut self, on: bool) {
-        self.capture_on = on;
-    }
-
-    fn capture(&mut self, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
-        if self.capture_on {
-            self.out.push_back(Output::Packet { from, to, bytes });
-        }
+        self.ctx.capture_on = on;
     }
 
     /// Our and the peer's address of the ISAKMP SA a message belongs to.
@@ -198,12 +183,12 @@ impl Engine {
 
     /// The next output for the caller, if any.
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.out.pop_front()
+        self.ctx.out.pop_front()
     }
 
     /// When `handle_timeout` should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.next_deadline()
+        self.ctx.timers.next_deadline()
     }
 
     /// A datagram arrived on `local` from `remote`.
@@ -214,15 +199,15 @@ impl Engine {
         remote: SocketAddr,
         bytes: &[u8],
     ) {
-        self.now = now;
-        if self.cfg.passive {
-            self.debug(format!(
+        self.ctx.now = now;
+        if self.ctx.cfg.passive {
+            self.ctx.debug(format!(
                 "passive: ignoring {} bytes from {remote}",
                 bytes.len()
             ));
             return;
         }
-        let bytes = if local.port() == self.cfg.natt_port {
+        let bytes = if local.port() == self.ctx.cfg.natt_port {
             // Port 4500 carries a one-byte keepalive, or IKE behind a non-ESP marker; ESP
             // itself is taken by the kernel and never reaches us.
             if bytes == [0xff] {
@@ -231,7 +216,7 @@ impl Engine {
             match bytes.strip_prefix(&NON_ESP_MARKER[..]) {
                 Some(rest) => rest,
                 None => {
-                    self.debug(format!(
+                    self.ctx.debug(format!(
                         "dropping non-IKE datagram on NAT-T port from {remote}"
                     ));
                     return;
@@ -243,7 +228,7 @@ impl Engine {
         let header = match Header::parse(bytes) {
             Ok(h) => h,
             Err(e) => {
-                self.log(
+                self.ctx.log(
                     LogLevel::Notice,
                     format!("dropping malformed message from {remote}: {e}"),
                 );
@@ -252,7 +237,7 @@ impl Engine {
         };
         // Encrypted messages are captured in cleartext once decrypted.
         if header.flags & crate::codec::flags::ENCRYPTION == 0 {
-            self.capture(remote, local, bytes.to_vec());
+            self.ctx.capture(remote, local, bytes.to_vec());
         }
         match header.exchange {
             ExchangeType::MAIN_MODE | ExchangeType::AGGRESSIVE => {
@@ -260,7 +245,7 @@ impl Engine {
             }
             ExchangeType::QUICK_MODE => self.quick_datagram(local, remote, &header, bytes),
             ExchangeType::INFORMATIONAL => self.info_datagram(local, remote, &header, bytes),
-            other => self.log(
+            other => self.ctx.log(
                 LogLevel::Notice,
                 format!(
                     "dropping message from {remote}: exchange type {} not supported",
@@ -272,40 +257,42 @@ impl Engine {
 
     /// Time has passed: fire every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.now = now;
-        while let Some(timer) = self.timers.pop_due(now) {
+        self.ctx.now = now;
+        while let Some(timer) = self.ctx.timers.pop_due(now) {
             self.fire(timer);
         }
     }
 
     /// A helper answered request `id`.
     pub fn handle_crypto(&mut self, now: Instant, id: RequestId, result: CryptoResult) {
-        self.now = now;
-        match self.crypto_waiting.remove(&id) {
+        self.ctx.now = now;
+        match self.ctx.crypto_waiting.remove(&id) {
             Some(pending) => self.resume_crypto(pending, result),
-            None => self.debug(format!("crypto result {} matches no request", id.0)),
+            None => self
+                .ctx
+                .debug(format!("crypto result {} matches no request", id.0)),
         }
     }
 
     /// The kernel (through the parent) answered a request or reported an event.
     pub fn handle_kernel(&mut self, now: Instant, event: KernelEvent) {
-        self.now = now;
+        self.ctx.now = now;
         match event {
             KernelEvent::SpiAllocated { id, spi } => {
-                if let Some(pending) = self.kernel_waiting.remove(&id) {
+                if let Some(pending) = self.ctx.kernel_waiting.remove(&id) {
                     self.resume_kernel(pending, KernelAnswer::SpiAllocated(spi));
                 }
             }
             KernelEvent::Installed { id } => {
-                if let Some(pending) = self.kernel_waiting.remove(&id) {
+                if let Some(pending) = self.ctx.kernel_waiting.remove(&id) {
                     self.resume_kernel(pending, KernelAnswer::Installed);
                 }
             }
             KernelEvent::Failed { id, reason } => {
-                if let Some(pending) = self.kernel_waiting.remove(&id) {
+                if let Some(pending) = self.ctx.kernel_waiting.remove(&id) {
                     self.resume_kernel(pending, KernelAnswer::Failed(reason));
                 } else {
-                    self.log(
+                    self.ctx.log(
                         LogLevel::Error,
                         format!("kernel request {} failed: {reason}", id.0),
                     );
@@ -328,14 +315,21 @@ impl Engine {
 
     /// Operator or configuration: bring connection `name` up (isakmpd's `c name`).
     pub fn initiate(&mut self, now: Instant, name: &str) -> Result<(), CommandError> {
-        self.now = now;
-        if self.cfg.passive {
+        self.ctx.now = now;
+        if self.ctx.cfg.passive {
             return Err(CommandError::Passive);
         }
-        if self.cfg.policy.connections.iter().any(|c| c.name == name) {
+        if self
+            .ctx
+            .cfg
+            .policy
+            .connections
+            .iter()
+            .any(|c| c.name == name)
+        {
             self.start_connection(name);
             Ok(())
-        } else if self.cfg.policy.peers.iter().any(|p| p.name == name) {
+        } else if self.ctx.cfg.policy.peers.iter().any(|p| p.name == name) {
             self.start_phase1(name, Vec::new());
             Ok(())
         } else {
@@ -345,13 +339,14 @@ impl Engine {
 
     /// Start every connection marked active (`[Phase 2] Connections`).
     pub fn start_active(&mut self, now: Instant) {
-        self.now = now;
+        self.ctx.now = now;
         // An HA standby starts nothing until it is made active.
-        if self.cfg.passive {
+        if self.ctx.cfg.passive {
             return;
         }
         self.install_traps();
         let names: Vec<_> = self
+            .ctx
             .cfg
             .policy
             .connections
@@ -366,27 +361,6 @@ impl Engine {
         }
     }
 
-    fn request_id(&mut self) -> RequestId {
-        let id = RequestId(self.next_request);
-        self.next_request += 1;
-        id
-    }
-
-    /// The next serial number; ISAKMP and IPsec SAs count from one counter, as pluto's do.
-    fn next_serial(&mut self) -> u64 {
-        let s = self.next_serial;
-        self.next_serial += 1;
-        s
-    }
-
-    fn isakmp_serial(&mut self) -> IsakmpSerial {
-        IsakmpSerial(self.next_serial())
-    }
-
-    fn ipsec_serial(&mut self) -> IpsecSerial {
-        IpsecSerial(self.next_serial())
-    }
-
     /// Send `request` to a helper; `pending` resumes with the answer.
     fn crypto(&mut self, request: crate::crypto::CryptoRequest, pending: CryptoPending) {
         // What a peer sent in a shape no helper would accept (a short nonce, a KE of the
@@ -395,26 +369,19 @@ impl Engine {
         if let Err(reason) = crate::crypto::validate(&request) {
             return self.resume_crypto(pending, CryptoResult::Failed(reason.to_string()));
         }
-        let id = self.request_id();
-        self.crypto_waiting.insert(id, pending);
-        self.out.push_back(Output::Crypto { id, request });
-    }
-
-    /// A kernel request whose answer `pending` resumes.
-    fn kernel_then(&mut self, request: KernelRequest, pending: KernelPending) {
-        let id = self.request_id();
-        self.kernel_waiting.insert(id, pending);
-        self.out.push_back(Output::Kernel { id, request });
+        let id = self.ctx.request_id();
+        self.ctx.crypto_waiting.insert(id, pending);
+        self.ctx.out.push_back(Output::Crypto { id, request });
     }
 
     /// The work waiting for helpers, oldest request first.
     pub fn crypto_pending(&self) -> impl Iterator<Item = (RequestId, &CryptoPending)> {
-        self.crypto_waiting.iter().map(|(i, p)| (*i, p))
+        self.ctx.crypto_waiting.iter().map(|(i, p)| (*i, p))
     }
 
     /// The work waiting for the kernel, oldest request first.
     pub fn kernel_pending(&self) -> impl Iterator<Item = (RequestId, &KernelPending)> {
-        self.kernel_waiting.iter().map(|(i, p)| (*i, p))
+        self.ctx.kernel_waiting.iter().map(|(i, p)| (*i, p))
     }
 
     /// A helper answered: the exchange that asked goes on.
@@ -459,56 +426,6 @@ impl Engine {
                 self.qm_inbound_installed(serial, msgid, answer)
             }
         }
-    }
-
-    /// A kernel request whose answer only matters when it fails (logged then).
-    fn kernel(&mut self, request: KernelRequest) {
-        let id = self.request_id();
-        self.out.push_back(Output::Kernel { id, request });
-    }
-
-    fn transmit(&mut self, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
-        // Encrypted messages were captured in cleartext where they were sealed.
-        if Header::parse_prefix(&bytes).is_ok_and(|h| !h.is_encrypted()) {
-            self.capture(from, to, bytes.clone());
-        }
-        let bytes = if from.port() == self.cfg.natt_port {
-            let mut b = Vec::with_capacity(bytes.len() + 4);
-            b.extend_from_slice(&NON_ESP_MARKER);
-            b.extend_from_slice(&bytes);
-            b
-        } else {
-            bytes
-        };
-        self.out
-            .push_back(Output::Transmit(Transmit { from, to, bytes }));
-    }
-
-    fn event(&mut self, e: Event) {
-        self.out.push_back(Output::Event(e));
-    }
-
-    fn log(&mut self, level: LogLevel, message: String) {
-        self.out
-            .push_back(Output::Event(Event::Log { level, message }));
-    }
-
-    fn debug(&mut self, message: String) {
-        self.log(LogLevel::Debug, message);
-    }
-
-    fn random_cookie(&mut self) -> Cookie {
-        let mut c = [0u8; 8];
-        while c == [0u8; 8] {
-            self.rng.fill(&mut c);
-        }
-        Cookie(c)
-    }
-
-    fn random_bytes(&mut self, n: usize) -> Vec<u8> {
-        let mut v = vec![0u8; n];
-        self.rng.fill(&mut v);
-        v
     }
 
     fn fire(&mut self, timer: Timer) {

@@ -82,7 +82,7 @@ pub struct ExchangeInfo {
 impl Engine {
     /// Quick Mode finished on our side: record the SA bundle and arm its timers.
     pub(super) fn qm_established(&mut self, serial: IsakmpSerial, msgid: u32) {
-        let now = self.now;
+        let now = self.ctx.now;
         let Some(p1) = self.phase1.get(&serial) else {
             return;
         };
@@ -121,7 +121,7 @@ impl Engine {
         } else {
             (qm.idcr.clone(), qm.idci.clone())
         };
-        let sa_serial = self.ipsec_serial();
+        let sa_serial = self.ctx.ipsec_serial();
         let first = !self.ipsec.values().any(|s| s.connection == connection);
         // Older bundles of this connection are superseded; they expire on their own so
         // that packets in flight under them are still accepted (no gap).
@@ -152,12 +152,13 @@ impl Engine {
                 summary: summary.clone(),
             },
         );
-        self.timers
+        self.ctx
+            .timers
             .add(now + lifetime, Timer::SaExpire { serial: sa_serial });
         if initiator {
-            let fuzz = self.rng.next_u32();
-            self.timers.add(
-                now + rekey_delay(lifetime, &self.cfg.timers, fuzz),
+            let fuzz = self.ctx.rng.next_u32();
+            self.ctx.timers.add(
+                now + rekey_delay(lifetime, &self.ctx.cfg.timers, fuzz),
                 Timer::SaRekey { serial: sa_serial },
             );
         }
@@ -173,13 +174,13 @@ impl Engine {
                 reqid: self.reqid(&connection),
             };
             self.policies.insert(connection.clone(), spec.clone());
-            self.kernel(KernelRequest::AddPolicy(spec));
+            self.ctx.kernel(KernelRequest::AddPolicy(spec));
         }
-        self.log(
+        self.ctx.log(
             LogLevel::Info,
             format!("phase 2 established for {connection} with {peer}: {summary}"),
         );
-        self.event(Event::Phase2Up {
+        self.ctx.event(Event::Phase2Up {
             connection,
             peer,
             spis,
@@ -202,13 +203,21 @@ impl Engine {
             return;
         }
         let name = sa.connection.clone();
-        if !self.cfg.policy.connections.iter().any(|c| c.name == name) {
+        if !self
+            .ctx
+            .cfg
+            .policy
+            .connections
+            .iter()
+            .any(|c| c.name == name)
+        {
             return;
         }
-        if self.cfg.passive {
+        if self.ctx.cfg.passive {
             return;
         }
-        self.log(LogLevel::Info, format!("rekeying phase 2 for {name}"));
+        self.ctx
+            .log(LogLevel::Info, format!("rekeying phase 2 for {name}"));
         self.start_connection(&name);
     }
 
@@ -223,7 +232,7 @@ impl Engine {
         let Some(sa) = self.ipsec.remove(&serial) else {
             return;
         };
-        if notify && !self.cfg.passive {
+        if notify && !self.ctx.cfg.passive {
             if let Some(p1) = self.established_p1(&sa.peer) {
                 for (protocol, spi_in, _) in &sa.spis {
                     let d = Payload::Delete(DeletePayload {
@@ -240,25 +249,25 @@ impl Engine {
             }
         }
         for (protocol, spi_in, spi_out) in &sa.spis {
-            self.kernel(KernelRequest::DeleteSa {
+            self.ctx.kernel(KernelRequest::DeleteSa {
                 protocol: *protocol,
                 spi: *spi_in,
                 src: sa.remote,
                 dst: sa.local,
             });
-            self.kernel(KernelRequest::DeleteSa {
+            self.ctx.kernel(KernelRequest::DeleteSa {
                 protocol: *protocol,
                 spi: *spi_out,
                 src: sa.local,
                 dst: sa.remote,
             });
         }
-        self.log(
+        self.ctx.log(
             LogLevel::Info,
             format!("phase 2 for {} deleted: {reason}", sa.connection),
         );
         let others = self.ipsec.values().any(|s| s.connection == sa.connection);
-        self.event(Event::Phase2Down {
+        self.ctx.event(Event::Phase2Down {
             connection: sa.connection.clone(),
             spis: sa.spis.clone(),
             reason: reason.into(),
@@ -278,7 +287,7 @@ impl Engine {
     pub(super) fn remove_policy(&mut self, connection: &str) {
         self.traps.remove(connection);
         if let Some(spec) = self.policies.remove(connection) {
-            self.kernel(KernelRequest::DeletePolicy(spec));
+            self.ctx.kernel(KernelRequest::DeletePolicy(spec));
         }
     }
 
@@ -290,13 +299,20 @@ impl Engine {
     /// `Local-address`, or left to the kernel's route to the peer.
     pub(super) fn install_traps(&mut self) {
         let candidates: Vec<PolicySpec> = self
+            .ctx
             .cfg
             .policy
             .connections
             .iter()
             .filter(|c| !c.active && !self.policies.contains_key(&c.name))
             .filter_map(|c| {
-                let peer = self.cfg.policy.peers.iter().find(|p| p.name == c.peer)?;
+                let peer = self
+                    .ctx
+                    .cfg
+                    .policy
+                    .peers
+                    .iter()
+                    .find(|p| p.name == c.peer)?;
                 let remote_addr = peer.address.ip();
                 if remote_addr.is_unspecified() {
                     return None;
@@ -333,18 +349,19 @@ impl Engine {
         for mut spec in candidates {
             spec.reqid = self.reqid(&spec.connection);
             let connection = spec.connection.clone();
-            self.debug(format!(
+            self.ctx.debug(format!(
                 "on demand: policies for {connection} before any SA"
             ));
             self.traps.insert(connection.clone());
             self.policies.insert(connection, spec.clone());
-            self.kernel(KernelRequest::AddPolicy(spec));
+            self.ctx.kernel(KernelRequest::AddPolicy(spec));
         }
     }
 
     /// Bring `name` up: Quick Mode under an existing ISAKMP SA, or phase 1 first.
     pub(super) fn start_connection(&mut self, name: &str) {
         let Some(conn) = self
+            .ctx
             .cfg
             .policy
             .connections
@@ -385,13 +402,16 @@ impl Engine {
 
     /// ACQUIRE: traffic wants a connection that is not up.
     pub(super) fn acquire(&mut self, local: IpAddr, remote: IpAddr, protocol: u8) {
-        if self.cfg.passive {
-            return self.debug(format!("passive: ignoring ACQUIRE for {local} -> {remote}"));
+        if self.ctx.cfg.passive {
+            return self
+                .ctx
+                .debug(format!("passive: ignoring ACQUIRE for {local} -> {remote}"));
         }
-        let conn = self.cfg.policy.connections.iter().find(|c| {
+        let conn = self.ctx.cfg.policy.connections.iter().find(|c| {
             let l = c.local_id.as_ref().and_then(Selector::from_id);
             let r = c.remote_id.as_ref().and_then(Selector::from_id);
             let peer_addr = self
+                .ctx
                 .cfg
                 .policy
                 .peers
@@ -407,14 +427,14 @@ impl Engine {
         });
         match conn.map(|c| c.name.clone()) {
             Some(name) if !self.connection_is_up_or_pending(&name) => {
-                self.log(
+                self.ctx.log(
                     LogLevel::Info,
                     format!("ACQUIRE {local} -> {remote}: starting {name}"),
                 );
                 self.start_connection(&name);
             }
             Some(_) => {}
-            None => self.log(
+            None => self.ctx.log(
                 LogLevel::Notice,
                 format!("ACQUIRE {local} -> {remote}: no connection covers it"),
             ),
@@ -451,7 +471,7 @@ impl Engine {
         for p1 in self.phase1.values_mut().filter(|p| p.remote == old) {
             p1.remote = new;
         }
-        self.log(
+        self.ctx.log(
             LogLevel::Info,
             format!("NAT mapping of peer changed from {old} to {new}"),
         );
@@ -459,7 +479,7 @@ impl Engine {
 
     /// Operator `t name`: delete a connection's IPsec SAs (and policies), or a peer's ISAKMP SAs.
     pub fn teardown(&mut self, now: Instant, name: &str) -> Result<(), super::CommandError> {
-        self.now = now;
+        self.ctx.now = now;
         let sas: Vec<_> = self
             .ipsec
             .values()
@@ -497,7 +517,7 @@ impl Engine {
         rcookie: crate::codec::Cookie,
         msgid: Option<u32>,
     ) -> Result<(), super::CommandError> {
-        self.now = now;
+        self.ctx.now = now;
         let Some(&p1) = self.by_cookies.get(&(icookie, rcookie)) else {
             return Err(super::CommandError::UnknownCookies);
         };
@@ -522,7 +542,7 @@ impl Engine {
 
     /// Operator `T`: tear down every IPsec SA (telling the peers).
     pub fn teardown_all(&mut self, now: Instant) {
-        self.now = now;
+        self.ctx.now = now;
         let sas: Vec<_> = self.ipsec.keys().copied().collect();
         for s in sas {
             self.remove_ipsec_sa(s, true, "teardown by operator");
@@ -535,7 +555,7 @@ impl Engine {
 
     /// SIGTERM: delete every SA, telling the peers unless passive.
     pub fn shutdown(&mut self, now: Instant) {
-        self.now = now;
+        self.ctx.now = now;
         let sas: Vec<_> = self.ipsec.keys().copied().collect();
         for s in sas {
             self.remove_ipsec_sa(s, true, "shutdown");
@@ -618,7 +638,8 @@ impl Engine {
 
     /// Pending timers as (deadline, description), for the report.
     pub fn pending_timers(&self) -> Vec<(Instant, String)> {
-        self.timers
+        self.ctx
+            .timers
             .iter()
             .map(|(t, timer)| (t, format!("{timer:?}")))
             .collect()

@@ -115,7 +115,7 @@ impl Engine {
         else {
             return Err(TransferError::NotEstablished);
         };
-        let now = self.now;
+        let now = self.ctx.now;
         let ipsec: Vec<IpsecSaState> = self
             .ipsec
             .values()
@@ -183,7 +183,7 @@ impl Engine {
         now: std::time::Instant,
         state: IsakmpSaState,
     ) -> Result<(), TransferError> {
-        self.now = now;
+        self.ctx.now = now;
         if self
             .by_cookies
             .contains_key(&(state.icookie, state.rcookie))
@@ -195,6 +195,7 @@ impl Engine {
             .ok_or_else(|| TransferError::UnknownPeer(state.peer.clone()))?;
         for sa in &state.ipsec {
             if !self
+                .ctx
                 .cfg
                 .policy
                 .connections
@@ -207,7 +208,7 @@ impl Engine {
         if state.expires_in.is_zero() {
             return Err(TransferError::Expired);
         }
-        let serial = self.isakmp_serial();
+        let serial = self.ctx.isakmp_serial();
         let role = if state.initiator {
             Role::Initiator
         } else {
@@ -244,22 +245,23 @@ impl Engine {
         self.by_cookies.insert((icookie, rcookie), serial);
         self.phase1.insert(serial, p1);
         // The same timers the exchange arms when it completes, at the times it would fire.
-        self.timers
+        self.ctx
+            .timers
             .add(now + state.expires_in, Timer::P1Expire { serial });
         if role == Role::Initiator {
-            let fuzz = self.rng.next_u32();
-            let at = established + rekey_delay(lifetime, &self.cfg.timers, fuzz);
-            self.timers.add(at.max(now), Timer::P1Rekey { serial });
+            let fuzz = self.ctx.rng.next_u32();
+            let at = established + rekey_delay(lifetime, &self.ctx.cfg.timers, fuzz);
+            self.ctx.timers.add(at.max(now), Timer::P1Rekey { serial });
         }
         if state.peer_dpd && peer.dpd_interval > 0 {
-            self.timers.add(
+            self.ctx.timers.add(
                 now + Duration::from_secs(peer.dpd_interval),
                 Timer::Dpd { serial },
             );
         }
         if state.nat_local {
-            self.timers.add(
-                now + self.cfg.timers.nat_keepalive,
+            self.ctx.timers.add(
+                now + self.ctx.cfg.timers.nat_keepalive,
                 Timer::Keepalive { serial },
             );
         }
@@ -271,15 +273,17 @@ impl Engine {
         }
         let count = state.ipsec.len();
         for sa in state.ipsec {
-            let sa_serial = self.ipsec_serial();
+            let sa_serial = self.ctx.ipsec_serial();
             let sa_established = now.checked_sub(sa.age).unwrap_or(now);
             let sa_lifetime = sa.age + sa.expires_in;
-            self.timers
+            self.ctx
+                .timers
                 .add(now + sa.expires_in, Timer::SaExpire { serial: sa_serial });
             if sa.initiator && !sa.replaced {
-                let fuzz = self.rng.next_u32();
-                let at = sa_established + rekey_delay(sa_lifetime, &self.cfg.timers, fuzz);
-                self.timers
+                let fuzz = self.ctx.rng.next_u32();
+                let at = sa_established + rekey_delay(sa_lifetime, &self.ctx.cfg.timers, fuzz);
+                self.ctx
+                    .timers
                     .add(at.max(now), Timer::SaRekey { serial: sa_serial });
             }
             self.ipsec.insert(
@@ -303,7 +307,7 @@ impl Engine {
                 },
             );
         }
-        self.log(
+        self.ctx.log(
             LogLevel::Info,
             format!(
                 "phase 1 with {} ({remote}) imported with {count} IPsec SAs",

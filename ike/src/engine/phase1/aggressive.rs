@@ -12,7 +12,7 @@ impl Engine {
         let Some((public, private)) = self.keypair(serial, r) else {
             return;
         };
-        let ni = self.random_bytes(NONCE_LEN);
+        let ni = self.ctx.random_bytes(NONCE_LEN);
         let Some(p1) = self.phase1.get_mut(&serial) else {
             return;
         };
@@ -49,7 +49,7 @@ impl Engine {
         let Some((public, private)) = self.keypair(serial, r) else {
             return;
         };
-        let nr = self.random_bytes(NONCE_LEN);
+        let nr = self.ctx.random_bytes(NONCE_LEN);
         let Some(p1) = self.phase1.get_mut(&serial) else {
             return;
         };
@@ -90,7 +90,7 @@ impl Engine {
             return;
         };
         let Some(Payload::Sa(sa)) = payloads.iter().find(|p| matches!(p, Payload::Sa(_))) else {
-            return self.log(
+            return self.ctx.log(
                 LogLevel::Notice,
                 "Aggressive Mode reply has no SA payload".into(),
             );
@@ -109,7 +109,7 @@ impl Engine {
             find_nonce(&payloads),
             id_body_of(&payloads),
         ) else {
-            return self.log(
+            return self.ctx.log(
                 LogLevel::Notice,
                 "Aggressive Mode reply lacks KE, nonce or ID".into(),
             );

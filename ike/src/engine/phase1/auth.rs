@@ -79,9 +79,12 @@ impl Engine {
     /// carries our ID for it (else the first of ours).
     pub(in crate::engine) fn own_cert(&self, peer: &Peer) -> Option<&[u8]> {
         match peer.credentials {
-            Credentials::RsaSig { .. } => {
-                self.cfg.policy.x509.own_certificate(peer.local_id.as_ref())
-            }
+            Credentials::RsaSig { .. } => self
+                .ctx
+                .cfg
+                .policy
+                .x509
+                .own_certificate(peer.local_id.as_ref()),
             Credentials::PreShared { .. } => None,
         }
     }
@@ -94,6 +97,7 @@ impl Engine {
                 peer_public_key: None,
                 ..
             } => self
+                .ctx
                 .cfg
                 .policy
                 .x509
@@ -162,7 +166,7 @@ impl Engine {
                 _ => None,
             })
             .collect();
-        let material = &self.cfg.policy.x509;
+        let material = &self.ctx.cfg.policy.x509;
         let verified = match certs.split_first() {
             Some((leaf, chain)) => x509::verify_peer(leaf, chain, &id.identity, material, None)
                 .map_err(PeerKeyError::Sent)?,
@@ -178,7 +182,7 @@ impl Engine {
                     .map_err(PeerKeyError::Held)?
             }
         };
-        self.log(
+        self.ctx.log(
             LogLevel::Info,
             format!(
                 "peer {}: certificate \"{}\" (issuer \"{}\") verified for {}",
@@ -362,7 +366,7 @@ impl Engine {
                 {
                     self.peer_authenticated(serial, then);
                 } else {
-                    self.log(
+                    self.ctx.log(
                         LogLevel::Warning,
                         format!("phase 1 authentication of {} failed: HASH mismatch (wrong pre-shared key?)", peer.name),
                     );
@@ -379,7 +383,7 @@ impl Engine {
                 let public_key = match self.peer_public_key(&peer, &id, payloads) {
                     Ok(k) => k,
                     Err(why) => {
-                        self.log(
+                        self.ctx.log(
                             LogLevel::Warning,
                             format!("phase 1 authentication of {} failed: {why}", peer.name),
                         );
@@ -413,7 +417,7 @@ impl Engine {
         match r {
             CryptoResult::Verified(true) => self.peer_authenticated(serial, then),
             other => {
-                self.log(
+                self.ctx.log(
                     LogLevel::Warning,
                     format!(
                         "RSA signature of peer {peer} is not valid: {}",

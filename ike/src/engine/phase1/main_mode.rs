@@ -20,7 +20,7 @@ impl Engine {
             return;
         };
         let Some(Payload::Sa(sa)) = payloads.iter().find(|p| matches!(p, Payload::Sa(_))) else {
-            self.log(
+            self.ctx.log(
                 LogLevel::Notice,
                 format!("Main Mode reply from {} has no SA payload", peer.name),
             );
@@ -55,7 +55,7 @@ impl Engine {
         let Some((public, private)) = self.keypair(serial, r) else {
             return;
         };
-        let ni = self.random_bytes(NONCE_LEN);
+        let ni = self.ctx.random_bytes(NONCE_LEN);
         let Some(p1) = self.phase1.get_mut(&serial) else {
             return;
         };
@@ -90,7 +90,7 @@ impl Engine {
             return;
         };
         let (Some(ke), Some(nonce)) = (find_ke(&payloads), find_nonce(&payloads)) else {
-            self.log(
+            self.ctx.log(
                 LogLevel::Notice,
                 "Main Mode message 4 lacks KE or nonce".into(),
             );
@@ -134,7 +134,7 @@ impl Engine {
             return;
         };
         let Some(id_body) = id_body_of(&payloads) else {
-            return self.log(
+            return self.ctx.log(
                 LogLevel::Notice,
                 "Main Mode message 6 has no ID payload".into(),
             );
@@ -158,7 +158,7 @@ impl Engine {
             return;
         };
         let (Some(ke), Some(nonce)) = (find_ke(&payloads), find_nonce(&payloads)) else {
-            return self.log(
+            return self.ctx.log(
                 LogLevel::Notice,
                 "Main Mode message 3 lacks KE or nonce".into(),
             );
@@ -189,7 +189,7 @@ impl Engine {
         let Some((public, private)) = self.keypair(serial, r) else {
             return;
         };
-        let nr = self.random_bytes(NONCE_LEN);
+        let nr = self.ctx.random_bytes(NONCE_LEN);
         let Some(p1) = self.phase1.get_mut(&serial) else {
             return;
         };
@@ -223,7 +223,7 @@ impl Engine {
             return;
         };
         let Some(id_body) = id_body_of(&payloads) else {
-            return self.log(
+            return self.ctx.log(
                 LogLevel::Notice,
                 "Main Mode message 5 has no ID payload".into(),
             );

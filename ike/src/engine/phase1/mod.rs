@@ -295,7 +295,8 @@ fn sha1(b: &[u8]) -> Vec<u8> {
 
 impl Engine {
     pub(super) fn peer_by_name(&self, name: &str) -> Option<Peer> {
-        self.cfg
+        self.ctx
+            .cfg
             .policy
             .peers
             .iter()
@@ -309,6 +310,7 @@ impl Engine {
             return a;
         }
         let ip = self
+            .ctx
             .cfg
             .local_addresses
             .iter()
@@ -318,27 +320,27 @@ impl Engine {
                 SocketAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
                 SocketAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
             });
-        SocketAddr::new(ip, self.cfg.ike_port)
+        SocketAddr::new(ip, self.ctx.cfg.ike_port)
     }
 
     /// Start an ISAKMP SA with `peer_name`; `waiting` connections start when it is up.
     pub(super) fn start_phase1(&mut self, peer_name: &str, waiting: Vec<ConnectionName>) {
         let Some(peer) = self.peer_by_name(peer_name) else {
-            self.log(
+            self.ctx.log(
                 LogLevel::Error,
                 format!("no phase 1 peer named {peer_name:?}"),
             );
             return;
         };
         if peer.transforms.is_empty() {
-            self.log(
+            self.ctx.log(
                 LogLevel::Error,
                 format!("peer {peer_name}: no phase 1 transforms configured"),
             );
             return;
         }
-        let serial = self.isakmp_serial();
-        let icookie = self.random_cookie();
+        let serial = self.ctx.isakmp_serial();
+        let icookie = self.ctx.random_cookie();
         let local = self.local_for(&peer);
         let mut offer = policy::phase1_sa(&peer);
         if peer.mode == Phase1Mode::Aggressive {
@@ -355,7 +357,7 @@ impl Engine {
             }
         }
         let Some(sai_b) = body_of(&Payload::Sa(offer.clone())) else {
-            return self.log(
+            return self.ctx.log(
                 LogLevel::Error,
                 format!("peer {peer_name}: cannot encode our SA"),
             );
@@ -368,13 +370,13 @@ impl Engine {
             (icookie, Cookie::default()),
             (local, peer.address),
             sai_b,
-            self.now,
+            self.ctx.now,
         );
         let Some(hs) = p1.hs() else {
             return;
         };
         hs.waiting = waiting;
-        self.log(
+        self.ctx.log(
             LogLevel::Info,
             format!(
                 "initiating {:?} mode with peer {} at {}",
@@ -383,8 +385,8 @@ impl Engine {
         );
         self.by_cookies.insert((icookie, Cookie::default()), serial);
         self.phase1.insert(serial, p1);
-        self.timers.add(
-            self.now + self.cfg.timers.exchange_max,
+        self.ctx.timers.add(
+            self.ctx.now + self.ctx.cfg.timers.exchange_max,
             Timer::P1Timeout { serial },
         );
         match peer.mode {
@@ -448,7 +450,7 @@ impl Engine {
                 if let Some(p1) = self.phase1.get_mut(&serial) {
                     p1.iv = iv;
                 }
-                self.capture(from, to, view);
+                self.ctx.capture(from, to, view);
                 self.p1_send(serial, bytes, retransmit);
             }
             Err(e) => self.p1_fail(serial, e.to_string()),
@@ -464,18 +466,18 @@ impl Engine {
         p1.tries = 0;
         let step = p1.retransmit_step;
         let (from, to) = (p1.local, p1.remote);
-        self.transmit(from, to, bytes);
+        self.ctx.transmit(from, to, bytes);
         if retransmit {
-            self.timers.add(
-                self.now + self.cfg.timers.retransmit_base,
+            self.ctx.timers.add(
+                self.ctx.now + self.ctx.cfg.timers.retransmit_base,
                 Timer::P1Retransmit { serial, step },
             );
         }
     }
 
     pub(super) fn p1_retransmit(&mut self, serial: IsakmpSerial, step: u32) {
-        let retransmits = self.cfg.timers.retransmits;
-        let base = self.cfg.timers.retransmit_base;
+        let retransmits = self.ctx.cfg.timers.retransmits;
+        let base = self.ctx.cfg.timers.retransmit_base;
         let Some(p1) = self.phase1.get_mut(&serial) else {
             return;
         };
@@ -496,27 +498,18 @@ impl Engine {
         p1.tries += 1;
         let tries = p1.tries;
         if let Some((from, to, bytes)) = p1.last_sent.clone() {
-            self.debug(format!(
+            self.ctx.debug(format!(
                 "retransmitting phase 1 message to {to} (try {tries})"
             ));
-            let bytes = self.with_marker(from, bytes);
-            self.out
+            let bytes = self.ctx.with_marker(from, bytes);
+            self.ctx
+                .out
                 .push_back(super::Output::Transmit(super::Transmit { from, to, bytes }));
         }
         let delay = base.saturating_mul(1u32 << tries.min(16));
-        self.timers
-            .add(self.now + delay, Timer::P1Retransmit { serial, step });
-    }
-
-    /// `last_sent` holds the message without the non-ESP marker; add it when resending.
-    pub(super) fn with_marker(&self, from: SocketAddr, bytes: Vec<u8>) -> Vec<u8> {
-        if from.port() == self.cfg.natt_port {
-            let mut b = super::NON_ESP_MARKER.to_vec();
-            b.extend_from_slice(&bytes);
-            b
-        } else {
-            bytes
-        }
+        self.ctx
+            .timers
+            .add(self.ctx.now + delay, Timer::P1Retransmit { serial, step });
     }
 
     pub(super) fn p1_timeout(&mut self, serial: IsakmpSerial) {
@@ -531,7 +524,7 @@ impl Engine {
     /// Abandon a phase-1 exchange that cannot complete.
     pub(super) fn p1_fail(&mut self, serial: IsakmpSerial, reason: String) {
         if let Some(p1) = self.phase1.remove(&serial) {
-            self.log(
+            self.ctx.log(
                 LogLevel::Warning,
                 format!("phase 1 with {} ({}) failed: {reason}", p1.peer, p1.remote),
             );
@@ -554,7 +547,8 @@ impl Engine {
             Some(s) => *s,
             None if header.responder_cookie == Cookie::default() => {
                 if header.message_id != 0 || header.flags & flags::ENCRYPTION != 0 {
-                    self.debug(format!("dropping unexpected phase 1 message from {remote}"));
+                    self.ctx
+                        .debug(format!("dropping unexpected phase 1 message from {remote}"));
                     return;
                 }
                 return self.p1_new_responder(local, remote, header, bytes);
@@ -565,7 +559,7 @@ impl Engine {
                     .by_cookies
                     .get(&(header.initiator_cookie, Cookie::default()))
                 else {
-                    self.debug(format!(
+                    self.ctx.debug(format!(
                         "dropping phase 1 message from {remote}: no state for its cookies"
                     ));
                     return;
@@ -575,7 +569,7 @@ impl Engine {
                         && matches!(p.step(), Some(P1State::MmI1Sent | P1State::AmI1Sent))
                 });
                 if !ok {
-                    self.debug(format!(
+                    self.ctx.debug(format!(
                         "dropping phase 1 message from {remote}: responder cookie mismatch"
                     ));
                     return;
@@ -596,15 +590,17 @@ impl Engine {
         if p1.last_received == digest {
             // A retransmission: the peer missed our answer, so send it again.
             if let Some((from, to, b)) = p1.last_sent.clone() {
-                self.debug(format!(
+                self.ctx.debug(format!(
                     "duplicate phase 1 message from {remote}: resending our last message"
                 ));
-                let b = self.with_marker(from, b);
-                self.out.push_back(super::Output::Transmit(super::Transmit {
-                    from,
-                    to,
-                    bytes: b,
-                }));
+                let b = self.ctx.with_marker(from, b);
+                self.ctx
+                    .out
+                    .push_back(super::Output::Transmit(super::Transmit {
+                        from,
+                        to,
+                        bytes: b,
+                    }));
             }
             return;
         }
@@ -613,18 +609,18 @@ impl Engine {
             _ => Phase1Mode::Aggressive,
         };
         if p1.mode != expected_mode {
-            self.debug(format!(
+            self.ctx.debug(format!(
                 "dropping phase 1 message from {remote}: exchange type does not match the SA"
             ));
             return;
         }
         // The peer floated to the NAT-T port (RFC 3947 4): follow it.
-        if local.port() == self.cfg.natt_port && p1.local.port() != self.cfg.natt_port {
+        if local.port() == self.ctx.cfg.natt_port && p1.local.port() != self.ctx.cfg.natt_port {
             p1.local = local;
             p1.remote = remote;
         }
         let Some(step) = p1.step() else {
-            return self.debug(format!(
+            return self.ctx.debug(format!(
                 "ignoring phase 1 message from {remote} in state ESTABLISHED"
             ));
         };
@@ -642,7 +638,7 @@ impl Engine {
                     hs.deferred = Some((local, remote, bytes.to_vec()));
                 }
             }
-            s => self.debug(format!(
+            s => self.ctx.debug(format!(
                 "ignoring phase 1 message from {remote} in state {}",
                 s.name()
             )),
@@ -657,7 +653,8 @@ impl Engine {
         bytes: &[u8],
     ) -> Option<Vec<Payload>> {
         if header.flags & flags::ENCRYPTION != 0 {
-            self.debug("dropping encrypted phase 1 message where cleartext was expected".into());
+            self.ctx
+                .debug("dropping encrypted phase 1 message where cleartext was expected".into());
             return None;
         }
         match parse_all(
@@ -672,7 +669,7 @@ impl Engine {
                     .get(&serial)
                     .map(|p| p.peer.clone())
                     .unwrap_or_default();
-                self.log(
+                self.ctx.log(
                     LogLevel::Notice,
                     format!("malformed phase 1 message from {peer}: {e}"),
                 );
@@ -693,7 +690,7 @@ impl Engine {
             return None;
         };
         if header.flags & flags::ENCRYPTION == 0 {
-            self.log(
+            self.ctx.log(
                 LogLevel::Notice,
                 format!(
                     "dropping unencrypted message from {} where encryption is required",
@@ -707,7 +704,8 @@ impl Engine {
         let (local, remote) = (p1.local, p1.remote);
         let opened = open(bytes, c.transform.encr, &keys.enc_key, &p1.iv);
         if let Ok((pt, _)) = &opened {
-            self.capture(remote, local, crate::engine::protect::view(bytes, pt));
+            self.ctx
+                .capture(remote, local, crate::engine::protect::view(bytes, pt));
         }
         let r = opened
             .and_then(|(pt, iv)| parse_all(header.next_payload, &pt, true).map(|(_, p)| (p, iv)));
@@ -721,7 +719,7 @@ impl Engine {
                 } else {
                     ""
                 };
-                self.log(
+                self.ctx.log(
                     LogLevel::Warning,
                     format!("cannot decrypt phase 1 message from {peer}: {e}{hint}"),
                 );
@@ -745,7 +743,7 @@ impl Engine {
         ) {
             Ok((_, p)) => p,
             Err(e) => {
-                return self.log(
+                return self.ctx.log(
                     LogLevel::Notice,
                     format!("malformed first phase 1 message from {remote}: {e}"),
                 )
@@ -757,7 +755,7 @@ impl Engine {
             Phase1Mode::Aggressive
         };
         let Some(Payload::Sa(sa)) = payloads.iter().find(|p| matches!(p, Payload::Sa(_))) else {
-            return self.log(
+            return self.ctx.log(
                 LogLevel::Notice,
                 format!("first phase 1 message from {remote} has no SA payload"),
             );
@@ -769,16 +767,16 @@ impl Engine {
         });
         let peer = by_id
             .as_ref()
-            .and_then(|id| self.cfg.policy.peer_for_id(id).cloned())
-            .or_else(|| self.cfg.policy.peer_for_address(remote.ip()).cloned());
+            .and_then(|id| self.ctx.cfg.policy.peer_for_id(id).cloned())
+            .or_else(|| self.ctx.cfg.policy.peer_for_address(remote.ip()).cloned());
         let Some(peer) = peer else {
-            return self.log(
+            return self.ctx.log(
                 LogLevel::Notice,
                 format!("{mode:?} Mode from {remote}: no phase 1 peer is configured for this address or identity"),
             );
         };
         if peer.mode != mode {
-            self.log(
+            self.ctx.log(
                 LogLevel::Notice,
                 format!(
                     "{mode:?} Mode from {remote}: peer {} is configured for {:?} Mode",
@@ -787,11 +785,11 @@ impl Engine {
             );
             return;
         }
-        let rcookie = self.random_cookie();
-        let chosen = match self.cfg.policy.choose_phase1_for(&peer, sa) {
+        let rcookie = self.ctx.random_cookie();
+        let chosen = match self.ctx.cfg.policy.choose_phase1_for(&peer, sa) {
             Ok(c) => c,
             Err(m) => {
-                self.log(
+                self.ctx.log(
                     LogLevel::Warning,
                     format!("{mode:?} Mode from {remote} (peer {}): {m}", peer.name),
                 );
@@ -805,7 +803,7 @@ impl Engine {
                 return;
             }
         };
-        let serial = self.isakmp_serial();
+        let serial = self.ctx.isakmp_serial();
         let Some(sai_b) = body_of(&Payload::Sa(sa.clone())) else {
             return;
         };
@@ -817,7 +815,7 @@ impl Engine {
             (header.initiator_cookie, rcookie),
             (local, remote),
             sai_b,
-            self.now,
+            self.ctx.now,
         );
         p1.set_step(P1State::MmR1Sent);
         p1.chosen = Some(chosen.clone());
@@ -828,15 +826,15 @@ impl Engine {
         }
         // The SA we answer with: the one proposal and the one transform we chose, as offered.
         let Some(reply_sa) = policy::phase1_reply_sa(sa, &chosen) else {
-            return self.log(
+            return self.ctx.log(
                 LogLevel::Error,
                 format!("cannot build the reply SA for {remote}"),
             );
         };
         self.by_cookies.insert((p1.icookie, p1.rcookie), serial);
         self.phase1.insert(serial, p1);
-        self.timers.add(
-            self.now + self.cfg.timers.exchange_max,
+        self.ctx.timers.add(
+            self.ctx.now + self.ctx.cfg.timers.exchange_max,
             Timer::P1Timeout { serial },
         );
         match mode {
@@ -915,15 +913,15 @@ impl Engine {
             data: Vec::new(),
         });
         if let Ok(bytes) = plain(header, &[n]) {
-            self.transmit(local, remote, bytes);
+            self.ctx.transmit(local, remote, bytes);
         }
     }
 
     /// Phase 1 is complete: arm lifetime timers, honour INITIAL-CONTACT, start what waits.
     fn p1_established(&mut self, serial: IsakmpSerial) {
-        let now = self.now;
-        let timers = self.cfg.timers.clone();
-        let fuzz = self.rng.next_u32();
+        let now = self.ctx.now;
+        let timers = self.ctx.cfg.timers.clone();
+        let fuzz = self.ctx.rng.next_u32();
         let Some(p1) = self.phase1.get_mut(&serial) else {
             return;
         };
@@ -958,30 +956,33 @@ impl Engine {
         let initial_contact = std::mem::take(&mut p1.initial_contact);
         let dpd = p1.peer_dpd;
         let nat_local = p1.nat_local;
-        self.timers.add(now + lifetime, Timer::P1Expire { serial });
+        self.ctx
+            .timers
+            .add(now + lifetime, Timer::P1Expire { serial });
         if role == Role::Initiator {
-            self.timers.add(
+            self.ctx.timers.add(
                 now + rekey_delay(lifetime, &timers, fuzz),
                 Timer::P1Rekey { serial },
             );
         }
         if let Some(peer_cfg) = self.peer_by_name(&peer) {
             if dpd && peer_cfg.dpd_interval > 0 {
-                self.timers.add(
+                self.ctx.timers.add(
                     now + Duration::from_secs(peer_cfg.dpd_interval),
                     Timer::Dpd { serial },
                 );
             }
         }
         if nat_local {
-            self.timers
+            self.ctx
+                .timers
                 .add(now + timers.nat_keepalive, Timer::Keepalive { serial });
         }
-        self.log(
+        self.ctx.log(
             LogLevel::Info,
             format!("phase 1 established with {peer} ({remote}): {summary}"),
         );
-        self.event(Event::Phase1Up {
+        self.ctx.event(Event::Phase1Up {
             peer: peer.clone(),
             icookie,
             rcookie,
@@ -1007,13 +1008,15 @@ impl Engine {
         // Rekey only what is still wanted: a peer with an IPsec SA or an active connection.
         let wanted = self.ipsec.values().any(|s| s.peer == peer)
             || self
+                .ctx
                 .cfg
                 .policy
                 .connections
                 .iter()
                 .any(|c| c.peer == peer && c.active);
         if wanted {
-            self.log(LogLevel::Info, format!("rekeying phase 1 with {peer}"));
+            self.ctx
+                .log(LogLevel::Info, format!("rekeying phase 1 with {peer}"));
             self.start_phase1(&peer, Vec::new());
         }
     }
@@ -1026,7 +1029,7 @@ impl Engine {
 
     /// Remove an ISAKMP SA, telling the peer when `notify`.
     pub(super) fn delete_phase1(&mut self, serial: IsakmpSerial, notify: bool, reason: &str) {
-        if notify && !self.cfg.passive {
+        if notify && !self.ctx.cfg.passive {
             let Some(p1) = self.phase1.get(&serial) else {
                 return;
             };
@@ -1042,7 +1045,7 @@ impl Engine {
         if let Some(p1) = self.phase1.remove(&serial) {
             self.by_cookies.remove(&(p1.icookie, p1.rcookie));
             self.quick.retain(|(s, _), _| *s != serial);
-            self.log(
+            self.ctx.log(
                 LogLevel::Info,
                 format!(
                     "phase 1 with {} ({}, cookies {}) deleted: {reason}",
@@ -1051,7 +1054,7 @@ impl Engine {
                     cookies(&p1)
                 ),
             );
-            self.event(Event::Phase1Down {
+            self.ctx.event(Event::Phase1Down {
                 peer: p1.peer,
                 icookie: p1.icookie,
                 rcookie: p1.rcookie,

@@ -46,7 +46,7 @@ impl Engine {
         p1.nat_remote = !rest.iter().any(|x| **x == theirs);
         let (l, r, peer) = (p1.nat_local, p1.nat_remote, p1.peer.clone());
         if l || r {
-            self.log(
+            self.ctx.log(
                 LogLevel::Info,
                 format!(
                     "NAT detected with {peer}:{}{}",
@@ -59,7 +59,7 @@ impl Engine {
 
     /// After NAT is detected, IKE moves to the NAT-T port (RFC 3947 4).
     pub(in crate::engine) fn float(&mut self, serial: IsakmpSerial) {
-        let natt_port = self.cfg.natt_port;
+        let natt_port = self.ctx.cfg.natt_port;
         let Some(p1) = self.phase1.get_mut(&serial) else {
             return;
         };

@@ -34,11 +34,12 @@ impl Engine {
             return;
         };
         let udp = self.udp_encap(serial);
-        let ni = self.random_bytes(NONCE_LEN);
+        let ni = self.ctx.random_bytes(NONCE_LEN);
         let Some(qm) = self.quick.get_mut(&(serial, msgid)) else {
             return;
         };
         let Some(conn) = self
+            .ctx
             .cfg
             .policy
             .connections
@@ -119,6 +120,7 @@ impl Engine {
             return;
         };
         let Some(conn) = self
+            .ctx
             .cfg
             .policy
             .connections
@@ -129,7 +131,7 @@ impl Engine {
             return;
         };
         let Some(Payload::Sa(reply)) = payloads.get(1) else {
-            return self.log(
+            return self.ctx.log(
                 LogLevel::Notice,
                 "Quick Mode reply: SA must follow HASH(2)".into(),
             );
@@ -151,7 +153,9 @@ impl Engine {
                 None
             }
         }) else {
-            return self.log(LogLevel::Notice, "Quick Mode reply has no nonce".into());
+            return self
+                .ctx
+                .log(LogLevel::Notice, "Quick Mode reply has no nonce".into());
         };
         let ke = payloads.iter().find_map(|p| {
             if let Payload::Ke(k) = p {
@@ -224,7 +228,8 @@ impl Engine {
             return self.qm_i3_finish(serial, msgid);
         }
         for request in inbound {
-            self.kernel_then(request, KernelPending::QmInboundInstalled { serial, msgid });
+            self.ctx
+                .kernel_then(request, KernelPending::QmInboundInstalled { serial, msgid });
         }
     }
 
@@ -235,7 +240,8 @@ impl Engine {
         answer: KernelAnswer,
     ) {
         if let KernelAnswer::Failed(reason) = answer {
-            self.log(LogLevel::Error, format!("kernel request failed: {reason}"));
+            self.ctx
+                .log(LogLevel::Error, format!("kernel request failed: {reason}"));
         }
         let Some(qm) = self.quick.get_mut(&(serial, msgid)) else {
             return;
@@ -265,8 +271,8 @@ impl Engine {
             .values()
             .any(|sa| sa.connection == connection && !sa.replaced);
         if rekey {
-            self.timers.add(
-                self.now + OUTBOUND_SWITCH_DELAY,
+            self.ctx.timers.add(
+                self.ctx.now + OUTBOUND_SWITCH_DELAY,
                 Timer::QmOutbound { serial, msgid },
             );
         } else {

@@ -12,7 +12,7 @@ impl Engine {
         dirs: &[Direction],
     ) {
         for r in self.qm_sa_requests(serial, msgid, dirs) {
-            self.kernel(r);
+            self.ctx.kernel(r);
         }
     }
 

@@ -162,6 +162,7 @@ impl Engine {
     /// Start Quick Mode for `conn_name` under ISAKMP SA `serial`.
     pub(super) fn start_qm(&mut self, serial: IsakmpSerial, conn_name: &str) {
         let Some(conn) = self
+            .ctx
             .cfg
             .policy
             .connections
@@ -169,7 +170,7 @@ impl Engine {
             .find(|c| c.name == conn_name)
             .cloned()
         else {
-            return self.log(
+            return self.ctx.log(
                 LogLevel::Error,
                 format!("no connection named {conn_name:?}"),
             );
@@ -180,7 +181,7 @@ impl Engine {
         let (local, remote) = (p1.local.ip(), p1.remote.ip());
         let mut msgid = 0;
         while msgid == 0 || self.quick.contains_key(&(serial, msgid)) {
-            msgid = self.rng.next_u32();
+            msgid = self.ctx.rng.next_u32();
         }
         let mut protocols: Vec<IpsecProtocol> = Vec::new();
         for s in &conn.suites {
@@ -191,7 +192,7 @@ impl Engine {
             }
         }
         if protocols.is_empty() {
-            return self.log(
+            return self.ctx.log(
                 LogLevel::Error,
                 format!("connection {conn_name}: no suites configured"),
             );
@@ -213,7 +214,7 @@ impl Engine {
             .flat_map(|s| &s.protocols)
             .flat_map(|p| &p.transforms)
             .find_map(|t| t.pfs_group);
-        self.log(
+        self.ctx.log(
             LogLevel::Info,
             format!("starting Quick Mode for {conn_name} with {}", conn.peer),
         );
@@ -237,12 +238,12 @@ impl Engine {
         let msgid = qm.msgid;
         qm.spis_wanted = protocols.len();
         self.quick.insert((serial, msgid), qm);
-        self.timers.add(
-            self.now + self.cfg.timers.exchange_max,
+        self.ctx.timers.add(
+            self.ctx.now + self.ctx.cfg.timers.exchange_max,
             Timer::QmTimeout { serial, msgid },
         );
         for protocol in protocols {
-            self.kernel_then(
+            self.ctx.kernel_then(
                 KernelRequest::AllocSpi {
                     protocol,
                     src: remote,
@@ -381,8 +382,8 @@ impl Engine {
         match sealed(header, &payloads, keys.encr, &keys.enc_key, &qm.iv) {
             Ok((bytes, iv, view)) => {
                 qm.iv = iv;
-                if self.capture_on {
-                    self.out.push_back(super::Output::Packet {
+                if self.ctx.capture_on {
+                    self.ctx.out.push_back(super::Output::Packet {
                         from,
                         to,
                         bytes: view,
@@ -395,10 +396,10 @@ impl Engine {
                 qm.step += 1;
                 qm.tries = 0;
                 let step = qm.step;
-                self.transmit(from, to, bytes);
+                self.ctx.transmit(from, to, bytes);
                 if retransmit {
-                    self.timers.add(
-                        self.now + self.cfg.timers.retransmit_base,
+                    self.ctx.timers.add(
+                        self.ctx.now + self.ctx.cfg.timers.retransmit_base,
                         Timer::QmRetransmit {
                             serial,
                             msgid,
@@ -412,8 +413,8 @@ impl Engine {
     }
 
     pub(super) fn qm_retransmit(&mut self, serial: IsakmpSerial, msgid: u32, step: u32) {
-        let retransmits = self.cfg.timers.retransmits;
-        let base = self.cfg.timers.retransmit_base;
+        let retransmits = self.ctx.cfg.timers.retransmits;
+        let base = self.ctx.cfg.timers.retransmit_base;
         let Some(qm) = self.quick.get_mut(&(serial, msgid)) else {
             return;
         };
@@ -430,12 +431,13 @@ impl Engine {
         qm.tries += 1;
         let tries = qm.tries;
         if let Some((from, to, bytes)) = qm.last_sent.clone() {
-            let bytes = self.with_marker(from, bytes);
-            self.out
+            let bytes = self.ctx.with_marker(from, bytes);
+            self.ctx
+                .out
                 .push_back(super::Output::Transmit(super::Transmit { from, to, bytes }));
         }
-        self.timers.add(
-            self.now + base.saturating_mul(1u32 << tries.min(16)),
+        self.ctx.timers.add(
+            self.ctx.now + base.saturating_mul(1u32 << tries.min(16)),
             Timer::QmRetransmit {
                 serial,
                 msgid,
@@ -457,7 +459,7 @@ impl Engine {
 
     pub(super) fn qm_fail(&mut self, serial: IsakmpSerial, msgid: u32, reason: String) {
         if let Some(qm) = self.quick.remove(&(serial, msgid)) {
-            self.log(
+            self.ctx.log(
                 LogLevel::Warning,
                 format!("Quick Mode for {} failed: {reason}", qm.connection),
             );
@@ -468,7 +470,7 @@ impl Engine {
                 .map(|p| (p.local.ip(), p.remote.ip()));
             if let Some((local, remote)) = p1 {
                 for (protocol, spi) in qm.spis {
-                    self.kernel(KernelRequest::DeleteSa {
+                    self.ctx.kernel(KernelRequest::DeleteSa {
                         protocol,
                         spi,
                         src: remote,
@@ -489,16 +491,18 @@ impl Engine {
     ) {
         let key = (header.initiator_cookie, header.responder_cookie);
         let Some(&serial) = self.by_cookies.get(&key) else {
-            return self.debug(format!("dropping Quick Mode from {remote}: no ISAKMP SA"));
+            return self
+                .ctx
+                .debug(format!("dropping Quick Mode from {remote}: no ISAKMP SA"));
         };
         if header.flags & flags::ENCRYPTION == 0 || header.message_id == 0 {
-            return self.log(
+            return self.ctx.log(
                 LogLevel::Notice,
                 format!("dropping unencrypted or ID-less Quick Mode from {remote}"),
             );
         }
         let Some(keys) = self.p1_keys(serial) else {
-            return self.debug(format!(
+            return self.ctx.debug(format!(
                 "dropping Quick Mode from {remote}: ISAKMP SA not established"
             ));
         };
@@ -507,7 +511,7 @@ impl Engine {
             .get(&serial)
             .is_some_and(|p| !p.is_established())
         {
-            return self.debug(format!(
+            return self.ctx.debug(format!(
                 "dropping Quick Mode from {remote}: ISAKMP SA not established"
             ));
         }
@@ -516,13 +520,16 @@ impl Engine {
         if let Some(qm) = self.quick.get(&(serial, msgid)) {
             if qm.last_received == digest {
                 if let Some((from, to, b)) = qm.last_sent.clone() {
-                    self.debug("duplicate Quick Mode message: resending our last message".into());
-                    let b = self.with_marker(from, b);
-                    self.out.push_back(super::Output::Transmit(super::Transmit {
-                        from,
-                        to,
-                        bytes: b,
-                    }));
+                    self.ctx
+                        .debug("duplicate Quick Mode message: resending our last message".into());
+                    let b = self.ctx.with_marker(from, b);
+                    self.ctx
+                        .out
+                        .push_back(super::Output::Transmit(super::Transmit {
+                            from,
+                            to,
+                            bytes: b,
+                        }));
                 }
                 return;
             }
@@ -530,7 +537,9 @@ impl Engine {
             return match qm.state {
                 QmState::I1Sent => self.qm_i_r1(serial, msgid, header, bytes, &keys, iv, digest),
                 QmState::R1Sent => self.qm_r_i2(serial, msgid, header, bytes, &keys, iv, digest),
-                s => self.debug(format!("ignoring Quick Mode message in state {}", s.name())),
+                s => self
+                    .ctx
+                    .debug(format!("ignoring Quick Mode message in state {}", s.name())),
             };
         }
         if self
@@ -538,7 +547,9 @@ impl Engine {
             .get(&serial)
             .is_some_and(|p| p.seen_msgids.contains(&msgid))
         {
-            return self.debug(format!("dropping replayed Quick Mode message {msgid:08x}"));
+            return self
+                .ctx
+                .debug(format!("dropping replayed Quick Mode message {msgid:08x}"));
         }
         let iv = phase2_iv(keys.prf, keys.encr.block_len(), &keys.iv, msgid);
         self.qm_r_i1(serial, msgid, header, bytes, &keys, iv, digest);
@@ -557,11 +568,12 @@ impl Engine {
         let (pt, next_iv) = match open(bytes, keys.encr, &keys.enc_key, iv) {
             Ok(v) => {
                 let (local, remote) = self.p1_addresses(header);
-                self.capture(remote, local, crate::engine::protect::view(bytes, &v.0));
+                self.ctx
+                    .capture(remote, local, crate::engine::protect::view(bytes, &v.0));
                 v
             }
             Err(e) => {
-                self.log(
+                self.ctx.log(
                     LogLevel::Notice,
                     format!("cannot decrypt Quick Mode message: {e}"),
                 );
@@ -571,7 +583,7 @@ impl Engine {
         let (raws, payloads) = match parse_all(header.next_payload, &pt, true) {
             Ok(v) => v,
             Err(e) => {
-                self.log(
+                self.ctx.log(
                     LogLevel::Notice,
                     format!("malformed Quick Mode message (or wrong key): {e}"),
                 );
@@ -579,7 +591,7 @@ impl Engine {
             }
         };
         let Some(Payload::Hash(got)) = payloads.first() else {
-            self.log(
+            self.ctx.log(
                 LogLevel::Notice,
                 "Quick Mode message does not start with HASH".into(),
             );
@@ -587,7 +599,7 @@ impl Engine {
         };
         let want = expected_hash(after_first(&pt, &raws));
         if !crate::engine::protect::ct_eq(got, &want) {
-            self.log(
+            self.ctx.log(
                 LogLevel::Warning,
                 "Quick Mode message failed its HASH check: dropped".into(),
             );

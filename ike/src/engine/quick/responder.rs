@@ -24,11 +24,11 @@ impl Engine {
             return;
         };
         p1.seen_msgids.insert(msgid);
-        p1.last_heard = self.now;
+        p1.last_heard = self.ctx.now;
         let peer = p1.peer.clone();
         let (local, remote) = (p1.local.ip(), p1.remote.ip());
         let Some(Payload::Sa(offer)) = payloads.get(1) else {
-            return self.log(
+            return self.ctx.log(
                 LogLevel::Notice,
                 format!("Quick Mode from {peer}: SA must follow HASH(1)"),
             );
@@ -40,7 +40,7 @@ impl Engine {
                 None
             }
         }) else {
-            return self.log(
+            return self.ctx.log(
                 LogLevel::Notice,
                 format!("Quick Mode from {peer}: no nonce"),
             );
@@ -72,7 +72,7 @@ impl Engine {
                     ProtocolId::ISAKMP,
                     Vec::new(),
                 );
-                return self.log(
+                return self.ctx.log(
                     LogLevel::Notice,
                     format!(
                         "Quick Mode from {peer}: {} ID payloads (need 0 or 2)",
@@ -87,12 +87,13 @@ impl Engine {
             idcr.clone().unwrap_or_else(|| host_id(local)),
         );
         let Some(conn) = self
+            .ctx
             .cfg
             .policy
             .connection_for_ids(&peer, Some(&sel_ci), Some(&sel_cr))
             .cloned()
         else {
-            self.log(
+            self.ctx.log(
                 LogLevel::Warning,
                 format!(
                     "Quick Mode from {peer}: no connection matches {} <=> {}",
@@ -108,10 +109,10 @@ impl Engine {
             );
             return;
         };
-        let chosen = match self.cfg.policy.choose_phase2_for(&conn, offer) {
+        let chosen = match self.ctx.cfg.policy.choose_phase2_for(&conn, offer) {
             Ok(c) => c,
             Err(m) => {
-                self.log(
+                self.ctx.log(
                     LogLevel::Warning,
                     format!("Quick Mode for {} from {peer}: {m}", conn.name),
                 );
@@ -125,7 +126,7 @@ impl Engine {
             }
         };
         if chosen.pfs_group.is_some() != ke.is_some() {
-            self.log(
+            self.ctx.log(
                 LogLevel::Warning,
                 format!(
                     "Quick Mode for {} from {peer}: KE payload does not match PFS of the proposal",
@@ -207,7 +208,7 @@ impl Engine {
         let Some(keys) = self.p1_keys(serial) else {
             return;
         };
-        let nr = self.random_bytes(NONCE_LEN);
+        let nr = self.ctx.random_bytes(NONCE_LEN);
         let Some(qm) = self.quick.get_mut(&(serial, msgid)) else {
             return;
         };
@@ -279,11 +280,12 @@ impl Engine {
         let (pt, next_iv) = match open(bytes, keys.encr, &keys.enc_key, &iv) {
             Ok(v) => {
                 let (local, remote) = self.p1_addresses(header);
-                self.capture(remote, local, crate::engine::protect::view(bytes, &v.0));
+                self.ctx
+                    .capture(remote, local, crate::engine::protect::view(bytes, &v.0));
                 v
             }
             Err(e) => {
-                return self.log(
+                return self.ctx.log(
                     LogLevel::Notice,
                     format!("cannot decrypt Quick Mode message 3: {e}"),
                 )
@@ -296,7 +298,7 @@ impl Engine {
             Err(_) => false,
         };
         if !ok {
-            return self.log(
+            return self.ctx.log(
                 LogLevel::Warning,
                 "Quick Mode message 3 failed its HASH(3) check: dropped".into(),
             );

@@ -1,0 +1,142 @@
+//! What every exchange uses besides the engine's tables: the configuration, the clock,
+//! randomness, the outputs, the timers, the serial and request counters and the work
+//! waiting for a helper's or the kernel's answer. Split from the tables so that an exchange
+//! can hold its own record and the context at once.
+
+use super::pending::{CryptoPending, KernelPending};
+use super::timers::TimerQueue;
+use super::{
+    EngineConfig, Event, IpsecSerial, IsakmpSerial, KernelRequest, LogLevel, Output, RequestId,
+    Rng, Transmit, NON_ESP_MARKER,
+};
+use crate::codec::{Cookie, Header};
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+pub(super) struct Context {
+    pub cfg: EngineConfig,
+    pub rng: Box<dyn Rng>,
+    pub now: Instant,
+    next_request: u64,
+    next_serial: u64,
+    /// Work waiting for a helper's answer, and for the kernel's.
+    pub crypto_waiting: BTreeMap<RequestId, CryptoPending>,
+    pub kernel_waiting: BTreeMap<RequestId, KernelPending>,
+    pub timers: TimerQueue,
+    pub out: VecDeque<Output>,
+    /// Packet capture on: every message sent or accepted is also output in cleartext.
+    pub capture_on: bool,
+}
+
+impl Context {
+    pub(super) fn new(cfg: EngineConfig, rng: Box<dyn Rng>, now: Instant) -> Self {
+        Context {
+            cfg,
+            rng,
+            now,
+            next_request: 1,
+            next_serial: 1,
+            crypto_waiting: BTreeMap::new(),
+            kernel_waiting: BTreeMap::new(),
+            timers: TimerQueue::default(),
+            out: VecDeque::new(),
+            capture_on: false,
+        }
+    }
+
+    pub(super) fn capture(&mut self, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
+        if self.capture_on {
+            self.out.push_back(Output::Packet { from, to, bytes });
+        }
+    }
+
+    pub(super) fn request_id(&mut self) -> RequestId {
+        let id = RequestId(self.next_request);
+        self.next_request += 1;
+        id
+    }
+
+    /// The next serial number; ISAKMP and IPsec SAs count from one counter, as pluto's do.
+    pub(super) fn next_serial(&mut self) -> u64 {
+        let s = self.next_serial;
+        self.next_serial += 1;
+        s
+    }
+
+    pub(super) fn isakmp_serial(&mut self) -> IsakmpSerial {
+        IsakmpSerial(self.next_serial())
+    }
+
+    pub(super) fn ipsec_serial(&mut self) -> IpsecSerial {
+        IpsecSerial(self.next_serial())
+    }
+
+    /// A kernel request whose answer `pending` resumes.
+    pub(super) fn kernel_then(&mut self, request: KernelRequest, pending: KernelPending) {
+        let id = self.request_id();
+        self.kernel_waiting.insert(id, pending);
+        self.out.push_back(Output::Kernel { id, request });
+    }
+
+    /// A kernel request whose answer only matters when it fails (logged then).
+    pub(super) fn kernel(&mut self, request: KernelRequest) {
+        let id = self.request_id();
+        self.out.push_back(Output::Kernel { id, request });
+    }
+
+    pub(super) fn transmit(&mut self, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
+        // Encrypted messages were captured in cleartext where they were sealed.
+        if Header::parse_prefix(&bytes).is_ok_and(|h| !h.is_encrypted()) {
+            self.capture(from, to, bytes.clone());
+        }
+        let bytes = if from.port() == self.cfg.natt_port {
+            let mut b = Vec::with_capacity(bytes.len() + 4);
+            b.extend_from_slice(&NON_ESP_MARKER);
+            b.extend_from_slice(&bytes);
+            b
+        } else {
+            bytes
+        };
+        self.out
+            .push_back(Output::Transmit(Transmit { from, to, bytes }));
+    }
+
+    pub(super) fn event(&mut self, e: Event) {
+        self.out.push_back(Output::Event(e));
+    }
+
+    pub(super) fn log(&mut self, level: LogLevel, message: String) {
+        self.out
+            .push_back(Output::Event(Event::Log { level, message }));
+    }
+
+    pub(super) fn debug(&mut self, message: String) {
+        self.log(LogLevel::Debug, message);
+    }
+
+    pub(super) fn random_cookie(&mut self) -> Cookie {
+        let mut c = [0u8; 8];
+        while c == [0u8; 8] {
+            self.rng.fill(&mut c);
+        }
+        Cookie(c)
+    }
+
+    pub(super) fn random_bytes(&mut self, n: usize) -> Vec<u8> {
+        let mut v = vec![0u8; n];
+        self.rng.fill(&mut v);
+        v
+    }
+
+    /// `last_sent` holds the message without the non-ESP marker; add it when resending.
+    pub(super) fn with_marker(&self, from: SocketAddr, bytes: Vec<u8>) -> Vec<u8> {
+        if from.port() == self.cfg.natt_port {
+            let mut b = NON_ESP_MARKER.to_vec();
+            b.extend_from_slice(&bytes);
+            b
+        } else {
+            bytes
+        }
+    }
+}
