@@ -33,7 +33,7 @@ impl Engine {
         let Some(p1) = self.phase1.get(&serial) else {
             return;
         };
-        let header = Self::header_for(p1, ExchangeType::INFORMATIONAL, msgid, flags::ENCRYPTION);
+        let header = p1.header(ExchangeType::INFORMATIONAL, msgid, flags::ENCRYPTION);
         let iv = phase2_iv(keys.prf, keys.encr.block_len(), &keys.iv, msgid);
         let (from, to) = (p1.local, p1.remote);
         match sealed(header, &all, keys.encr, &keys.enc_key, &iv) {

@@ -29,7 +29,7 @@ pub use sa::{ExchangeInfo, IpsecSaInfo, Phase1Info};
 pub use transfer::{IpsecSaState, IsakmpSaState, TransferError};
 pub use types::*;
 
-use crate::codec::{Cookie, ExchangeType, Header, HEADER_LEN};
+use crate::codec::{Cookie, ExchangeType, Header};
 use crate::crypto::CryptoResult;
 use crate::policy::ConnectionName;
 use context::Context;
@@ -447,20 +447,6 @@ impl Engine {
             Timer::SaExpire { serial } => self.sa_expire(serial),
             Timer::Dpd { serial } => self.dpd_check(serial),
             Timer::Keepalive { serial } => self.nat_keepalive(serial),
-        }
-    }
-
-    /// The header of a reply or a new message within phase-1 SA `serial`.
-    fn header_for(p1: &Phase1, exchange: ExchangeType, message_id: u32, flags: u8) -> Header {
-        Header {
-            initiator_cookie: p1.icookie,
-            responder_cookie: p1.rcookie,
-            next_payload: crate::codec::PayloadType::NONE,
-            version: 0x10,
-            exchange,
-            flags,
-            message_id,
-            length: HEADER_LEN as u32,
         }
     }
 }

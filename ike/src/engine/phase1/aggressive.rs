@@ -36,7 +36,7 @@ impl Engine {
             Payload::Id(id),
         ];
         payloads.extend(self.cert_requests(&peer));
-        payloads.extend(Self::vendor_ids(&peer));
+        payloads.extend(auth::vendor_ids(&peer));
         self.p1_send_plain(serial, payloads);
     }
 
@@ -117,7 +117,7 @@ impl Engine {
         let Some(p1) = self.phase1.get_mut(&serial) else {
             return;
         };
-        Self::note_vendor_ids(p1, &payloads);
+        p1.note_vendor_ids(&payloads);
         p1.chosen = Some(chosen);
         let Some(hs) = p1.hs() else {
             return;

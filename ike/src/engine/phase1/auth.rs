@@ -195,39 +195,13 @@ impl Engine {
         Ok(verified.public_key)
     }
 
-    pub(in crate::engine) fn vendor_ids(peer: &Peer) -> Vec<Payload> {
-        let mut v = Vec::new();
-        if peer.nat_t {
-            v.push(Payload::VendorId(VID_RFC3947.to_vec()));
-            v.push(Payload::VendorId(VID_DRAFT_02N.to_vec()));
-        }
-        v.push(Payload::VendorId(VID_DPD.to_vec()));
-        v
-    }
-
-    pub(in crate::engine) fn note_vendor_ids(p1: &mut Phase1, payloads: &[Payload]) {
-        for p in payloads {
-            if let Payload::VendorId(v) = p {
-                if let Some(ver) = NatTVersion::from_vid(v) {
-                    // Prefer the RFC dialect when the peer announces both.
-                    if p1.natt != Some(NatTVersion::Rfc3947) {
-                        p1.natt = Some(ver);
-                    }
-                }
-                if v.as_slice() == VID_DPD {
-                    p1.peer_dpd = true;
-                }
-            }
-        }
-    }
-
     /// Our authentication payload: HASH for a pre-shared key, SIG (signed by a helper) for RSA;
     /// `then` gets the payload.
     pub(in crate::engine) fn own_auth(&mut self, serial: IsakmpSerial, then: AuthReady) {
         let Some(p1) = self.phase1.get(&serial) else {
             return;
         };
-        let Some(hash) = Self::own_hash(p1) else {
+        let Some(hash) = p1.own_hash() else {
             return;
         };
         let Some(c) = &p1.chosen else { return };
@@ -351,7 +325,7 @@ impl Engine {
         hs.id_peer_b = id_body;
         p1.id_peer = Some(id.clone());
         p1.initial_contact |= initial_contact;
-        let Some(expected) = Self::peer_hash(p1) else {
+        let Some(expected) = p1.peer_hash() else {
             return;
         };
         match c.transform.auth {
@@ -428,4 +402,32 @@ impl Engine {
             }
         }
     }
+}
+
+impl Phase1 {
+    pub(in crate::engine) fn note_vendor_ids(&mut self, payloads: &[Payload]) {
+        for p in payloads {
+            if let Payload::VendorId(v) = p {
+                if let Some(ver) = NatTVersion::from_vid(v) {
+                    // Prefer the RFC dialect when the peer announces both.
+                    if self.natt != Some(NatTVersion::Rfc3947) {
+                        self.natt = Some(ver);
+                    }
+                }
+                if v.as_slice() == VID_DPD {
+                    self.peer_dpd = true;
+                }
+            }
+        }
+    }
+}
+
+pub(in crate::engine) fn vendor_ids(peer: &Peer) -> Vec<Payload> {
+    let mut v = Vec::new();
+    if peer.nat_t {
+        v.push(Payload::VendorId(VID_RFC3947.to_vec()));
+        v.push(Payload::VendorId(VID_DRAFT_02N.to_vec()));
+    }
+    v.push(Payload::VendorId(VID_DPD.to_vec()));
+    v
 }

@@ -161,20 +161,22 @@ impl Engine {
             }
         }
     }
+}
 
+impl Phase1 {
     /// HASH_I or HASH_R of our side.
-    pub(in crate::engine) fn own_hash(p1: &Phase1) -> Option<Vec<u8>> {
-        let (c, hs) = (p1.chosen.as_ref()?, p1.hs_ref()?);
+    pub(in crate::engine) fn own_hash(&self) -> Option<Vec<u8>> {
+        let (c, hs) = (self.chosen.as_ref()?, self.hs_ref()?);
         let skeyid = hs.skeyid.as_ref()?;
         let h = c.transform.hash;
-        Some(match p1.role {
+        Some(match self.role {
             Role::Initiator => hash_i(
                 h,
                 skeyid,
                 &hs.gxi,
                 &hs.gxr,
-                &p1.icookie.0,
-                &p1.rcookie.0,
+                &self.icookie.0,
+                &self.rcookie.0,
                 &hs.sai_b,
                 &hs.id_own_b,
             ),
@@ -183,8 +185,8 @@ impl Engine {
                 skeyid,
                 &hs.gxr,
                 &hs.gxi,
-                &p1.rcookie.0,
-                &p1.icookie.0,
+                &self.rcookie.0,
+                &self.icookie.0,
                 &hs.sai_b,
                 &hs.id_own_b,
             ),
@@ -192,18 +194,18 @@ impl Engine {
     }
 
     /// The hash the peer must have sent.
-    pub(in crate::engine) fn peer_hash(p1: &Phase1) -> Option<Vec<u8>> {
-        let (c, hs) = (p1.chosen.as_ref()?, p1.hs_ref()?);
+    pub(in crate::engine) fn peer_hash(&self) -> Option<Vec<u8>> {
+        let (c, hs) = (self.chosen.as_ref()?, self.hs_ref()?);
         let skeyid = hs.skeyid.as_ref()?;
         let h = c.transform.hash;
-        Some(match p1.role {
+        Some(match self.role {
             Role::Initiator => hash_r(
                 h,
                 skeyid,
                 &hs.gxr,
                 &hs.gxi,
-                &p1.rcookie.0,
-                &p1.icookie.0,
+                &self.rcookie.0,
+                &self.icookie.0,
                 &hs.sai_b,
                 &hs.id_peer_b,
             ),
@@ -212,8 +214,8 @@ impl Engine {
                 skeyid,
                 &hs.gxi,
                 &hs.gxr,
-                &p1.icookie.0,
-                &p1.rcookie.0,
+                &self.icookie.0,
+                &self.rcookie.0,
                 &hs.sai_b,
                 &hs.id_peer_b,
             ),

@@ -40,7 +40,7 @@ impl Engine {
         let Some(p1) = self.phase1.get_mut(&serial) else {
             return;
         };
-        Self::note_vendor_ids(p1, &payloads);
+        p1.note_vendor_ids(&payloads);
         p1.chosen = Some(chosen);
         p1.last_received = digest;
         p1.set_step(P1State::MmI2Wait);
@@ -71,7 +71,7 @@ impl Engine {
         p1.set_step(P1State::MmI2Sent);
         let h = p1.hash_alg().unwrap_or(HashAlg::Sha1);
         let mut payloads = vec![Payload::Ke(public), Payload::Nonce(ni)];
-        payloads.extend(Self::nat_d_payloads(p1, h));
+        payloads.extend(p1.nat_d_payloads(h));
         let peer = p1.peer.clone();
         if let Some(peer) = self.peer_by_name(&peer) {
             payloads.extend(self.cert_requests_for(serial, &peer));
@@ -201,7 +201,7 @@ impl Engine {
         hs.nr_b = nr.clone();
         let h = p1.hash_alg().unwrap_or(HashAlg::Sha1);
         let mut out = vec![Payload::Ke(public), Payload::Nonce(nr)];
-        out.extend(Self::nat_d_payloads(p1, h));
+        out.extend(p1.nat_d_payloads(h));
         let peer = p1.peer.clone();
         if let Some(peer) = self.peer_by_name(&peer) {
             out.extend(self.cert_requests_for(serial, &peer));

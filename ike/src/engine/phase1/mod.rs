@@ -261,6 +261,20 @@ impl Phase1 {
         }
     }
 
+    /// The header of a reply or a new message within phase-1 SA `serial`.
+    pub(super) fn header(&self, exchange: ExchangeType, message_id: u32, flags: u8) -> Header {
+        Header {
+            initiator_cookie: self.icookie,
+            responder_cookie: self.rcookie,
+            next_payload: crate::codec::PayloadType::NONE,
+            version: 0x10,
+            exchange,
+            flags,
+            message_id,
+            length: crate::codec::HEADER_LEN as u32,
+        }
+    }
+
     /// The name of where this SA stands, for logs and the report.
     pub fn state_name(&self) -> &'static str {
         self.step().map_or("ESTABLISHED", P1State::name)
@@ -392,7 +406,7 @@ impl Engine {
         match peer.mode {
             Phase1Mode::Main => {
                 let mut payloads = vec![Payload::Sa(offer)];
-                payloads.extend(Self::vendor_ids(&peer));
+                payloads.extend(auth::vendor_ids(&peer));
                 self.p1_send_plain(serial, payloads);
             }
             Phase1Mode::Aggressive => {
@@ -417,7 +431,7 @@ impl Engine {
             Phase1Mode::Main => ExchangeType::MAIN_MODE,
             Phase1Mode::Aggressive => ExchangeType::AGGRESSIVE,
         };
-        let header = Self::header_for(p1, exchange, 0, 0);
+        let header = p1.header(exchange, 0, 0);
         match plain(header, &payloads) {
             Ok(bytes) => self.p1_send(serial, bytes, true),
             Err(e) => self.p1_fail(serial, e.to_string()),
@@ -443,7 +457,7 @@ impl Engine {
         };
         let Some(keys) = &p1.keys else { return };
         let Some(c) = &p1.chosen else { return };
-        let header = Self::header_for(p1, exchange, 0, flags::ENCRYPTION);
+        let header = p1.header(exchange, 0, flags::ENCRYPTION);
         let (from, to) = (p1.local, p1.remote);
         match sealed(header, &payloads, c.transform.encr, &keys.enc_key, &p1.iv) {
             Ok((bytes, iv, view)) => {
@@ -820,7 +834,7 @@ impl Engine {
         p1.set_step(P1State::MmR1Sent);
         p1.chosen = Some(chosen.clone());
         p1.last_received = sha1(bytes);
-        Self::note_vendor_ids(&mut p1, &payloads);
+        p1.note_vendor_ids(&payloads);
         if !peer.nat_t {
             p1.natt = None;
         }
@@ -840,7 +854,7 @@ impl Engine {
         match mode {
             Phase1Mode::Main => {
                 let mut out = vec![Payload::Sa(reply_sa)];
-                out.extend(Self::vendor_ids(&peer));
+                out.extend(auth::vendor_ids(&peer));
                 self.p1_send_plain(serial, out);
             }
             Phase1Mode::Aggressive => {

@@ -3,22 +3,6 @@
 use super::*;
 
 impl Engine {
-    /// NAT-D payloads for a message: the peer's address first, then ours (RFC 3947 3.2).
-    pub(in crate::engine) fn nat_d_payloads(p1: &Phase1, hash: HashAlg) -> Vec<Payload> {
-        let Some(v) = p1.natt else { return Vec::new() };
-        let draft = v == NatTVersion::Draft;
-        vec![
-            Payload::NatD {
-                hash: nat_d(hash, &p1.icookie, &p1.rcookie, p1.remote),
-                draft,
-            },
-            Payload::NatD {
-                hash: nat_d(hash, &p1.icookie, &p1.rcookie, p1.local),
-                draft,
-            },
-        ]
-    }
-
     /// Compare the peer's NAT-D payloads with the addresses we see (RFC 3947 3.2).
     pub(in crate::engine) fn detect_nat(&mut self, serial: IsakmpSerial, payloads: &[Payload]) {
         let Some(p1) = self.phase1.get_mut(&serial) else {
@@ -67,5 +51,25 @@ impl Engine {
             p1.local.set_port(natt_port);
             p1.remote.set_port(natt_port);
         }
+    }
+}
+
+impl Phase1 {
+    /// NAT-D payloads for a message: the peer's address first, then ours (RFC 3947 3.2).
+    pub(in crate::engine) fn nat_d_payloads(&self, hash: HashAlg) -> Vec<Payload> {
+        let Some(v) = self.natt else {
+            return Vec::new();
+        };
+        let draft = v == NatTVersion::Draft;
+        vec![
+            Payload::NatD {
+                hash: nat_d(hash, &self.icookie, &self.rcookie, self.remote),
+                draft,
+            },
+            Payload::NatD {
+                hash: nat_d(hash, &self.icookie, &self.rcookie, self.local),
+                draft,
+            },
+        ]
     }
 }

@@ -128,10 +128,10 @@ impl Engine {
                     Payload::Nonce(nr),
                     Payload::Id(id),
                 ];
-                out.extend(Self::nat_d_payloads(p1, h));
+                out.extend(p1.nat_d_payloads(h));
                 out.extend(auth);
                 out.extend(self.cert_requests(&peer));
-                out.extend(Self::vendor_ids(&peer));
+                out.extend(auth::vendor_ids(&peer));
                 self.p1_send_plain(serial, out);
             }
             AuthReady::AmI3 => {
@@ -139,7 +139,7 @@ impl Engine {
                     return;
                 };
                 let h = p1.hash_alg().unwrap_or(HashAlg::Sha1);
-                let mut out = Self::nat_d_payloads(p1, h);
+                let mut out = p1.nat_d_payloads(h);
                 out.extend(auth);
                 // RFC 2409 shows the third message in the clear, but pluto (and racoon,
                 // Cisco) encrypt it, and pluto as responder chains its phase 2 IV on an

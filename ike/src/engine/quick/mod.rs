@@ -369,8 +369,7 @@ impl Engine {
         let Some(p1) = self.phase1.get(&serial) else {
             return;
         };
-        let header = Self::header_for(
-            p1,
+        let header = p1.header(
             crate::codec::ExchangeType::QUICK_MODE,
             msgid,
             flags::ENCRYPTION,
