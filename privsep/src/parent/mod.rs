@@ -121,10 +121,10 @@ pub fn main(opts: Options, args: Vec<String>) -> i32 {
         complain(&e.to_string());
         return 1;
     }
-    let mut loaded = match crate::config::load(&opts.config) {
+    let mut loaded = match crate::config::read(&opts.config) {
         Ok(l) => l,
         Err(e) => {
-            complain(&e);
+            complain(&e.to_string());
             return 1;
         }
     };
@@ -208,10 +208,10 @@ pub fn main(opts: Options, args: Vec<String>) -> i32 {
             return e.exit_status();
         }
     };
-    let fifo = match crate::fifo_file::open_fifo(&opts.fifo) {
+    let fifo = match crate::fifo_file::open(&opts.fifo) {
         Ok(f) => f,
         Err(e) => {
-            log::error(&e);
+            log::error(&e.to_string());
             return 1;
         }
     };
