@@ -222,3 +222,25 @@ impl Drop for Driver {
         self.crypto.close();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_configuration_from_the_parent_says_so() {
+        let cfg = ChildConfig {
+            conf: "[General\n".into(),
+            public_keys: Vec::new(),
+            local_addresses: Vec::new(),
+            x509: Default::default(),
+        };
+        let e = policy(&cfg).expect_err("refused");
+        assert!(matches!(e, ChildConfigError::Parse(_)), "{e:?}");
+        assert!(
+            e.to_string()
+                .starts_with("configuration from the parent: line 1: "),
+            "{e}"
+        );
+    }
+}

@@ -330,6 +330,27 @@ mod tests {
     }
 
     #[test]
+    fn start_errors_read_as_before() {
+        let a: SocketAddr = "192.0.2.1:4500".parse().expect("addr");
+        let e = SocketSetupError::Encap(a, std::io::Error::from_raw_os_error(libc::ENOPROTOOPT));
+        assert!(
+            e.to_string()
+                .starts_with("UDP_ENCAP_ESPINUDP on 192.0.2.1:4500: "),
+            "{e}"
+        );
+        let e = SocketSetupError::Bypass(a, std::io::Error::other("no"));
+        assert_eq!(e.to_string(), "IPsec bypass policy on 192.0.2.1:4500: no");
+        let e = ProbeError::Runtime(std::io::Error::other("no"));
+        assert_eq!(e.to_string(), "runtime: no");
+        // A refused FIFO `C` operation shows the database's reason alone.
+        let e = state::ConfigOpError::Refused(ike::conf::ConfError {
+            line: 1,
+            reason: "no such section".into(),
+        });
+        assert_eq!(e.to_string(), "no such section");
+    }
+
+    #[test]
     fn bound_socket_receives() {
         let o = crate::cmdline::parse(["-4", "-T", "-p", "0"]).expect("parse");
         let b = bind_sockets(&o).expect("bind");
