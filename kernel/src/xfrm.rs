@@ -112,14 +112,11 @@ fn mode_number(m: EncapMode) -> u8 {
     }
 }
 
-/// `ESP SA 0x1234abcd 192.0.2.1 -> 192.0.2.2`: how errors and logs name an SA.
-///
-/// `protocol` is any enum whose variants are named `Esp` and `Ah` (ours, or the caller's
-/// own protocol type), so a caller names SAs in its own terms the same way we do without
-/// this crate knowing its types.
-pub fn sa_name(protocol: impl std::fmt::Debug, spi: u32, src: IpAddr, dst: IpAddr) -> String {
-    let name = format!("{protocol:?}").to_ascii_uppercase();
-    format!("{name} SA 0x{spi:08x} {src} -> {dst}")
+/// `ESP SA 0x1234abcd 192.0.2.1 -> 192.0.2.2`: how errors and logs name an SA. Callers
+/// with their own protocol type map it onto ours first, so the name never depends on how
+/// another crate spells its variants.
+pub fn sa_name(protocol: IpsecProtocol, spi: u32, src: IpAddr, dst: IpAddr) -> String {
+    format!("{} SA 0x{spi:08x} {src} -> {dst}", proto_name(protocol))
 }
 
 fn selector_text(s: &Selector) -> String {

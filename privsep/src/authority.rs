@@ -139,7 +139,11 @@ impl Authority {
 
     /// Remove everything of ours from the kernel (`why` for the log line) and empty the
     /// table; the down runs of the tunnels that were up.
-    pub async fn flush(&mut self, sadb: &Sadb, why: &str) -> Result<Vec<updown::Request>, String> {
+    pub async fn flush(
+        &mut self,
+        sadb: &Sadb,
+        why: &str,
+    ) -> Result<Vec<updown::Request>, kernel::KernelError> {
         let downs = self.table.clear();
         sadb.flush(why).await?;
         Ok(downs)

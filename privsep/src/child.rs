@@ -233,7 +233,7 @@ async fn run(
                             d.engine.start_active(Instant::now());
                             log::info("configuration reloaded");
                         }
-                        Err(e) => log::error(&e),
+                        Err(e) => log::error(&e.to_string()),
                     },
                     None => {
                         let pool = pool.get_or_insert_with(|| Arc::new(HelperPool::<Crypto>::inline(Secrets::default())));
@@ -246,7 +246,7 @@ async fn run(
                                 driver = Some(d);
                             }
                             Err(e) => {
-                                log::error(&e);
+                                log::error(&e.to_string());
                                 return 1;
                             }
                         }

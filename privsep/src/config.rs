@@ -109,17 +109,6 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// [`read`] with its error as text: the form parent/ calls today. It goes once the
-/// callers there take a ConfigError.
-pub fn load(path: &Path) -> Result<Loaded, String> {
-    read(path).map_err(|e| e.to_string())
-}
-
-/// [`split`] with its error as text, for the same callers as [`load`].
-pub fn from_conf(conf: Conf, path: &Path) -> Result<Loaded, String> {
-    split(conf, path).map_err(|e| e.to_string())
-}
-
 /// Read, parse and check `path`; every error names the file and what is wrong.
 pub fn read(path: &Path) -> Result<Loaded, ConfigError> {
     // The text borrows the wiped-on-drop buffer: no unwiped copy of the keys is made.

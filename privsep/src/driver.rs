@@ -11,12 +11,13 @@ use crate::log;
 use crate::proto::SocketInfo;
 use helpers::pool::HelperPool;
 use helpers::service::Crypto;
-use ike::conf::Conf;
+use ike::conf::{Conf, ConfError};
 use ike::crypto::CryptoResult;
 use ike::engine::{
     Engine, EngineConfig, Event, KernelRequest, LogLevel, OsRng, Output, RequestId, Timers,
 };
-use ike::policy::{Credentials, Policy};
+use ike::policy::{Credentials, Policy, PolicyError};
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -47,12 +48,30 @@ pub struct Driver {
     no_kernel: bool,
 }
 
+/// Why the configuration the parent sent does not make an engine policy. The parent checked
+/// it before sending, so either is a bug (or a parent that is not itself).
+#[derive(Debug)]
+pub enum ChildConfigError {
+    Parse(ConfError),
+    Policy(PolicyError),
+}
+
+impl fmt::Display for ChildConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChildConfigError::Parse(e) => write!(f, "configuration from the parent: {e}"),
+            ChildConfigError::Policy(e) => write!(f, "configuration from the parent: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ChildConfigError {}
+
 /// The engine's policy from the child's configuration: the configuration text without
 /// secrets, the peers' public keys, and the X.509 material.
-pub fn policy(cfg: &ChildConfig) -> Result<Policy, String> {
-    let conf = Conf::parse(&cfg.conf).map_err(|e| format!("configuration from the parent: {e}"))?;
-    let mut policy =
-        Policy::from_conf(&conf).map_err(|e| format!("configuration from the parent: {e}"))?;
+pub fn policy(cfg: &ChildConfig) -> Result<Policy, ChildConfigError> {
+    let conf = Conf::parse(&cfg.conf).map_err(ChildConfigError::Parse)?;
+    let mut policy = Policy::from_conf(&conf).map_err(ChildConfigError::Policy)?;
     for peer in &mut policy.peers {
         if let Credentials::RsaSig {
             peer_public_key, ..
@@ -76,7 +95,7 @@ impl Driver {
         sockets: Arc<Vec<(SocketInfo, UdpSocket)>>,
         pool: Arc<Pool>,
         crypto_done: mpsc::UnboundedSender<(RequestId, CryptoResult)>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ChildConfigError> {
         let policy = policy(cfg)?;
         let g = &policy.general;
         let timers = Timers {
@@ -201,5 +220,27 @@ impl Drop for Driver {
     /// The workers end once what is queued is answered.
     fn drop(&mut self) {
         self.crypto.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_configuration_from_the_parent_says_so() {
+        let cfg = ChildConfig {
+            conf: "[General\n".into(),
+            public_keys: Vec::new(),
+            local_addresses: Vec::new(),
+            x509: Default::default(),
+        };
+        let e = policy(&cfg).expect_err("refused");
+        assert!(matches!(e, ChildConfigError::Parse(_)), "{e:?}");
+        assert!(
+            e.to_string()
+                .starts_with("configuration from the parent: line 1: "),
+            "{e}"
+        );
     }
 }

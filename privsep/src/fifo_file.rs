@@ -40,12 +40,6 @@ impl fmt::Display for FifoError {
 
 impl std::error::Error for FifoError {}
 
-/// [`open`] with its error as text: the form parent/ calls today. It goes once the
-/// callers there take a FifoError.
-pub fn open_fifo(which: &Fifo) -> Result<OwnedFd, String> {
-    open(which).map_err(|e| e.to_string())
-}
-
 /// Make and open the FIFO. It is opened read-write so that it always has a writer: a
 /// reader of a FIFO with none would see end-of-file again and again between commands.
 pub fn open(which: &Fifo) -> Result<OwnedFd, FifoError> {

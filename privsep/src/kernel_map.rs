@@ -6,7 +6,8 @@
 use ike::engine::{Direction, KernelEvent, KernelRequest, PolicySpec, RequestId, SaSpec, Selector};
 use ike::policy::{EncapMode, EspCipher, IntegAlg, IpsecProtocol, Lifetime};
 
-fn protocol(p: IpsecProtocol) -> kernel::IpsecProtocol {
+/// The engine's protocol as the kernel crate's (for `kernel::sa_name`, among others).
+pub fn protocol(p: IpsecProtocol) -> kernel::IpsecProtocol {
     match p {
         IpsecProtocol::Esp => kernel::IpsecProtocol::Esp,
         IpsecProtocol::Ah => kernel::IpsecProtocol::Ah,

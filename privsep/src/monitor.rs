@@ -13,6 +13,7 @@
 //! `check` returns the request to carry out (the parent's reqid in it; for a policy delete,
 //! the policy set as recorded) or the reason it is refused.
 
+use crate::kernel_map;
 use crate::table::{NoRoom, SaKey, Table};
 use ike::codec::IdPayload;
 use ike::engine::{Direction, KernelRequest, PolicySpec, SaSpec, Selector};
@@ -270,7 +271,7 @@ pub fn check(
                 table.is_larval(&key, *src) || table.sa(&key).is_some_and(|r| r.src == *src);
             if !recorded {
                 return Err(Refusal::DeleteSaNotInstalled {
-                    subject: kernel::sa_name(*protocol, *spi, *src, *dst),
+                    subject: kernel::sa_name(kernel_map::protocol(*protocol), *spi, *src, *dst),
                 });
             }
             Ok(request.clone())
@@ -310,7 +311,10 @@ pub fn describe_request(request: &KernelRequest) -> String {
             spi,
             src,
             dst,
-        } => format!("delete {}", kernel::sa_name(*protocol, *spi, *src, *dst)),
+        } => format!(
+            "delete {}",
+            kernel::sa_name(kernel_map::protocol(*protocol), *spi, *src, *dst)
+        ),
         KernelRequest::AddPolicy(p) => format!(
             "add {:?} policies for {} ({} <-> {}) reqid {:#x}",
             p.mode,
@@ -329,7 +333,12 @@ pub fn describe_request(request: &KernelRequest) -> String {
 }
 
 fn sa_subject(spec: &SaSpec) -> String {
-    kernel::sa_name(spec.protocol, spec.spi, spec.src, spec.dst)
+    kernel::sa_name(
+        kernel_map::protocol(spec.protocol),
+        spec.spi,
+        spec.src,
+        spec.dst,
+    )
 }
 
 fn connection<'p>(policy: &'p Policy, name: &str) -> Result<&'p Connection, Objection> {

@@ -3,7 +3,28 @@
 
 use crate::{kernel_map, log};
 use ike::engine::{KernelEvent, KernelRequest, RequestId};
-use kernel::{KernelSa, NoKernel, Xfrm, XfrmEvents};
+use kernel::{KernelError, KernelSa, NoKernel, Xfrm, XfrmEvents};
+use std::fmt;
+
+/// Why the SA database could not be opened.
+#[derive(Debug)]
+pub enum SadbError {
+    /// `-n`: no random start for the SPI counter.
+    Randomness(openssl::error::ErrorStack),
+    /// The XFRM sockets.
+    Kernel(KernelError),
+}
+
+impl fmt::Display for SadbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SadbError::Randomness(e) => write!(f, "randomness: {e}"),
+            SadbError::Kernel(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for SadbError {}
 
 /// Where the child's SAs and policies go.
 pub enum Sadb {
@@ -21,14 +42,14 @@ pub enum Sadb {
 impl Sadb {
     /// With `-n`, nothing; otherwise the XFRM sockets (inside a tokio runtime). What an
     /// earlier run left is the caller's to `flush` (once, at start).
-    pub async fn open(no_kernel: bool, flows: bool) -> Result<Sadb, String> {
+    pub async fn open(no_kernel: bool, flows: bool) -> Result<Sadb, SadbError> {
         if no_kernel {
             let mut seed = [0u8; 4];
-            openssl::rand::rand_bytes(&mut seed).map_err(|e| format!("randomness: {e}"))?;
+            openssl::rand::rand_bytes(&mut seed).map_err(SadbError::Randomness)?;
             return Ok(Sadb::Absent(NoKernel::new(u32::from_be_bytes(seed))));
         }
-        let xfrm = Xfrm::open().map_err(|e| e.to_string())?;
-        let events = XfrmEvents::open().map_err(|e| e.to_string())?;
+        let xfrm = Xfrm::open().map_err(SadbError::Kernel)?;
+        let events = XfrmEvents::open().map_err(SadbError::Kernel)?;
         Ok(Sadb::Xfrm {
             xfrm,
             events: Some(events),
@@ -37,11 +58,11 @@ impl Sadb {
     }
 
     /// Remove every SA and policy of ours (reqids 0x4000-0x7fff), saying how many there were.
-    pub async fn flush(&self, why: &str) -> Result<(), String> {
+    pub async fn flush(&self, why: &str) -> Result<(), KernelError> {
         let Sadb::Xfrm { xfrm, .. } = self else {
             return Ok(());
         };
-        let f = xfrm.flush_ours().await.map_err(|e| e.to_string())?;
+        let f = xfrm.flush_ours().await?;
         if f.sas + f.policies > 0 {
             log::info(&format!(
                 "removed {} SAs and {} policies of ours {why}",
@@ -93,16 +114,16 @@ impl Sadb {
     }
 
     /// Our SAs with their traffic counters, for the report (`None` with `-n`).
-    pub async fn counters(&self) -> Option<Result<Vec<KernelSa>, String>> {
+    pub async fn counters(&self) -> Option<Result<Vec<KernelSa>, KernelError>> {
         match self {
             Sadb::Absent(_) => None,
-            Sadb::Xfrm { xfrm, .. } => Some(xfrm.our_sas().await.map_err(|e| e.to_string())),
+            Sadb::Xfrm { xfrm, .. } => Some(xfrm.our_sas().await),
         }
     }
 }
 
 /// The report's kernel section: one line per SA of ours with bytes and packets.
-pub fn render_counters(counters: &Result<Vec<KernelSa>, String>) -> String {
+pub fn render_counters(counters: &Result<Vec<KernelSa>, KernelError>) -> String {
     use std::fmt::Write as _;
     let mut r = String::new();
     match counters {
@@ -150,7 +171,18 @@ mod tests {
             ),
             "{text}"
         );
-        assert!(render_counters(&Err("EPERM".into())).contains("cannot read them: EPERM"));
+        let refused = KernelError {
+            op: kernel::Op::Dump,
+            subject: "our SAs".into(),
+            errno: Some(libc::EPERM),
+            detail: String::new(),
+        };
+        let text = render_counters(&Err(refused.clone()));
+        assert!(
+            text.contains(&format!("Kernel SAs: cannot read them: {refused}")),
+            "{text}"
+        );
+        assert!(text.contains("(EPERM"), "{text}");
     }
 
     #[test]

@@ -168,7 +168,7 @@ async fn parent(dir: &Path, no_kernel: bool) -> (ParentState, AsyncChannel, Asyn
     let conf_path = dir.join("isakmpd.conf");
     std::fs::write(&conf_path, &conf_text).expect("conf");
     std::fs::set_permissions(&conf_path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    let loaded = privsep::config::load(&conf_path).expect("configuration");
+    let loaded = privsep::config::read(&conf_path).expect("configuration");
     let mut opts = Options {
         config: conf_path,
         report: dir.join("isakmpd.report"),

@@ -9,10 +9,12 @@ use crate::cmdline::Options;
 use crate::files::PidFile;
 use crate::log;
 use crate::proto::SocketInfo;
-use crate::sadb::Sadb;
+use crate::sadb::{Sadb, SadbError};
+use kernel::KernelError;
 use nix::sys::socket::{
     bind, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage,
 };
+use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsFd;
 
@@ -121,10 +123,10 @@ pub fn main(opts: Options, args: Vec<String>) -> i32 {
         complain(&e.to_string());
         return 1;
     }
-    let mut loaded = match crate::config::load(&opts.config) {
+    let mut loaded = match crate::config::read(&opts.config) {
         Ok(l) => l,
         Err(e) => {
-            complain(&e);
+            complain(&e.to_string());
             return 1;
         }
     };
@@ -162,7 +164,7 @@ pub fn main(opts: Options, args: Vec<String>) -> i32 {
     };
     if !opts.no_kernel {
         if let Err(e) = prepare_for_ipsec(&sockets) {
-            complain(&e);
+            complain(&e.to_string());
             return 1;
         }
     }
@@ -208,10 +210,10 @@ pub fn main(opts: Options, args: Vec<String>) -> i32 {
             return e.exit_status();
         }
     };
-    let fifo = match crate::fifo_file::open_fifo(&opts.fifo) {
+    let fifo = match crate::fifo_file::open(&opts.fifo) {
         Ok(f) => f,
         Err(e) => {
-            log::error(&e);
+            log::error(&e.to_string());
             return 1;
         }
     };
@@ -223,15 +225,53 @@ pub fn main(opts: Options, args: Vec<String>) -> i32 {
     status
 }
 
+/// Why an IKE socket could not be set up beside IPsec; each names the socket.
+#[derive(Debug)]
+pub enum SocketSetupError {
+    Bypass(SocketAddr, std::io::Error),
+    Encap(SocketAddr, std::io::Error),
+}
+
+impl fmt::Display for SocketSetupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SocketSetupError::Bypass(a, e) => write!(f, "IPsec bypass policy on {a}: {e}"),
+            SocketSetupError::Encap(a, e) => write!(f, "UDP_ENCAP_ESPINUDP on {a}: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SocketSetupError {}
+
+/// Why the kernel could not be used at start.
+#[derive(Debug)]
+pub enum ProbeError {
+    Runtime(std::io::Error),
+    Open(SadbError),
+    Flush(KernelError),
+}
+
+impl fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProbeError::Runtime(e) => write!(f, "runtime: {e}"),
+            ProbeError::Open(e) => write!(f, "{e}"),
+            ProbeError::Flush(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ProbeError {}
+
 /// IKE itself must never go through IPsec (a host-to-host policy would cover it), and ESP in
 /// UDP arriving on the NAT-T sockets is the kernel's.
-fn prepare_for_ipsec(sockets: &[Bound]) -> Result<(), String> {
+fn prepare_for_ipsec(sockets: &[Bound]) -> Result<(), SocketSetupError> {
     for b in sockets {
         crate::sys::set_socket_bypass(b.socket.as_fd(), b.info.local.is_ipv6())
-            .map_err(|e| format!("IPsec bypass policy on {}: {e}", b.info.local))?;
+            .map_err(|e| SocketSetupError::Bypass(b.info.local, e))?;
         if b.info.natt {
             crate::sys::set_udp_encap_espinudp(b.socket.as_fd())
-                .map_err(|e| format!("UDP_ENCAP_ESPINUDP on {}: {e}", b.info.local))?;
+                .map_err(|e| SocketSetupError::Encap(b.info.local, e))?;
         }
     }
     Ok(())
@@ -239,16 +279,18 @@ fn prepare_for_ipsec(sockets: &[Bound]) -> Result<(), String> {
 
 /// Open the kernel's SA database once in a throw-away runtime and remove what an earlier
 /// run left (see `main`; the event loop's own sockets need not flush again).
-fn probe_kernel(no_flows: bool) -> Result<(), String> {
+fn probe_kernel(no_flows: bool) -> Result<(), ProbeError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("runtime: {e}"))?;
+        .map_err(ProbeError::Runtime)?;
     rt.block_on(async {
         Sadb::open(false, !no_flows)
-            .await?
+            .await
+            .map_err(ProbeError::Open)?
             .flush("left by an earlier run")
             .await
+            .map_err(ProbeError::Flush)
     })
 }
 
@@ -285,6 +327,27 @@ mod tests {
         let b = bind_sockets(&o).expect("bind");
         assert_eq!(b.len(), 1);
         assert!(b[0].info.local.is_ipv6() && !b[0].info.natt);
+    }
+
+    #[test]
+    fn start_errors_read_as_before() {
+        let a: SocketAddr = "192.0.2.1:4500".parse().expect("addr");
+        let e = SocketSetupError::Encap(a, std::io::Error::from_raw_os_error(libc::ENOPROTOOPT));
+        assert!(
+            e.to_string()
+                .starts_with("UDP_ENCAP_ESPINUDP on 192.0.2.1:4500: "),
+            "{e}"
+        );
+        let e = SocketSetupError::Bypass(a, std::io::Error::other("no"));
+        assert_eq!(e.to_string(), "IPsec bypass policy on 192.0.2.1:4500: no");
+        let e = ProbeError::Runtime(std::io::Error::other("no"));
+        assert_eq!(e.to_string(), "runtime: no");
+        // A refused FIFO `C` operation shows the database's reason alone.
+        let e = state::ConfigOpError::Refused(ike::conf::ConfError {
+            line: 1,
+            reason: "no such section".into(),
+        });
+        assert_eq!(e.to_string(), "no such section");
     }
 
     #[test]

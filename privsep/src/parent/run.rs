@@ -161,7 +161,7 @@ pub async fn run(
     let sadb = match Sadb::open(opts.no_kernel, !opts.no_flows).await {
         Ok(k) => k,
         Err(e) => {
-            log::error(&e);
+            log::error(&e.to_string());
             return 1;
         }
     };
@@ -187,7 +187,7 @@ pub async fn run(
                     .await
                 {
                     Ok(downs) => st.run_updown(downs),
-                    Err(e) => log::error(&e),
+                    Err(e) => log::error(&e.to_string()),
                 }
                 tokio::time::sleep_until(t + RESTART_DELAY).await;
             }
@@ -376,7 +376,7 @@ async fn shutdown(child: Option<RunningChild>, mut st: ParentState) -> i32 {
             0
         }
         Err(e) => {
-            log::error(&e);
+            log::error(&e.to_string());
             1
         }
     };

@@ -9,17 +9,41 @@ use crate::authority::Authority;
 use crate::capture::Capture;
 use crate::cmdline::{DebugClass, Options};
 use crate::commands::{self, Routed};
-use crate::config::Loaded;
+use crate::config::{ConfigError, Loaded};
 use crate::ipc::AsyncChannel;
 use crate::log;
 use crate::proto::{ReportKind, ToChild, ToParent};
 use crate::sadb::Sadb;
 use crate::updown;
 use crate::updown_queue::UpdownQueue;
+use ike::conf::ConfError;
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 /// Reports asked for and not yet answered, at most (an operator's `r` flood).
 const MAX_REPORTS_ASKED: u32 = 16;
+
+/// Why a FIFO `C` change is refused; the running configuration stays as it was.
+#[derive(Debug)]
+pub enum ConfigOpError {
+    /// The configuration database refused the operation.
+    Refused(ConfError),
+    /// The changed configuration does not check (as a file read would not).
+    Config(ConfigError),
+}
+
+impl fmt::Display for ConfigOpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            // The reason alone: the "line" is the operation's place in a one-operation
+            // transaction, which tells the operator nothing.
+            ConfigOpError::Refused(e) => f.write_str(&e.reason),
+            ConfigOpError::Config(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigOpError {}
 
 /// What the event loop must do after a message or command.
 #[derive(Debug, PartialEq, Eq)]
@@ -231,7 +255,7 @@ impl ParentState {
 
     /// SIGHUP and FIFO `R`: read the configuration file again.
     pub async fn reload(&mut self, child: &AsyncChannel) -> Outcome {
-        match crate::config::load(&self.opts.config) {
+        match crate::config::read(&self.opts.config) {
             Err(e) => {
                 log::error(&format!(
                     "reload refused, keeping the running configuration: {e}"
@@ -317,7 +341,7 @@ fn config_op(
     loaded: &Loaded,
     op: fifo::ConfigOp,
     opts: &Options,
-) -> Result<Option<Loaded>, String> {
+) -> Result<Option<Loaded>, ConfigOpError> {
     use fifo::ConfigOp;
     if let ConfigOp::Get { section, tag } = &op {
         let value = loaded.conf.get_str(section, tag).unwrap_or("");
@@ -348,6 +372,8 @@ fn config_op(
         ConfigOp::Get { .. } => Ok(()),
     };
     let ended = applied.and_then(|()| conf.end(t, true));
-    ended.map_err(|e| e.reason)?;
-    crate::config::from_conf(conf, &opts.config).map(Some)
+    ended.map_err(ConfigOpError::Refused)?;
+    crate::config::split(conf, &opts.config)
+        .map(Some)
+        .map_err(ConfigOpError::Config)
 }
