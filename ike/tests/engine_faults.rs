@@ -585,6 +585,66 @@ fn nat_is_detected_and_ike_floats_to_4500() {
     }
 }
 
+/// RFC 3947 4: IKE follows a float to 4500 only once the message that made it has
+/// authenticated. Datagrams to B's 4500 from elsewhere, carrying the cookies of the
+/// established ISAKMP SA with A (they cross the wire in the clear), move nothing: B keeps
+/// talking to A where it was, and a phase 2 from B still comes up.
+#[test]
+fn a_spoofed_message_on_4500_does_not_move_the_isakmp_sa() {
+    use ike::codec::{flags, ExchangeType, Header, PayloadType, HEADER_LEN};
+    for mode in [Phase1Mode::Main, Phase1Mode::Aggressive] {
+        let mut sim = pair(
+            &suite(mode, AuthMethod::PreShared),
+            &[Suite2::default()],
+            83,
+        );
+        start(&mut sim);
+        assert!(sim.run_until(Duration::from_secs(30), up), "{mode:?}");
+        let before = sim.b.engine.phase1_sas()[0].clone();
+        let local = SocketAddr::new(IpAddr::V4(B_IP), 4500);
+        let spoofer = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 9)), 4500);
+        let exchanges = [
+            ExchangeType::MAIN_MODE,
+            ExchangeType::AGGRESSIVE,
+            ExchangeType::INFORMATIONAL,
+            ExchangeType::QUICK_MODE,
+        ];
+        for (i, exchange) in exchanges.into_iter().enumerate() {
+            let body = [0x5au8; 32];
+            let header = Header {
+                initiator_cookie: before.icookie,
+                responder_cookie: before.rcookie,
+                next_payload: PayloadType::HASH,
+                version: 0x10,
+                exchange,
+                flags: flags::ENCRYPTION,
+                message_id: 0x1000 + i as u32,
+                length: (HEADER_LEN + body.len()) as u32,
+            };
+            let mut bytes = vec![0u8; 4]; // the non-ESP marker
+            header.emit(&mut bytes);
+            bytes.extend_from_slice(&body);
+            let now = sim.now;
+            sim.b.engine.handle_datagram(now, local, spoofer, &bytes);
+        }
+        let after = sim.b.engine.phase1_sas()[0].clone();
+        assert_eq!(
+            (after.local, after.remote),
+            (before.local, before.remote),
+            "{mode:?}: the spoofed datagrams moved B's ISAKMP SA"
+        );
+        let conn = sim.b.engine.config().policy.connections[0].name.clone();
+        let ups = sim.b.phase2_up(&conn);
+        let now = sim.now;
+        sim.b.engine.initiate(now, &conn).expect("initiate");
+        assert!(
+            sim.run_until(Duration::from_secs(30), |x| x.b.phase2_up(&conn) > ups),
+            "{mode:?}: no phase 2 from B after the spoofed datagrams: {:?}",
+            sim.b.logs
+        );
+    }
+}
+
 /// Garbage, truncations and bit flips of real messages never crash the engine nor cost the SA.
 #[test]
 fn hostile_input_never_costs_an_established_sa() {

@@ -139,4 +139,21 @@ impl Context {
             bytes
         }
     }
+
+    /// RFC 2409 5: a nonce is 8 to 256 bytes. Anything else is refused with a named line
+    /// (the message is dropped); true when refused.
+    pub(super) fn nonce_refused(&mut self, remote: Option<SocketAddr>, nonce: &[u8]) -> bool {
+        if (8..=256).contains(&nonce.len()) {
+            return false;
+        }
+        self.log(
+            LogLevel::Notice,
+            format!(
+                "nonce of {} bytes from {} is outside RFC 2409's 8 to 256: message dropped",
+                nonce.len(),
+                remote.map_or_else(|| "?".to_string(), |r| r.to_string())
+            ),
+        );
+        true
+    }
 }

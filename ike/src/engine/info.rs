@@ -177,6 +177,40 @@ impl Engine {
         p1.seen_msgids.insert(msgid);
         p1.last_heard = self.ctx.now;
         let peer = p1.peer.clone();
+        if !p1.is_established() {
+            // The keys exist after message 4, before the peer has proven who it is: with
+            // signatures anyone can get that far. A Delete, INITIAL-CONTACT or R-U-THERE
+            // under such an SA reaches other SAs, so it is only logged; an error notify
+            // still ends this exchange, which is the sender's own.
+            let (touches_others, own): (Vec<Payload>, Vec<Payload>) =
+                payloads.into_iter().skip(1).partition(|p| match p {
+                    Payload::Notify(n) => !n.notify_type.is_error(),
+                    _ => true,
+                });
+            let what = touches_others
+                .iter()
+                .filter_map(|x| match x {
+                    Payload::Notify(n) => Some(notify_name(n.notify_type)),
+                    Payload::Delete(_) => Some("DELETE".to_string()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>();
+            if !what.is_empty() {
+                self.ctx.log(
+                    LogLevel::Notice,
+                    format!(
+                        "Informational from {remote} under an ISAKMP SA not yet authenticated: {} (not acted on)",
+                        what.join(", ")
+                    ),
+                );
+            }
+            for p in own {
+                if let Payload::Notify(n) = p {
+                    self.peer_notify(serial, &peer, n);
+                }
+            }
+            return;
+        }
         for p in payloads.into_iter().skip(1) {
             match p {
                 Payload::Delete(d) => self.peer_delete(serial, &peer, d),
@@ -188,11 +222,16 @@ impl Engine {
 
     fn peer_delete(&mut self, serial: IsakmpSerial, peer: &str, d: DeletePayload) {
         if d.protocol == ProtocolId::ISAKMP {
+            let id = self.phase1.get(&serial).and_then(|p| p.id_peer.clone());
             for spi in &d.spis {
                 let target = self
                     .phase1
                     .values()
-                    .find(|p| p.peer == peer && [p.icookie.0, p.rcookie.0].concat() == *spi)
+                    .find(|p| {
+                        p.peer == peer
+                            && p.id_peer == id
+                            && [p.icookie.0, p.rcookie.0].concat() == *spi
+                    })
                     .map(|p| p.serial);
                 if let Some(t) = target {
                     self.delete_phase1(t, false, "deleted by peer");
@@ -209,6 +248,7 @@ impl Engine {
                     .debug(format!("Delete for protocol {} ignored", other.0))
             }
         };
+        let id = self.phase1.get(&serial).and_then(|p| p.id_peer.clone());
         for spi in &d.spis {
             let Ok(spi) = <[u8; 4]>::try_from(spi.as_slice()) else {
                 continue;
@@ -220,6 +260,7 @@ impl Engine {
                 .values()
                 .find(|s| {
                     s.peer == peer
+                        && s.peer_id == id
                         && s.spis
                             .iter()
                             .any(|(p, _, out)| *p == protocol && *out == spi)
@@ -232,7 +273,6 @@ impl Engine {
                 )),
             }
         }
-        let _ = serial;
     }
 
     fn peer_notify(&mut self, serial: IsakmpSerial, peer: &str, n: NotifyPayload) {
@@ -310,7 +350,7 @@ impl Engine {
         let stale: Vec<_> = self
             .ipsec
             .values()
-            .filter(|s| s.peer == peer && s.p1 != serial && s.remote == remote)
+            .filter(|s| s.peer == peer && s.p1 != serial && s.remote == remote && s.peer_id == id)
             .map(|s| s.serial)
             .collect();
         for s in stale {

@@ -122,8 +122,13 @@ pub enum PeerAuthenticated {
     },
     /// Aggressive Mode initiator: message 2 was good; authenticate for message 3.
     AmI3Auth,
-    /// Aggressive Mode responder: message 3 was good.
-    AmR3Done { digest: Vec<u8> },
+    /// Aggressive Mode responder: message 3 was good; it came to and from these addresses
+    /// (the NAT-T float is followed only now that it authenticated).
+    AmR3Done {
+        digest: Vec<u8>,
+        local: SocketAddr,
+        remote: SocketAddr,
+    },
 }
 
 /// What a phase-1 exchange does with our authentication payloads once they are ready.

@@ -6,7 +6,7 @@ use super::quick::{qm_selectors, QmState};
 use super::timers::Timer;
 use super::types::{KernelRequest, PolicySpec, Selector};
 use super::{Engine, Event, LogLevel};
-use crate::codec::{DeletePayload, Payload, ProtocolId, DOI_IPSEC};
+use crate::codec::{DeletePayload, IdPayload, Payload, ProtocolId, DOI_IPSEC};
 use crate::engine::{IpsecSerial, IsakmpSerial};
 use crate::policy::{ConnectionName, PeerName};
 use crate::policy::{EncapMode, IpsecProtocol};
@@ -18,6 +18,10 @@ pub(super) struct IpsecSa {
     pub serial: IpsecSerial,
     pub connection: ConnectionName,
     pub peer: PeerName,
+    /// The identity the peer authenticated with in the ISAKMP SA it came from: a Delete or
+    /// INITIAL-CONTACT touches only SAs of the identity that sends it, so one road warrior
+    /// under a shared peer section cannot remove another's.
+    pub peer_id: Option<IdPayload>,
     /// The ISAKMP SA it was negotiated under, and the Quick Mode message ID.
     pub p1: IsakmpSerial,
     pub msgid: u32,
@@ -87,6 +91,7 @@ impl Engine {
             return;
         };
         let (local, remote, peer) = (p1.local.ip(), p1.remote.ip(), p1.peer.clone());
+        let peer_id = p1.id_peer.clone();
         let Some(qm) = self.quick.get(&(serial, msgid)) else {
             return;
         };
@@ -138,6 +143,7 @@ impl Engine {
                 serial: sa_serial,
                 connection: connection.clone(),
                 peer: peer.clone(),
+                peer_id,
                 p1: serial,
                 msgid,
                 spis: spis.clone(),

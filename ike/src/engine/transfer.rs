@@ -234,7 +234,7 @@ impl Engine {
         p1.chosen = Some(state.chosen);
         p1.keys = Some(state.keys);
         p1.iv = state.iv;
-        p1.id_peer = state.id_peer;
+        p1.id_peer = state.id_peer.clone();
         p1.natt = state.natt;
         p1.peer_dpd = state.peer_dpd;
         p1.nat_local = state.nat_local;
@@ -292,6 +292,7 @@ impl Engine {
                     serial: sa_serial,
                     connection: sa.connection,
                     peer: state.peer.clone(),
+                    peer_id: state.id_peer.clone(),
                     p1: serial,
                     msgid: sa.msgid,
                     spis: sa.spis,

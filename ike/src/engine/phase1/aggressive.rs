@@ -114,6 +114,9 @@ impl Engine {
                 "Aggressive Mode reply lacks KE, nonce or ID".into(),
             );
         };
+        if self.nonce_refused(serial, nonce) {
+            return;
+        }
         let Some(p1) = self.phase1.get_mut(&serial) else {
             return;
         };
@@ -134,6 +137,8 @@ impl Engine {
     pub(in crate::engine) fn am_r_i2(
         &mut self,
         serial: IsakmpSerial,
+        local: SocketAddr,
+        remote: SocketAddr,
         header: &Header,
         bytes: &[u8],
         digest: Vec<u8>,
@@ -146,8 +151,9 @@ impl Engine {
             self.p1_parse(serial, header, bytes).map(|p| (p, None))
         };
         let Some((payloads, iv)) = parsed else { return };
-        // The initiator's NAT-D payloads come in this message (RFC 3947 3.2).
-        self.detect_nat(serial, &payloads);
+        // The initiator's NAT-D payloads come in this message (RFC 3947 3.2), computed over
+        // the addresses it came on.
+        self.detect_nat_on(serial, &payloads, local, remote);
         let Some(p1) = self.phase1.get_mut(&serial) else {
             return;
         };
@@ -171,7 +177,11 @@ impl Engine {
             serial,
             &with_id,
             id_body,
-            PeerAuthenticated::AmR3Done { digest },
+            PeerAuthenticated::AmR3Done {
+                digest,
+                local,
+                remote,
+            },
         );
     }
 }

@@ -96,6 +96,9 @@ impl Engine {
             );
             return;
         };
+        if self.nonce_refused(serial, nonce) {
+            return;
+        }
         let Some(p1) = self.phase1.get_mut(&serial) else {
             return;
         };
@@ -163,6 +166,9 @@ impl Engine {
                 "Main Mode message 3 lacks KE or nonce".into(),
             );
         };
+        if self.nonce_refused(serial, nonce) {
+            return;
+        }
         let Some(p1) = self.phase1.get_mut(&serial) else {
             return;
         };

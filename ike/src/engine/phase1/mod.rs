@@ -628,11 +628,9 @@ impl Engine {
             ));
             return;
         }
-        // The peer floated to the NAT-T port (RFC 3947 4): follow it.
-        if local.port() == self.ctx.cfg.natt_port && p1.local.port() != self.ctx.cfg.natt_port {
-            p1.local = local;
-            p1.remote = remote;
-        }
+        // A message on the NAT-T port may be the peer's float (RFC 3947 4), but anyone can
+        // send one with these cookies: the SA follows it only once the message has
+        // authenticated (Main Mode message 5, Aggressive Mode message 3).
         let Some(step) = p1.step() else {
             return self.ctx.debug(format!(
                 "ignoring phase 1 message from {remote} in state ESTABLISHED"
@@ -645,7 +643,7 @@ impl Engine {
             P1State::MmR1Sent => self.mm_r_i2(serial, header, bytes, digest),
             P1State::MmR2Sent => self.mm_r_i3(serial, local, remote, header, bytes, digest),
             P1State::AmI1Sent => self.am_i_r1(serial, header, bytes, digest),
-            P1State::AmR1Sent => self.am_r_i2(serial, header, bytes, digest),
+            P1State::AmR1Sent => self.am_r_i2(serial, local, remote, header, bytes, digest),
             P1State::MmR2Wait | P1State::MmI3Wait if header.flags & flags::ENCRYPTION != 0 => {
                 // Keys are still being computed: keep the message and handle it then.
                 if let Some(hs) = self.phase1.get_mut(&serial).and_then(|p| p.hs()) {
@@ -862,6 +860,9 @@ impl Engine {
                     return self
                         .p1_fail(serial, "Aggressive Mode message 1 lacks KE or nonce".into());
                 };
+                if self.nonce_refused(serial, nonce) {
+                    return self.p1_fail(serial, "Aggressive Mode message 1: bad nonce".into());
+                }
                 let Some(id_body) = id_body_of(&payloads) else {
                     return self.p1_fail(serial, "Aggressive Mode message 1 lacks an ID".into());
                 };
@@ -1075,6 +1076,12 @@ impl Engine {
                 reason: reason.to_string(),
             });
         }
+    }
+
+    /// RFC 2409 5: a nonce is 8 to 256 bytes; true when refused (see `Context`).
+    pub(super) fn nonce_refused(&mut self, serial: IsakmpSerial, nonce: &[u8]) -> bool {
+        let remote = self.phase1.get(&serial).map(|p| p.remote);
+        self.ctx.nonce_refused(remote, nonce)
     }
 
     /// The newest established ISAKMP SA with `peer`.

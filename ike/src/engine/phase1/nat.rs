@@ -5,6 +5,21 @@ use super::*;
 impl Engine {
     /// Compare the peer's NAT-D payloads with the addresses we see (RFC 3947 3.2).
     pub(in crate::engine) fn detect_nat(&mut self, serial: IsakmpSerial, payloads: &[Payload]) {
+        let Some((local, remote)) = self.phase1.get(&serial).map(|p| (p.local, p.remote)) else {
+            return;
+        };
+        self.detect_nat_on(serial, payloads, local, remote);
+    }
+
+    /// The same, for a message that came to `local` from `remote` (which the SA follows only
+    /// once that message has authenticated).
+    pub(in crate::engine) fn detect_nat_on(
+        &mut self,
+        serial: IsakmpSerial,
+        payloads: &[Payload],
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) {
         let Some(p1) = self.phase1.get_mut(&serial) else {
             return;
         };
@@ -24,8 +39,8 @@ impl Engine {
             p1.natt = None;
             return;
         };
-        let ours = nat_d(h, &p1.icookie, &p1.rcookie, p1.local);
-        let theirs = nat_d(h, &p1.icookie, &p1.rcookie, p1.remote);
+        let ours = nat_d(h, &p1.icookie, &p1.rcookie, local);
+        let theirs = nat_d(h, &p1.icookie, &p1.rcookie, remote);
         p1.nat_local = **first != ours;
         p1.nat_remote = !rest.iter().any(|x| **x == theirs);
         let (l, r, peer) = (p1.nat_local, p1.nat_remote, p1.peer.clone());

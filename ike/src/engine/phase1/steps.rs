@@ -69,9 +69,15 @@ impl Engine {
                 self.float(serial);
                 self.own_auth(serial, AuthReady::AmI3);
             }
-            PeerAuthenticated::AmR3Done { digest } => {
+            PeerAuthenticated::AmR3Done {
+                digest,
+                local,
+                remote,
+            } => {
                 if let Some(p1) = self.phase1.get_mut(&serial) {
                     p1.last_received = digest;
+                    p1.local = local;
+                    p1.remote = remote;
                 }
                 self.p1_established(serial);
             }

@@ -116,6 +116,7 @@ impl Engine {
         }) else {
             return;
         };
+        let remote = self.phase1.get(&serial).map(|p| p.remote);
         let Some(qm) = self.quick.get_mut(&(serial, msgid)) else {
             return;
         };
@@ -157,6 +158,9 @@ impl Engine {
                 .ctx
                 .log(LogLevel::Notice, "Quick Mode reply has no nonce".into());
         };
+        if self.ctx.nonce_refused(remote, &nr) {
+            return;
+        }
         let ke = payloads.iter().find_map(|p| {
             if let Payload::Ke(k) = p {
                 Some(k.clone())

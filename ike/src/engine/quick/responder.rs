@@ -45,6 +45,9 @@ impl Engine {
                 format!("Quick Mode from {peer}: no nonce"),
             );
         };
+        if self.nonce_refused(serial, &ni) {
+            return;
+        }
         let ke = payloads.iter().find_map(|p| {
             if let Payload::Ke(k) = p {
                 Some(k.clone())
