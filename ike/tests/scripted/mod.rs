@@ -13,7 +13,7 @@
 use crate::sim::Sim;
 use ike::codec::{
     flags, split_payloads, Cookie, DeletePayload, ExchangeType, Header, Message, NotifyPayload,
-    NotifyType, Payload, PayloadType, ProtocolId, DOI_IPSEC, HEADER_LEN,
+    NotifyType, Payload, PayloadType, ProtocolId, DOI_IPSEC,
 };
 use ike::crypto::{
     dh_derive, dh_keygen, encrypt, info_hash, phase1_keys, phase2_iv, skeyid_sig, DhPrivate,
@@ -32,7 +32,7 @@ const SETTLE: Duration = Duration::from_millis(50);
 pub struct ScriptedInitiator {
     /// The address it claims to send from (it may well be another host's).
     pub from: SocketAddr,
-    /// The responder's address.
+    /// The responder's address: the responder is always the simulator's node B.
     pub to: SocketAddr,
     pub icookie: Cookie,
     /// Learnt from message 2.
@@ -259,7 +259,6 @@ impl ScriptedInitiator {
         let header = self.header(ExchangeType::INFORMATIONAL, message_id, flags::ENCRYPTION);
         let bytes =
             Message::emit_with_body(&header, first, &ct).map_err(|e| format!("emit: {e}"))?;
-        debug_assert!(bytes.len() > HEADER_LEN);
         Ok(self.send(sim, &bytes))
     }
 
