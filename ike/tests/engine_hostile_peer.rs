@@ -1,0 +1,240 @@
+//! A hostile Main Mode initiator, scripted by hand (tests/scripted), against a real
+//! responder engine. With RSA signatures anyone can complete messages 1 to 4 and hold the
+//! keys of an ISAKMP SA without ever authenticating; what that SA carries must not be
+//! acted on. And nonces outside RFC 2409's 8 to 256 bytes must be refused.
+
+mod scripted;
+mod sim;
+
+use ike::codec::NotifyType;
+use ike::crypto::{EncrAlg, Group, HashAlg};
+use ike::engine::{Direction, Phase1Info};
+use ike::policy::*;
+use scripted::{delete_esp, delete_isakmp, notify, ScriptedInitiator};
+use sim::setup::*;
+use sim::Sim;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+const CONN: &str = "net-a-net-b";
+
+fn rsa_suite() -> Vec<Suite1> {
+    vec![Suite1 {
+        encr: EncrAlg::AesCbc128,
+        hash: HashAlg::Sha1,
+        group: Group::Modp2048,
+        auth: AuthMethod::RsaSig,
+        mode: Phase1Mode::Main,
+    }]
+}
+
+fn a_addr() -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(A_IP), 500)
+}
+
+fn b_addr() -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(B_IP), 500)
+}
+
+/// A scripted initiator claiming A's address, offering what B expects of A.
+fn attacker(sim: &Sim, icookie: [u8; 8]) -> ScriptedInitiator {
+    let peer = sim.b.engine.config().policy.peers[0].clone();
+    ScriptedInitiator::new(a_addr(), b_addr(), &peer, icookie)
+}
+
+/// A and B with an established ISAKMP SA and IPsec SA; returns B's ISAKMP SA with A and
+/// B's outbound ESP SPI (the one A names as its inbound SPI).
+fn established(seed: u64) -> (Sim, Phase1Info, u32) {
+    let mut sim = pair(&rsa_suite(), &[Suite2::default()], seed);
+    let now = sim.now;
+    sim.a.engine.initiate(now, CONN).expect("initiate");
+    assert!(
+        sim.run_until(Duration::from_secs(30), |s| s.a.phase2_up(CONN) >= 1
+            && s.b.phase2_up(CONN) >= 1),
+        "A and B did not come up: {:?}\n{:?}",
+        sim.a.logs,
+        sim.b.logs
+    );
+    let p1 = sim
+        .b
+        .engine
+        .phase1_sas()
+        .into_iter()
+        .find(|p| p.established)
+        .expect("B's ISAKMP SA with A");
+    let sas = sim.b.engine.ipsec_sas();
+    let (_, _, out) = sas
+        .iter()
+        .flat_map(|s| s.spis.iter())
+        .find(|(p, _, _)| *p == IpsecProtocol::Esp)
+        .copied()
+        .expect("B's ESP SA with A");
+    (sim, p1, out)
+}
+
+/// Runs the attack: MM1-4 from A's address, then one encrypted Informational carrying
+/// `payload`, and lets a few seconds pass for anything B might do about it.
+fn attack(sim: &mut Sim, payload: impl FnOnce(&ScriptedInitiator) -> ike::codec::Payload) {
+    let mut x = attacker(sim, *b"hostile!");
+    x.through_mm4(sim, 32)
+        .expect("the scripted peer reaches MM4");
+    let p = payload(&x);
+    x.informational(sim, 0x0bad_cafe, vec![p])
+        .expect("informational");
+    sim.advance(Duration::from_secs(2));
+}
+
+/// What must hold after an attack: the Informational passed B's checks (so a pass below is
+/// not explained by a message B could not read), B kept its SAs with A, and said why.
+fn assert_nothing_deleted(sim: &Sim, p1: &Phase1Info, out_spi: u32, what: &str) {
+    for bad in [
+        "failed its HASH check",
+        "cannot decrypt Informational",
+        "malformed Informational",
+    ] {
+        assert!(
+            !sim.b.log_contains(bad),
+            "B could not read the scripted Informational ({bad}): {:#?}",
+            sim.b.logs
+        );
+    }
+    let kept_p1 = sim
+        .b
+        .engine
+        .phase1_sas()
+        .into_iter()
+        .any(|p| p.established && p.icookie == p1.icookie && p.rcookie == p1.rcookie);
+    let kept_sa = sim
+        .b
+        .engine
+        .ipsec_sas()
+        .iter()
+        .any(|s| s.spis.iter().any(|(_, _, o)| *o == out_spi));
+    let in_kernel =
+        !sim.b.sas(Direction::Outbound).is_empty() && !sim.b.sas(Direction::Inbound).is_empty();
+    let logged = sim.b.logs.iter().any(|(_, l)| {
+        l.contains("under an ISAKMP SA not yet authenticated")
+            && l.contains("(not acted on)")
+            && l.contains(what)
+    });
+    assert!(
+        kept_p1 && kept_sa && in_kernel && logged,
+        "after an unauthenticated {what}: ISAKMP SA kept {kept_p1}, IPsec SA kept {kept_sa}, \
+         kernel SAs kept {in_kernel}, refusal logged {logged}; B's logs: {:#?}",
+        sim.b.logs
+    );
+}
+
+/// (a) A Delete of A's established ISAKMP SA, under an ISAKMP SA that only reached MM4.
+#[test]
+fn an_unauthenticated_delete_after_message_4_deletes_nothing() {
+    let (mut sim, p1, out) = established(301);
+    let victim = [p1.icookie.0, p1.rcookie.0].concat();
+    attack(&mut sim, |_| delete_isakmp(vec![victim]));
+    assert_nothing_deleted(&sim, &p1, out, "DELETE");
+}
+
+/// (b) A Delete of the established ESP SA (named by A's inbound SPI, B's outbound).
+#[test]
+fn an_unauthenticated_esp_delete_after_message_4_deletes_nothing() {
+    let (mut sim, p1, out) = established(302);
+    attack(&mut sim, |_| delete_esp(&[out]));
+    assert_nothing_deleted(&sim, &p1, out, "DELETE");
+}
+
+/// (c) INITIAL-CONTACT: "I rebooted, forget my other SAs" from someone who never proved
+/// to be A.
+#[test]
+fn an_unauthenticated_initial_contact_after_message_4_deletes_nothing() {
+    let (mut sim, p1, out) = established(303);
+    attack(&mut sim, |x| {
+        notify(NotifyType::INITIAL_CONTACT, x.isakmp_spi())
+    });
+    assert_nothing_deleted(&sim, &p1, out, "INITIAL-CONTACT");
+}
+
+/// RFC 2409 5: nonce payloads are 8 to 256 bytes. Outside that, B must drop message 3 (no
+/// message 4) and say so; at both bounds it answers.
+#[test]
+fn nonces_outside_8_to_256_bytes_are_refused() {
+    let mut sim = pair(&rsa_suite(), &[Suite2::default()], 311);
+    let mut failures = Vec::new();
+    for (i, len) in [0usize, 7, 300, 8, 256].into_iter().enumerate() {
+        let mut x = attacker(&sim, [0x4e, 0x4f, 0x4e, 0x43, 0x45, 0, 0, i as u8]);
+        x.mm1(&mut sim).expect("MM2");
+        let replies = x.mm3(&mut sim, vec![0x5a; len], None).expect("MM3");
+        let mm4 = replies.iter().any(|r| r.is_mm4());
+        // "No answer" is stricter than "no MM4": a refused message 3 is dropped, not
+        // answered with anything.
+        let answered = !replies.is_empty();
+        let refusal = sim.b.logs.iter().any(|(_, l)| {
+            l.contains(&format!("nonce of {len} bytes"))
+                && l.contains("outside RFC 2409's 8 to 256")
+        });
+        let what = format!(
+            "{len}-byte nonce: {} answer(s) (MM4 among them: {mm4}), refusal logged {refusal}",
+            replies.len()
+        );
+        if (8..=256).contains(&len) {
+            if !mm4 || refusal {
+                failures.push(format!("{what}; want MM4 and no refusal"));
+            }
+        } else if answered || !refusal {
+            failures.push(format!("{what}; want no answer and a refusal"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{}\nB's logs: {:#?}",
+        failures.join("\n"),
+        sim.b.logs
+    );
+}
+
+/// The scripted peer itself is right: with a 32-byte nonce B answers MM3 with MM4, holds
+/// the SA at MAIN_R2 (KE sent), and accepts an Informational it protected (its HASH(1),
+/// key and IV are B's), so the refusals above cannot be a broken attacker's doing.
+#[test]
+fn the_scripted_peer_reaches_message_4_and_speaks_under_its_keys() {
+    let mut sim = pair(&rsa_suite(), &[Suite2::default()], 321);
+    let mut x = attacker(&sim, *b"control!");
+    x.mm1(&mut sim).expect("MM2");
+    assert!(!x.rcookie.0.iter().all(|b| *b == 0), "MM2 names B's cookie");
+    let replies = x.mm3(&mut sim, vec![0x5a; 32], None).expect("MM3");
+    let mm4 = replies
+        .iter()
+        .find(|r| r.is_mm4())
+        .unwrap_or_else(|| panic!("no MM4 for a 32-byte nonce: {:#?}", sim.b.logs));
+    let state = sim
+        .b
+        .engine
+        .phase1_sas()
+        .into_iter()
+        .find(|p| p.icookie == x.icookie && p.rcookie == x.rcookie)
+        .map(|p| p.state);
+    assert_eq!(state, Some("MAIN_R2 (KE sent)"));
+    x.read_mm4(mm4).expect("keys");
+    // A status notification nobody acts on, under the scripted SA.
+    x.informational(
+        &mut sim,
+        0x1234_5678,
+        vec![notify(NotifyType::RESPONDER_LIFETIME, x.isakmp_spi())],
+    )
+    .expect("informational");
+    for bad in [
+        "failed its HASH check",
+        "cannot decrypt Informational",
+        "malformed Informational",
+        "no keys yet",
+    ] {
+        assert!(!sim.b.log_contains(bad), "{bad}: {:#?}", sim.b.logs);
+    }
+    assert!(
+        sim.b.log_contains("notified RESPONDER-LIFETIME")
+            || sim
+                .b
+                .log_contains("under an ISAKMP SA not yet authenticated"),
+        "B did not take the Informational in: {:#?}",
+        sim.b.logs
+    );
+}

@@ -1,0 +1,300 @@
+//! A scripted, hostile Main Mode initiator: it speaks IKEv1 by hand against a real responder
+//! engine in the simulator, message by message, so a test can do what no honest engine
+//! would: send a nonce of any length or any KE value, and, once message 4 has given it the
+//! keys, send encrypted Informational messages under an ISAKMP SA it never authenticated
+//! (it never sends message 5).
+//!
+//! It is built only from ike's public API (codec, crypto, policy), so it checks the engine
+//! against RFC 2408/2409 as written rather than against the engine's own helpers. With RSA
+//! signature authentication SKEYID = prf(Ni_b | Nr_b, g^xy) needs no credential at all,
+//! which is exactly why an ISAKMP SA past message 4 proves nothing about who holds it.
+#![allow(dead_code)]
+
+use crate::sim::Sim;
+use ike::codec::{
+    flags, split_payloads, Cookie, DeletePayload, ExchangeType, Header, Message, NotifyPayload,
+    NotifyType, Payload, PayloadType, ProtocolId, DOI_IPSEC,
+};
+use ike::crypto::{
+    dh_derive, dh_keygen, encrypt, info_hash, phase1_keys, phase2_iv, skeyid_sig, DhPrivate,
+    Phase1Keys,
+};
+use ike::policy::{accept_phase1_reply, phase1_sa, Peer, Phase1Transform};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// How long to let the simulator run after each message: long enough for the responder's
+/// answer to reach the wire (5 ms latency, crypto answered at once), short enough that no
+/// retransmission (500 ms in the test timers) is mistaken for an answer.
+const SETTLE: Duration = Duration::from_millis(50);
+
+/// One scripted Main Mode initiator and what it has learnt so far.
+pub struct ScriptedInitiator {
+    /// The address it claims to send from (it may well be another host's).
+    pub from: SocketAddr,
+    /// The responder's address: the responder is always the simulator's node B.
+    pub to: SocketAddr,
+    pub icookie: Cookie,
+    /// Learnt from message 2.
+    pub rcookie: Cookie,
+    /// The peer it pretends to be: message 1 offers that peer's transforms.
+    pretends: Peer,
+    /// What the responder chose, from message 2.
+    pub chosen: Option<Phase1Transform>,
+    gxi: Vec<u8>,
+    dh: Option<DhPrivate>,
+    ni_b: Vec<u8>,
+    gxr: Vec<u8>,
+    nr_b: Vec<u8>,
+    /// SKEYID and its children, once message 4 has been read.
+    pub keys: Option<Phase1Keys>,
+}
+
+/// Everything the responder sent back to `from` for our cookies, parsed when cleartext.
+pub struct Reply {
+    pub bytes: Vec<u8>,
+    pub header: Header,
+    /// Empty for encrypted replies (this initiator never needs to read those).
+    pub payloads: Vec<Payload>,
+}
+
+impl Reply {
+    /// A Main Mode message 4 carries the responder's KE and nonce.
+    pub fn is_mm4(&self) -> bool {
+        self.header.exchange == ExchangeType::MAIN_MODE
+            && self.payloads.iter().any(|p| matches!(p, Payload::Ke(_)))
+            && self.payloads.iter().any(|p| matches!(p, Payload::Nonce(_)))
+    }
+}
+
+impl ScriptedInitiator {
+    /// An initiator that offers `peer`'s phase 1 transforms, as `peer` itself would.
+    pub fn new(from: SocketAddr, to: SocketAddr, peer: &Peer, icookie: [u8; 8]) -> Self {
+        Self {
+            from,
+            to,
+            icookie: Cookie(icookie),
+            rcookie: Cookie::default(),
+            pretends: peer.clone(),
+            chosen: None,
+            gxi: Vec::new(),
+            dh: None,
+            ni_b: Vec::new(),
+            gxr: Vec::new(),
+            nr_b: Vec::new(),
+            keys: None,
+        }
+    }
+
+    fn header(&self, exchange: ExchangeType, message_id: u32, flags: u8) -> Header {
+        Header {
+            initiator_cookie: self.icookie,
+            responder_cookie: self.rcookie,
+            // Both are computed by Message::emit / emit_with_body.
+            next_payload: PayloadType::NONE,
+            version: 0x10,
+            exchange,
+            flags,
+            message_id,
+            length: 0,
+        }
+    }
+
+    /// Hands `bytes` to the responder as if they came from `self.from`, lets the simulator
+    /// run (so crypto requests are answered the sim's way and answers reach the wire), and
+    /// returns what the responder sent back to `self.from` under our initiator cookie.
+    ///
+    /// The answers go on the simulated wire to `self.from`; when that is another node's
+    /// address, that node gets them too (and drops them: it has no state for our cookies).
+    pub fn send(&self, sim: &mut Sim, bytes: &[u8]) -> Vec<Reply> {
+        let mark = sim.trace.len();
+        let now = sim.now;
+        sim.b.engine.handle_datagram(now, self.to, self.from, bytes);
+        sim.advance(SETTLE);
+        sim.trace[mark..]
+            .iter()
+            .filter(|p| p.from == self.to && p.to == self.from)
+            .filter_map(|p| {
+                let header = Header::parse(&p.bytes).ok()?;
+                if header.initiator_cookie != self.icookie {
+                    return None;
+                }
+                let payloads = if header.is_encrypted() {
+                    Vec::new()
+                } else {
+                    Message::parse(&p.bytes).ok()?.payloads
+                };
+                Some(Reply {
+                    bytes: p.bytes.clone(),
+                    header,
+                    payloads,
+                })
+            })
+            .collect()
+    }
+
+    /// Message 1 (the SA offer); reads message 2 and learns the responder's cookie and choice.
+    pub fn mm1(&mut self, sim: &mut Sim) -> Result<(), String> {
+        let offer = phase1_sa(&self.pretends);
+        let msg = Message {
+            header: self.header(ExchangeType::MAIN_MODE, 0, 0),
+            payloads: vec![Payload::Sa(offer)],
+        };
+        let bytes = msg.emit().map_err(|e| format!("emit MM1: {e}"))?;
+        let replies = self.send(sim, &bytes);
+        let mm2 = replies
+            .iter()
+            .find(|r| r.header.exchange == ExchangeType::MAIN_MODE)
+            .ok_or("no Main Mode message 2")?;
+        let sa = mm2
+            .payloads
+            .iter()
+            .find_map(|p| match p {
+                Payload::Sa(sa) => Some(sa),
+                _ => None,
+            })
+            .ok_or("message 2 has no SA payload")?;
+        let chosen = accept_phase1_reply(sa, &self.pretends.transforms)
+            .map_err(|m| format!("message 2 chose what we did not offer: {m}"))?;
+        self.rcookie = mm2.header.responder_cookie;
+        self.chosen = Some(chosen.transform);
+        Ok(())
+    }
+
+    /// Message 3: an honest KE (or `ke` when given) and a nonce of the caller's choosing.
+    /// Returns the responder's answers (message 4 if it accepted, else usually nothing).
+    pub fn mm3(
+        &mut self,
+        sim: &mut Sim,
+        nonce: Vec<u8>,
+        ke: Option<Vec<u8>>,
+    ) -> Result<Vec<Reply>, String> {
+        let group = self
+            .chosen
+            .as_ref()
+            .ok_or("message 3 before message 2")?
+            .group;
+        let (public, private) = dh_keygen(group).map_err(|e| format!("dh keygen: {e}"))?;
+        self.gxi = ke.unwrap_or(public);
+        self.dh = Some(private);
+        self.ni_b = nonce.clone();
+        let msg = Message {
+            header: self.header(ExchangeType::MAIN_MODE, 0, 0),
+            payloads: vec![Payload::Ke(self.gxi.clone()), Payload::Nonce(nonce)],
+        };
+        let bytes = msg.emit().map_err(|e| format!("emit MM3: {e}"))?;
+        Ok(self.send(sim, &bytes))
+    }
+
+    /// Reads message 4 and derives SKEYID (signature authentication: no credential needed)
+    /// and SKEYID_d/a/e, the cipher key and the phase-1 IV.
+    pub fn read_mm4(&mut self, mm4: &Reply) -> Result<(), String> {
+        let t = self.chosen.clone().ok_or("message 4 before message 2")?;
+        for p in &mm4.payloads {
+            match p {
+                Payload::Ke(k) => self.gxr = k.clone(),
+                Payload::Nonce(n) => self.nr_b = n.clone(),
+                _ => {}
+            }
+        }
+        if self.gxr.is_empty() || self.nr_b.is_empty() {
+            return Err("message 4 lacks KE or nonce".into());
+        }
+        let dh = self.dh.as_ref().ok_or("no DH private value")?;
+        let gxy = dh_derive(t.group, dh, &self.gxr).map_err(|e| format!("dh derive: {e}"))?;
+        let skeyid = skeyid_sig(t.hash, &self.ni_b, &self.nr_b, &gxy);
+        self.keys = Some(phase1_keys(
+            t.hash,
+            t.hash,
+            t.encr,
+            skeyid,
+            &gxy,
+            &self.icookie.0,
+            &self.rcookie.0,
+            &self.gxi,
+            &self.gxr,
+        ));
+        Ok(())
+    }
+
+    /// MM1 to MM4 with an honest KE and a `nonce_len`-byte nonce; the keys are then known.
+    pub fn through_mm4(&mut self, sim: &mut Sim, nonce_len: usize) -> Result<(), String> {
+        self.mm1(sim)?;
+        let replies = self.mm3(sim, vec![0x5a; nonce_len], None)?;
+        let mm4 = replies
+            .iter()
+            .find(|r| r.is_mm4())
+            .ok_or("no Main Mode message 4")?;
+        self.read_mm4(mm4)
+    }
+
+    /// An encrypted Informational under our (never authenticated) ISAKMP SA, protected as
+    /// RFC 2409 5.7 says: HASH(1) = prf(SKEYID_a, M-ID | payloads after the HASH), encrypted
+    /// with the IV hash(last phase-1 CBC block | M-ID). No phase-1 message has been
+    /// encrypted yet, so the last block is the initial IV hash(g^xi | g^xr).
+    pub fn informational(
+        &self,
+        sim: &mut Sim,
+        message_id: u32,
+        payloads: Vec<Payload>,
+    ) -> Result<Vec<Reply>, String> {
+        let t = self.chosen.as_ref().ok_or("no transform chosen")?;
+        let keys = self.keys.as_ref().ok_or("no keys: message 4 not read")?;
+        let (_, rest) =
+            ike::codec::emit_payloads(&payloads).map_err(|e| format!("emit payloads: {e}"))?;
+        let hash = info_hash(t.hash, &keys.skeyid_a, message_id, &rest);
+        let mut all = vec![Payload::Hash(hash)];
+        all.extend(payloads);
+        let (first, mut body) =
+            ike::codec::emit_payloads(&all).map_err(|e| format!("emit payloads: {e}"))?;
+        // Self-check: what we hashed must be exactly what follows the HASH payload.
+        let raws = split_payloads(first, &body, false).map_err(|e| format!("split: {e}"))?;
+        if raws.first().map(|r| &body[r.end()..]) != Some(&rest[..]) {
+            return Err("HASH(1) would not cover the payloads after it".into());
+        }
+        let block = t.encr.block_len();
+        body.resize(body.len().div_ceil(block) * block, 0);
+        let iv = phase2_iv(t.hash, block, &keys.iv, message_id);
+        let ct = encrypt(t.encr, &keys.enc_key, &iv, &body).map_err(|e| format!("{e}"))?;
+        let header = self.header(ExchangeType::INFORMATIONAL, message_id, flags::ENCRYPTION);
+        let bytes =
+            Message::emit_with_body(&header, first, &ct).map_err(|e| format!("emit: {e}"))?;
+        Ok(self.send(sim, &bytes))
+    }
+
+    /// This initiator's own ISAKMP SA as a Delete or Notify names it: CKY-I | CKY-R.
+    pub fn isakmp_spi(&self) -> Vec<u8> {
+        [self.icookie.0, self.rcookie.0].concat()
+    }
+}
+
+/// A Delete of ISAKMP SAs, each named by its cookies.
+pub fn delete_isakmp(spis: Vec<Vec<u8>>) -> Payload {
+    Payload::Delete(DeletePayload {
+        doi: DOI_IPSEC,
+        protocol: ProtocolId::ISAKMP,
+        spi_size: 16,
+        spis,
+    })
+}
+
+/// A Delete of ESP SAs by SPI (the sender's inbound SPIs).
+pub fn delete_esp(spis: &[u32]) -> Payload {
+    Payload::Delete(DeletePayload {
+        doi: DOI_IPSEC,
+        protocol: ProtocolId::IPSEC_ESP,
+        spi_size: 4,
+        spis: spis.iter().map(|s| s.to_be_bytes().to_vec()).collect(),
+    })
+}
+
+/// A notification about ISAKMP SA `spi` (CKY-I | CKY-R), without data.
+pub fn notify(t: NotifyType, spi: Vec<u8>) -> Payload {
+    Payload::Notify(NotifyPayload {
+        doi: DOI_IPSEC,
+        protocol: ProtocolId::ISAKMP,
+        spi,
+        notify_type: t,
+        data: Vec::new(),
+    })
+}
