@@ -238,3 +238,36 @@ fn the_scripted_peer_reaches_message_4_and_speaks_under_its_keys() {
         sim.b.logs
     );
 }
+
+/// A KE that cannot be a public value of the negotiated group (MODP2048's are 256 bytes) is
+/// refused by name in message 3, before the responder generates a key pair or answers.
+#[test]
+fn a_ke_of_the_wrong_length_is_refused_before_any_work() {
+    let mut sim = pair(&rsa_suite(), &[Suite2::default()], 331);
+    for (i, len) in [0usize, 1, 10, 255, 257, 1024].into_iter().enumerate() {
+        let mut x = attacker(&sim, [0x4b, 0x45, 0, 0, 0, 0, 0, i as u8]);
+        x.mm1(&mut sim).expect("MM2");
+        let crypto_before = sim.b.crypto_time;
+        let replies = x
+            .mm3(&mut sim, vec![0x5a; 32], Some(vec![1; len]))
+            .expect("MM3");
+        assert!(
+            replies.is_empty(),
+            "{len}-byte KE answered {} time(s)",
+            replies.len()
+        );
+        assert_eq!(
+            sim.b.crypto_time, crypto_before,
+            "{len}-byte KE cost B crypto work"
+        );
+        assert!(
+            sim.b
+                .logs
+                .iter()
+                .any(|(_, l)| l.contains(&format!("KE of {len} bytes"))
+                    && l.contains("message dropped")),
+            "{len}-byte KE: no refusal logged: {:#?}",
+            sim.b.logs
+        );
+    }
+}

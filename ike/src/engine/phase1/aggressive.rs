@@ -114,7 +114,7 @@ impl Engine {
                 "Aggressive Mode reply lacks KE, nonce or ID".into(),
             );
         };
-        if self.nonce_refused(serial, nonce) {
+        if self.nonce_refused(serial, nonce) || self.ke_refused(serial, ke) {
             return;
         }
         let Some(p1) = self.phase1.get_mut(&serial) else {

@@ -96,7 +96,7 @@ impl Engine {
             );
             return;
         };
-        if self.nonce_refused(serial, nonce) {
+        if self.nonce_refused(serial, nonce) || self.ke_refused(serial, ke) {
             return;
         }
         let Some(p1) = self.phase1.get_mut(&serial) else {
@@ -166,7 +166,7 @@ impl Engine {
                 "Main Mode message 3 lacks KE or nonce".into(),
             );
         };
-        if self.nonce_refused(serial, nonce) {
+        if self.nonce_refused(serial, nonce) || self.ke_refused(serial, ke) {
             return;
         }
         let Some(p1) = self.phase1.get_mut(&serial) else {

@@ -860,8 +860,8 @@ impl Engine {
                     return self
                         .p1_fail(serial, "Aggressive Mode message 1 lacks KE or nonce".into());
                 };
-                if self.nonce_refused(serial, nonce) {
-                    return self.p1_fail(serial, "Aggressive Mode message 1: bad nonce".into());
+                if self.nonce_refused(serial, nonce) || self.ke_refused(serial, ke) {
+                    return self.p1_fail(serial, "Aggressive Mode message 1 refused".into());
                 }
                 let Some(id_body) = id_body_of(&payloads) else {
                     return self.p1_fail(serial, "Aggressive Mode message 1 lacks an ID".into());
@@ -1076,6 +1076,32 @@ impl Engine {
                 reason: reason.to_string(),
             });
         }
+    }
+
+    /// A KE must be exactly as long as the negotiated group's public values: anything else
+    /// is refused by name before it costs a key generation; true when refused. (Its value,
+    /// 1 < y < p-1, is checked where it is used.)
+    pub(super) fn ke_refused(&mut self, serial: IsakmpSerial, ke: &[u8]) -> bool {
+        let Some((group, remote)) = self
+            .phase1
+            .get(&serial)
+            .and_then(|p| Some((p.chosen.as_ref()?.transform.group, p.remote)))
+        else {
+            return false;
+        };
+        if ke.len() == group.public_len() {
+            return false;
+        }
+        self.ctx.log(
+            LogLevel::Notice,
+            format!(
+                "KE of {} bytes from {remote} for {} (whose public values are {} bytes): message dropped",
+                ke.len(),
+                group.name(),
+                group.public_len()
+            ),
+        );
+        true
     }
 
     /// RFC 2409 5: a nonce is 8 to 256 bytes; true when refused (see `Context`).
