@@ -271,3 +271,44 @@ fn a_ke_of_the_wrong_length_is_refused_before_any_work() {
         );
     }
 }
+
+/// A client ID whose netmask has holes (10.1.0.0/255.0.255.0) has no prefix; read as its
+/// leading ones it would be 10.0.0.0/8, wider than the peer named. B's policy would take
+/// anything in 10.0.0.0/8 from A, yet such an ID is refused by name and no SA is made.
+#[test]
+fn a_client_id_with_a_non_contiguous_netmask_is_refused() {
+    use ike::codec::{IdPayload, Identity};
+    use std::net::Ipv4Addr;
+    let mut sim = pair(&rsa_suite(), &[Suite2::default()], 341);
+    let subnet = |a: [u8; 4], m: [u8; 4]| IdPayload {
+        protocol: 0,
+        port: 0,
+        identity: Identity::Ipv4Subnet(Ipv4Addr::from(a), Ipv4Addr::from(m)),
+    };
+    let mut a = sim.a.engine.config().policy.clone();
+    a.connections[0].local_id = Some(subnet([10, 1, 0, 0], [255, 0, 255, 0]));
+    sim.a.engine.set_policy(a);
+    let mut b = sim.b.engine.config().policy.clone();
+    b.connections[0].remote_id = Some(subnet([10, 0, 0, 0], [255, 0, 0, 0]));
+    sim.b.engine.set_policy(b);
+    let now = sim.now;
+    sim.a.engine.initiate(now, "net-a-net-b").expect("initiate");
+    sim.run_until(Duration::from_secs(20), |_| false);
+    assert!(
+        sim.b.engine.ipsec_sas().is_empty(),
+        "B made an SA for a holed netmask: {:?}",
+        sim.b.engine.ipsec_sas()
+    );
+    assert!(
+        sim.b
+            .logs
+            .iter()
+            .any(|(_, l)| l.contains("10.1.0.0/255.0.255.0 has a non-contiguous netmask")),
+        "no refusal logged: {:#?}",
+        sim.b.logs
+    );
+    assert!(
+        !sim.b.engine.phase1_sas().is_empty(),
+        "the ISAKMP SA itself stays"
+    );
+}

@@ -192,7 +192,12 @@ impl Engine {
         for p in &payloads {
             if let Payload::Notify(n) = p {
                 if n.notify_type == NotifyType::RESPONDER_LIFETIME {
-                    apply_responder_lifetime(&mut chosen.lifetime, &n.data);
+                    for what in apply_responder_lifetime(&mut chosen.lifetime, &n.data) {
+                        self.ctx.log(
+                            LogLevel::Notice,
+                            format!("RESPONDER-LIFETIME with {what} ignored (it would install an SA without a limit)"),
+                        );
+                    }
                 }
             }
         }

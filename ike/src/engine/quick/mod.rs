@@ -686,16 +686,25 @@ fn lifetime_attributes(l: &Lifetime) -> Vec<u8> {
     out
 }
 
-/// Adopt a responder's shorter lifetimes (never a longer one).
-fn apply_responder_lifetime(l: &mut Lifetime, data: &[u8]) {
+/// Lower `l` to what a RESPONDER-LIFETIME notify says (RFC 2407 4.6.3.1). A duration of 0
+/// would install an SA without a limit in XFRM, so it is not taken; what was not taken is
+/// returned for the log.
+fn apply_responder_lifetime(l: &mut Lifetime, data: &[u8]) -> Vec<&'static str> {
+    let mut refused = Vec::new();
     let Ok(attrs) = Attribute::parse_list(data) else {
-        return;
+        return refused;
     };
     let mut kind = None;
     for a in attrs {
         match a.kind {
             ipsec_attr::SA_LIFE_TYPE => kind = a.as_u64(),
             ipsec_attr::SA_LIFE_DURATION => match (kind, a.as_u64()) {
+                (Some(k), Some(0)) if k == u64::from(ipsec_attr::LIFE_SECONDS) => {
+                    refused.push("a lifetime of 0 seconds")
+                }
+                (Some(k), Some(0)) if k == u64::from(ipsec_attr::LIFE_KILOBYTES) => {
+                    refused.push("a lifetime of 0 kilobytes")
+                }
                 (Some(k), Some(v)) if k == u64::from(ipsec_attr::LIFE_SECONDS) => {
                     l.seconds = l.seconds.min(v)
                 }
@@ -707,6 +716,7 @@ fn apply_responder_lifetime(l: &mut Lifetime, data: &[u8]) {
             _ => {}
         }
     }
+    refused
 }
 
 /// The gateways of a phase 1 SA, as far as Quick Mode IDs are concerned.
@@ -740,5 +750,38 @@ pub fn gateway_ids(idci: &IdPayload, idcr: &IdPayload, g: &Gateways) -> bool {
     match (single_host(idci), single_host(idcr)) {
         (Some(ci), Some(cr)) => (ci == g.local || g.nat_local) && (cr == g.remote || g.nat_remote),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notify(kind: u16, value: u64) -> Vec<u8> {
+        let attrs = [
+            Attribute::basic(ipsec_attr::SA_LIFE_TYPE, kind),
+            Attribute::number(ipsec_attr::SA_LIFE_DURATION, value),
+        ];
+        let mut data = Vec::new();
+        Attribute::emit_list(&attrs, &mut data).expect("emit");
+        data
+    }
+
+    #[test]
+    fn a_responder_lifetime_lowers_ours_but_zero_is_not_taken() {
+        let mut l = Lifetime {
+            seconds: 3600,
+            kilobytes: Some(4096),
+        };
+        assert!(
+            apply_responder_lifetime(&mut l, &notify(ipsec_attr::LIFE_SECONDS, 600)).is_empty()
+        );
+        assert_eq!(l.seconds, 600);
+        let refused = apply_responder_lifetime(&mut l, &notify(ipsec_attr::LIFE_SECONDS, 0));
+        assert_eq!(refused, vec!["a lifetime of 0 seconds"]);
+        assert_eq!(l.seconds, 600);
+        let refused = apply_responder_lifetime(&mut l, &notify(ipsec_attr::LIFE_KILOBYTES, 0));
+        assert_eq!(refused, vec!["a lifetime of 0 kilobytes"]);
+        assert_eq!(l.kilobytes, Some(4096));
     }
 }

@@ -84,6 +84,27 @@ impl Engine {
                 );
             }
         };
+        // A netmask with holes (255.0.255.0) has no prefix; read as one it would widen the
+        // selector, so such an ID is refused.
+        if let Some(bad) = [&idci, &idcr]
+            .into_iter()
+            .flatten()
+            .find(|id| !contiguous_mask(id))
+        {
+            self.info_notify(
+                serial,
+                NotifyType::INVALID_ID_INFORMATION,
+                ProtocolId::ISAKMP,
+                Vec::new(),
+            );
+            return self.ctx.log(
+                LogLevel::Notice,
+                format!(
+                    "Quick Mode from {peer}: client ID {} has a non-contiguous netmask: refused",
+                    describe_id_raw(bad)
+                ),
+            );
+        }
         // With no IDs, the selectors are the two hosts.
         let (sel_ci, sel_cr) = (
             idci.clone().unwrap_or_else(|| host_id(remote)),
@@ -314,5 +335,29 @@ impl Engine {
         qm.state = QmState::RDone;
         self.qm_install(serial, msgid, &[Direction::Outbound]);
         self.qm_established(serial, msgid);
+    }
+}
+
+/// Whether a subnet ID's mask is a run of ones then zeros (anything else has no prefix).
+fn contiguous_mask(id: &IdPayload) -> bool {
+    match &id.identity {
+        Identity::Ipv4Subnet(_, m) => {
+            let m = u32::from(*m);
+            m.leading_ones() + m.trailing_zeros() == 32
+        }
+        Identity::Ipv6Subnet(_, m) => {
+            let m = u128::from(*m);
+            m.leading_ones() + m.trailing_zeros() == 128
+        }
+        _ => true,
+    }
+}
+
+/// An ID with its mask written out, for the refusal (the prefix form would hide the holes).
+fn describe_id_raw(id: &IdPayload) -> String {
+    match &id.identity {
+        Identity::Ipv4Subnet(a, m) => format!("{a}/{m}"),
+        Identity::Ipv6Subnet(a, m) => format!("{a}/{m}"),
+        _ => describe_id(id),
     }
 }
