@@ -312,3 +312,31 @@ fn a_client_id_with_a_non_contiguous_netmask_is_refused() {
         "the ISAKMP SA itself stays"
     );
 }
+
+/// One forged Main Mode message 1 draws one answer: the responder's message 2 goes to a
+/// source that has proven nothing, so it is not retransmitted (the reflection class of
+/// CVE-2016-5361). A repeated message 1 is answered again, from the kept copy.
+#[test]
+fn a_responder_never_retransmits_its_first_answer() {
+    use ike::codec::Header;
+    let mut sim = pair(&rsa_suite(), &[Suite2::default()], 351);
+    let mut x = attacker(&sim, *b"reflect!");
+    let mark = sim.trace.len();
+    x.mm1(&mut sim).expect("MM2");
+    let answers = |sim: &Sim, from: usize| {
+        sim.trace[from..]
+            .iter()
+            .filter(|p| {
+                Header::parse(&p.bytes).is_ok_and(|h| h.initiator_cookie == x.icookie)
+                    && p.to == x.from
+            })
+            .count()
+    };
+    assert_eq!(answers(&sim, mark), 1, "one message 2 for one message 1");
+    sim.advance(Duration::from_secs(120));
+    assert_eq!(
+        answers(&sim, mark),
+        1,
+        "message 2 was retransmitted to an unproven source"
+    );
+}

@@ -432,8 +432,13 @@ impl Engine {
             Phase1Mode::Aggressive => ExchangeType::AGGRESSIVE,
         };
         let header = p1.header(exchange, 0, 0);
+        // A responder's first answer goes to a source that has proven nothing (it may be
+        // spoofed): it is not retransmitted, so one forged packet draws one answer. The
+        // initiator's retransmission is answered again instead (the last message is kept).
+        let retransmit =
+            !(p1.role == Role::Responder && (p1.at(P1State::MmR1Sent) || p1.at(P1State::AmR1Sent)));
         match plain(header, &payloads) {
-            Ok(bytes) => self.p1_send(serial, bytes, true),
+            Ok(bytes) => self.p1_send(serial, bytes, retransmit),
             Err(e) => self.p1_fail(serial, e.to_string()),
         }
     }
