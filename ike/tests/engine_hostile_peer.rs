@@ -340,3 +340,62 @@ fn a_responder_never_retransmits_its_first_answer() {
         "message 2 was retransmitted to an unproven source"
     );
 }
+
+/// One forged first message offering thousands of transforms (the codec takes at most 64
+/// proposals of 64) is dropped with one short line: it is neither matched nor kept (its SA
+/// payload would stay with the responder for the whole exchange), and nothing answers it.
+/// An offer of 256 transforms is still taken.
+#[test]
+fn an_offer_of_thousands_of_transforms_is_dropped_unanswered() {
+    let mut sim = pair(&rsa_suite(), &[Suite2::default()], 361);
+    let peer = sim.b.engine.config().policy.peers[0].clone();
+    let base = phase1_sa(&peer);
+    for (proposals, per, taken) in [(25usize, 64usize, false), (5, 52, false), (4, 64, true)] {
+        let count = proposals * per;
+        let mut offer = base.clone();
+        let prop = base.proposals[0].clone();
+        offer.proposals = (0..proposals)
+            .map(|n| {
+                let mut p = prop.clone();
+                p.number = n as u8 + 1;
+                p.transforms = (0..per)
+                    .map(|t| {
+                        let mut tr = prop.transforms[0].clone();
+                        tr.number = t as u8 + 1;
+                        tr
+                    })
+                    .collect();
+                p
+            })
+            .collect();
+        let mut x = ScriptedInitiator::new(
+            a_addr(),
+            b_addr(),
+            &peer,
+            [
+                0x54,
+                0x52,
+                0x41,
+                0x4e,
+                (count >> 8) as u8,
+                count as u8,
+                0,
+                0,
+            ],
+        );
+        let logs_before = sim.b.logs.len();
+        let answered = x.mm1_with(&mut sim, offer).is_ok();
+        assert_eq!(answered, taken, "{count} transforms");
+        let new_logs = &sim.b.logs[logs_before..];
+        if !taken {
+            assert!(
+                new_logs
+                    .iter()
+                    .any(|(_, l)| l.contains(&format!("{count} transforms"))
+                        && l.contains("over the limit")
+                        && l.len() < 300),
+                "{count} transforms: no short refusal: {new_logs:#?}"
+            );
+        }
+    }
+}

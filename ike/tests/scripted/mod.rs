@@ -136,6 +136,12 @@ impl ScriptedInitiator {
     /// Message 1 (the SA offer); reads message 2 and learns the responder's cookie and choice.
     pub fn mm1(&mut self, sim: &mut Sim) -> Result<(), String> {
         let offer = phase1_sa(&self.pretends);
+        self.mm1_with(sim, offer)
+    }
+
+    /// Message 1 with an offer of the caller's making (it must still contain one of the
+    /// transforms we pretend to offer for message 2 to be read).
+    pub fn mm1_with(&mut self, sim: &mut Sim, offer: ike::codec::SaPayload) -> Result<(), String> {
         let msg = Message {
             header: self.header(ExchangeType::MAIN_MODE, 0, 0),
             payloads: vec![Payload::Sa(offer)],

@@ -34,6 +34,15 @@ use std::time::{Duration, Instant};
 /// Nonce length we send (RFC 2409 allows 8..256 bytes).
 const NONCE_LEN: usize = 32;
 
+/// A first message that would make us keep more than this (its SA payload is kept until the
+/// exchange ends) is dropped: our own, with every transform isakmpd.conf can name, a KE of
+/// MODP8192, certificate requests and vendor IDs, stays well under it.
+const MAX_FIRST_MESSAGE: usize = 16384;
+
+/// Transforms in one offer, over all its proposals: more is dropped, so one forged message
+/// costs neither a long match nor a long log line.
+const MAX_OFFER_TRANSFORMS: usize = 256;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Role {
     Initiator,
@@ -777,6 +786,16 @@ impl Engine {
                 format!("first phase 1 message from {remote} has no SA payload"),
             );
         };
+        let transforms: usize = sa.proposals.iter().map(|p| p.transforms.len()).sum();
+        if transforms > MAX_OFFER_TRANSFORMS || bytes.len() > MAX_FIRST_MESSAGE {
+            return self.ctx.log(
+                LogLevel::Notice,
+                format!(
+                    "first phase 1 message from {remote}: {transforms} transforms in {} bytes is over the limit of {MAX_OFFER_TRANSFORMS} transforms and {MAX_FIRST_MESSAGE} bytes: dropped",
+                    bytes.len()
+                ),
+            );
+        }
         // Aggressive Mode names the peer in its first message; Main Mode only by address.
         let by_id = payloads.iter().find_map(|p| match p {
             Payload::Id(i) => Some(i.identity.clone()),
