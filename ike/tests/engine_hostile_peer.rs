@@ -399,3 +399,54 @@ fn an_offer_of_thousands_of_transforms_is_dropped_unanswered() {
         }
     }
 }
+
+/// Admission control: `Max-half-open-per-address` and `Max-half-open` bound the responder
+/// exchanges that have not authenticated; a first message beyond them is dropped
+/// unanswered and counted, an exchange that authenticates or times out gives its room back.
+#[test]
+fn half_open_exchanges_are_bounded_in_all_and_per_address() {
+    let mut sim = pair(&rsa_suite(), &[Suite2::default()], 371);
+    let mut policy = sim.b.engine.config().policy.clone();
+    policy.general.max_half_open_per_address = 2;
+    policy.general.max_half_open = 3;
+    sim.b.engine.set_policy(policy);
+    // Two from A's address are taken, the third is refused by the per-address limit.
+    for i in 0..3u8 {
+        let mut x = attacker(&sim, [0x48, 0x4f, 0, 0, 0, 0, 0, i]);
+        let answered = x.mm1(&mut sim).is_ok();
+        assert_eq!(answered, i < 2, "first message {i}");
+    }
+    let c = sim.b.engine.admission();
+    assert_eq!((c.half_open, c.refused_per_address), (2, 1), "{c:?}");
+    assert!(sim
+        .b
+        .logs
+        .iter()
+        .any(|(_, l)| l.contains("dropped: Max-half-open-per-address (2) for 192.0.2.1 reached")));
+    // They time out (Exchange-max-time 60 s here): the room comes back, and A's own
+    // exchange comes up and leaves none taken.
+    sim.advance(Duration::from_secs(70));
+    assert_eq!(sim.b.engine.admission().half_open, 0);
+    let now = sim.now;
+    sim.a.engine.initiate(now, CONN).expect("initiate");
+    assert!(sim.run_until(Duration::from_secs(30), |s| s.b.phase2_up(CONN) >= 1));
+    assert_eq!(
+        sim.b.engine.admission().half_open,
+        0,
+        "an established SA is not half-open"
+    );
+    // The total: per address 16, in all 3.
+    let mut policy = sim.b.engine.config().policy.clone();
+    policy.general.max_half_open_per_address = 16;
+    sim.b.engine.set_policy(policy);
+    for i in 0..4u8 {
+        let mut x = attacker(&sim, [0x48, 0x4f, 1, 0, 0, 0, 0, i]);
+        assert_eq!(
+            x.mm1(&mut sim).is_ok(),
+            i < 3,
+            "first message {i} under the total"
+        );
+    }
+    let c = sim.b.engine.admission();
+    assert_eq!((c.half_open, c.refused_total), (3, 1), "{c:?}");
+}

@@ -664,3 +664,30 @@ fn der_asn1_dn_identities() {
         Some("C=US, O=Test, CN=east")
     );
 }
+
+#[test]
+fn half_open_limits_have_defaults_and_refuse_zero() {
+    let p = policy(PSK_GATEWAYS);
+    assert_eq!(
+        (p.general.max_half_open, p.general.max_half_open_per_address),
+        (2048, 16)
+    );
+    let text = PSK_GATEWAYS.replace(
+        "Retransmits=\t\t5\n",
+        "Retransmits=\t\t5\nMax-half-open=\t\t100\nMax-half-open-per-address=\t4\n",
+    );
+    let p = policy(&text);
+    assert_eq!(
+        (p.general.max_half_open, p.general.max_half_open_per_address),
+        (100, 4)
+    );
+    let zero = PSK_GATEWAYS.replace(
+        "Retransmits=\t\t5\n",
+        "Retransmits=\t\t5\nMax-half-open=\t0\n",
+    );
+    let e = policy_err(&zero).to_string();
+    assert!(
+        e.contains("Max-half-open") && e.contains("at least 1"),
+        "{e}"
+    );
+}

@@ -80,6 +80,11 @@ fn sigusr1_writes_the_report() {
         text.contains("Crypto requests shed (queue full): 0"),
         "{text}"
     );
+    // Admission control: nothing half-open once the SAs are up, nothing refused.
+    assert!(
+        text.contains("half-open responder exchanges: 0; first messages refused: 0 over Max-half-open, 0 over Max-half-open-per-address"),
+        "{text}"
+    );
     // Timers (rekey, expiry) and the configuration, with the key blanked.
     let timers = text
         .split("Pending timers:")

@@ -6,6 +6,7 @@
 //! `Output::Crypto` request and resumes when its result comes back, so the engine never
 //! blocks and never holds a long-term secret.
 
+mod admission;
 mod context;
 mod info;
 mod natt;
@@ -20,6 +21,7 @@ mod timers;
 mod transfer;
 mod types;
 
+pub use admission::AdmissionCounters;
 pub use natt::{NatTVersion, NON_ESP_MARKER, VID_DPD, VID_RFC3947};
 pub use pending::{
     AuthReady, CryptoPending, KernelPending, KeysReady, PeerAuthenticated, QmShared,
@@ -63,6 +65,9 @@ pub struct Engine {
     /// On-demand connections whose policies are in the kernel before any SA (see
     /// `install_traps`); their policies outlive their SAs.
     traps: BTreeSet<ConnectionName>,
+    /// Responder phase-1 exchanges not yet authenticated, per source address, and what
+    /// admission control refused.
+    admission: admission::Admission,
 }
 
 impl Engine {
@@ -77,6 +82,7 @@ impl Engine {
             reqids: BTreeMap::new(),
             policies: BTreeMap::new(),
             traps: Default::default(),
+            admission: Default::default(),
         }
     }
 

@@ -206,7 +206,18 @@ fn general(conf: &Conf) -> Result<GeneralSettings, PolicyError> {
         dpd_timeout: positive(g, "DPD-timeout", get_u64(conf, g, "DPD-timeout")?)?,
         nat_t_keepalive: get_u64(conf, g, "NAT-T-Keepalive")?.unwrap_or(20),
         listen_on,
+        max_half_open: limit(conf, g, "Max-half-open", 2048)?,
+        max_half_open_per_address: limit(conf, g, "Max-half-open-per-address", 16)?,
     })
+}
+
+/// A count limit: at least 1, at most what a u32 holds.
+fn limit(conf: &Conf, section: &str, tag: &str, default: u32) -> Result<u32, PolicyError> {
+    match get_u64(conf, section, tag)? {
+        None => Ok(default),
+        Some(0) => Err(err(section, tag, "must be at least 1")),
+        Some(v) => u32::try_from(v).map_err(|_| err(section, tag, "too large")),
+    }
 }
 
 /// A seconds value that must not be 0.

@@ -521,6 +521,8 @@ pub fn policy(peers: Vec<ike::policy::Peer>, connections: Vec<ike::policy::Conne
             dpd_timeout: None,
             nat_t_keepalive: 20,
             listen_on: Vec::new(),
+            max_half_open: 2048,
+            max_half_open_per_address: 16,
         },
         key_lengths: Default::default(),
         x509: Default::default(),

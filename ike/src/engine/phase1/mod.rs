@@ -166,6 +166,9 @@ pub(super) struct Phase1 {
     pub replaced: bool,
     /// INITIAL-CONTACT to be honoured once the peer has authenticated.
     pub initial_contact: bool,
+    /// A responder exchange counts as half-open from this address until it authenticates or
+    /// goes (admission control); the address it was admitted under, even if it floats.
+    pub half_open_from: Option<std::net::IpAddr>,
 }
 
 impl Phase1 {
@@ -214,6 +217,7 @@ impl Phase1 {
             seen_msgids: BTreeSet::new(),
             replaced: false,
             initial_contact: false,
+            half_open_from: None,
         }
     }
 
@@ -552,6 +556,7 @@ impl Engine {
     /// Abandon a phase-1 exchange that cannot complete.
     pub(super) fn p1_fail(&mut self, serial: IsakmpSerial, reason: String) {
         if let Some(p1) = self.phase1.remove(&serial) {
+            self.half_open_ended(&p1);
             self.ctx.log(
                 LogLevel::Warning,
                 format!("phase 1 with {} ({}) failed: {reason}", p1.peer, p1.remote),
@@ -867,6 +872,29 @@ impl Engine {
                 format!("cannot build the reply SA for {remote}"),
             );
         };
+        let general = &self.ctx.cfg.policy.general;
+        let (max_total, max_per) = (general.max_half_open, general.max_half_open_per_address);
+        if let Err(why) = self.admission.admit(remote.ip(), max_total, max_per) {
+            if let Some(unlogged) = self.admission.log_now(self.ctx.now) {
+                let limit = match why {
+                    super::admission::Refusal::Total(n) => format!("Max-half-open ({n})"),
+                    super::admission::Refusal::PerAddress(n) => {
+                        format!("Max-half-open-per-address ({n}) for {}", remote.ip())
+                    }
+                };
+                let more = if unlogged > 0 {
+                    format!("; {unlogged} similar messages suppressed")
+                } else {
+                    String::new()
+                };
+                self.ctx.log(
+                    LogLevel::Notice,
+                    format!("first phase 1 message from {remote} dropped: {limit} reached{more}"),
+                );
+            }
+            return;
+        }
+        p1.half_open_from = Some(remote.ip());
         self.by_cookies.insert((p1.icookie, p1.rcookie), serial);
         self.phase1.insert(serial, p1);
         self.ctx.timers.add(
@@ -969,6 +997,9 @@ impl Engine {
         }
         p1.last_heard = now;
         p1.retransmit_step += 1;
+        if let Some(from) = p1.half_open_from.take() {
+            self.admission.release(from);
+        }
         let lifetime = Duration::from_secs(p1.chosen.as_ref().map_or(3600, |c| c.lifetime.seconds));
         // The exchange's data (DH private value, g^xy, nonces, SKEYID) goes here, wiped.
         let hs = std::mem::replace(
@@ -1082,6 +1113,7 @@ impl Engine {
             self.info_send(serial, vec![d]);
         }
         if let Some(p1) = self.phase1.remove(&serial) {
+            self.half_open_ended(&p1);
             self.by_cookies.remove(&(p1.icookie, p1.rcookie));
             self.quick.retain(|(s, _), _| *s != serial);
             self.ctx.log(
@@ -1126,6 +1158,18 @@ impl Engine {
             ),
         );
         true
+    }
+
+    /// A responder exchange that goes before it authenticated gives its room back.
+    fn half_open_ended(&mut self, p1: &Phase1) {
+        if let Some(from) = p1.half_open_from {
+            self.admission.release(from);
+        }
+    }
+
+    /// What admission control holds and has refused.
+    pub fn admission(&self) -> super::AdmissionCounters {
+        self.admission.counters()
     }
 
     /// RFC 2409 5: a nonce is 8 to 256 bytes; true when refused (see `Context`).

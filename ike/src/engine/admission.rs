@@ -1,0 +1,125 @@
+//! Admission control for responder phase-1 exchanges: how many are half-open (not yet
+//! authenticated) in all and per source address, bounded by `Max-half-open` and
+//! `Max-half-open-per-address`, so that a flood of first messages costs a bounded table
+//! and no crypto beyond it. Counted as exchanges start and leave the half-open stage, so a
+//! first message costs a map lookup, not a walk over every SA.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// What admission control did, for the report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AdmissionCounters {
+    /// Responder phase-1 exchanges not yet authenticated, now.
+    pub half_open: u32,
+    /// First messages dropped because `Max-half-open` was reached.
+    pub refused_total: u64,
+    /// First messages dropped because their address had `Max-half-open-per-address`.
+    pub refused_per_address: u64,
+}
+
+/// Why a first message is not admitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Refusal {
+    Total(u32),
+    PerAddress(u32),
+}
+
+#[derive(Default)]
+pub(super) struct Admission {
+    by_address: BTreeMap<IpAddr, u32>,
+    counters: AdmissionCounters,
+    /// The last refusal logged and how many were not logged since (one line a second).
+    last_logged: Option<Instant>,
+    unlogged: u64,
+}
+
+/// Refusals are logged at most this often; the rest are counted into the next line.
+const LOG_EVERY: Duration = Duration::from_secs(1);
+
+impl Admission {
+    /// Admit a new half-open exchange from `from`, or say why not (and count it).
+    pub(super) fn admit(
+        &mut self,
+        from: IpAddr,
+        max_total: u32,
+        max_per_address: u32,
+    ) -> Result<(), Refusal> {
+        if self.counters.half_open >= max_total {
+            self.counters.refused_total += 1;
+            return Err(Refusal::Total(max_total));
+        }
+        let n = self.by_address.entry(from).or_insert(0);
+        if *n >= max_per_address {
+            self.counters.refused_per_address += 1;
+            return Err(Refusal::PerAddress(max_per_address));
+        }
+        *n += 1;
+        self.counters.half_open += 1;
+        Ok(())
+    }
+
+    /// A half-open exchange from `from` authenticated or ended.
+    pub(super) fn release(&mut self, from: IpAddr) {
+        if let Some(n) = self.by_address.get_mut(&from) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.by_address.remove(&from);
+            }
+            self.counters.half_open = self.counters.half_open.saturating_sub(1);
+        }
+    }
+
+    pub(super) fn counters(&self) -> AdmissionCounters {
+        self.counters
+    }
+
+    /// Whether a refusal at `now` is logged; if so, how many earlier ones were not.
+    pub(super) fn log_now(&mut self, now: Instant) -> Option<u64> {
+        if self
+            .last_logged
+            .is_some_and(|t| now.saturating_duration_since(t) < LOG_EVERY)
+        {
+            self.unlogged += 1;
+            return None;
+        }
+        self.last_logged = Some(now);
+        Some(std::mem::take(&mut self.unlogged))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_hold_in_all_and_per_address_and_release_frees_room() {
+        let (a, b) = (IpAddr::from([192, 0, 2, 1]), IpAddr::from([192, 0, 2, 2]));
+        let mut adm = Admission::default();
+        assert_eq!(adm.admit(a, 3, 2), Ok(()));
+        assert_eq!(adm.admit(a, 3, 2), Ok(()));
+        assert_eq!(adm.admit(a, 3, 2), Err(Refusal::PerAddress(2)));
+        assert_eq!(adm.admit(b, 3, 2), Ok(()));
+        assert_eq!(adm.admit(b, 3, 2), Err(Refusal::Total(3)));
+        adm.release(a);
+        assert_eq!(adm.admit(b, 3, 2), Ok(()));
+        // A release for an address with nothing half-open changes nothing.
+        adm.release(IpAddr::from([203, 0, 113, 1]));
+        let c = adm.counters();
+        assert_eq!(
+            (c.half_open, c.refused_total, c.refused_per_address),
+            (3, 1, 1)
+        );
+    }
+
+    #[test]
+    fn refusals_are_logged_once_a_second_with_the_count_between() {
+        let mut adm = Admission::default();
+        let t = Instant::now();
+        assert_eq!(adm.log_now(t), Some(0));
+        assert_eq!(adm.log_now(t + Duration::from_millis(10)), None);
+        assert_eq!(adm.log_now(t + Duration::from_millis(20)), None);
+        assert_eq!(adm.log_now(t + Duration::from_secs(1)), Some(2));
+    }
+}
