@@ -450,3 +450,50 @@ fn half_open_exchanges_are_bounded_in_all_and_per_address() {
     let c = sim.b.engine.admission();
     assert_eq!((c.half_open, c.refused_total), (3, 1), "{c:?}");
 }
+
+/// A peer's RSA key must have at least 1024 bits and an odd exponent of at least 65537:
+/// a 768-bit key, and a 2048-bit key with exponent 3 (what forgeries against lax PKCS#1
+/// checks rely on), are refused by name and no ISAKMP SA comes up; a 1024-bit one works.
+#[test]
+fn weak_peer_rsa_keys_are_refused() {
+    use openssl::bn::BigNum;
+    use openssl::pkey::PKey;
+    use openssl::rsa::Rsa;
+    let weak_768 = Rsa::generate(768).expect("rsa");
+    let e3 = Rsa::generate_with_e(2048, &BigNum::from_u32(3).expect("bn")).expect("rsa");
+    let ok_1024 = Rsa::generate(1024).expect("rsa");
+    for (key, what, up) in [
+        (weak_768, "of 768 bits with exponent 65537", false),
+        (e3, "of 2048 bits with exponent 3", false),
+        (ok_1024, "", true),
+    ] {
+        let mut sim = pair(&rsa_suite(), &[Suite2::default()], 381);
+        let public = key.public_key_to_der().expect("der");
+        sim.a
+            .store
+            .keys
+            .insert("local-key".into(), PKey::from_rsa(key).expect("pkey"));
+        let mut b = sim.b.engine.config().policy.clone();
+        b.peers[0].credentials = Credentials::RsaSig {
+            secret: "local-key".into(),
+            peer_public_key: Some(public),
+        };
+        sim.b.engine.set_policy(b);
+        let now = sim.now;
+        sim.a.engine.initiate(now, CONN).expect("initiate");
+        let came_up = sim.run_until(Duration::from_secs(20), |s| {
+            s.b.engine.phase1_sas().iter().any(|p| p.established)
+        });
+        assert_eq!(came_up, up, "{what}: {:#?}", sim.b.logs);
+        if !up {
+            assert!(
+                sim.b
+                    .logs
+                    .iter()
+                    .any(|(_, l)| l.contains(&format!("RSA key {what} is refused"))),
+                "{what}: {:#?}",
+                sim.b.logs
+            );
+        }
+    }
+}

@@ -3,9 +3,39 @@
 
 use super::*;
 
+/// The smallest RSA modulus and public exponent a peer's key may have: shorter moduli are
+/// factorable, and small exponents (3) are what signature forgeries against lax PKCS#1
+/// checks rely on.
+const MIN_RSA_BITS: u32 = 1024;
+const MIN_RSA_EXPONENT: u32 = 65537;
+
+/// A peer's RSA key (DER SubjectPublicKeyInfo) that is long enough, with an odd exponent
+/// of at least 65537.
+fn usable_rsa_key(der: &[u8]) -> Result<(), PeerKeyError> {
+    let rsa = openssl::pkey::PKey::public_key_from_der(der)
+        .and_then(|k| k.rsa())
+        .map_err(|_| PeerKeyError::NotRsa)?;
+    let bits = rsa.n().num_bits().max(0).unsigned_abs();
+    let e = rsa.e();
+    let min_e =
+        openssl::bn::BigNum::from_u32(MIN_RSA_EXPONENT).map_err(|_| PeerKeyError::NotRsa)?;
+    let small_e = e.ucmp(&min_e) == std::cmp::Ordering::Less;
+    if bits < MIN_RSA_BITS || small_e || !e.is_bit_set(0) {
+        return Err(PeerKeyError::Weak {
+            bits,
+            exponent: e.to_dec_str().map(|s| s.to_string()).unwrap_or_default(),
+        });
+    }
+    Ok(())
+}
+
 /// Why there is no public key to check the peer's signature with.
 #[derive(Debug)]
 pub(in crate::engine) enum PeerKeyError {
+    /// Not an RSA key.
+    NotRsa,
+    /// Too short a modulus, or too small or even an exponent.
+    Weak { bits: u32, exponent: String },
     /// The certificate the peer sent did not verify.
     Sent(x509::X509Error),
     /// The certificate held for it in `Cert-directory` did not verify.
@@ -20,6 +50,11 @@ pub(in crate::engine) enum PeerKeyError {
 impl std::fmt::Display for PeerKeyError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            PeerKeyError::NotRsa => f.write_str("the peer's public key is not an RSA key"),
+            PeerKeyError::Weak { bits, exponent } => write!(
+                f,
+                "the peer's RSA key of {bits} bits with exponent {exponent} is refused (at least {MIN_RSA_BITS} bits and an odd exponent of at least {MIN_RSA_EXPONENT})"
+            ),
             PeerKeyError::Sent(e) => e.fmt(f),
             PeerKeyError::Held(e) => write!(f, "{e} (held in Cert-directory)"),
             PeerKeyError::None {
@@ -354,7 +389,10 @@ impl Engine {
                 }) else {
                     return self.p1_fail(serial, "peer sent no signature".into());
                 };
-                let public_key = match self.peer_public_key(&peer, &id, payloads) {
+                let public_key = match self
+                    .peer_public_key(&peer, &id, payloads)
+                    .and_then(|k| usable_rsa_key(&k).map(|()| k))
+                {
                     Ok(k) => k,
                     Err(why) => {
                         self.ctx.log(
