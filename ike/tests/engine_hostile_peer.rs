@@ -497,3 +497,48 @@ fn weak_peer_rsa_keys_are_refused() {
         }
     }
 }
+
+/// An Aggressive Mode first message costs the responder a DH key pair and a signature
+/// before the peer has proven anything: `Aggressive-mode-rate` takes at most that many a
+/// second (a bucket, refilled continuously); the rest are dropped unanswered and counted.
+#[test]
+fn aggressive_mode_first_messages_are_taken_at_a_bounded_rate() {
+    use ike::codec::{IdPayload, Identity};
+    let mut suite = rsa_suite();
+    suite[0].mode = Phase1Mode::Aggressive;
+    let mut sim = pair(&suite, &[Suite2::default()], 391);
+    let mut policy = sim.b.engine.config().policy.clone();
+    policy.general.aggressive_mode_rate = 2;
+    sim.b.engine.set_policy(policy);
+    let peer = sim.b.engine.config().policy.peers[0].clone();
+    let id = IdPayload {
+        protocol: 0,
+        port: 0,
+        identity: Identity::Ipv4(A_IP),
+    };
+    let mut answered = 0;
+    for i in 0..5u8 {
+        let mut x =
+            ScriptedInitiator::new(a_addr(), b_addr(), &peer, [0x41, 0x4d, 0, 0, 0, 0, 0, i]);
+        let replies = x.am1(&mut sim, id.clone()).expect("AM1");
+        if replies.iter().any(|r| !r.payloads.is_empty()) {
+            answered += 1;
+        }
+    }
+    assert_eq!(answered, 2, "{:#?}", sim.b.logs);
+    assert_eq!(sim.b.engine.admission().refused_aggressive, 3);
+    assert!(sim
+        .b
+        .logs
+        .iter()
+        .any(|(_, l)| l.contains("dropped: Aggressive-mode-rate (2 a second) reached")));
+    // Half a second later the bucket holds one more.
+    sim.advance(Duration::from_millis(600));
+    let mut x = ScriptedInitiator::new(a_addr(), b_addr(), &peer, *b"AM-later");
+    let replies = x.am1(&mut sim, id).expect("AM1");
+    assert!(
+        replies.iter().any(|r| !r.payloads.is_empty()),
+        "{:#?}",
+        sim.b.logs
+    );
+}

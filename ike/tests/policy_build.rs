@@ -669,8 +669,12 @@ fn der_asn1_dn_identities() {
 fn half_open_limits_have_defaults_and_refuse_zero() {
     let p = policy(PSK_GATEWAYS);
     assert_eq!(
-        (p.general.max_half_open, p.general.max_half_open_per_address),
-        (2048, 16)
+        (
+            p.general.max_half_open,
+            p.general.max_half_open_per_address,
+            p.general.aggressive_mode_rate
+        ),
+        (2048, 16, 20)
     );
     let text = PSK_GATEWAYS.replace(
         "Retransmits=\t\t5\n",

@@ -67,8 +67,8 @@ pub fn render(engine: &Engine, now: Instant, conf: &str, no_kernel: bool) -> Str
     let adm = engine.admission();
     let _ = writeln!(
         r,
-        "  half-open responder exchanges: {}; first messages refused: {} over Max-half-open, {} over Max-half-open-per-address",
-        adm.half_open, adm.refused_total, adm.refused_per_address
+        "  half-open responder exchanges: {}; first messages refused: {} over Max-half-open, {} over Max-half-open-per-address, {} over Aggressive-mode-rate",
+        adm.half_open, adm.refused_total, adm.refused_per_address, adm.refused_aggressive
     );
     // What waits for a helper or the kernel, named by the exchange's peer.
     let peer_of = |serial: ike::engine::IsakmpSerial| {

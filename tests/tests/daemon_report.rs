@@ -82,7 +82,7 @@ fn sigusr1_writes_the_report() {
     );
     // Admission control: nothing half-open once the SAs are up, nothing refused.
     assert!(
-        text.contains("half-open responder exchanges: 0; first messages refused: 0 over Max-half-open, 0 over Max-half-open-per-address"),
+        text.contains("half-open responder exchanges: 0; first messages refused: 0 over Max-half-open, 0 over Max-half-open-per-address, 0 over Aggressive-mode-rate"),
         "{text}"
     );
     // Timers (rekey, expiry) and the configuration, with the key blanked.

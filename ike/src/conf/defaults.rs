@@ -5,7 +5,8 @@
 //!
 //! - `[General]`: `Retransmits=3`, `Exchange-max-time=120`, `Check-interval=60`,
 //!   `DPD-check-interval=0`, `NAT-T-Keepalive=20`, `Max-half-open=2048`,
-//!   `Max-half-open-per-address=16`, `Default-phase-1-lifetime=3600,60:86400`,
+//!   `Max-half-open-per-address=16`, `Aggressive-mode-rate=20`,
+//!   `Default-phase-1-lifetime=3600,60:86400`,
 //!   `Default-phase-2-lifetime=1200,60:86400`, `Policy-file`, `Pubkey-directory`.
 //! - `[X509-Certificates]`: `CA-directory`, `Cert-directory`, `Private-key`,
 //!   `Private-key-directory`, `CRL-directory` under `/etc/isakmpd/`.
@@ -118,6 +119,7 @@ fn build() -> Table {
             ("NAT-T-Keepalive", s("20")),
             ("Max-half-open", s("2048")),
             ("Max-half-open-per-address", s("16")),
+            ("Aggressive-mode-rate", s("20")),
             ("Default-phase-1-lifetime", s("3600,60:86400")),
             ("Default-phase-2-lifetime", s("1200,60:86400")),
             ("Policy-file", s("/etc/isakmpd/isakmpd.policy")),

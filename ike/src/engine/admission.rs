@@ -17,6 +17,8 @@ pub struct AdmissionCounters {
     pub refused_total: u64,
     /// First messages dropped because their address had `Max-half-open-per-address`.
     pub refused_per_address: u64,
+    /// Aggressive Mode first messages dropped over `Aggressive-mode-rate`.
+    pub refused_aggressive: u64,
 }
 
 /// Why a first message is not admitted.
@@ -24,6 +26,9 @@ pub struct AdmissionCounters {
 pub(super) enum Refusal {
     Total(u32),
     PerAddress(u32),
+    /// An Aggressive Mode first message costs a DH and (with signatures) an RSA signature
+    /// before the peer has proven anything: at most this many a second are taken.
+    AggressiveRate(u32),
 }
 
 #[derive(Default)]
@@ -33,6 +38,9 @@ pub(super) struct Admission {
     /// The last refusal logged and how many were not logged since (one line a second).
     last_logged: Option<Instant>,
     unlogged: u64,
+    /// Aggressive Mode tokens in thousandths, and when they were last topped up.
+    aggressive_tokens: u64,
+    aggressive_at: Option<Instant>,
 }
 
 /// Refusals are logged at most this often; the rest are counted into the next line.
@@ -57,6 +65,34 @@ impl Admission {
         }
         *n += 1;
         self.counters.half_open += 1;
+        Ok(())
+    }
+
+    /// Take one Aggressive Mode first message at `now` under a rate of `per_second`
+    /// (a bucket of that many, refilled continuously), or say why not (and count it).
+    pub(super) fn admit_aggressive(
+        &mut self,
+        now: Instant,
+        per_second: u32,
+    ) -> Result<(), Refusal> {
+        let full = u64::from(per_second) * 1000;
+        let tokens = match self.aggressive_at {
+            None => full,
+            Some(t) => {
+                let ms =
+                    u64::try_from(now.saturating_duration_since(t).as_millis()).unwrap_or(u64::MAX);
+                self.aggressive_tokens
+                    .saturating_add(ms.saturating_mul(u64::from(per_second)))
+                    .min(full)
+            }
+        };
+        self.aggressive_at = Some(now);
+        if tokens < 1000 {
+            self.aggressive_tokens = tokens;
+            self.counters.refused_aggressive += 1;
+            return Err(Refusal::AggressiveRate(per_second));
+        }
+        self.aggressive_tokens = tokens - 1000;
         Ok(())
     }
 
@@ -111,6 +147,26 @@ mod tests {
             (c.half_open, c.refused_total, c.refused_per_address),
             (3, 1, 1)
         );
+    }
+
+    #[test]
+    fn aggressive_mode_is_taken_at_its_rate() {
+        let mut adm = Admission::default();
+        let t = Instant::now();
+        // A full bucket of 3, then one more every third of a second.
+        for _ in 0..3 {
+            assert_eq!(adm.admit_aggressive(t, 3), Ok(()));
+        }
+        assert_eq!(adm.admit_aggressive(t, 3), Err(Refusal::AggressiveRate(3)));
+        assert_eq!(
+            adm.admit_aggressive(t + Duration::from_millis(200), 3),
+            Err(Refusal::AggressiveRate(3))
+        );
+        assert_eq!(
+            adm.admit_aggressive(t + Duration::from_millis(340), 3),
+            Ok(())
+        );
+        assert_eq!(adm.counters().refused_aggressive, 2);
     }
 
     #[test]

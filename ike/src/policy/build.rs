@@ -208,6 +208,7 @@ fn general(conf: &Conf) -> Result<GeneralSettings, PolicyError> {
         listen_on,
         max_half_open: limit(conf, g, "Max-half-open", 2048)?,
         max_half_open_per_address: limit(conf, g, "Max-half-open-per-address", 16)?,
+        aggressive_mode_rate: limit(conf, g, "Aggressive-mode-rate", 20)?,
     })
 }
 

@@ -264,6 +264,8 @@ pub struct GeneralSettings {
     pub max_half_open: u32,
     /// `Max-half-open-per-address` (default 16): the same, from one source address.
     pub max_half_open_per_address: u32,
+    /// `Aggressive-mode-rate` (default 20): Aggressive Mode first messages taken a second.
+    pub aggressive_mode_rate: u32,
 }
 
 /// The whole typed policy built from a [`crate::conf::Conf`] by [`Policy::from_conf`].

@@ -12,8 +12,8 @@
 
 use crate::sim::Sim;
 use ike::codec::{
-    flags, split_payloads, Cookie, DeletePayload, ExchangeType, Header, Message, NotifyPayload,
-    NotifyType, Payload, PayloadType, ProtocolId, DOI_IPSEC,
+    flags, split_payloads, Cookie, DeletePayload, ExchangeType, Header, IdPayload, Message,
+    NotifyPayload, NotifyType, Payload, PayloadType, ProtocolId, DOI_IPSEC,
 };
 use ike::crypto::{
     dh_derive, dh_keygen, encrypt, info_hash, phase1_keys, phase2_iv, skeyid_sig, DhPrivate,
@@ -137,6 +137,34 @@ impl ScriptedInitiator {
     pub fn mm1(&mut self, sim: &mut Sim) -> Result<(), String> {
         let offer = phase1_sa(&self.pretends);
         self.mm1_with(sim, offer)
+    }
+
+    /// Aggressive Mode message 1: the offer, an honest KE of the first transform's group, a
+    /// nonce and `id` as the ID payload. Returns the responder's answers (message 2 if it
+    /// took it).
+    pub fn am1(&mut self, sim: &mut Sim, id: IdPayload) -> Result<Vec<Reply>, String> {
+        let offer = phase1_sa(&self.pretends);
+        let group = self
+            .pretends
+            .transforms
+            .first()
+            .ok_or("no transform to offer")?
+            .group;
+        let (public, private) = dh_keygen(group).map_err(|e| format!("dh keygen: {e}"))?;
+        self.gxi = public.clone();
+        self.dh = Some(private);
+        self.ni_b = vec![0x5a; 32];
+        let msg = Message {
+            header: self.header(ExchangeType::AGGRESSIVE, 0, 0),
+            payloads: vec![
+                Payload::Sa(offer),
+                Payload::Ke(public),
+                Payload::Nonce(self.ni_b.clone()),
+                Payload::Id(id),
+            ],
+        };
+        let bytes = msg.emit().map_err(|e| format!("emit AM1: {e}"))?;
+        Ok(self.send(sim, &bytes))
     }
 
     /// Message 1 with an offer of the caller's making (it must still contain one of the

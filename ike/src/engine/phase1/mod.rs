@@ -874,12 +874,21 @@ impl Engine {
         };
         let general = &self.ctx.cfg.policy.general;
         let (max_total, max_per) = (general.max_half_open, general.max_half_open_per_address);
-        if let Err(why) = self.admission.admit(remote.ip(), max_total, max_per) {
+        let rate = general.aggressive_mode_rate;
+        let admitted = match mode {
+            Phase1Mode::Aggressive => self.admission.admit_aggressive(self.ctx.now, rate),
+            Phase1Mode::Main => Ok(()),
+        }
+        .and_then(|()| self.admission.admit(remote.ip(), max_total, max_per));
+        if let Err(why) = admitted {
             if let Some(unlogged) = self.admission.log_now(self.ctx.now) {
                 let limit = match why {
                     super::admission::Refusal::Total(n) => format!("Max-half-open ({n})"),
                     super::admission::Refusal::PerAddress(n) => {
                         format!("Max-half-open-per-address ({n}) for {}", remote.ip())
+                    }
+                    super::admission::Refusal::AggressiveRate(n) => {
+                        format!("Aggressive-mode-rate ({n} a second)")
                     }
                 };
                 let more = if unlogged > 0 {
