@@ -4,8 +4,11 @@
 //! and no crypto beyond it. Counted as exchanges start and leave the half-open stage, so a
 //! first message costs a map lookup, not a walk over every SA.
 
+use super::context::Context;
+use super::LogLevel;
+use crate::policy::Phase1Mode;
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// What admission control did, for the report.
@@ -123,6 +126,46 @@ impl Admission {
         self.last_logged = Some(now);
         Some(std::mem::take(&mut self.unlogged))
     }
+}
+
+/// Admit a responder's first message from `remote` under the `[General]` limits, or drop
+/// it with a line (one a second, with the number suppressed since); true when admitted.
+pub(super) fn admit_first_message(
+    adm: &mut Admission,
+    ctx: &mut Context,
+    remote: SocketAddr,
+    mode: Phase1Mode,
+) -> bool {
+    let general = &ctx.cfg.policy.general;
+    let (max_total, max_per) = (general.max_half_open, general.max_half_open_per_address);
+    let rate = general.aggressive_mode_rate;
+    let admitted = match mode {
+        Phase1Mode::Aggressive => adm.admit_aggressive(ctx.now, rate),
+        Phase1Mode::Main => Ok(()),
+    }
+    .and_then(|()| adm.admit(remote.ip(), max_total, max_per));
+    let Err(why) = admitted else {
+        return true;
+    };
+    if let Some(unlogged) = adm.log_now(ctx.now) {
+        let limit = match why {
+            Refusal::Total(n) => format!("Max-half-open ({n})"),
+            Refusal::PerAddress(n) => {
+                format!("Max-half-open-per-address ({n}) for {}", remote.ip())
+            }
+            Refusal::AggressiveRate(n) => format!("Aggressive-mode-rate ({n} a second)"),
+        };
+        let more = if unlogged > 0 {
+            format!("; {unlogged} similar messages suppressed")
+        } else {
+            String::new()
+        };
+        ctx.log(
+            LogLevel::Notice,
+            format!("first phase 1 message from {remote} dropped: {limit} reached{more}"),
+        );
+    }
+    false
 }
 
 #[cfg(test)]

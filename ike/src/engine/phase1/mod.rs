@@ -791,15 +791,8 @@ impl Engine {
                 format!("first phase 1 message from {remote} has no SA payload"),
             );
         };
-        let transforms: usize = sa.proposals.iter().map(|p| p.transforms.len()).sum();
-        if transforms > MAX_OFFER_TRANSFORMS || bytes.len() > MAX_FIRST_MESSAGE {
-            return self.ctx.log(
-                LogLevel::Notice,
-                format!(
-                    "first phase 1 message from {remote}: {transforms} transforms in {} bytes is over the limit of {MAX_OFFER_TRANSFORMS} transforms and {MAX_FIRST_MESSAGE} bytes: dropped",
-                    bytes.len()
-                ),
-            );
+        if first_message_too_big(&mut self.ctx, remote, sa, bytes.len()) {
+            return;
         }
         // Aggressive Mode names the peer in its first message; Main Mode only by address.
         let by_id = payloads.iter().find_map(|p| match p {
@@ -872,35 +865,8 @@ impl Engine {
                 format!("cannot build the reply SA for {remote}"),
             );
         };
-        let general = &self.ctx.cfg.policy.general;
-        let (max_total, max_per) = (general.max_half_open, general.max_half_open_per_address);
-        let rate = general.aggressive_mode_rate;
-        let admitted = match mode {
-            Phase1Mode::Aggressive => self.admission.admit_aggressive(self.ctx.now, rate),
-            Phase1Mode::Main => Ok(()),
-        }
-        .and_then(|()| self.admission.admit(remote.ip(), max_total, max_per));
-        if let Err(why) = admitted {
-            if let Some(unlogged) = self.admission.log_now(self.ctx.now) {
-                let limit = match why {
-                    super::admission::Refusal::Total(n) => format!("Max-half-open ({n})"),
-                    super::admission::Refusal::PerAddress(n) => {
-                        format!("Max-half-open-per-address ({n}) for {}", remote.ip())
-                    }
-                    super::admission::Refusal::AggressiveRate(n) => {
-                        format!("Aggressive-mode-rate ({n} a second)")
-                    }
-                };
-                let more = if unlogged > 0 {
-                    format!("; {unlogged} similar messages suppressed")
-                } else {
-                    String::new()
-                };
-                self.ctx.log(
-                    LogLevel::Notice,
-                    format!("first phase 1 message from {remote} dropped: {limit} reached{more}"),
-                );
-            }
+        if !super::admission::admit_first_message(&mut self.admission, &mut self.ctx, remote, mode)
+        {
             return;
         }
         p1.half_open_from = Some(remote.ip());
@@ -1288,4 +1254,25 @@ fn body_of(p: &Payload) -> Option<Vec<u8>> {
     let mut b = Vec::new();
     p.emit_body(&mut b).ok()?;
     Some(b)
+}
+
+/// A first message that would make us keep too much, or match too long, is dropped with one
+/// short line (see `MAX_FIRST_MESSAGE`, `MAX_OFFER_TRANSFORMS`); true when dropped.
+fn first_message_too_big(
+    ctx: &mut super::context::Context,
+    remote: SocketAddr,
+    sa: &SaPayload,
+    len: usize,
+) -> bool {
+    let transforms: usize = sa.proposals.iter().map(|p| p.transforms.len()).sum();
+    if transforms <= MAX_OFFER_TRANSFORMS && len <= MAX_FIRST_MESSAGE {
+        return false;
+    }
+    ctx.log(
+        LogLevel::Notice,
+        format!(
+            "first phase 1 message from {remote}: {transforms} transforms in {len} bytes is over the limit of {MAX_OFFER_TRANSFORMS} transforms and {MAX_FIRST_MESSAGE} bytes: dropped"
+        ),
+    );
+    true
 }
