@@ -68,12 +68,14 @@ pub struct Engine {
     /// Responder phase-1 exchanges not yet authenticated, per source address, and what
     /// admission control refused.
     admission: admission::Admission,
+    /// SHA-1 of peer RSA keys already found long enough and with a safe exponent.
+    usable_keys: BTreeSet<Vec<u8>>,
 }
 
 impl Engine {
     /// An engine for `cfg`, starting at `now`, drawing randomness from `rng`.
     pub fn new(cfg: EngineConfig, rng: Box<dyn Rng>, now: Instant) -> Self {
-        Self {
+        let mut engine = Self {
             ctx: Context::new(cfg, rng, now),
             phase1: BTreeMap::new(),
             by_cookies: BTreeMap::new(),
@@ -83,7 +85,10 @@ impl Engine {
             policies: BTreeMap::new(),
             traps: Default::default(),
             admission: Default::default(),
-        }
+            usable_keys: BTreeSet::new(),
+        };
+        engine.check_configured_keys();
+        engine
     }
 
     /// The configuration in force.
@@ -97,6 +102,7 @@ impl Engine {
     /// are deleted (the peer told); the others stay up untouched.
     pub fn set_policy(&mut self, policy: crate::policy::Policy) {
         let old = std::mem::replace(&mut self.ctx.cfg.policy, policy);
+        self.check_configured_keys();
         let stale: Vec<_> = self
             .ipsec
             .values()

@@ -9,9 +9,53 @@ use super::*;
 const MIN_RSA_BITS: u32 = 1024;
 const MIN_RSA_EXPONENT: u32 = 65537;
 
+/// Keys found usable are remembered by their SHA-1, up to this many: decoding a key costs
+/// OpenSSL 3 about a million instructions, as much again as the rest of a Main Mode.
+const USABLE_KEYS_KEPT: usize = 4096;
+
+impl Engine {
+    /// The configured raw RSA keys of the peers are checked once, when the policy comes,
+    /// not at every negotiation; a weak one is named now (and refused when used).
+    pub(in crate::engine) fn check_configured_keys(&mut self) {
+        let keys: Vec<(PeerName, Vec<u8>)> = self
+            .ctx
+            .cfg
+            .policy
+            .peers
+            .iter()
+            .filter_map(|p| match &p.credentials {
+                Credentials::RsaSig {
+                    peer_public_key: Some(k),
+                    ..
+                } => Some((p.name.clone(), k.clone())),
+                _ => None,
+            })
+            .collect();
+        for (peer, key) in keys {
+            if let Err(e) = self.usable_rsa_key(key) {
+                self.ctx.log(LogLevel::Warning, format!("peer {peer}: {e}"));
+            }
+        }
+    }
+
+    /// `der` if it is a usable RSA key (see `check_rsa_key`).
+    fn usable_rsa_key(&mut self, der: Vec<u8>) -> Result<Vec<u8>, PeerKeyError> {
+        let digest = crate::crypto::hash(HashAlg::Sha1, &[&der]);
+        if self.usable_keys.contains(&digest) {
+            return Ok(der);
+        }
+        check_rsa_key(&der)?;
+        if self.usable_keys.len() >= USABLE_KEYS_KEPT {
+            self.usable_keys.clear();
+        }
+        self.usable_keys.insert(digest);
+        Ok(der)
+    }
+}
+
 /// A peer's RSA key (DER SubjectPublicKeyInfo) that is long enough, with an odd exponent
 /// of at least 65537.
-fn usable_rsa_key(der: &[u8]) -> Result<(), PeerKeyError> {
+fn check_rsa_key(der: &[u8]) -> Result<(), PeerKeyError> {
     let rsa = openssl::pkey::PKey::public_key_from_der(der)
         .and_then(|k| k.rsa())
         .map_err(|_| PeerKeyError::NotRsa)?;
@@ -391,7 +435,7 @@ impl Engine {
                 };
                 let public_key = match self
                     .peer_public_key(&peer, &id, payloads)
-                    .and_then(|k| usable_rsa_key(&k).map(|()| k))
+                    .and_then(|k| self.usable_rsa_key(k))
                 {
                     Ok(k) => k,
                     Err(why) => {
