@@ -237,11 +237,20 @@ fn waiting_work_is_data() {
                 ids.windows(2).all(|w| w[0] < w[1]),
                 "not oldest first: {ids:?}"
             );
-            for (_, w) in node.engine.crypto_pending() {
+            for (id, w) in node.engine.crypto_pending() {
                 let bytes = postcard::to_allocvec(w).expect("serialise");
                 let back: ike::engine::CryptoPending =
                     postcard::from_bytes(&bytes).expect("deserialise");
                 assert_eq!(&back, w);
+                assert_eq!(node.engine.crypto_waiting_for(id), Some(w));
+                // Quick Mode's work is for an SA that is up (it goes first in the queue);
+                // phase 1's is a stranger's.
+                assert_eq!(
+                    w.under_established_sa(),
+                    w.describe().starts_with("Quick Mode"),
+                    "{}",
+                    w.describe()
+                );
                 seen.insert(w.describe());
             }
         }

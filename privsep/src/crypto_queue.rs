@@ -8,8 +8,9 @@
 //! memory up to [`CAPACITY`] and no more, and nothing the engine waits for is ever dropped.
 //! Its depth (waiting and in service) is visible to the driver and the report.
 //!
-//! A type of its own so that later work (established SAs' requests first) changes only the
-//! order in which [`CryptoQueue::pop`] hands items out.
+//! Two lanes: work for ISAKMP SAs whose peers have authenticated (Quick Mode, its PFS) is
+//! served first, and when the queue is full it displaces the newest stranger's phase-1 work,
+//! so a flood of first messages cannot starve the tunnels that are up.
 
 use crate::driver::Pool;
 use crate::log;
@@ -44,9 +45,27 @@ pub struct CryptoQueue<T> {
 
 #[derive(Debug)]
 struct State<T> {
-    items: VecDeque<(RequestId, T)>,
+    /// Work for established ISAKMP SAs, served first.
+    established: VecDeque<(RequestId, T)>,
+    /// Work for peers that have proven nothing yet (phase 1).
+    strangers: VecDeque<(RequestId, T)>,
     in_service: usize,
     closed: bool,
+}
+
+impl<T> State<T> {
+    fn waiting(&self) -> usize {
+        self.established.len() + self.strangers.len()
+    }
+}
+
+/// Which lane a request waits in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lane {
+    /// For an ISAKMP SA whose peer has authenticated.
+    Established,
+    /// For a phase-1 exchange: a peer that has proven nothing yet.
+    Stranger,
 }
 
 /// The queue was full: the request, handed back to be answered by the caller.
@@ -66,7 +85,8 @@ impl<T> CryptoQueue<T> {
     pub fn new(capacity: usize) -> CryptoQueue<T> {
         CryptoQueue {
             state: Mutex::new(State {
-                items: VecDeque::new(),
+                established: VecDeque::new(),
+                strangers: VecDeque::new(),
                 in_service: 0,
                 closed: false,
             }),
@@ -82,27 +102,52 @@ impl<T> CryptoQueue<T> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queue `item` behind everything waiting, or hand it back (counted as shed) when
-    /// `capacity` items already wait or the queue is closed.
+    /// Queue a stranger's `item` behind everything waiting, or hand it back (counted as
+    /// shed) when `capacity` items already wait or the queue is closed.
     pub fn push(&self, id: RequestId, item: T) -> Result<(), Full<T>> {
+        self.push_in(Lane::Stranger, id, item).map(|_| ())
+    }
+
+    /// Queue `item` in `lane`. When the queue is full, established work displaces the
+    /// newest stranger's, which is handed back as `Ok(Some(..))` to be answered as failed;
+    /// otherwise `item` itself is handed back. Both count as shed.
+    pub fn push_in(&self, lane: Lane, id: RequestId, item: T) -> Result<Option<Full<T>>, Full<T>> {
         let mut s = self.state();
-        if s.closed || s.items.len() >= self.capacity {
+        let mut displaced = None;
+        if s.closed {
             self.shed.fetch_add(1, Ordering::Relaxed);
             return Err(Full(id, item));
         }
-        s.items.push_back((id, item));
+        if s.waiting() >= self.capacity {
+            let victim = match lane {
+                Lane::Established => s.strangers.pop_back(),
+                Lane::Stranger => None,
+            };
+            self.shed.fetch_add(1, Ordering::Relaxed);
+            match victim {
+                Some((vid, v)) => displaced = Some(Full(vid, v)),
+                None => return Err(Full(id, item)),
+            }
+        }
+        match lane {
+            Lane::Established => s.established.push_back((id, item)),
+            Lane::Stranger => s.strangers.push_back((id, item)),
+        }
         drop(s);
         self.ready.notify_one();
-        Ok(())
+        Ok(displaced)
     }
 
     /// The oldest item, taken into service (see [`CryptoQueue::finished`]), or `None`
     /// without waiting when nothing waits.
     pub fn try_pop(&self) -> Option<(RequestId, T)> {
         let mut s = self.state();
-        let item = s.items.pop_front()?;
+        let item = match s.established.pop_front() {
+            Some(i) => i,
+            None => s.strangers.pop_front()?,
+        };
         s.in_service += 1;
-        let more = !s.items.is_empty();
+        let more = s.waiting() > 0;
         drop(s);
         if more {
             // One wake-up may have stood for several pushes: pass it on.
@@ -141,7 +186,7 @@ impl<T> CryptoQueue<T> {
     pub fn depth(&self) -> Depth {
         let s = self.state();
         Depth {
-            waiting: s.items.len(),
+            waiting: s.waiting(),
             in_service: s.in_service,
             capacity: self.capacity,
             shed: self.shed.load(Ordering::Relaxed),
@@ -153,17 +198,21 @@ impl<T> CryptoQueue<T> {
 /// exchange it ends).
 pub const QUEUE_FULL: &str = "crypto queue full";
 
-/// Queue the engine's request `id`; when the queue is full, answer it at once over `done`
-/// with a failure (the engine gives up that exchange) rather than hold more work than the
-/// helpers can catch up on. Returns whether it was queued.
+/// Queue the engine's request `id` in `lane`; what the full queue turns away (this request,
+/// or the newest stranger's it displaced) is answered at once over `done` with a failure
+/// (the engine gives up that exchange) rather than hold more work than the helpers can
+/// catch up on. Returns whether `id` was queued.
 pub fn submit(
     queue: &Pending,
+    lane: Lane,
     id: RequestId,
     request: CryptoRequest,
     done: &mpsc::UnboundedSender<(RequestId, CryptoResult)>,
 ) -> bool {
-    let Err(Full(id, _)) = queue.push(id, request) else {
-        return true;
+    let (queued, failed) = match queue.push_in(lane, id, request) {
+        Ok(None) => return true,
+        Ok(Some(Full(displaced, _))) => (true, displaced),
+        Err(Full(id, _)) => (false, id),
     };
     let depth = queue.depth();
     // A flood of peers is what fills the queue: rate-limited, and counted in the report.
@@ -172,12 +221,12 @@ pub fn submit(
         log::Level::Warning,
         &format!(
             "{QUEUE_FULL} ({} waiting): request {} failed, {} shed so far",
-            depth.capacity, id.0, depth.shed
+            depth.capacity, failed.0, depth.shed
         ),
     );
     // The driver's loop reads this channel and is the caller: the answer cannot be lost.
-    let _ = done.send((id, CryptoResult::Failed(QUEUE_FULL.to_string())));
-    false
+    let _ = done.send((failed, CryptoResult::Failed(QUEUE_FULL.to_string())));
+    queued
 }
 
 /// Start the workers that serve `queue` with `pool`: [`WORKERS_PER_HELPER`] per helper (the
@@ -272,15 +321,66 @@ mod tests {
         let req = CryptoRequest::DhKeygen {
             group: ike::crypto::Group::Modp2048,
         };
-        assert!(submit(&q, RequestId(10), req.clone(), &tx));
+        assert!(submit(&q, Lane::Stranger, RequestId(10), req.clone(), &tx));
         assert!(rx.try_recv().is_err());
-        assert!(!submit(&q, RequestId(11), req.clone(), &tx));
+        assert!(!submit(&q, Lane::Stranger, RequestId(11), req.clone(), &tx));
         assert_eq!(
             rx.try_recv(),
             Ok((RequestId(11), CryptoResult::Failed(QUEUE_FULL.into())))
         );
         assert_eq!(q.try_pop(), Some((RequestId(10), req)));
         assert_eq!(q.depth().shed, 1);
+    }
+
+    #[test]
+    fn established_work_goes_first_and_displaces_the_newest_stranger_when_full() {
+        let q = CryptoQueue::new(3);
+        q.push_in(Lane::Stranger, RequestId(1), "s1").unwrap();
+        q.push_in(Lane::Stranger, RequestId(2), "s2").unwrap();
+        q.push_in(Lane::Established, RequestId(3), "e3").unwrap();
+        // Full: established work takes the newest stranger's place, a stranger is refused.
+        assert_eq!(
+            q.push_in(Lane::Established, RequestId(4), "e4"),
+            Ok(Some(Full(RequestId(2), "s2")))
+        );
+        assert_eq!(
+            q.push_in(Lane::Stranger, RequestId(5), "s5"),
+            Err(Full(RequestId(5), "s5"))
+        );
+        assert_eq!(q.depth().shed, 2);
+        assert_eq!(q.try_pop(), Some((RequestId(3), "e3")));
+        assert_eq!(q.try_pop(), Some((RequestId(4), "e4")));
+        assert_eq!(q.try_pop(), Some((RequestId(1), "s1")));
+        // Full of established work: the newcomer is refused, even when established.
+        for i in 10..13 {
+            q.push_in(Lane::Established, RequestId(i), "e").unwrap();
+        }
+        assert_eq!(
+            q.push_in(Lane::Established, RequestId(13), "x"),
+            Err(Full(RequestId(13), "x"))
+        );
+    }
+
+    #[test]
+    fn a_displaced_stranger_is_answered_at_once_under_its_id() {
+        let q = Pending::new(1);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let req = CryptoRequest::DhKeygen {
+            group: ike::crypto::Group::Modp2048,
+        };
+        assert!(submit(&q, Lane::Stranger, RequestId(20), req.clone(), &tx));
+        assert!(submit(
+            &q,
+            Lane::Established,
+            RequestId(21),
+            req.clone(),
+            &tx
+        ));
+        assert_eq!(
+            rx.try_recv(),
+            Ok((RequestId(20), CryptoResult::Failed(QUEUE_FULL.into())))
+        );
+        assert_eq!(q.try_pop(), Some((RequestId(21), req)));
     }
 
     #[test]

@@ -165,8 +165,13 @@ impl Driver {
             match out {
                 Output::Transmit(t) => self.send(t.from, t.to, &t.bytes),
                 Output::Crypto { id, request } => {
-                    // Queued, or (queue full) already answered as failed.
-                    crypto_queue::submit(&self.crypto, id, request, &self.crypto_done);
+                    // Queued, or (queue full) already answered as failed; work for SAs
+                    // that are up goes before strangers' phase 1.
+                    let lane = match self.engine.crypto_waiting_for(id) {
+                        Some(w) if w.under_established_sa() => crypto_queue::Lane::Established,
+                        _ => crypto_queue::Lane::Stranger,
+                    };
+                    crypto_queue::submit(&self.crypto, lane, id, request, &self.crypto_done);
                 }
                 Output::Kernel { id, request } => self.kernel.push((id, request)),
                 Output::Event(Event::Log { level, message }) => match level {

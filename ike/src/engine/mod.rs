@@ -391,6 +391,11 @@ impl Engine {
         self.ctx.crypto_waiting.iter().map(|(i, p)| (*i, p))
     }
 
+    /// What the helper's answer to request `id` will resume, while it waits.
+    pub fn crypto_waiting_for(&self, id: RequestId) -> Option<&CryptoPending> {
+        self.ctx.crypto_waiting.get(&id)
+    }
+
     /// The work waiting for the kernel, oldest request first.
     pub fn kernel_pending(&self) -> impl Iterator<Item = (RequestId, &KernelPending)> {
         self.ctx.kernel_waiting.iter().map(|(i, p)| (*i, p))

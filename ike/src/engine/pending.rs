@@ -160,6 +160,17 @@ pub enum QmShared {
 
 impl CryptoPending {
     /// The phase-1 serial the work belongs to.
+    /// Whether this is work for an ISAKMP SA whose peer has authenticated (Quick Mode and
+    /// its PFS): such work goes before a stranger's phase 1 when helpers are short.
+    pub fn under_established_sa(&self) -> bool {
+        matches!(
+            self,
+            CryptoPending::QmI1Keygen { .. }
+                | CryptoPending::QmR1Keygen { .. }
+                | CryptoPending::QmShared { .. }
+        )
+    }
+
     pub fn serial(&self) -> IsakmpSerial {
         match self {
             CryptoPending::AmI1Keygen { serial, .. }
