@@ -86,15 +86,7 @@ impl Engine {
         if header.flags & flags::ENCRYPTION == 0 {
             // Unauthenticated: anyone can send it, so it is logged and nothing else.
             let what = match parse_all(header.next_payload, &bytes[HEADER_LEN..], false) {
-                Ok((_, p)) => p
-                    .iter()
-                    .filter_map(|x| match x {
-                        Payload::Notify(n) => Some(notify_name(n.notify_type)),
-                        Payload::Delete(_) => Some("DELETE".to_string()),
-                        _ => None,
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                Ok((_, p)) => informational_names(&p),
                 Err(e) => format!("malformed: {e}"),
             };
             let p1 = serial.and_then(|s| self.phase1.get(&s));
@@ -187,20 +179,12 @@ impl Engine {
                     Payload::Notify(n) => !n.notify_type.is_error(),
                     _ => true,
                 });
-            let what = touches_others
-                .iter()
-                .filter_map(|x| match x {
-                    Payload::Notify(n) => Some(notify_name(n.notify_type)),
-                    Payload::Delete(_) => Some("DELETE".to_string()),
-                    _ => None,
-                })
-                .collect::<Vec<_>>();
+            let what = informational_names(&touches_others);
             if !what.is_empty() {
                 self.ctx.log(
                     LogLevel::Notice,
                     format!(
-                        "Informational from {remote} under an ISAKMP SA not yet authenticated: {} (not acted on)",
-                        what.join(", ")
+                        "Informational from {remote} under an ISAKMP SA not yet authenticated: {what} (not acted on)"
                     ),
                 );
             }
@@ -495,6 +479,19 @@ impl Engine {
 }
 
 /// A notification's name as RFC 2408 writes it.
+/// The Notify and Delete payloads of an Informational, named for the log.
+fn informational_names(payloads: &[Payload]) -> String {
+    payloads
+        .iter()
+        .filter_map(|x| match x {
+            Payload::Notify(n) => Some(notify_name(n.notify_type)),
+            Payload::Delete(_) => Some("DELETE".to_string()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub(super) fn notify_name(t: NotifyType) -> String {
     let name = match t {
         NotifyType::INVALID_PAYLOAD_TYPE => "INVALID-PAYLOAD-TYPE",

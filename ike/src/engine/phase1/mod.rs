@@ -1228,14 +1228,16 @@ fn initial_contact_notify(p1: &Phase1) -> Payload {
     })
 }
 
-fn find_ke(p: &[Payload]) -> Option<&[u8]> {
+/// The first KE payload of a message (phase 1 or Quick Mode).
+pub(super) fn find_ke(p: &[Payload]) -> Option<&[u8]> {
     p.iter().find_map(|x| match x {
         Payload::Ke(k) => Some(k.as_slice()),
         _ => None,
     })
 }
 
-fn find_nonce(p: &[Payload]) -> Option<&[u8]> {
+/// The first nonce payload of a message (phase 1 or Quick Mode).
+pub(super) fn find_nonce(p: &[Payload]) -> Option<&[u8]> {
     p.iter().find_map(|x| match x {
         Payload::Nonce(n) => Some(n.as_slice()),
         _ => None,

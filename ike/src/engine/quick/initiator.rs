@@ -147,13 +147,7 @@ impl Engine {
                 )
             }
         };
-        let Some(nr) = payloads.iter().find_map(|p| {
-            if let Payload::Nonce(n) = p {
-                Some(n.clone())
-            } else {
-                None
-            }
-        }) else {
+        let Some(nr) = find_nonce(&payloads).map(<[u8]>::to_vec) else {
             return self
                 .ctx
                 .log(LogLevel::Notice, "Quick Mode reply has no nonce".into());
@@ -161,13 +155,7 @@ impl Engine {
         if self.ctx.nonce_refused(remote, &nr) {
             return;
         }
-        let ke = payloads.iter().find_map(|p| {
-            if let Payload::Ke(k) = p {
-                Some(k.clone())
-            } else {
-                None
-            }
-        });
+        let ke = find_ke(&payloads).map(<[u8]>::to_vec);
         let ids: Vec<&IdPayload> = payloads
             .iter()
             .filter_map(|p| {

@@ -9,6 +9,7 @@ mod responder;
 
 use super::pending::{CryptoPending, KernelAnswer, KernelPending, QmShared};
 use super::phase1::P1Keys;
+use super::phase1::{find_ke, find_nonce};
 use super::timers::Timer;
 use super::types::{Direction, KernelRequest, SaSpec, Selector};
 use super::{Engine, LogLevel};

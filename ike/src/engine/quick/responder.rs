@@ -4,6 +4,18 @@
 use super::*;
 
 impl Engine {
+    /// Refuse a Quick Mode's client IDs: INVALID-ID-INFORMATION to the peer, `why` logged.
+    fn qm_invalid_ids(&mut self, serial: IsakmpSerial, peer: &str, why: String) {
+        self.info_notify(
+            serial,
+            NotifyType::INVALID_ID_INFORMATION,
+            ProtocolId::ISAKMP,
+            Vec::new(),
+        );
+        self.ctx
+            .log(LogLevel::Notice, format!("Quick Mode from {peer}: {why}"));
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(in crate::engine) fn qm_r_i1(
         &mut self,
@@ -33,13 +45,7 @@ impl Engine {
                 format!("Quick Mode from {peer}: SA must follow HASH(1)"),
             );
         };
-        let Some(ni) = payloads.iter().find_map(|p| {
-            if let Payload::Nonce(n) = p {
-                Some(n.clone())
-            } else {
-                None
-            }
-        }) else {
+        let Some(ni) = find_nonce(&payloads).map(<[u8]>::to_vec) else {
             return self.ctx.log(
                 LogLevel::Notice,
                 format!("Quick Mode from {peer}: no nonce"),
@@ -48,13 +54,7 @@ impl Engine {
         if self.nonce_refused(serial, &ni) {
             return;
         }
-        let ke = payloads.iter().find_map(|p| {
-            if let Payload::Ke(k) = p {
-                Some(k.clone())
-            } else {
-                None
-            }
-        });
+        let ke = find_ke(&payloads).map(<[u8]>::to_vec);
         let ids: Vec<IdPayload> = payloads
             .iter()
             .filter_map(|p| {
@@ -69,19 +69,8 @@ impl Engine {
             [] => (None, None),
             [a, b] => (Some(a.clone()), Some(b.clone())),
             _ => {
-                self.info_notify(
-                    serial,
-                    NotifyType::INVALID_ID_INFORMATION,
-                    ProtocolId::ISAKMP,
-                    Vec::new(),
-                );
-                return self.ctx.log(
-                    LogLevel::Notice,
-                    format!(
-                        "Quick Mode from {peer}: {} ID payloads (need 0 or 2)",
-                        ids.len()
-                    ),
-                );
+                let why = format!("{} ID payloads (need 0 or 2)", ids.len());
+                return self.qm_invalid_ids(serial, &peer, why);
             }
         };
         // A netmask with holes (255.0.255.0) has no prefix; read as one it would widen the
@@ -91,19 +80,11 @@ impl Engine {
             .flatten()
             .find(|id| !contiguous_mask(id))
         {
-            self.info_notify(
-                serial,
-                NotifyType::INVALID_ID_INFORMATION,
-                ProtocolId::ISAKMP,
-                Vec::new(),
+            let why = format!(
+                "client ID {} has a non-contiguous netmask: refused",
+                describe_id_raw(bad)
             );
-            return self.ctx.log(
-                LogLevel::Notice,
-                format!(
-                    "Quick Mode from {peer}: client ID {} has a non-contiguous netmask: refused",
-                    describe_id_raw(bad)
-                ),
-            );
+            return self.qm_invalid_ids(serial, &peer, why);
         }
         // With no IDs, the selectors are the two hosts.
         let (sel_ci, sel_cr) = (
