@@ -124,12 +124,23 @@ pub enum X509Error {
     IdentityMismatch { subject: String, identity: String },
     /// The key in the certificate cannot be used.
     BadKey { subject: String, reason: String },
+    /// The peer sent more certificates than a chain may hold ([`MAX_CHAIN`]).
+    ChainTooLong { sent: usize },
 }
+
+/// Most certificates a peer's chain may hold, its own included: its certificate and up to
+/// seven intermediates, as strongSwan's trust path. Each costs a parse and a signature
+/// check before the peer has proven anything, so a longer chain is refused unread.
+pub const MAX_CHAIN: usize = 8;
 
 impl fmt::Display for X509Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             X509Error::Malformed(why) => write!(f, "malformed certificate: {why}"),
+            X509Error::ChainTooLong { sent } => write!(
+                f,
+                "{sent} certificates sent, more than a chain may hold ({MAX_CHAIN})"
+            ),
             X509Error::NoTrustAnchors => write!(
                 f,
                 "no CA certificates (CA-directory) to verify the certificate against"
@@ -231,6 +242,10 @@ pub fn verify_peer(
     m: &Material,
     at: Option<i64>,
 ) -> Result<Verified, X509Error> {
+    let sent = chain.len().saturating_add(1);
+    if sent > MAX_CHAIN {
+        return Err(X509Error::ChainTooLong { sent });
+    }
     let cert = parse_cert(leaf)?;
     let subject = name_to_string(cert.subject_name());
     let path = verify_chain(&cert, chain, m, at)?;
@@ -295,11 +310,13 @@ fn verify_chain(
             store.add_cert(c).map_err(internal)?;
         }
     }
+    let mut param = X509VerifyParam::new().map_err(internal)?;
+    // OpenSSL's depth counts the intermediates between the certificate and its anchor.
+    param.set_depth(MAX_CHAIN as i32 - 1);
     if let Some(t) = at {
-        let mut param = X509VerifyParam::new().map_err(internal)?;
         param.set_time(t as _);
-        store.set_param(&param).map_err(internal)?;
     }
+    store.set_param(&param).map_err(internal)?;
     let store = store.build();
     let mut untrusted = Stack::new().map_err(internal)?;
     for c in chain {

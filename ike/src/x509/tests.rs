@@ -365,3 +365,21 @@ fn files_in_pem_and_der() {
     assert_eq!(crl_from_file(&crl_pem).expect("pem"), p.crl);
     assert!(crl_from_file(&pem).is_err());
 }
+
+#[test]
+fn a_chain_longer_than_max_chain_is_refused_unread() {
+    let p = pki();
+    let id = dn("/C=US/O=Test/CN=west");
+    let m = material(true);
+    let seven: Vec<&[u8]> = vec![p.west.as_slice(); MAX_CHAIN - 1];
+    assert!(verify_peer(&p.west, &seven, &id, &m, None).is_ok());
+    // Garbage would fail to parse: refused before any is read.
+    let junk = [0u8; 3];
+    let eight: Vec<&[u8]> = vec![junk.as_slice(); MAX_CHAIN];
+    let e = verify_peer(&p.west, &eight, &id, &m, None).expect_err("too long");
+    assert_eq!(e, X509Error::ChainTooLong { sent: 9 });
+    assert_eq!(
+        e.to_string(),
+        "9 certificates sent, more than a chain may hold (8)"
+    );
+}
