@@ -3,6 +3,11 @@
 //! No sockets, no clocks, no threads: the caller feeds datagrams, timeouts and crypto
 //! results in, and drains transmits, crypto requests, kernel requests and events out.
 
+// Unit tests that need the engine-pair simulator of ike/tests include it by path; it names
+// this crate `ike`, as the integration tests see it.
+#[cfg(test)]
+extern crate self as ike;
+
 pub mod codec;
 pub mod conf;
 pub mod crypto;

@@ -542,3 +542,53 @@ fn aggressive_mode_first_messages_are_taken_at_a_bounded_rate() {
         sim.b.logs
     );
 }
+
+/// A datagram flood cannot flood the log: one source gets ten lines of a kind per ten
+/// seconds, spoofed sources together a hundred, and what is left out is summed up once the
+/// interval is over, while a real peer's progress is still logged.
+#[test]
+fn the_lines_a_flood_causes_are_rate_limited_with_a_summary() {
+    let mut sim = sim::setup::pair(&rsa_suite(), &[Suite2::default()], 91);
+    let junk = [0x5au8; 20]; // shorter than an ISAKMP header: "dropping malformed message"
+    let malformed = |logs: &[(ike::engine::LogLevel, String)]| {
+        logs.iter()
+            .filter(|(_, l)| l.starts_with("dropping malformed message from"))
+            .count()
+    };
+    let now = sim.now;
+    for _ in 0..1_000 {
+        sim.b.engine.handle_datagram(now, b_addr(), a_addr(), &junk);
+    }
+    sim.advance(Duration::from_millis(1));
+    assert_eq!(malformed(&sim.b.logs), 10, "{:?}", sim.b.logs);
+    // Spoofed sources, one datagram each.
+    for n in 0..5_000u32 {
+        let from = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::from(0xc633_0000 + n)), 500);
+        sim.b.engine.handle_datagram(now, b_addr(), from, &junk);
+    }
+    sim.advance(Duration::from_millis(1));
+    assert_eq!(
+        malformed(&sim.b.logs),
+        100,
+        "the kind's total over all sources"
+    );
+    assert_eq!(sim.b.engine.faults().log_suppressed, 990 + 4_910);
+    assert!(!sim.b.log_contains("similar messages suppressed"));
+
+    // The summary comes when the interval is over, with no datagram to carry it.
+    sim.advance(Duration::from_secs(10));
+    assert!(
+        sim.b.log_contains(
+            "5900 similar messages suppressed in the last 10 s; the first: dropping malformed message from"
+        ),
+        "{:?}",
+        sim.b.logs.iter().rev().take(3).collect::<Vec<_>>()
+    );
+
+    // A real negotiation after the flood is logged in full.
+    let now = sim.now;
+    sim.a.engine.initiate(now, CONN).expect("initiate");
+    assert!(sim.run_until(Duration::from_secs(30), |s| s.b.phase2_up(CONN) >= 1));
+    assert!(sim.b.log_contains("phase 1 established with"));
+    assert!(sim.b.log_contains("phase 2 established for"));
+}

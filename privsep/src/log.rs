@@ -137,6 +137,21 @@ pub fn init(target: Target, verbose: bool, debug: &[(DebugClass, u8)]) {
             saved: None,
         };
     }
+    // A panic is a bug; the engine contains the ones in its handlers (the datagram is
+    // dropped), but where it happened must reach the log, not a closed stderr.
+    std::panic::set_hook(Box::new(|info| {
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        error(&format!("panic{at}: {what}"));
+    }));
 }
 
 /// Change one class's level (FIFO `D class level`).

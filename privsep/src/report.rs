@@ -70,6 +70,12 @@ pub fn render(engine: &Engine, now: Instant, conf: &str, no_kernel: bool) -> Str
         "  half-open responder exchanges: {}; first messages refused: {} over Max-half-open, {} over Max-half-open-per-address, {} over Aggressive-mode-rate",
         adm.half_open, adm.refused_total, adm.refused_per_address, adm.refused_aggressive
     );
+    let faults = engine.faults();
+    let _ = writeln!(
+        r,
+        "  log lines suppressed by the rate limit: {}; internal errors contained (datagram, answer or timer dropped): {}",
+        faults.log_suppressed, faults.internal_errors
+    );
     // What waits for a helper or the kernel, named by the exchange's peer.
     let peer_of = |serial: ike::engine::IsakmpSerial| {
         p1.iter()

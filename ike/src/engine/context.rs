@@ -3,15 +3,16 @@
 //! waiting for a helper's or the kernel's answer. Split from the tables so that an exchange
 //! can hold its own record and the context at once.
 
+use super::loglimit::{kind_of, LogLimiter, Verdict};
 use super::pending::{CryptoPending, KernelPending};
-use super::timers::TimerQueue;
+use super::timers::{Timer, TimerQueue};
 use super::{
     EngineConfig, Event, IpsecSerial, IsakmpSerial, KernelRequest, LogLevel, Output, RequestId,
     Rng, Transmit, NON_ESP_MARKER,
 };
 use crate::codec::{Cookie, Header};
 use std::collections::{BTreeMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 pub(super) struct Context {
@@ -27,6 +28,20 @@ pub(super) struct Context {
     pub out: VecDeque<Output>,
     /// Packet capture on: every message sent or accepted is also output in cleartext.
     pub capture_on: bool,
+    /// The source of the datagram being handled: the lines it causes are rate-limited.
+    pub source: Option<IpAddr>,
+    pub log_limit: LogLimiter,
+    /// Datagrams, answers and timers dropped because handling them panicked.
+    pub internal_errors: u64,
+}
+
+/// Faults the engine survived, for the report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FaultCounters {
+    /// Datagrams, answers and timers dropped because handling them panicked.
+    pub internal_errors: u64,
+    /// Log lines left out by the rate limit.
+    pub log_suppressed: u64,
 }
 
 impl Context {
@@ -42,6 +57,9 @@ impl Context {
             timers: TimerQueue::default(),
             out: VecDeque::new(),
             capture_on: false,
+            source: None,
+            log_limit: LogLimiter::default(),
+            internal_errors: 0,
         }
     }
 
@@ -49,6 +67,11 @@ impl Context {
         if self.capture_on {
             self.out.push_back(Output::Packet { from, to, bytes });
         }
+    }
+
+    /// The id the next request will get.
+    pub(super) fn peek_request_id(&self) -> RequestId {
+        RequestId(self.next_request)
     }
 
     pub(super) fn request_id(&mut self) -> RequestId {
@@ -106,9 +129,43 @@ impl Context {
         self.out.push_back(Output::Event(e));
     }
 
+    /// Log a line. While a datagram is handled, the lines it causes are rate-limited per
+    /// source and per place in the engine (see `loglimit`); debug lines, which the operator
+    /// asked for, never are.
+    #[track_caller]
     pub(super) fn log(&mut self, level: LogLevel, message: String) {
+        if let (Some(source), true) = (self.source, level != LogLevel::Debug) {
+            let kind = kind_of(std::panic::Location::caller());
+            match self
+                .log_limit
+                .check(self.now, source, kind, level, &message)
+            {
+                Verdict::Log(summary) => {
+                    if let Some((level, message)) = summary {
+                        self.emit_log(level, message);
+                    }
+                }
+                Verdict::Suppress(summary_at) => {
+                    if let Some(at) = summary_at {
+                        self.timers.add(at, Timer::LogSummary);
+                    }
+                    return;
+                }
+            }
+        }
+        self.emit_log(level, message);
+    }
+
+    fn emit_log(&mut self, level: LogLevel, message: String) {
         self.out
             .push_back(Output::Event(Event::Log { level, message }));
+    }
+
+    /// The summaries of rate-limited lines whose window is over.
+    pub(super) fn log_summaries(&mut self) {
+        for (level, message) in self.log_limit.due(self.now) {
+            self.emit_log(level, message);
+        }
     }
 
     pub(super) fn debug(&mut self, message: String) {

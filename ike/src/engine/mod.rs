@@ -9,6 +9,7 @@
 mod admission;
 mod context;
 mod info;
+mod loglimit;
 mod natt;
 mod pending;
 mod phase1;
@@ -20,6 +21,12 @@ mod sa;
 mod timers;
 mod transfer;
 mod types;
+
+#[cfg(test)]
+mod containment_tests;
+#[cfg(test)]
+#[path = "../../tests/sim/mod.rs"]
+mod sim;
 
 pub use admission::AdmissionCounters;
 pub use natt::{NatTVersion, NON_ESP_MARKER, VID_DPD, VID_RFC3947};
@@ -35,6 +42,7 @@ use crate::codec::{Cookie, ExchangeType, Header};
 use crate::crypto::CryptoResult;
 use crate::policy::ConnectionName;
 use context::Context;
+pub use context::FaultCounters;
 use pending::KernelAnswer;
 use phase1::Phase1;
 use quick::QuickMode;
@@ -193,6 +201,14 @@ impl Engine {
             )
     }
 
+    /// Faults survived: panics contained, log lines rate-limited.
+    pub fn faults(&self) -> FaultCounters {
+        FaultCounters {
+            internal_errors: self.ctx.internal_errors,
+            log_suppressed: self.ctx.log_limit.suppressed_total,
+        }
+    }
+
     /// The next output for the caller, if any.
     pub fn poll_output(&mut self) -> Option<Output> {
         self.ctx.out.pop_front()
@@ -204,6 +220,10 @@ impl Engine {
     }
 
     /// A datagram arrived on `local` from `remote`.
+    ///
+    /// A panic while handling it (a bug) drops the datagram and what it would have sent,
+    /// logs it, and leaves every other exchange and SA as it was; the lines it causes are
+    /// rate-limited per source (see `loglimit`).
     pub fn handle_datagram(
         &mut self,
         now: Instant,
@@ -212,6 +232,52 @@ impl Engine {
         bytes: &[u8],
     ) {
         self.ctx.now = now;
+        self.ctx.source = Some(remote.ip());
+        self.contained(
+            || format!("a datagram of {} bytes from {remote}", bytes.len()),
+            |e| e.datagram(local, remote, bytes),
+        );
+        self.ctx.source = None;
+    }
+
+    /// Runs `f`; if it panics, takes back what it queued (outputs, and work waiting for
+    /// answers it asked for) and logs the panic with `what` it was handling.
+    fn contained(&mut self, what: impl FnOnce() -> String, f: impl FnOnce(&mut Self)) {
+        let out_before = self.ctx.out.len();
+        let first_new_request = self.ctx.peek_request_id();
+        // The engine's tables are not left half-updated in a way that breaks other
+        // exchanges: each record is touched through its own entry, so a panic leaves at
+        // worst the one record being handled stale, and its timers end it.
+        let run = std::panic::AssertUnwindSafe(|| f(self));
+        let Err(payload) = std::panic::catch_unwind(run) else {
+            return;
+        };
+        self.ctx.out.truncate(out_before);
+        self.ctx
+            .crypto_waiting
+            .retain(|id, _| *id < first_new_request);
+        self.ctx
+            .kernel_waiting
+            .retain(|id, _| *id < first_new_request);
+        let why = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_string());
+        self.ctx.internal_errors += 1;
+        let source = self.ctx.source.take();
+        self.ctx.log(
+            LogLevel::Error,
+            format!(
+                "internal error (panic: {why}) while handling {}: dropped; every other exchange and SA is kept",
+                what()
+            ),
+        );
+        self.ctx.source = source;
+    }
+
+    /// What `handle_datagram` does, inside its panic containment.
+    fn datagram(&mut self, local: SocketAddr, remote: SocketAddr, bytes: &[u8]) {
         if self.ctx.cfg.passive {
             self.ctx.debug(format!(
                 "passive: ignoring {} bytes from {remote}",
@@ -257,6 +323,8 @@ impl Engine {
             }
             ExchangeType::QUICK_MODE => self.quick_datagram(local, remote, &header, bytes),
             ExchangeType::INFORMATIONAL => self.info_datagram(local, remote, &header, bytes),
+            #[cfg(test)]
+            PANIC_PROBE => panic!("the panic probe"),
             other => self.ctx.log(
                 LogLevel::Notice,
                 format!(
@@ -271,7 +339,7 @@ impl Engine {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.ctx.now = now;
         while let Some(timer) = self.ctx.timers.pop_due(now) {
-            self.fire(timer);
+            self.contained(|| format!("the timer {timer:?}"), |e| e.fire(timer));
         }
     }
 
@@ -279,7 +347,10 @@ impl Engine {
     pub fn handle_crypto(&mut self, now: Instant, id: RequestId, result: CryptoResult) {
         self.ctx.now = now;
         match self.ctx.crypto_waiting.remove(&id) {
-            Some(pending) => self.resume_crypto(pending, result),
+            Some(pending) => self.contained(
+                || format!("the answer to crypto request {}", id.0),
+                |e| e.resume_crypto(pending, result),
+            ),
             None => self
                 .ctx
                 .debug(format!("crypto result {} matches no request", id.0)),
@@ -289,6 +360,12 @@ impl Engine {
     /// The kernel (through the parent) answered a request or reported an event.
     pub fn handle_kernel(&mut self, now: Instant, event: KernelEvent) {
         self.ctx.now = now;
+        let what = format!("the kernel's {event:?}");
+        self.contained(|| what, |e| e.kernel_event(event));
+    }
+
+    /// What `handle_kernel` does, inside its panic containment.
+    fn kernel_event(&mut self, event: KernelEvent) {
         match event {
             KernelEvent::SpiAllocated { id, spi } => {
                 if let Some(pending) = self.ctx.kernel_waiting.remove(&id) {
@@ -464,9 +541,14 @@ impl Engine {
             Timer::SaExpire { serial } => self.sa_expire(serial),
             Timer::Dpd { serial } => self.dpd_check(serial),
             Timer::Keepalive { serial } => self.nat_keepalive(serial),
+            Timer::LogSummary => self.ctx.log_summaries(),
         }
     }
 }
+
+/// An exchange type no peer sends, which panics in unit tests to check the containment.
+#[cfg(test)]
+const PANIC_PROBE: ExchangeType = ExchangeType(250);
 
 /// A helper's answer that is not the one asked for, as an operator reads it.
 fn why(r: &CryptoResult) -> String {

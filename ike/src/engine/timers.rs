@@ -46,6 +46,8 @@ pub(super) enum Timer {
     Keepalive {
         serial: IsakmpSerial,
     },
+    /// Say how many rate-limited log lines were left out.
+    LogSummary,
 }
 
 #[derive(Default)]
