@@ -435,20 +435,71 @@ fn half_open_exchanges_are_bounded_in_all_and_per_address() {
         0,
         "an established SA is not half-open"
     );
-    // The total: per address 16, in all 3.
+    // The total: per address 16, in all 3. A fourth first message takes the place of the
+    // oldest exchange that has proven nothing (its peer never sent message 3).
     let mut policy = sim.b.engine.config().policy.clone();
     policy.general.max_half_open_per_address = 16;
     sim.b.engine.set_policy(policy);
+    let mut xs = Vec::new();
     for i in 0..4u8 {
         let mut x = attacker(&sim, [0x48, 0x4f, 1, 0, 0, 0, 0, i]);
-        assert_eq!(
-            x.mm1(&mut sim).is_ok(),
-            i < 3,
-            "first message {i} under the total"
-        );
+        assert!(x.mm1(&mut sim).is_ok(), "first message {i} under the total");
+        xs.push(x);
     }
     let c = sim.b.engine.admission();
-    assert_eq!((c.half_open, c.refused_total), (3, 1), "{c:?}");
+    assert_eq!((c.half_open, c.evicted, c.refused_total), (3, 1, 0), "{c:?}");
+    assert!(c.busy, "{c:?}");
+    assert!(sim.b.logs.iter().any(|(_, l)| l.contains(
+        "busy: Max-half-open (3) reached: the oldest exchange that has proven nothing (from 192.0.2.1) is dropped"
+    )));
+    // The displaced one is gone: its message 3 gets nothing. The other three send theirs
+    // and so prove their address: none of them can be displaced any more.
+    assert!(xs[0].mm3(&mut sim, vec![0x5a; 32], None).expect("mm3").is_empty());
+    for x in &mut xs[1..] {
+        let replies = x.mm3(&mut sim, vec![0x5a; 32], None).expect("mm3");
+        assert!(replies.iter().any(|r| r.is_mm4()), "no message 4");
+    }
+    let mut x = attacker(&sim, [0x48, 0x4f, 2, 0, 0, 0, 0, 0]);
+    assert!(x.mm1(&mut sim).is_err(), "taken over three proven exchanges");
+    let c = sim.b.engine.admission();
+    assert_eq!((c.half_open, c.evicted, c.refused_total), (3, 1, 1), "{c:?}");
+}
+
+/// The busy state: first messages from 500 strangers who never answer (spoofed sources)
+/// fill `Max-half-open` many times over, yet A's own Main Mode, started in the middle of
+/// them, comes up at once, because each stranger's exchange gives its place to the next
+/// one while A's, once A sent message 3, is never displaced.
+#[test]
+fn a_flood_of_strangers_does_not_lock_out_an_honest_peer() {
+    let mut sim = pair(&rsa_suite(), &[Suite2::default()], 373);
+    let mut policy = sim.b.engine.config().policy.clone();
+    policy.general.max_half_open = 8;
+    policy.general.max_half_open_per_address = 10_000;
+    sim.b.engine.set_policy(policy);
+    let peer = sim.b.engine.config().policy.peers[0].clone();
+    let flood = |sim: &mut Sim, from: u16, to: u16| {
+        for i in from..to {
+            let src = SocketAddr::new(IpAddr::V4(A_IP), 10_000 + i);
+            let mut cookie = *b"spoof\0\0\0";
+            cookie[6..].copy_from_slice(&i.to_be_bytes());
+            let mut x = ScriptedInitiator::new(src, b_addr(), &peer, cookie);
+            assert!(x.mm1(sim).is_ok(), "stranger {i} answered");
+        }
+    };
+    flood(&mut sim, 0, 250);
+    let now = sim.now;
+    sim.a.engine.initiate(now, CONN).expect("initiate");
+    // A's message 1 is in flight; the strangers go on while it negotiates.
+    flood(&mut sim, 250, 500);
+    assert!(
+        sim.run_until(Duration::from_secs(5), |s| s.b.phase2_up(CONN) >= 1),
+        "A did not come up through the flood: {:?}",
+        sim.b.logs
+    );
+    let c = sim.b.engine.admission();
+    assert_eq!(c.half_open, 8, "{c:?}");
+    assert!(c.evicted >= 490, "{c:?}");
+    assert_eq!(c.refused_total, 0, "{c:?}");
 }
 
 /// A peer's RSA key must have at least 1024 bits and an odd exponent of at least 65537:

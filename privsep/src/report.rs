@@ -67,8 +67,13 @@ pub fn render(engine: &Engine, now: Instant, conf: &str, no_kernel: bool) -> Str
     let adm = engine.admission();
     let _ = writeln!(
         r,
-        "  half-open responder exchanges: {}; first messages refused: {} over Max-half-open, {} over Max-half-open-per-address, {} over Aggressive-mode-rate",
-        adm.half_open, adm.refused_total, adm.refused_per_address, adm.refused_aggressive
+        "  half-open responder exchanges: {}{}; first messages refused: {} over Max-half-open, {} over Max-half-open-per-address, {} over Aggressive-mode-rate; unproven exchanges dropped for newer ones while busy: {}",
+        adm.half_open,
+        if adm.busy { " (busy: Max-half-open reached)" } else { "" },
+        adm.refused_total,
+        adm.refused_per_address,
+        adm.refused_aggressive,
+        adm.evicted
     );
     let faults = engine.faults();
     let _ = writeln!(

@@ -3,8 +3,15 @@
 //! `Max-half-open-per-address`, so that a flood of first messages costs a bounded table
 //! and no crypto beyond it. Counted as exchanges start and leave the half-open stage, so a
 //! first message costs a map lookup, not a walk over every SA.
+//!
+//! A full table does not lock out honest peers for an Exchange-max-time: while it is full
+//! (the busy state) each new first message takes the place of the oldest exchange that
+//! has proven nothing yet, one whose peer has not answered our first message with its own
+//! (a spoofed source never can). An exchange that got its peer's second message has shown
+//! that the peer sees what we send, and is never displaced by a stranger.
 
 use super::context::Context;
+use super::types::IsakmpSerial;
 use super::LogLevel;
 use crate::policy::Phase1Mode;
 use std::collections::BTreeMap;
@@ -22,6 +29,11 @@ pub struct AdmissionCounters {
     pub refused_per_address: u64,
     /// Aggressive Mode first messages dropped over `Aggressive-mode-rate`.
     pub refused_aggressive: u64,
+    /// Exchanges that had proven nothing, dropped to make room for a new first message
+    /// while the table was full.
+    pub evicted: u64,
+    /// Whether the table is full now (`half_open` has reached `Max-half-open`).
+    pub busy: bool,
 }
 
 /// Why a first message is not admitted.
@@ -37,6 +49,11 @@ pub(super) enum Refusal {
 #[derive(Default)]
 pub(super) struct Admission {
     by_address: BTreeMap<IpAddr, u32>,
+    /// Half-open exchanges whose peer has not yet answered our first message, by serial:
+    /// serials only grow, so the first entry is the oldest.
+    unproven: BTreeMap<IsakmpSerial, IpAddr>,
+    /// `Max-half-open` as last applied, for `busy`.
+    max_total: u32,
     counters: AdmissionCounters,
     /// The last refusal logged and how many were not logged since (one line a second).
     last_logged: Option<Instant>,
@@ -50,25 +67,42 @@ pub(super) struct Admission {
 const LOG_EVERY: Duration = Duration::from_secs(1);
 
 impl Admission {
-    /// Admit a new half-open exchange from `from`, or say why not (and count it).
+    /// Admit a new half-open exchange `serial` from `from`, or say why not (and count it).
+    /// When the table is full, the answer names the oldest unproven exchange, which the
+    /// caller must end (its room is given back through [`Admission::release`]) before
+    /// the new one holds what it took here.
     pub(super) fn admit(
         &mut self,
+        serial: IsakmpSerial,
         from: IpAddr,
         max_total: u32,
         max_per_address: u32,
-    ) -> Result<(), Refusal> {
-        if self.counters.half_open >= max_total {
-            self.counters.refused_total += 1;
-            return Err(Refusal::Total(max_total));
-        }
-        let n = self.by_address.entry(from).or_insert(0);
-        if *n >= max_per_address {
+    ) -> Result<Option<(IsakmpSerial, IpAddr)>, Refusal> {
+        self.max_total = max_total;
+        if self.by_address.get(&from).copied().unwrap_or(0) >= max_per_address {
             self.counters.refused_per_address += 1;
             return Err(Refusal::PerAddress(max_per_address));
         }
-        *n += 1;
+        let mut victim = None;
+        if self.counters.half_open >= max_total {
+            let Some((&oldest, &at)) = self.unproven.first_key_value() else {
+                self.counters.refused_total += 1;
+                return Err(Refusal::Total(max_total));
+            };
+            self.unproven.remove(&oldest);
+            self.counters.evicted += 1;
+            victim = Some((oldest, at));
+        }
+        *self.by_address.entry(from).or_insert(0) += 1;
         self.counters.half_open += 1;
-        Ok(())
+        self.unproven.insert(serial, from);
+        Ok(victim)
+    }
+
+    /// The peer of half-open exchange `serial` answered our first message: it sees what
+    /// we send, and no stranger's first message displaces it.
+    pub(super) fn proven(&mut self, serial: IsakmpSerial) {
+        self.unproven.remove(&serial);
     }
 
     /// Take one Aggressive Mode first message at `now` under a rate of `per_second`
@@ -99,8 +133,9 @@ impl Admission {
         Ok(())
     }
 
-    /// A half-open exchange from `from` authenticated or ended.
-    pub(super) fn release(&mut self, from: IpAddr) {
+    /// Half-open exchange `serial` from `from` authenticated or ended.
+    pub(super) fn release(&mut self, serial: IsakmpSerial, from: IpAddr) {
+        self.unproven.remove(&serial);
         if let Some(n) = self.by_address.get_mut(&from) {
             *n = n.saturating_sub(1);
             if *n == 0 {
@@ -111,7 +146,10 @@ impl Admission {
     }
 
     pub(super) fn counters(&self) -> AdmissionCounters {
-        self.counters
+        AdmissionCounters {
+            busy: self.max_total > 0 && self.counters.half_open >= self.max_total,
+            ..self.counters
+        }
     }
 
     /// Whether a refusal at `now` is logged; if so, how many earlier ones were not.
@@ -128,14 +166,26 @@ impl Admission {
     }
 }
 
-/// Admit a responder's first message from `remote` under the `[General]` limits, or drop
-/// it with a line (one a second, with the number suppressed since); true when admitted.
+/// What became of a responder's first message.
+pub(super) enum Admitted {
+    /// Taken.
+    Yes,
+    /// Taken in the place of this unproven exchange, which the caller ends.
+    InPlaceOf(IsakmpSerial),
+    /// Dropped (the line is logged).
+    No,
+}
+
+/// Admit a responder's first message from `remote` (exchange `serial` if taken) under the
+/// `[General]` limits, or drop it with a line (one a second, with the number suppressed
+/// since).
 pub(super) fn admit_first_message(
     adm: &mut Admission,
     ctx: &mut Context,
+    serial: IsakmpSerial,
     remote: SocketAddr,
     mode: Phase1Mode,
-) -> bool {
+) -> Admitted {
     let general = &ctx.cfg.policy.general;
     let (max_total, max_per) = (general.max_half_open, general.max_half_open_per_address);
     let rate = general.aggressive_mode_rate;
@@ -143,29 +193,41 @@ pub(super) fn admit_first_message(
         Phase1Mode::Aggressive => adm.admit_aggressive(ctx.now, rate),
         Phase1Mode::Main => Ok(()),
     }
-    .and_then(|()| adm.admit(remote.ip(), max_total, max_per));
-    let Err(why) = admitted else {
-        return true;
+    .and_then(|()| adm.admit(serial, remote.ip(), max_total, max_per));
+    let line = match admitted {
+        Ok(None) => return Admitted::Yes,
+        Ok(Some((victim, from))) => {
+            let line = format!(
+                "busy: Max-half-open ({max_total}) reached: the oldest exchange that has proven nothing (from {from}) is dropped for a first message from {remote}"
+            );
+            if let Some(unlogged) = adm.log_now(ctx.now) {
+                ctx.log(LogLevel::Notice, with_suppressed(line, unlogged));
+            }
+            return Admitted::InPlaceOf(victim);
+        }
+        Err(Refusal::Total(n)) => format!(
+            "first phase 1 message from {remote} dropped: Max-half-open ({n}) reached and every half-open exchange has proven its peer's address"
+        ),
+        Err(Refusal::PerAddress(n)) => format!(
+            "first phase 1 message from {remote} dropped: Max-half-open-per-address ({n}) for {} reached",
+            remote.ip()
+        ),
+        Err(Refusal::AggressiveRate(n)) => format!(
+            "first phase 1 message from {remote} dropped: Aggressive-mode-rate ({n} a second) reached"
+        ),
     };
     if let Some(unlogged) = adm.log_now(ctx.now) {
-        let limit = match why {
-            Refusal::Total(n) => format!("Max-half-open ({n})"),
-            Refusal::PerAddress(n) => {
-                format!("Max-half-open-per-address ({n}) for {}", remote.ip())
-            }
-            Refusal::AggressiveRate(n) => format!("Aggressive-mode-rate ({n} a second)"),
-        };
-        let more = if unlogged > 0 {
-            format!("; {unlogged} similar messages suppressed")
-        } else {
-            String::new()
-        };
-        ctx.log(
-            LogLevel::Notice,
-            format!("first phase 1 message from {remote} dropped: {limit} reached{more}"),
-        );
+        ctx.log(LogLevel::Notice, with_suppressed(line, unlogged));
     }
-    false
+    Admitted::No
+}
+
+fn with_suppressed(line: String, unlogged: u64) -> String {
+    if unlogged > 0 {
+        format!("{line}; {unlogged} similar messages suppressed")
+    } else {
+        line
+    }
 }
 
 #[cfg(test)]
@@ -175,21 +237,52 @@ mod tests {
     #[test]
     fn limits_hold_in_all_and_per_address_and_release_frees_room() {
         let (a, b) = (IpAddr::from([192, 0, 2, 1]), IpAddr::from([192, 0, 2, 2]));
+        let s = IsakmpSerial;
         let mut adm = Admission::default();
-        assert_eq!(adm.admit(a, 3, 2), Ok(()));
-        assert_eq!(adm.admit(a, 3, 2), Ok(()));
-        assert_eq!(adm.admit(a, 3, 2), Err(Refusal::PerAddress(2)));
-        assert_eq!(adm.admit(b, 3, 2), Ok(()));
-        assert_eq!(adm.admit(b, 3, 2), Err(Refusal::Total(3)));
-        adm.release(a);
-        assert_eq!(adm.admit(b, 3, 2), Ok(()));
+        assert_eq!(adm.admit(s(1), a, 3, 2), Ok(None));
+        assert_eq!(adm.admit(s(2), a, 3, 2), Ok(None));
+        assert_eq!(adm.admit(s(3), a, 3, 2), Err(Refusal::PerAddress(2)));
+        assert_eq!(adm.admit(s(4), b, 3, 2), Ok(None));
+        // Every one of them has proven its address: a fourth is refused.
+        for n in [1, 2, 4] {
+            adm.proven(s(n));
+        }
+        assert!(adm.counters().busy);
+        assert_eq!(adm.admit(s(5), b, 3, 2), Err(Refusal::Total(3)));
+        adm.release(s(1), a);
+        assert!(!adm.counters().busy);
+        assert_eq!(adm.admit(s(6), b, 3, 2), Ok(None));
         // A release for an address with nothing half-open changes nothing.
-        adm.release(IpAddr::from([203, 0, 113, 1]));
+        adm.release(s(99), IpAddr::from([203, 0, 113, 1]));
         let c = adm.counters();
         assert_eq!(
-            (c.half_open, c.refused_total, c.refused_per_address),
-            (3, 1, 1)
+            (c.half_open, c.refused_total, c.refused_per_address, c.evicted),
+            (3, 1, 1, 0)
         );
+    }
+
+    #[test]
+    fn a_full_table_gives_the_oldest_unproven_exchange_up_for_a_new_one() {
+        let s = IsakmpSerial;
+        let addr = |n: u8| IpAddr::from([198, 18, 0, n]);
+        let mut adm = Admission::default();
+        for n in 1..=3 {
+            assert_eq!(adm.admit(s(n), addr(n as u8), 3, 2), Ok(None));
+        }
+        // Exchange 1 got its peer's second message; 2 is now the oldest unproven one.
+        adm.proven(s(1));
+        assert_eq!(adm.admit(s(4), addr(4), 3, 2), Ok(Some((s(2), addr(2)))));
+        // The caller ends the victim, which gives its room back.
+        adm.release(s(2), addr(2));
+        assert_eq!(adm.admit(s(5), addr(5), 3, 2), Ok(Some((s(3), addr(3)))));
+        adm.release(s(3), addr(3));
+        assert_eq!(adm.admit(s(6), addr(6), 3, 2), Ok(Some((s(4), addr(4)))));
+        adm.release(s(4), addr(4));
+        let c = adm.counters();
+        assert_eq!((c.half_open, c.evicted, c.refused_total), (3, 3, 0));
+        assert!(c.busy);
+        // The proven exchange is still counted and was never chosen.
+        assert_eq!(adm.by_address.get(&addr(1)), Some(&1));
     }
 
     #[test]

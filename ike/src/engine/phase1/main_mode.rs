@@ -169,6 +169,8 @@ impl Engine {
         if self.nonce_refused(serial, nonce) || self.ke_refused(serial, ke) {
             return;
         }
+        // Message 3 carries our cookie back: the peer sees what we send.
+        self.admission.proven(serial);
         let Some(p1) = self.phase1.get_mut(&serial) else {
             return;
         };

@@ -12,6 +12,7 @@ mod steps;
 
 use super::natt::{nat_d, NatTVersion, VID_DPD, VID_DRAFT_02N, VID_RFC3947};
 use super::pending::{AuthReady, CryptoPending, KeysReady, PeerAuthenticated};
+use super::admission::Admitted;
 use super::timers::Timer;
 use super::{Engine, Event, LogLevel};
 use crate::codec::{
@@ -865,9 +866,16 @@ impl Engine {
                 format!("cannot build the reply SA for {remote}"),
             );
         };
-        if !super::admission::admit_first_message(&mut self.admission, &mut self.ctx, remote, mode)
-        {
-            return;
+        match super::admission::admit_first_message(
+            &mut self.admission,
+            &mut self.ctx,
+            serial,
+            remote,
+            mode,
+        ) {
+            Admitted::Yes => {}
+            Admitted::InPlaceOf(victim) => self.drop_unproven(victim),
+            Admitted::No => return,
         }
         p1.half_open_from = Some(remote.ip());
         self.by_cookies.insert((p1.icookie, p1.rcookie), serial);
@@ -973,7 +981,7 @@ impl Engine {
         p1.last_heard = now;
         p1.retransmit_step += 1;
         if let Some(from) = p1.half_open_from.take() {
-            self.admission.release(from);
+            self.admission.release(serial, from);
         }
         let lifetime = Duration::from_secs(p1.chosen.as_ref().map_or(3600, |c| c.lifetime.seconds));
         // The exchange's data (DH private value, g^xy, nonces, SKEYID) goes here, wiped.
@@ -1138,7 +1146,23 @@ impl Engine {
     /// A responder exchange that goes before it authenticated gives its room back.
     fn half_open_ended(&mut self, p1: &Phase1) {
         if let Some(from) = p1.half_open_from {
-            self.admission.release(from);
+            self.admission.release(p1.serial, from);
+        }
+    }
+
+    /// Busy: a half-open exchange whose peer never answered our first message gives its
+    /// place to a new one. It goes silently (nothing is sent to an address that has
+    /// proven nothing); its timer and any helper answer then find nothing.
+    fn drop_unproven(&mut self, serial: IsakmpSerial) {
+        if let Some(p1) = self.phase1.remove(&serial) {
+            self.half_open_ended(&p1);
+            self.by_cookies.remove(&(p1.icookie, p1.rcookie));
+            self.ctx.debug(format!(
+                "half-open phase 1 with {} ({}, cookies {}) dropped for a newer first message",
+                p1.peer,
+                p1.remote,
+                cookies(&p1)
+            ));
         }
     }
 
