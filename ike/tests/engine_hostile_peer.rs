@@ -10,13 +10,34 @@ use ike::codec::NotifyType;
 use ike::crypto::{EncrAlg, Group, HashAlg};
 use ike::engine::{Direction, Phase1Info};
 use ike::policy::*;
-use scripted::{delete_esp, delete_isakmp, notify, ScriptedInitiator};
+use scripted::{delete_esp, delete_isakmp, notify, ScriptedInitiator, Wire};
 use sim::setup::*;
 use sim::Sim;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 const CONN: &str = "net-a-net-b";
+
+/// How long the simulator runs after each scripted message: long enough for the
+/// responder's answer to reach the wire (5 ms latency, crypto answered at once), short
+/// enough that no retransmission (500 ms in the test timers) is mistaken for an answer.
+const SETTLE: Duration = Duration::from_millis(50);
+
+impl Wire for Sim {
+    fn exchange(&mut self, from: SocketAddr, to: SocketAddr, bytes: &[u8]) -> Vec<Vec<u8>> {
+        let mark = self.trace.len();
+        let now = self.now;
+        self.b.engine.handle_datagram(now, to, from, bytes);
+        // The answers go on the simulated wire to `from`; when that is another node's
+        // address, that node gets them too (and drops them: it has no state for them).
+        self.advance(SETTLE);
+        self.trace[mark..]
+            .iter()
+            .filter(|p| p.from == to && p.to == from)
+            .map(|p| p.bytes.clone())
+            .collect()
+    }
+}
 
 fn rsa_suite() -> Vec<Suite1> {
     vec![Suite1 {
@@ -272,6 +293,59 @@ fn a_ke_of_the_wrong_length_is_refused_before_any_work() {
     }
 }
 
+/// A KE of the right length whose value makes the shared secret known to anyone (0, 1,
+/// p-1: g^xy is then 0, 1 or +-1) is refused by name in message 3, before the responder
+/// generates a key pair or sends message 4; 2 and p-2 are taken.
+#[test]
+fn ke_values_0_1_and_p_minus_1_are_refused_before_any_work() {
+    let mut sim = pair(&rsa_suite(), &[Suite2::default()], 332);
+    let p = openssl::bn::BigNum::get_rfc3526_prime_2048().expect("MODP2048 prime");
+    let below_p = |d: u8| {
+        let mut v = p.to_vec();
+        let last = v.len() - 1;
+        v[last] -= d; // p ends in ...FF: no borrow
+        v
+    };
+    let small = |n: u8| {
+        let mut v = vec![0u8; 256];
+        v[255] = n;
+        v
+    };
+    let cases = [
+        ("0", small(0), false),
+        ("1", small(1), false),
+        ("p-1", below_p(1), false),
+        ("p", p.to_vec(), false),
+        ("2", small(2), true),
+        ("p-2", below_p(2), true),
+    ];
+    for (i, (what, ke, taken)) in cases.into_iter().enumerate() {
+        let mut x = attacker(&sim, [0x4b, 0x56, 0, 0, 0, 0, 0, i as u8]);
+        x.mm1(&mut sim).expect("MM2");
+        let crypto_before = sim.b.crypto_time;
+        let replies = x.mm3(&mut sim, vec![0x5a; 32], Some(ke)).expect("MM3");
+        assert_eq!(
+            replies.iter().any(|r| r.is_mm4()),
+            taken,
+            "KE {what}: message 4 {}",
+            if taken { "missing" } else { "sent" }
+        );
+        if !taken {
+            assert_eq!(
+                sim.b.crypto_time, crypto_before,
+                "KE {what} cost B crypto work"
+            );
+        }
+    }
+    let refusals = sim
+        .b
+        .logs
+        .iter()
+        .filter(|(_, l)| l.contains("refused (invalid Diffie-Hellman public value: not in 1 < y < p-1): message dropped"))
+        .count();
+    assert_eq!(refusals, 4, "{:#?}", sim.b.logs);
+}
+
 /// A client ID whose netmask has holes (10.1.0.0/255.0.255.0) has no prefix; read as its
 /// leading ones it would be 10.0.0.0/8, wider than the peer named. B's policy would take
 /// anything in 10.0.0.0/8 from A, yet such an ID is refused by name and no SA is made.
@@ -447,22 +521,36 @@ fn half_open_exchanges_are_bounded_in_all_and_per_address() {
         xs.push(x);
     }
     let c = sim.b.engine.admission();
-    assert_eq!((c.half_open, c.evicted, c.refused_total), (3, 1, 0), "{c:?}");
+    assert_eq!(
+        (c.half_open, c.evicted, c.refused_total),
+        (3, 1, 0),
+        "{c:?}"
+    );
     assert!(c.busy, "{c:?}");
     assert!(sim.b.logs.iter().any(|(_, l)| l.contains(
         "busy: Max-half-open (3) reached: the oldest exchange that has proven nothing (from 192.0.2.1) is dropped"
     )));
     // The displaced one is gone: its message 3 gets nothing. The other three send theirs
     // and so prove their address: none of them can be displaced any more.
-    assert!(xs[0].mm3(&mut sim, vec![0x5a; 32], None).expect("mm3").is_empty());
+    assert!(xs[0]
+        .mm3(&mut sim, vec![0x5a; 32], None)
+        .expect("mm3")
+        .is_empty());
     for x in &mut xs[1..] {
         let replies = x.mm3(&mut sim, vec![0x5a; 32], None).expect("mm3");
         assert!(replies.iter().any(|r| r.is_mm4()), "no message 4");
     }
     let mut x = attacker(&sim, [0x48, 0x4f, 2, 0, 0, 0, 0, 0]);
-    assert!(x.mm1(&mut sim).is_err(), "taken over three proven exchanges");
+    assert!(
+        x.mm1(&mut sim).is_err(),
+        "taken over three proven exchanges"
+    );
     let c = sim.b.engine.admission();
-    assert_eq!((c.half_open, c.evicted, c.refused_total), (3, 1, 1), "{c:?}");
+    assert_eq!(
+        (c.half_open, c.evicted, c.refused_total),
+        (3, 1, 1),
+        "{c:?}"
+    );
 }
 
 /// The busy state: first messages from 500 strangers who never answer (spoofed sources)

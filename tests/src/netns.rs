@@ -1,5 +1,6 @@
 //! Network namespaces and veth links made (and removed) by a test.
 
+use std::net::{SocketAddr, UdpSocket};
 use std::process::Command;
 
 /// Run a command, returning its stdout, or an error naming the command and its stderr.
@@ -69,6 +70,30 @@ impl Netns {
         a.exec(&["ip", "link", "set", ia, "up"])?;
         b.exec(&["ip", "link", "set", ib, "up"])?;
         Ok(())
+    }
+}
+
+impl Netns {
+    /// Runs `f` on a thread of its own inside the namespace (setns(2) moves only the
+    /// calling thread) and returns its value: a socket made there stays in the namespace.
+    pub fn within<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> Result<T, String> + Send + 'static,
+    ) -> Result<T, String> {
+        let path = format!("/var/run/netns/{}", self.name);
+        std::thread::spawn(move || {
+            let file = std::fs::File::open(&path).map_err(|e| format!("{path}: {e}"))?;
+            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| format!("setns {path}: {e}"))?;
+            f()
+        })
+        .join()
+        .map_err(|_| "the thread inside the namespace panicked".to_string())?
+    }
+
+    /// A UDP socket bound to `addr` inside the namespace.
+    pub fn udp_socket(&self, addr: SocketAddr) -> Result<UdpSocket, String> {
+        self.within(move || UdpSocket::bind(addr).map_err(|e| format!("bind {addr}: {e}")))
     }
 }
 

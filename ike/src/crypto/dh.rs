@@ -229,10 +229,7 @@ pub fn dh_derive(g: Group, private: &DhPrivate, peer_public: &[u8]) -> Result<Se
         return ec_derive(g, nid, private, peer_public);
     }
     let m = modp(g)?;
-    let y = BigNum::from_slice(peer_public)?;
-    if y.num_bits() <= 1 || y >= m.p_minus_1 {
-        return Err(CryptoError::InvalidPublicValue("not in 1 < y < p-1"));
-    }
+    let y = modp_public(m, peer_public)?;
     let mut x = BigNum::from_slice(&private.private)?;
     x.set_const_time();
     let own_y = BigNum::from_slice(&private.public)?;
@@ -240,6 +237,37 @@ pub fn dh_derive(g: Group, private: &DhPrivate, peer_public: &[u8]) -> Result<Se
     let theirs = PKey::from_dh(m.dh_params()?.set_public_key(y)?)?;
     let shared = derive_padded(&ours, &theirs, g.secret_len())?;
     Ok(shared)
+}
+
+/// A MODP public value `1 < y < p-1`: 0, 1 and p-1 would make the shared secret known to
+/// anyone (0, 1 or +-1).
+fn modp_public(m: &Modp, bytes: &[u8]) -> Result<BigNum, CryptoError> {
+    let y = BigNum::from_slice(bytes)?;
+    if y.num_bits() <= 1 || y >= m.p_minus_1 {
+        return Err(CryptoError::InvalidPublicValue("not in 1 < y < p-1"));
+    }
+    Ok(y)
+}
+
+/// The check [`dh_derive`] makes of the peer's public value, on its own: the length, and
+/// `1 < y < p-1` (MODP) or a point on the curve (ECP). It costs a comparison (MODP) or a
+/// point decoding (ECP), so an engine can refuse a bad value before it spends a key
+/// generation on the message that carries it.
+pub fn dh_public_check(g: Group, peer_public: &[u8]) -> Result<(), CryptoError> {
+    if peer_public.len() != g.public_len() {
+        return Err(CryptoError::InvalidPublicValue("wrong length"));
+    }
+    if let Some(nid) = ec_nid(g) {
+        let group = ec_group(g, nid)?;
+        let mut ctx = BigNumContext::new()?;
+        let mut encoded = Vec::with_capacity(1 + peer_public.len());
+        encoded.push(0x04);
+        encoded.extend_from_slice(peer_public);
+        EcPoint::from_bytes(group, &encoded, &mut ctx)
+            .map_err(|_| CryptoError::InvalidPublicValue("not a point on the curve"))?;
+        return Ok(());
+    }
+    modp_public(modp(g)?, peer_public).map(|_| ())
 }
 
 /// Derives with OpenSSL (which strips leading zero bytes of the result) and puts the zeros

@@ -98,7 +98,7 @@ mod rsa;
 mod secret;
 mod symm;
 
-pub use dh::{dh_derive, dh_keygen, DhPrivate};
+pub use dh::{dh_derive, dh_keygen, dh_public_check, DhPrivate};
 pub use helper::{
     serve, validate, CryptoRequest, CryptoResult, SecretStore, ShapeError, MAX_PUBLIC_KEY_LEN,
     MAX_SIGNATURE_LEN, NONCE_LEN,

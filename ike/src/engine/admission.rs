@@ -256,7 +256,12 @@ mod tests {
         adm.release(s(99), IpAddr::from([203, 0, 113, 1]));
         let c = adm.counters();
         assert_eq!(
-            (c.half_open, c.refused_total, c.refused_per_address, c.evicted),
+            (
+                c.half_open,
+                c.refused_total,
+                c.refused_per_address,
+                c.evicted
+            ),
             (3, 1, 1, 0)
         );
     }

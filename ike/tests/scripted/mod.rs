@@ -4,13 +4,16 @@
 //! keys, send encrypted Informational messages under an ISAKMP SA it never authenticated
 //! (it never sends message 5).
 //!
+//! It speaks through a [`Wire`]: the simulator in ike's own tests, a UDP socket in a
+//! network namespace against a real daemon in the end-to-end tests (which include this
+//! file by path).
+//!
 //! It is built only from ike's public API (codec, crypto, policy), so it checks the engine
 //! against RFC 2408/2409 as written rather than against the engine's own helpers. With RSA
 //! signature authentication SKEYID = prf(Ni_b | Nr_b, g^xy) needs no credential at all,
 //! which is exactly why an ISAKMP SA past message 4 proves nothing about who holds it.
 #![allow(dead_code)]
 
-use crate::sim::Sim;
 use ike::codec::{
     flags, split_payloads, Cookie, DeletePayload, ExchangeType, Header, IdPayload, Message,
     NotifyPayload, NotifyType, Payload, PayloadType, ProtocolId, DOI_IPSEC,
@@ -21,18 +24,19 @@ use ike::crypto::{
 };
 use ike::policy::{accept_phase1_reply, phase1_sa, Peer, Phase1Transform};
 use std::net::SocketAddr;
-use std::time::Duration;
 
-/// How long to let the simulator run after each message: long enough for the responder's
-/// answer to reach the wire (5 ms latency, crypto answered at once), short enough that no
-/// retransmission (500 ms in the test timers) is mistaken for an answer.
-const SETTLE: Duration = Duration::from_millis(50);
+/// Where the scripted initiator's datagrams go and its answers come from.
+pub trait Wire {
+    /// Delivers `bytes` from `from` to `to`, waits as long as an answer takes (but less
+    /// than a retransmission), and returns what `to` sent back to `from` meanwhile.
+    fn exchange(&mut self, from: SocketAddr, to: SocketAddr, bytes: &[u8]) -> Vec<Vec<u8>>;
+}
 
 /// One scripted Main Mode initiator and what it has learnt so far.
 pub struct ScriptedInitiator {
     /// The address it claims to send from (it may well be another host's).
     pub from: SocketAddr,
-    /// The responder's address: the responder is always the simulator's node B.
+    /// The responder's address.
     pub to: SocketAddr,
     pub icookie: Cookie,
     /// Learnt from message 2.
@@ -51,6 +55,7 @@ pub struct ScriptedInitiator {
 }
 
 /// Everything the responder sent back to `from` for our cookies, parsed when cleartext.
+#[derive(Debug)]
 pub struct Reply {
     pub bytes: Vec<u8>,
     pub header: Header,
@@ -100,32 +105,23 @@ impl ScriptedInitiator {
         }
     }
 
-    /// Hands `bytes` to the responder as if they came from `self.from`, lets the simulator
-    /// run (so crypto requests are answered the sim's way and answers reach the wire), and
-    /// returns what the responder sent back to `self.from` under our initiator cookie.
-    ///
-    /// The answers go on the simulated wire to `self.from`; when that is another node's
-    /// address, that node gets them too (and drops them: it has no state for our cookies).
-    pub fn send(&self, sim: &mut Sim, bytes: &[u8]) -> Vec<Reply> {
-        let mark = sim.trace.len();
-        let now = sim.now;
-        sim.b.engine.handle_datagram(now, self.to, self.from, bytes);
-        sim.advance(SETTLE);
-        sim.trace[mark..]
-            .iter()
-            .filter(|p| p.from == self.to && p.to == self.from)
-            .filter_map(|p| {
-                let header = Header::parse(&p.bytes).ok()?;
+    /// Hands `bytes` to the responder as if they came from `self.from` and returns what
+    /// the responder sent back to `self.from` under our initiator cookie.
+    pub fn send(&self, wire: &mut impl Wire, bytes: &[u8]) -> Vec<Reply> {
+        wire.exchange(self.from, self.to, bytes)
+            .into_iter()
+            .filter_map(|bytes| {
+                let header = Header::parse(&bytes).ok()?;
                 if header.initiator_cookie != self.icookie {
                     return None;
                 }
                 let payloads = if header.is_encrypted() {
                     Vec::new()
                 } else {
-                    Message::parse(&p.bytes).ok()?.payloads
+                    Message::parse(&bytes).ok()?.payloads
                 };
                 Some(Reply {
-                    bytes: p.bytes.clone(),
+                    bytes,
                     header,
                     payloads,
                 })
@@ -134,7 +130,7 @@ impl ScriptedInitiator {
     }
 
     /// Message 1 (the SA offer); reads message 2 and learns the responder's cookie and choice.
-    pub fn mm1(&mut self, sim: &mut Sim) -> Result<(), String> {
+    pub fn mm1(&mut self, sim: &mut impl Wire) -> Result<(), String> {
         let offer = phase1_sa(&self.pretends);
         self.mm1_with(sim, offer)
     }
@@ -142,7 +138,7 @@ impl ScriptedInitiator {
     /// Aggressive Mode message 1: the offer, an honest KE of the first transform's group, a
     /// nonce and `id` as the ID payload. Returns the responder's answers (message 2 if it
     /// took it).
-    pub fn am1(&mut self, sim: &mut Sim, id: IdPayload) -> Result<Vec<Reply>, String> {
+    pub fn am1(&mut self, sim: &mut impl Wire, id: IdPayload) -> Result<Vec<Reply>, String> {
         let offer = phase1_sa(&self.pretends);
         let group = self
             .pretends
@@ -169,7 +165,11 @@ impl ScriptedInitiator {
 
     /// Message 1 with an offer of the caller's making (it must still contain one of the
     /// transforms we pretend to offer for message 2 to be read).
-    pub fn mm1_with(&mut self, sim: &mut Sim, offer: ike::codec::SaPayload) -> Result<(), String> {
+    pub fn mm1_with(
+        &mut self,
+        sim: &mut impl Wire,
+        offer: ike::codec::SaPayload,
+    ) -> Result<(), String> {
         let msg = Message {
             header: self.header(ExchangeType::MAIN_MODE, 0, 0),
             payloads: vec![Payload::Sa(offer)],
@@ -199,7 +199,7 @@ impl ScriptedInitiator {
     /// Returns the responder's answers (message 4 if it accepted, else usually nothing).
     pub fn mm3(
         &mut self,
-        sim: &mut Sim,
+        sim: &mut impl Wire,
         nonce: Vec<u8>,
         ke: Option<Vec<u8>>,
     ) -> Result<Vec<Reply>, String> {
@@ -252,7 +252,7 @@ impl ScriptedInitiator {
     }
 
     /// MM1 to MM4 with an honest KE and a `nonce_len`-byte nonce; the keys are then known.
-    pub fn through_mm4(&mut self, sim: &mut Sim, nonce_len: usize) -> Result<(), String> {
+    pub fn through_mm4(&mut self, sim: &mut impl Wire, nonce_len: usize) -> Result<(), String> {
         self.mm1(sim)?;
         let replies = self.mm3(sim, vec![0x5a; nonce_len], None)?;
         let mm4 = replies
@@ -268,7 +268,7 @@ impl ScriptedInitiator {
     /// encrypted yet, so the last block is the initial IV hash(g^xi | g^xr).
     pub fn informational(
         &self,
-        sim: &mut Sim,
+        sim: &mut impl Wire,
         message_id: u32,
         payloads: Vec<Payload>,
     ) -> Result<Vec<Reply>, String> {

@@ -10,9 +10,9 @@ mod main_mode;
 mod nat;
 mod steps;
 
+use super::admission::Admitted;
 use super::natt::{nat_d, NatTVersion, VID_DPD, VID_DRAFT_02N, VID_RFC3947};
 use super::pending::{AuthReady, CryptoPending, KeysReady, PeerAuthenticated};
-use super::admission::Admitted;
 use super::timers::Timer;
 use super::{Engine, Event, LogLevel};
 use crate::codec::{
@@ -1117,9 +1117,9 @@ impl Engine {
         }
     }
 
-    /// A KE must be exactly as long as the negotiated group's public values: anything else
-    /// is refused by name before it costs a key generation; true when refused. (Its value,
-    /// 1 < y < p-1, is checked where it is used.)
+    /// A KE must be exactly as long as the negotiated group's public values and a valid
+    /// one (1 < y < p-1, or a point on the curve): anything else is refused by name before
+    /// it costs a key generation; true when refused. (The derive checks it again.)
     pub(super) fn ke_refused(&mut self, serial: IsakmpSerial, ke: &[u8]) -> bool {
         let Some((group, remote)) = self
             .phase1
@@ -1128,19 +1128,31 @@ impl Engine {
         else {
             return false;
         };
-        if ke.len() == group.public_len() {
-            return false;
+        if ke.len() != group.public_len() {
+            self.ctx.log(
+                LogLevel::Notice,
+                format!(
+                    "KE of {} bytes from {remote} for {} (whose public values are {} bytes): message dropped",
+                    ke.len(),
+                    group.name(),
+                    group.public_len()
+                ),
+            );
+            return true;
         }
-        self.ctx.log(
-            LogLevel::Notice,
-            format!(
-                "KE of {} bytes from {remote} for {} (whose public values are {} bytes): message dropped",
-                ke.len(),
-                group.name(),
-                group.public_len()
-            ),
-        );
-        true
+        match crate::crypto::dh_public_check(group, ke) {
+            Ok(()) => false,
+            Err(e) => {
+                self.ctx.log(
+                    LogLevel::Notice,
+                    format!(
+                        "KE from {remote} for {} refused ({e}): message dropped",
+                        group.name()
+                    ),
+                );
+                true
+            }
+        }
     }
 
     /// A responder exchange that goes before it authenticated gives its room back.
