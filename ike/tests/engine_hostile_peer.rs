@@ -731,3 +731,91 @@ fn the_lines_a_flood_causes_are_rate_limited_with_a_summary() {
     assert!(sim.b.log_contains("phase 1 established with"));
     assert!(sim.b.log_contains("phase 2 established for"));
 }
+
+/// The scripted peer holding A's own key, authenticated in message 5 (B answers with
+/// message 6 and holds a second ISAKMP SA with A's identity).
+fn authenticated_with_a_s_key(sim: &mut Sim, icookie: [u8; 8]) -> ScriptedInitiator {
+    let key = openssl::pkey::PKey::private_key_from_der(&rsa_keys()[0].0).expect("A's key");
+    let mut x = attacker(sim, icookie);
+    x.through_mm4(sim, 32).expect("MM1-4");
+    let id = ike::codec::IdPayload {
+        protocol: 17,
+        port: 500,
+        identity: ike::codec::Identity::Ipv4(A_IP),
+    };
+    let got = x
+        .mm5(sim, id, |h| ike::crypto::rsa_sign(&key, h).expect("sign"))
+        .expect("MM5");
+    assert!(
+        got.iter()
+            .any(|r| r.header.exchange == ike::codec::ExchangeType::MAIN_MODE),
+        "no message 6: {:#?}",
+        sim.b.logs
+    );
+    assert_eq!(
+        sim.b
+            .engine
+            .phase1_sas()
+            .iter()
+            .filter(|p| p.established)
+            .count(),
+        2
+    );
+    x
+}
+
+/// RFC 3706 7 under an authenticated ISAKMP SA: each R-U-THERE is answered only when its
+/// sequence number is later than the last answered one (modulo 2^32), or the same one
+/// again up to three times (isakmpd retransmits without a new number); an older number
+/// or one that is not 4 bytes is not answered, by name.
+#[test]
+fn r_u_there_is_answered_only_in_sequence() {
+    let (mut sim, _, _) = established(377);
+    let x = authenticated_with_a_s_key(&mut sim, *b"withkey!");
+    let seq = |n: u32| n.to_be_bytes().to_vec();
+    let cases: Vec<(Vec<u8>, bool)> = vec![
+        (seq(u32::MAX - 1), true),
+        (seq(u32::MAX - 1), true),
+        (seq(u32::MAX - 1), true),
+        (seq(u32::MAX - 1), true),
+        (seq(u32::MAX - 1), false),
+        (seq(u32::MAX - 2), false),
+        // After u32::MAX comes 0: later, modulo 2^32.
+        (seq(1), true),
+        (seq(u32::MAX), false),
+        (vec![1, 2], false),
+        (seq(2), true),
+    ];
+    for (i, (data, answered)) in cases.into_iter().enumerate() {
+        let n = ike::codec::Payload::Notify(ike::codec::NotifyPayload {
+            doi: ike::codec::DOI_IPSEC,
+            protocol: ike::codec::ProtocolId::ISAKMP,
+            spi: x.isakmp_spi(),
+            notify_type: NotifyType::R_U_THERE,
+            data: data.clone(),
+        });
+        let got = x
+            .informational(&mut sim, 0x0dd0_0000 + i as u32, vec![n])
+            .expect("R-U-THERE");
+        let acked = got
+            .iter()
+            .any(|r| r.header.exchange == ike::codec::ExchangeType::INFORMATIONAL);
+        assert_eq!(
+            acked, answered,
+            "R-U-THERE #{i} {data:02x?}: {:#?}",
+            sim.b.logs
+        );
+    }
+    for line in [
+        "with sequence number 4294967294 repeated more than 3 times: not answered",
+        "with sequence number 4294967293, before the last answered (4294967294): not answered",
+        "with sequence number 4294967295, before the last answered (1): not answered",
+        "with 2 bytes of sequence number: not answered",
+    ] {
+        assert!(
+            sim.b.logs.iter().any(|(_, l)| l.contains(line)),
+            "{line:?} not logged: {:#?}",
+            sim.b.logs
+        );
+    }
+}

@@ -12,13 +12,14 @@ mod scripted;
 
 use e2e::pair::*;
 use ike::codec::{
-    flags, Attribute, AttributeValue, ExchangeType, Header, Message, NotifyType, Payload,
-    PayloadType,
+    flags, Attribute, AttributeValue, ExchangeType, Header, IdPayload, Identity, Message,
+    NotifyType, Payload, PayloadType,
 };
 use ike::crypto::{EncrAlg, Group, HashAlg};
 use ike::policy::{
     phase1_sa, AuthMethod, Credentials, DpdAction, LifetimeRange, Peer, Phase1Mode, Phase1Transform,
 };
+use openssl::pkey::{PKey, Private};
 use scripted::{delete_esp, delete_isakmp, notify, ScriptedInitiator, Wire};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -110,6 +111,8 @@ struct Scene {
     isakmp_spi: Vec<u8>,
     /// The SPIs of west's IPsec SA with east, in and out.
     esp_spis: Vec<u32>,
+    /// East's private key, which the tests that authenticate as east sign with.
+    east_key: PKey<Private>,
 }
 
 fn scene(tag: &str) -> Scene {
@@ -153,6 +156,7 @@ fn scene(tag: &str) -> Scene {
         wire,
         isakmp_spi,
         esp_spis,
+        east_key: PKey::private_key_from_pem(&east_key).expect("east's key"),
     }
 }
 
@@ -175,6 +179,52 @@ impl Scene {
         x
     }
 
+    /// East's identity as its ID payload carries it (its address, UDP port 500).
+    fn east_id() -> IdPayload {
+        IdPayload {
+            protocol: 17,
+            port: 500,
+            identity: Identity::Ipv4(EAST_ADDR.parse().expect("address")),
+        }
+    }
+
+    /// A scripted initiator through message 5 with a signature `sign` makes of HASH_I
+    /// (given east's key); west's answers to message 5.
+    fn mm5(
+        &mut self,
+        icookie: [u8; 8],
+        sign: impl FnOnce(&PKey<Private>, &[u8]) -> Vec<u8>,
+    ) -> (ScriptedInitiator, Vec<scripted::Reply>) {
+        let mut x = self.through_mm4(icookie);
+        let key = &self.east_key;
+        let got = x
+            .mm5(&mut self.wire, Self::east_id(), |h| sign(key, h))
+            .expect("MM5");
+        (x, got)
+    }
+
+    /// A scripted initiator that authenticates as east with east's own key (a peer that
+    /// holds its credentials and misbehaves afterwards), from the attacker's port.
+    fn authenticated(&mut self, icookie: [u8; 8]) -> ScriptedInitiator {
+        let (x, got) = self.mm5(icookie, |key, h| {
+            ike::crypto::rsa_sign(key, h).expect("sign")
+        });
+        assert!(
+            got.iter()
+                .any(|r| r.header.exchange == ExchangeType::MAIN_MODE),
+            "no message 6\n{}",
+            self.pair.logs()
+        );
+        let line = format!("phase 1 established with peer-east ({EAST_ADDR}:{ATTACKER_PORT})");
+        assert!(
+            e2e::wait_until(Duration::from_secs(5), || self.pair.west.log_count(&line)
+                >= 1),
+            "west never said {line:?}\n{}",
+            self.pair.logs()
+        );
+        x
+    }
+
     /// Sends raw bytes to west from the attacker's socket; what came back.
     fn raw(&mut self, bytes: &[u8]) -> Vec<Vec<u8>> {
         let from = self.wire.0.local_addr().expect("local address");
@@ -182,8 +232,8 @@ impl Scene {
             .exchange(from, SocketAddr::new(ip(WEST_ADDR), 500), bytes)
     }
 
-    /// West said each of `lines` at least once, is still running, and holds exactly what
-    /// it held.
+    /// West said each of `lines` at least once, is still running, and still holds every SA
+    /// it held with east, unchanged.
     fn assert_intact(&mut self, lines: &[&str]) {
         for line in lines {
             let found = e2e::wait_until(Duration::from_secs(5), || {
@@ -195,10 +245,11 @@ impl Scene {
         assert!(self.pair.west.try_exit().is_none(), "west exited\n{logs}");
         assert!(self.pair.east.try_exit().is_none(), "east exited\n{logs}");
         let after = held(&self.pair.west);
-        assert_eq!(
-            after,
+        let kept = |now: &[String], then: &[String]| then.iter().all(|l| now.contains(l));
+        assert!(
+            kept(&after.phase1, &self.before.phase1) && kept(&after.phase2, &self.before.phase2),
+            "west's SAs with east changed: before {:?}, after {after:?}\n{}",
             self.before,
-            "west's SAs changed\n{}",
             self.pair.logs()
         );
     }
@@ -502,4 +553,358 @@ fn length_fields_larger_than_the_datagram_are_dropped() {
         "Header: truncated, need 8 bytes, have 1",
         "Header: truncated, need 4 bytes, have 3",
     ]);
+}
+
+/// The raw RSA private operation on `block` (no padding): a signature of whatever block
+/// the caller makes, so a forgery can be exactly what a lax verifier would accept.
+fn raw_rsa(key: &PKey<Private>, block: &[u8]) -> Vec<u8> {
+    let rsa = key.rsa().expect("an RSA key");
+    let mut out = vec![0u8; rsa.size() as usize];
+    let n = rsa
+        .private_encrypt(block, &mut out, openssl::rsa::Padding::NONE)
+        .expect("raw RSA");
+    out.truncate(n);
+    out
+}
+
+/// A PKCS#1 block of `len` bytes: 00 `block_type` FF.. 00 `content`.
+fn pkcs1_block(len: usize, block_type: u8, content: &[u8]) -> Vec<u8> {
+    let mut b = vec![0xff; len];
+    b[0] = 0;
+    b[1] = block_type;
+    let at = len - content.len() - 1;
+    b[at] = 0;
+    b[at + 1..].copy_from_slice(content);
+    b
+}
+
+/// Message 5 with signatures made by east's own private key over blocks a strict PKCS#1
+/// verifier refuses: block type 2, HASH_I followed by garbage (the shape of the e=3
+/// forgeries, here with the real exponent, since west refuses e=3 keys), HASH_I behind a
+/// SHA-256 DigestInfo (IKEv1 signs the bare hash), a signature of another hash, and
+/// random bytes. None authenticates: no message 6, and west says why.
+#[test]
+fn forged_rsa_signatures_in_message_5_are_refused() {
+    e2e::require_env!();
+    let mut s = scene("hsig");
+    type Forge = fn(&PKey<Private>, &[u8]) -> Vec<u8>;
+    let forgeries: [(&str, Forge); 5] = [
+        ("block type 2", |k, h| raw_rsa(k, &pkcs1_block(256, 2, h))),
+        ("garbage after the hash", |k, h| {
+            let mut content = h.to_vec();
+            content.extend_from_slice(&[0x5a; 40]);
+            raw_rsa(k, &pkcs1_block(256, 1, &content))
+        }),
+        ("a DigestInfo around the hash", |k, h| {
+            let mut content = vec![
+                0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                0x01, 0x05, 0x00, 0x04, 0x20,
+            ];
+            content.extend_from_slice(h);
+            raw_rsa(k, &pkcs1_block(256, 1, &content))
+        }),
+        ("another hash", |k, h| {
+            let mut other = h.to_vec();
+            other[0] ^= 1;
+            ike::crypto::rsa_sign(k, &other).expect("sign")
+        }),
+        ("random bytes", |_, _| ike::crypto::random_bytes(256)),
+    ];
+    for (n, (what, forge)) in forgeries.into_iter().enumerate() {
+        let (_, got) = s.mm5([b'f', b'o', b'r', b'g', b'e', 0, 0, n as u8], forge);
+        assert!(
+            !got.iter()
+                .any(|r| r.header.exchange == ExchangeType::MAIN_MODE),
+            "message 6 for a signature with {what}\n{}",
+            s.pair.logs()
+        );
+    }
+    assert_eq!(
+        s.pair
+            .west
+            .log_count("phase 1 established with peer-east (192.0.2.1:40500)"),
+        0,
+        "{}",
+        s.pair.logs()
+    );
+    let refused = "RSA signature of peer peer-east is not valid: the signature does not verify with the peer's public key";
+    s.assert_intact(&[refused]);
+    assert_eq!(s.pair.west.log_count(refused), 5, "{}", s.pair.logs());
+}
+
+/// An authenticated peer (east's own key, from another port) deletes its own ISAKMP SA,
+/// then sends the same Delete again under it: the second finds nothing, and west's SAs
+/// with east (the other ISAKMP SA of the same identity) stay.
+#[test]
+fn a_repeated_delete_of_an_isakmp_sa_touches_nothing_else() {
+    e2e::require_env!();
+    let mut s = scene("hrep");
+    let x = s.authenticated(*b"deleter!");
+    let own = x.isakmp_spi();
+    for msgid in [0x0de1_0001, 0x0de1_0002] {
+        let got = x
+            .informational(&mut s.wire, msgid, vec![delete_isakmp(vec![own.clone()])])
+            .expect("Delete");
+        assert!(informational(&got).is_empty(), "Delete answered: {got:?}");
+    }
+    let deleted = "phase 1 with peer-east (192.0.2.1:40500, cookies 64656c6574657221:";
+    s.assert_intact(&[deleted]);
+    assert_eq!(
+        s.pair.west.log_count("deleted by peer"),
+        1,
+        "{}",
+        s.pair.logs()
+    );
+}
+
+/// R-U-THERE under an authenticated ISAKMP SA: sequence number 5 is answered, 5 again up
+/// to three more times (OpenBSD isakmpd retransmits without a new number), then not;
+/// 4 (older) and a 3-byte number never; 6 is.
+#[test]
+fn r_u_there_out_of_sequence_is_not_answered() {
+    e2e::require_env!();
+    let mut s = scene("hseq");
+    let x = s.authenticated(*b"dpdpeer!");
+    let spi = x.isakmp_spi();
+    let mut acks = Vec::new();
+    let data: [(&str, Vec<u8>); 7] = [
+        ("5", 5u32.to_be_bytes().to_vec()),
+        ("5 again", 5u32.to_be_bytes().to_vec()),
+        ("5 a third time", 5u32.to_be_bytes().to_vec()),
+        ("5 a fourth time", 5u32.to_be_bytes().to_vec()),
+        ("5 a fifth time", 5u32.to_be_bytes().to_vec()),
+        ("4", 4u32.to_be_bytes().to_vec()),
+        ("3 bytes", vec![0, 0, 7]),
+    ];
+    for (i, (what, d)) in data
+        .into_iter()
+        .chain([("6", 6u32.to_be_bytes().to_vec())])
+        .enumerate()
+    {
+        let n = Payload::Notify(ike::codec::NotifyPayload {
+            doi: ike::codec::DOI_IPSEC,
+            protocol: ike::codec::ProtocolId::ISAKMP,
+            spi: spi.clone(),
+            notify_type: NotifyType::R_U_THERE,
+            data: d,
+        });
+        let got = x
+            .informational(&mut s.wire, 0x0dd0_0000 + i as u32, vec![n])
+            .expect("R-U-THERE");
+        acks.push((what, !informational(&got).is_empty()));
+    }
+    let answered: Vec<_> = acks.iter().filter(|(_, a)| *a).map(|(w, _)| *w).collect();
+    assert_eq!(
+        answered,
+        ["5", "5 again", "5 a third time", "5 a fourth time", "6"],
+        "{}",
+        s.pair.logs()
+    );
+    s.assert_intact(&[
+        "R-U-THERE from peer-east with sequence number 5 repeated more than 3 times: not answered",
+        "R-U-THERE from peer-east with sequence number 4, before the last answered (5): not answered",
+        "R-U-THERE from peer-east with 3 bytes of sequence number: not answered",
+    ]);
+}
+
+/// An ESP proposal with one transform: `transform_id` with these attributes (RFC 2407
+/// 4.5: 1 life type, 2 life duration, 3 group, 4 encapsulation, 5 authentication, 6 key
+/// length).
+fn esp_offer(transform_id: u8, attributes: Vec<Attribute>) -> Payload {
+    Payload::Sa(ike::codec::SaPayload {
+        doi: ike::codec::DOI_IPSEC,
+        situation: 1,
+        proposals: vec![ike::codec::Proposal {
+            number: 1,
+            protocol: ike::codec::ProtocolId::IPSEC_ESP,
+            spi: 0x1122_3344u32.to_be_bytes().to_vec(),
+            transforms: vec![ike::codec::Transform {
+                number: 1,
+                transform_id,
+                attributes,
+            }],
+        }],
+    })
+}
+
+/// What west's suite asks for: AES-256-CBC, HMAC-SHA2-256, tunnel, PFS with MODP2048.
+fn west_suite_attributes() -> Vec<Attribute> {
+    vec![
+        Attribute::basic(1, 1),
+        Attribute::basic(2, 1200),
+        Attribute::basic(3, 14),
+        Attribute::basic(4, 1),
+        Attribute::basic(5, 5),
+        Attribute::basic(6, 256),
+    ]
+}
+
+fn subnet_id(net: (&str, &str)) -> Payload {
+    Payload::Id(IdPayload {
+        protocol: 0,
+        port: 0,
+        identity: Identity::Ipv4Subnet(
+            net.0.parse().expect("network"),
+            net.1.parse().expect("netmask"),
+        ),
+    })
+}
+
+/// Quick Mode message 1 under `x`'s ISAKMP SA: `sa`, a nonce, a MODP2048 KE and `ids`.
+fn quick_mode_1(
+    s: &mut Scene,
+    x: &ScriptedInitiator,
+    message_id: u32,
+    sa: Payload,
+    ids: [Payload; 2],
+) -> (scripted::QuickSent, Vec<u8>) {
+    let (public, _) = ike::crypto::dh_keygen(Group::Modp2048).expect("keygen");
+    let ni = ike::crypto::random_bytes(32);
+    let [ci, cr] = ids;
+    let payloads = vec![sa, Payload::Nonce(ni.clone()), Payload::Ke(public), ci, cr];
+    let sent = x.qm1(&mut s.wire, message_id, payloads).expect("QM1");
+    (sent, ni)
+}
+
+fn quick_answers(replies: &[scripted::Reply]) -> usize {
+    replies
+        .iter()
+        .filter(|r| r.header.exchange == ExchangeType::QUICK_MODE)
+        .count()
+}
+
+/// Quick Mode from an authenticated peer with ESP transforms we do not implement:
+/// AES-GMAC (ESP transform 23) and an unknown id (250). No message 2, no SA, a line.
+#[test]
+fn quick_mode_with_esp_transforms_we_do_not_support_makes_no_sa() {
+    e2e::require_env!();
+    let mut s = scene("hesp");
+    let x = s.authenticated(*b"espwrong");
+    let ids = || [subnet_id(EAST_NET), subnet_id(WEST_NET)];
+    let gmac = vec![
+        Attribute::basic(1, 1),
+        Attribute::basic(2, 1200),
+        Attribute::basic(3, 14),
+        Attribute::basic(4, 1),
+        Attribute::basic(6, 256),
+    ];
+    for (n, (id, attrs)) in [(23u8, gmac), (250u8, west_suite_attributes())]
+        .into_iter()
+        .enumerate()
+    {
+        let (sent, _) = quick_mode_1(
+            &mut s,
+            &x,
+            0x0e5b_0000 + n as u32,
+            esp_offer(id, attrs),
+            ids(),
+        );
+        assert_eq!(
+            quick_answers(&sent.replies),
+            0,
+            "message 2 for ESP transform {id}"
+        );
+    }
+    assert_eq!(
+        s.pair.west.log_count("phase 2 established"),
+        1,
+        "{}",
+        s.pair.logs()
+    );
+    s.assert_intact(&[
+        "no proposal chosen: peer offered [#1 ESP ESP-transform#23 tunnel",
+        "ESP transform 23 not supported",
+        "ESP transform 250 not supported",
+    ]);
+}
+
+/// Quick Mode from an authenticated peer naming its clients by FQDN, which no tunnel's
+/// selectors can be: no message 2, no SA, a line.
+#[test]
+fn quick_mode_with_fqdn_ids_makes_no_sa() {
+    e2e::require_env!();
+    let mut s = scene("hfqdn");
+    let x = s.authenticated(*b"fqdnids!");
+    let fqdn = |name: &[u8]| {
+        Payload::Id(IdPayload {
+            protocol: 0,
+            port: 0,
+            identity: Identity::Fqdn(name.to_vec()),
+        })
+    };
+    let (sent, _) = quick_mode_1(
+        &mut s,
+        &x,
+        0x0f9d_0001,
+        esp_offer(12, west_suite_attributes()),
+        [fqdn(b"east.example"), fqdn(b"west.example")],
+    );
+    assert_eq!(quick_answers(&sent.replies), 0, "message 2 for FQDN IDs");
+    assert_eq!(
+        s.pair.west.log_count("phase 2 established"),
+        1,
+        "{}",
+        s.pair.logs()
+    );
+    s.assert_intact(&[
+        "Quick Mode from peer-east: no connection matches east.example <=> west.example",
+    ]);
+}
+
+/// A Quick Mode the authenticated peer completes, then its message 1 and message 3 sent
+/// again: nothing new is negotiated or installed, and what west holds does not change.
+#[test]
+fn a_replayed_quick_mode_message_negotiates_nothing() {
+    e2e::require_env!();
+    let mut s = scene("hqmr");
+    let x = s.authenticated(*b"replayqm");
+    let msgid = 0x0e9e_a7ed;
+    let (sent, ni) = quick_mode_1(
+        &mut s,
+        &x,
+        msgid,
+        esp_offer(12, west_suite_attributes()),
+        [subnet_id(EAST_NET), subnet_id(WEST_NET)],
+    );
+    let (qm2, qm2_last) = x
+        .read_qm2(&sent)
+        .unwrap_or_else(|e| panic!("{e}\n{}", s.pair.logs()));
+    let nr = qm2
+        .iter()
+        .find_map(|p| match p {
+            Payload::Nonce(n) => Some(n.clone()),
+            _ => None,
+        })
+        .expect("QM2 nonce");
+    let (qm3, _) = x.qm3(&mut s.wire, msgid, &ni, &nr, &qm2_last).expect("QM3");
+    assert!(
+        e2e::wait_until(Duration::from_secs(5), || s
+            .pair
+            .west
+            .log_count("phase 2 established")
+            >= 2),
+        "the scripted Quick Mode did not complete\n{}",
+        s.pair.logs()
+    );
+    let after_qm = held(&s.pair.west);
+    for (what, bytes) in [
+        ("message 1", &sent.bytes),
+        ("message 3", &qm3),
+        ("message 1", &sent.bytes),
+    ] {
+        let got = s.raw(bytes);
+        assert!(
+            got.iter().all(|r| r == &sent.replies[0].bytes),
+            "{what} replayed got a new answer"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        s.pair.west.log_count("phase 2 established"),
+        2,
+        "{}",
+        s.pair.logs()
+    );
+    assert_eq!(held(&s.pair.west), after_qm, "{}", s.pair.logs());
+    s.assert_intact(&[]);
 }

@@ -14,6 +14,9 @@ use crate::policy::{DpdAction, IpsecProtocol};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+/// How many times the same R-U-THERE sequence number is answered again.
+const DPD_REPEATS: u8 = 3;
+
 impl Engine {
     /// Send an authenticated Informational message under ISAKMP SA `serial`.
     pub(super) fn info_send(&mut self, serial: IsakmpSerial, payloads: Vec<Payload>) {
@@ -259,9 +262,56 @@ impl Engine {
         }
     }
 
+    /// RFC 3706 7: an R-U-THERE carries a 32-bit sequence number later than the last one
+    /// answered (modulo 2^32, as its first value may be random); an older one, or one of
+    /// the wrong length, is not answered, since an answer is a proof of liveness. The same
+    /// number again is answered up to [`DPD_REPEATS`] times, as pluto does: OpenBSD's
+    /// isakmpd retransmits an unanswered R-U-THERE without a new number. (The SPI is not
+    /// checked, as pluto tolerates too: some peers fill it wrongly, and the HASH has
+    /// already tied the message to this ISAKMP SA.)
+    fn r_u_there_in_order(&mut self, serial: IsakmpSerial, peer: &str, n: &NotifyPayload) -> bool {
+        let Some(e) = self
+            .phase1
+            .get_mut(&serial)
+            .and_then(|p| p.established_mut())
+        else {
+            return false;
+        };
+        let why = match <[u8; 4]>::try_from(n.data.as_slice()).map(u32::from_be_bytes) {
+            Err(_) => format!("{} bytes of sequence number", n.data.len()),
+            Ok(seq) => match e.peer_dpd_seq {
+                Some(last) if seq == last => {
+                    if e.peer_dpd_repeats >= DPD_REPEATS {
+                        format!("sequence number {seq} repeated more than {DPD_REPEATS} times")
+                    } else {
+                        e.peer_dpd_repeats += 1;
+                        return true;
+                    }
+                }
+                // Later when the difference, read as signed, is positive.
+                Some(last) if (seq.wrapping_sub(last) as i32) < 0 => {
+                    format!("sequence number {seq}, before the last answered ({last})")
+                }
+                _ => {
+                    e.peer_dpd_seq = Some(seq);
+                    e.peer_dpd_repeats = 0;
+                    return true;
+                }
+            },
+        };
+        self.ctx.log(
+            LogLevel::Notice,
+            format!("R-U-THERE from {peer} with {why}: not answered"),
+        );
+        false
+    }
+
     fn peer_notify(&mut self, serial: IsakmpSerial, peer: &str, n: NotifyPayload) {
         match n.notify_type {
             NotifyType::R_U_THERE => {
+                if !self.r_u_there_in_order(serial, peer, &n) {
+                    return;
+                }
                 let ack = Payload::Notify(NotifyPayload {
                     notify_type: NotifyType::R_U_THERE_ACK,
                     ..n

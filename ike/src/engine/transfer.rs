@@ -40,6 +40,9 @@ pub struct IsakmpSaState {
     pub age: Duration,
     pub expires_in: Duration,
     pub dpd_seq: u32,
+    /// The sequence number of the peer's last R-U-THERE answered.
+    #[serde(default)]
+    pub peer_dpd_seq: Option<u32>,
     /// Message IDs already seen, so that a replay is still refused after the move.
     pub seen_msgids: Vec<u32>,
     pub ipsec: Vec<IpsecSaState>,
@@ -160,6 +163,7 @@ impl Engine {
             age: now.saturating_duration_since(life.at),
             expires_in: life.expires.saturating_duration_since(now),
             dpd_seq: life.dpd_seq,
+            peer_dpd_seq: life.peer_dpd_seq,
             seen_msgids: p1.seen_msgids.iter().copied().collect(),
             ipsec,
             policies,
@@ -230,6 +234,8 @@ impl Engine {
             expires: now + state.expires_in,
             dpd_seq: state.dpd_seq,
             dpd_outstanding: None,
+            peer_dpd_seq: state.peer_dpd_seq,
+            peer_dpd_repeats: 0,
         });
         p1.chosen = Some(state.chosen);
         p1.keys = Some(state.keys);

@@ -19,8 +19,8 @@ use ike::codec::{
     NotifyPayload, NotifyType, Payload, PayloadType, ProtocolId, DOI_IPSEC,
 };
 use ike::crypto::{
-    dh_derive, dh_keygen, encrypt, info_hash, phase1_keys, phase2_iv, skeyid_sig, DhPrivate,
-    Phase1Keys,
+    decrypt, dh_derive, dh_keygen, encrypt, hash_i, info_hash, phase1_keys, phase2_iv, qm_hash1,
+    qm_hash3, skeyid_sig, DhPrivate, Phase1Keys,
 };
 use ike::policy::{accept_phase1_reply, phase1_sa, Peer, Phase1Transform};
 use std::net::SocketAddr;
@@ -52,6 +52,18 @@ pub struct ScriptedInitiator {
     nr_b: Vec<u8>,
     /// SKEYID and its children, once message 4 has been read.
     pub keys: Option<Phase1Keys>,
+    /// The body of the SA payload of message 1, for HASH_I.
+    sai_b: Vec<u8>,
+    /// The last CBC block of phase 1 once messages 5 and 6 went by: the IV of phase 2.
+    pub phase1_last_block: Option<Vec<u8>>,
+}
+
+/// A Quick Mode message 1 as sent, and what came back.
+pub struct QuickSent {
+    pub bytes: Vec<u8>,
+    pub replies: Vec<Reply>,
+    /// The last CBC block of the message: the IV of the responder's answer.
+    pub last_block: Vec<u8>,
 }
 
 /// Everything the responder sent back to `from` for our cookies, parsed when cleartext.
@@ -88,6 +100,8 @@ impl ScriptedInitiator {
             gxr: Vec::new(),
             nr_b: Vec::new(),
             keys: None,
+            sai_b: Vec::new(),
+            phase1_last_block: None,
         }
     }
 
@@ -170,6 +184,7 @@ impl ScriptedInitiator {
         sim: &mut impl Wire,
         offer: ike::codec::SaPayload,
     ) -> Result<(), String> {
+        self.sai_b = body_of(&Payload::Sa(offer.clone()))?;
         let msg = Message {
             header: self.header(ExchangeType::MAIN_MODE, 0, 0),
             payloads: vec![Payload::Sa(offer)],
@@ -262,10 +277,10 @@ impl ScriptedInitiator {
         self.read_mm4(mm4)
     }
 
-    /// An encrypted Informational under our (never authenticated) ISAKMP SA, protected as
-    /// RFC 2409 5.7 says: HASH(1) = prf(SKEYID_a, M-ID | payloads after the HASH), encrypted
-    /// with the IV hash(last phase-1 CBC block | M-ID). No phase-1 message has been
-    /// encrypted yet, so the last block is the initial IV hash(g^xi | g^xr).
+    /// An encrypted Informational under our ISAKMP SA, protected as RFC 2409 5.7 says:
+    /// HASH(1) = prf(SKEYID_a, M-ID | payloads after the HASH), encrypted with the IV
+    /// hash(last phase-1 CBC block | M-ID). Before message 5 no phase-1 message has been
+    /// encrypted, so the last block is the initial IV hash(g^xi | g^xr).
     pub fn informational(
         &self,
         sim: &mut impl Wire,
@@ -279,27 +294,169 @@ impl ScriptedInitiator {
         let hash = info_hash(t.hash, &keys.skeyid_a, message_id, &rest);
         let mut all = vec![Payload::Hash(hash)];
         all.extend(payloads);
-        let (first, mut body) =
+        let (first, body) =
             ike::codec::emit_payloads(&all).map_err(|e| format!("emit payloads: {e}"))?;
         // Self-check: what we hashed must be exactly what follows the HASH payload.
         let raws = split_payloads(first, &body, false).map_err(|e| format!("split: {e}"))?;
         if raws.first().map(|r| &body[r.end()..]) != Some(&rest[..]) {
             return Err("HASH(1) would not cover the payloads after it".into());
         }
-        let block = t.encr.block_len();
-        body.resize(body.len().div_ceil(block) * block, 0);
-        let iv = phase2_iv(t.hash, block, &keys.iv, message_id);
-        let ct = encrypt(t.encr, &keys.enc_key, &iv, &body).map_err(|e| format!("{e}"))?;
+        let iv = phase2_iv(t.hash, t.encr.block_len(), &self.phase2_base()?, message_id);
         let header = self.header(ExchangeType::INFORMATIONAL, message_id, flags::ENCRYPTION);
-        let bytes =
-            Message::emit_with_body(&header, first, &ct).map_err(|e| format!("emit: {e}"))?;
+        let (bytes, _) = seal(t, &keys.enc_key, &iv, &header, &all)?;
         Ok(self.send(sim, &bytes))
+    }
+
+    /// Message 5 with identity `id` and the signature `sign` makes of HASH_I (an honest
+    /// one with the right key, or a forgery), encrypted under the phase-1 keys. Reads
+    /// message 6 when it comes (without checking it: the test judges by what the
+    /// responder does) and keeps the CBC chain for phase 2.
+    pub fn mm5(
+        &mut self,
+        wire: &mut impl Wire,
+        id: IdPayload,
+        sign: impl FnOnce(&[u8]) -> Vec<u8>,
+    ) -> Result<Vec<Reply>, String> {
+        let t = self.chosen.clone().ok_or("message 5 before message 2")?;
+        let keys = self.keys.as_ref().ok_or("message 5 before message 4")?;
+        let idii_b = body_of(&Payload::Id(id.clone()))?;
+        let hash = hash_i(
+            t.hash,
+            &keys.skeyid,
+            &self.gxi,
+            &self.gxr,
+            &self.icookie.0,
+            &self.rcookie.0,
+            &self.sai_b,
+            &idii_b,
+        );
+        let payloads = vec![Payload::Id(id), Payload::Sig(sign(&hash))];
+        let header = self.header(ExchangeType::MAIN_MODE, 0, flags::ENCRYPTION);
+        let (bytes, last) = seal(&t, &keys.enc_key, &keys.iv, &header, &payloads)?;
+        let replies = self.send(wire, &bytes);
+        if let Some(mm6) = replies
+            .iter()
+            .find(|r| r.header.exchange == ExchangeType::MAIN_MODE && r.header.is_encrypted())
+        {
+            let block = t.encr.block_len();
+            let ct = &mm6.bytes[ike::codec::HEADER_LEN..];
+            if ct.len() >= block {
+                self.phase1_last_block = Some(ct[ct.len() - block..].to_vec());
+            }
+        } else {
+            self.phase1_last_block = Some(last);
+        }
+        Ok(replies)
+    }
+
+    /// The IV base of a phase-2 message: phase 1's last block once message 6 went by, or
+    /// the initial IV of a phase 1 that never got that far.
+    fn phase2_base(&self) -> Result<Vec<u8>, String> {
+        let keys = self.keys.as_ref().ok_or("no keys: message 4 not read")?;
+        Ok(self
+            .phase1_last_block
+            .clone()
+            .unwrap_or_else(|| keys.iv.clone()))
+    }
+
+    /// Quick Mode message 1 with message ID `message_id` and `payloads` after HASH(1)
+    /// (SA, nonce, KE, IDs as the caller wants them), under our ISAKMP SA.
+    pub fn qm1(
+        &self,
+        wire: &mut impl Wire,
+        message_id: u32,
+        payloads: Vec<Payload>,
+    ) -> Result<QuickSent, String> {
+        let t = self.chosen.as_ref().ok_or("no transform chosen")?;
+        let keys = self.keys.as_ref().ok_or("no keys: message 4 not read")?;
+        let (_, rest) = ike::codec::emit_payloads(&payloads).map_err(|e| format!("emit: {e}"))?;
+        let hash = qm_hash1(t.hash, &keys.skeyid_a, message_id, &rest);
+        let mut all = vec![Payload::Hash(hash)];
+        all.extend(payloads);
+        let iv = phase2_iv(t.hash, t.encr.block_len(), &self.phase2_base()?, message_id);
+        let header = self.header(ExchangeType::QUICK_MODE, message_id, flags::ENCRYPTION);
+        let (bytes, last_block) = seal(t, &keys.enc_key, &iv, &header, &all)?;
+        let replies = self.send(wire, &bytes);
+        Ok(QuickSent {
+            bytes,
+            replies,
+            last_block,
+        })
+    }
+
+    /// The payloads of the responder's Quick Mode message 2 to `sent`, decrypted.
+    pub fn read_qm2(&self, sent: &QuickSent) -> Result<(Vec<Payload>, Vec<u8>), String> {
+        let t = self.chosen.as_ref().ok_or("no transform chosen")?;
+        let keys = self.keys.as_ref().ok_or("no keys")?;
+        let qm2 = sent
+            .replies
+            .iter()
+            .find(|r| r.header.exchange == ExchangeType::QUICK_MODE)
+            .ok_or("no Quick Mode message 2")?;
+        let ct = &qm2.bytes[ike::codec::HEADER_LEN..];
+        let pt =
+            decrypt(t.encr, &keys.enc_key, &sent.last_block, ct).map_err(|e| format!("{e}"))?;
+        let payloads = ike::codec::parse_payloads(qm2.header.next_payload, &pt, true)
+            .map_err(|e| format!("QM2: {e}"))?;
+        let block = t.encr.block_len();
+        Ok((payloads, ct[ct.len().saturating_sub(block)..].to_vec()))
+    }
+
+    /// Quick Mode message 3 (HASH(3) = prf(SKEYID_a, 0 | M-ID | Ni_b | Nr_b)), encrypted
+    /// with the IV that follows `qm2_last_block`.
+    pub fn qm3(
+        &self,
+        wire: &mut impl Wire,
+        message_id: u32,
+        ni_b: &[u8],
+        nr_b: &[u8],
+        qm2_last_block: &[u8],
+    ) -> Result<(Vec<u8>, Vec<Reply>), String> {
+        let t = self.chosen.as_ref().ok_or("no transform chosen")?;
+        let keys = self.keys.as_ref().ok_or("no keys")?;
+        let hash = qm_hash3(t.hash, &keys.skeyid_a, message_id, ni_b, nr_b);
+        let header = self.header(ExchangeType::QUICK_MODE, message_id, flags::ENCRYPTION);
+        let (bytes, _) = seal(
+            t,
+            &keys.enc_key,
+            qm2_last_block,
+            &header,
+            &[Payload::Hash(hash)],
+        )?;
+        let replies = self.send(wire, &bytes);
+        Ok((bytes, replies))
     }
 
     /// This initiator's own ISAKMP SA as a Delete or Notify names it: CKY-I | CKY-R.
     pub fn isakmp_spi(&self) -> Vec<u8> {
         [self.icookie.0, self.rcookie.0].concat()
     }
+}
+
+/// The body of a payload (after its generic header), as SAi_b and IDii_b are taken.
+fn body_of(p: &Payload) -> Result<Vec<u8>, String> {
+    let (_, bytes) =
+        ike::codec::emit_payloads(std::slice::from_ref(p)).map_err(|e| format!("emit: {e}"))?;
+    Ok(bytes.get(4..).unwrap_or_default().to_vec())
+}
+
+/// `payloads` under `header`, padded with zeros to the block and encrypted with `iv`;
+/// with the last ciphertext block (the next IV in the chain).
+fn seal(
+    t: &Phase1Transform,
+    key: &[u8],
+    iv: &[u8],
+    header: &Header,
+    payloads: &[Payload],
+) -> Result<(Vec<u8>, Vec<u8>), String> {
+    let (first, mut body) =
+        ike::codec::emit_payloads(payloads).map_err(|e| format!("emit payloads: {e}"))?;
+    let block = t.encr.block_len();
+    body.resize(body.len().div_ceil(block) * block, 0);
+    let ct = encrypt(t.encr, key, iv, &body).map_err(|e| format!("{e}"))?;
+    let last = ct[ct.len() - block..].to_vec();
+    let bytes = Message::emit_with_body(header, first, &ct).map_err(|e| format!("emit: {e}"))?;
+    Ok((bytes, last))
 }
 
 /// A Delete of ISAKMP SAs, each named by its cookies.

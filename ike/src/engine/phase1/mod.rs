@@ -124,6 +124,11 @@ pub(super) struct Established {
     pub dpd_seq: u32,
     /// The R-U-THERE we wait an answer for, and since when we wait.
     pub dpd_outstanding: Option<(u32, Instant)>,
+    /// The sequence number of the peer's last R-U-THERE we answered (RFC 3706 7): an
+    /// older or repeated one is not answered.
+    pub peer_dpd_seq: Option<u32>,
+    /// How many times that number came again (and was answered).
+    pub peer_dpd_repeats: u8,
 }
 
 /// An ISAKMP SA is negotiating, carrying the exchange's data, or established, carrying
@@ -992,6 +997,8 @@ impl Engine {
                 expires: now + lifetime,
                 dpd_seq: 0,
                 dpd_outstanding: None,
+                peer_dpd_seq: None,
+                peer_dpd_repeats: 0,
             }),
         );
         let waiting = match hs {
