@@ -516,6 +516,12 @@ fn half_open_exchanges_are_bounded_in_all_and_per_address() {
     sim.b.engine.set_policy(policy);
     let mut xs = Vec::new();
     for i in 0..4u8 {
+        if i == 3 {
+            // An unproven exchange gives way only once it had a second to answer.
+            let mut early = attacker(&sim, [0x48, 0x4f, 3, 0, 0, 0, 0, 0]);
+            assert!(early.mm1(&mut sim).is_err(), "taken within the grace");
+            sim.advance(Duration::from_secs(1));
+        }
         let mut x = attacker(&sim, [0x48, 0x4f, 1, 0, 0, 0, 0, i]);
         assert!(x.mm1(&mut sim).is_ok(), "first message {i} under the total");
         xs.push(x);
@@ -523,7 +529,7 @@ fn half_open_exchanges_are_bounded_in_all_and_per_address() {
     let c = sim.b.engine.admission();
     assert_eq!(
         (c.half_open, c.evicted, c.refused_total),
-        (3, 1, 0),
+        (3, 1, 1),
         "{c:?}"
     );
     assert!(c.busy, "{c:?}");
@@ -540,6 +546,8 @@ fn half_open_exchanges_are_bounded_in_all_and_per_address() {
         let replies = x.mm3(&mut sim, vec![0x5a; 32], None).expect("mm3");
         assert!(replies.iter().any(|r| r.is_mm4()), "no message 4");
     }
+    // However old they get.
+    sim.advance(Duration::from_secs(2));
     let mut x = attacker(&sim, [0x48, 0x4f, 2, 0, 0, 0, 0, 0]);
     assert!(
         x.mm1(&mut sim).is_err(),
@@ -548,15 +556,16 @@ fn half_open_exchanges_are_bounded_in_all_and_per_address() {
     let c = sim.b.engine.admission();
     assert_eq!(
         (c.half_open, c.evicted, c.refused_total),
-        (3, 1, 1),
+        (3, 1, 2),
         "{c:?}"
     );
 }
 
-/// The busy state: first messages from 500 strangers who never answer (spoofed sources)
-/// fill `Max-half-open` many times over, yet A's own Main Mode, started in the middle of
-/// them, comes up at once, because each stranger's exchange gives its place to the next
-/// one while A's, once A sent message 3, is never displaced.
+/// The busy state: first messages from 500 strangers who never answer (spoofed sources),
+/// 20 a second, fill `Max-half-open` (8) many times over, yet A's own Main Mode, started
+/// in the middle of them, comes up: each stranger's exchange gives its place to a newer
+/// first message once it had a second to answer, so A's first message gets in (at once
+/// or on a retransmission), and once A sent message 3 its exchange is never displaced.
 #[test]
 fn a_flood_of_strangers_does_not_lock_out_an_honest_peer() {
     let mut sim = pair(&rsa_suite(), &[Suite2::default()], 373);
@@ -571,7 +580,8 @@ fn a_flood_of_strangers_does_not_lock_out_an_honest_peer() {
             let mut cookie = *b"spoof\0\0\0";
             cookie[6..].copy_from_slice(&i.to_be_bytes());
             let mut x = ScriptedInitiator::new(src, b_addr(), &peer, cookie);
-            assert!(x.mm1(sim).is_ok(), "stranger {i} answered");
+            // Answered, or dropped while every place is within its grace.
+            let _ = x.mm1(sim);
         }
     };
     flood(&mut sim, 0, 250);
@@ -585,9 +595,11 @@ fn a_flood_of_strangers_does_not_lock_out_an_honest_peer() {
         sim.b.logs
     );
     let c = sim.b.engine.admission();
-    assert_eq!(c.half_open, 8, "{c:?}");
-    assert!(c.evicted >= 490, "{c:?}");
-    assert_eq!(c.refused_total, 0, "{c:?}");
+    // A's exchange gave its place back when it authenticated.
+    assert!(c.half_open >= 7, "{c:?}");
+    // At 20 a second against 8 places with a second of grace: about 8 taken a second.
+    assert!(c.evicted >= 150, "{c:?}");
+    assert!(c.refused_total >= 150, "{c:?}");
 }
 
 /// A peer's RSA key must have at least 1024 bits and an odd exponent of at least 65537:

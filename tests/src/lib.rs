@@ -6,6 +6,7 @@
 //! where it does not: see [`vm`].
 
 pub mod daemon;
+pub mod flood;
 pub mod interop;
 pub mod netns;
 pub mod pair;

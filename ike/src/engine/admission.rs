@@ -7,8 +7,10 @@
 //! A full table does not lock out honest peers for an Exchange-max-time: while it is full
 //! (the busy state) each new first message takes the place of the oldest exchange that
 //! has proven nothing yet, one whose peer has not answered our first message with its own
-//! (a spoofed source never can). An exchange that got its peer's second message has shown
-//! that the peer sees what we send, and is never displaced by a stranger.
+//! (a spoofed source never can), once that one has had [`UNPROVEN_GRACE`] to answer. An
+//! exchange that got its peer's second message has shown that the peer sees what we send,
+//! and is never displaced by a stranger. So a flood costs an honest peer some of its
+//! first messages (it retransmits), never an exchange it has begun.
 
 use super::context::Context;
 use super::types::IsakmpSerial;
@@ -51,7 +53,7 @@ pub(super) struct Admission {
     by_address: BTreeMap<IpAddr, u32>,
     /// Half-open exchanges whose peer has not yet answered our first message, by serial:
     /// serials only grow, so the first entry is the oldest.
-    unproven: BTreeMap<IsakmpSerial, IpAddr>,
+    unproven: BTreeMap<IsakmpSerial, (IpAddr, Instant)>,
     /// `Max-half-open` as last applied, for `busy`.
     max_total: u32,
     counters: AdmissionCounters,
@@ -63,16 +65,23 @@ pub(super) struct Admission {
     aggressive_at: Option<Instant>,
 }
 
+/// How long an unproven exchange is kept before a newer first message may take its place:
+/// time for an honest peer, however loaded, to make its key pair and send its second
+/// message. Without it, a flood of F first messages a second would give each exchange
+/// only `Max-half-open / F` (0.1 s at 20,000 a second).
+pub(super) const UNPROVEN_GRACE: Duration = Duration::from_secs(1);
+
 /// Refusals are logged at most this often; the rest are counted into the next line.
 const LOG_EVERY: Duration = Duration::from_secs(1);
 
 impl Admission {
-    /// Admit a new half-open exchange `serial` from `from`, or say why not (and count it).
-    /// When the table is full, the answer names the oldest unproven exchange, which the
-    /// caller must end (its room is given back through [`Admission::release`]) before
-    /// the new one holds what it took here.
+    /// Admit a new half-open exchange `serial` from `from` at `now`, or say why not (and
+    /// count it). When the table is full, the answer names the oldest unproven exchange if
+    /// it has had its grace, which the caller must end (its room is given back through
+    /// [`Admission::release`]) before the new one holds what it took here.
     pub(super) fn admit(
         &mut self,
+        now: Instant,
         serial: IsakmpSerial,
         from: IpAddr,
         max_total: u32,
@@ -85,7 +94,12 @@ impl Admission {
         }
         let mut victim = None;
         if self.counters.half_open >= max_total {
-            let Some((&oldest, &at)) = self.unproven.first_key_value() else {
+            let oldest = self
+                .unproven
+                .first_key_value()
+                .map(|(&s, &(a, t))| (s, a, t))
+                .filter(|(_, _, t)| now.saturating_duration_since(*t) >= UNPROVEN_GRACE);
+            let Some((oldest, at, _)) = oldest else {
                 self.counters.refused_total += 1;
                 return Err(Refusal::Total(max_total));
             };
@@ -95,7 +109,7 @@ impl Admission {
         }
         *self.by_address.entry(from).or_insert(0) += 1;
         self.counters.half_open += 1;
-        self.unproven.insert(serial, from);
+        self.unproven.insert(serial, (from, now));
         Ok(victim)
     }
 
@@ -193,7 +207,7 @@ pub(super) fn admit_first_message(
         Phase1Mode::Aggressive => adm.admit_aggressive(ctx.now, rate),
         Phase1Mode::Main => Ok(()),
     }
-    .and_then(|()| adm.admit(serial, remote.ip(), max_total, max_per));
+    .and_then(|()| adm.admit(ctx.now, serial, remote.ip(), max_total, max_per));
     let line = match admitted {
         Ok(None) => return Admitted::Yes,
         Ok(Some((victim, from))) => {
@@ -206,7 +220,8 @@ pub(super) fn admit_first_message(
             return Admitted::InPlaceOf(victim);
         }
         Err(Refusal::Total(n)) => format!(
-            "first phase 1 message from {remote} dropped: Max-half-open ({n}) reached and every half-open exchange has proven its peer's address"
+            "first phase 1 message from {remote} dropped: Max-half-open ({n}) reached and no half-open exchange may yet give its place (each has proven its peer's address or is under {} s old)",
+            UNPROVEN_GRACE.as_secs()
         ),
         Err(Refusal::PerAddress(n)) => format!(
             "first phase 1 message from {remote} dropped: Max-half-open-per-address ({n}) for {} reached",
@@ -238,20 +253,22 @@ mod tests {
     fn limits_hold_in_all_and_per_address_and_release_frees_room() {
         let (a, b) = (IpAddr::from([192, 0, 2, 1]), IpAddr::from([192, 0, 2, 2]));
         let s = IsakmpSerial;
+        let t = Instant::now() + Duration::from_secs(10);
         let mut adm = Admission::default();
-        assert_eq!(adm.admit(s(1), a, 3, 2), Ok(None));
-        assert_eq!(adm.admit(s(2), a, 3, 2), Ok(None));
-        assert_eq!(adm.admit(s(3), a, 3, 2), Err(Refusal::PerAddress(2)));
-        assert_eq!(adm.admit(s(4), b, 3, 2), Ok(None));
+        assert_eq!(adm.admit(t, s(1), a, 3, 2), Ok(None));
+        assert_eq!(adm.admit(t, s(2), a, 3, 2), Ok(None));
+        assert_eq!(adm.admit(t, s(3), a, 3, 2), Err(Refusal::PerAddress(2)));
+        assert_eq!(adm.admit(t, s(4), b, 3, 2), Ok(None));
         // Every one of them has proven its address: a fourth is refused.
         for n in [1, 2, 4] {
             adm.proven(s(n));
         }
         assert!(adm.counters().busy);
-        assert_eq!(adm.admit(s(5), b, 3, 2), Err(Refusal::Total(3)));
+        let later = t + Duration::from_secs(60);
+        assert_eq!(adm.admit(later, s(5), b, 3, 2), Err(Refusal::Total(3)));
         adm.release(s(1), a);
         assert!(!adm.counters().busy);
-        assert_eq!(adm.admit(s(6), b, 3, 2), Ok(None));
+        assert_eq!(adm.admit(later, s(6), b, 3, 2), Ok(None));
         // A release for an address with nothing half-open changes nothing.
         adm.release(s(99), IpAddr::from([203, 0, 113, 1]));
         let c = adm.counters();
@@ -270,21 +287,35 @@ mod tests {
     fn a_full_table_gives_the_oldest_unproven_exchange_up_for_a_new_one() {
         let s = IsakmpSerial;
         let addr = |n: u8| IpAddr::from([198, 18, 0, n]);
+        let t = Instant::now();
         let mut adm = Admission::default();
         for n in 1..=3 {
-            assert_eq!(adm.admit(s(n), addr(n as u8), 3, 2), Ok(None));
+            assert_eq!(adm.admit(t, s(n), addr(n as u8), 3, 2), Ok(None));
         }
+        // Within their grace none gives way.
+        let soon = t + UNPROVEN_GRACE / 2;
+        assert_eq!(adm.admit(soon, s(4), addr(4), 3, 2), Err(Refusal::Total(3)));
         // Exchange 1 got its peer's second message; 2 is now the oldest unproven one.
         adm.proven(s(1));
-        assert_eq!(adm.admit(s(4), addr(4), 3, 2), Ok(Some((s(2), addr(2)))));
+        let later = t + UNPROVEN_GRACE;
+        assert_eq!(
+            adm.admit(later, s(5), addr(5), 3, 2),
+            Ok(Some((s(2), addr(2))))
+        );
         // The caller ends the victim, which gives its room back.
         adm.release(s(2), addr(2));
-        assert_eq!(adm.admit(s(5), addr(5), 3, 2), Ok(Some((s(3), addr(3)))));
+        assert_eq!(
+            adm.admit(later, s(6), addr(6), 3, 2),
+            Ok(Some((s(3), addr(3))))
+        );
         adm.release(s(3), addr(3));
-        assert_eq!(adm.admit(s(6), addr(6), 3, 2), Ok(Some((s(4), addr(4)))));
-        adm.release(s(4), addr(4));
+        // 5 and 6 are new: their grace holds again.
+        assert_eq!(
+            adm.admit(later, s(7), addr(7), 3, 2),
+            Err(Refusal::Total(3))
+        );
         let c = adm.counters();
-        assert_eq!((c.half_open, c.evicted, c.refused_total), (3, 3, 0));
+        assert_eq!((c.half_open, c.evicted, c.refused_total), (3, 2, 2));
         assert!(c.busy);
         // The proven exchange is still counted and was never chosen.
         assert_eq!(adm.by_address.get(&addr(1)), Some(&1));

@@ -50,6 +50,10 @@ pub(super) enum Timer {
     LogSummary,
 }
 
+/// Names one armed timer, to cancel it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct TimerKey(Instant, u64);
+
 #[derive(Default)]
 pub(super) struct TimerQueue {
     queue: BTreeMap<(Instant, u64), Timer>,
@@ -57,9 +61,17 @@ pub(super) struct TimerQueue {
 }
 
 impl TimerQueue {
-    pub fn add(&mut self, at: Instant, timer: Timer) {
+    /// Arms `timer` for `at`; the key cancels it.
+    pub fn add(&mut self, at: Instant, timer: Timer) -> TimerKey {
         self.seq += 1;
+        let key = TimerKey(at, self.seq);
         self.queue.insert((at, self.seq), timer);
+        key
+    }
+
+    /// Cancels a timer that has not fired (nothing if it has).
+    pub fn cancel(&mut self, key: TimerKey) {
+        self.queue.remove(&(key.0, key.1));
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {

@@ -172,6 +172,9 @@ pub(super) struct Phase1 {
     pub replaced: bool,
     /// INITIAL-CONTACT to be honoured once the peer has authenticated.
     pub initial_contact: bool,
+    /// The exchange's Exchange-max-time timer, cancelled when the exchange ends or
+    /// completes: under a flood, ended exchanges must not leave their timers behind.
+    pub timeout_timer: Option<super::timers::TimerKey>,
     /// A responder exchange counts as half-open from this address until it authenticates or
     /// goes (admission control); the address it was admitted under, even if it floats.
     pub half_open_from: Option<std::net::IpAddr>,
@@ -224,6 +227,7 @@ impl Phase1 {
             replaced: false,
             initial_contact: false,
             half_open_from: None,
+            timeout_timer: None,
         }
     }
 
@@ -417,11 +421,11 @@ impl Engine {
             ),
         );
         self.by_cookies.insert((icookie, Cookie::default()), serial);
-        self.phase1.insert(serial, p1);
-        self.ctx.timers.add(
+        p1.timeout_timer = Some(self.ctx.timers.add(
             self.ctx.now + self.ctx.cfg.timers.exchange_max,
             Timer::P1Timeout { serial },
-        );
+        ));
+        self.phase1.insert(serial, p1);
         match peer.mode {
             Phase1Mode::Main => {
                 let mut payloads = vec![Payload::Sa(offer)];
@@ -562,7 +566,7 @@ impl Engine {
     /// Abandon a phase-1 exchange that cannot complete.
     pub(super) fn p1_fail(&mut self, serial: IsakmpSerial, reason: String) {
         if let Some(p1) = self.phase1.remove(&serial) {
-            self.half_open_ended(&p1);
+            self.exchange_ended(&p1);
             self.ctx.log(
                 LogLevel::Warning,
                 format!("phase 1 with {} ({}) failed: {reason}", p1.peer, p1.remote),
@@ -884,11 +888,11 @@ impl Engine {
         }
         p1.half_open_from = Some(remote.ip());
         self.by_cookies.insert((p1.icookie, p1.rcookie), serial);
-        self.phase1.insert(serial, p1);
-        self.ctx.timers.add(
+        p1.timeout_timer = Some(self.ctx.timers.add(
             self.ctx.now + self.ctx.cfg.timers.exchange_max,
             Timer::P1Timeout { serial },
-        );
+        ));
+        self.phase1.insert(serial, p1);
         match mode {
             Phase1Mode::Main => {
                 let mut out = vec![Payload::Sa(reply_sa)];
@@ -987,6 +991,9 @@ impl Engine {
         p1.retransmit_step += 1;
         if let Some(from) = p1.half_open_from.take() {
             self.admission.release(serial, from);
+        }
+        if let Some(key) = p1.timeout_timer.take() {
+            self.ctx.timers.cancel(key);
         }
         let lifetime = Duration::from_secs(p1.chosen.as_ref().map_or(3600, |c| c.lifetime.seconds));
         // The exchange's data (DH private value, g^xy, nonces, SKEYID) goes here, wiped.
@@ -1103,7 +1110,7 @@ impl Engine {
             self.info_send(serial, vec![d]);
         }
         if let Some(p1) = self.phase1.remove(&serial) {
-            self.half_open_ended(&p1);
+            self.exchange_ended(&p1);
             self.by_cookies.remove(&(p1.icookie, p1.rcookie));
             self.quick.retain(|(s, _), _| *s != serial);
             self.ctx.log(
@@ -1162,10 +1169,14 @@ impl Engine {
         }
     }
 
-    /// A responder exchange that goes before it authenticated gives its room back.
-    fn half_open_ended(&mut self, p1: &Phase1) {
+    /// A phase-1 record goes: a responder exchange that had not authenticated gives its
+    /// room back, and its timeout is cancelled.
+    fn exchange_ended(&mut self, p1: &Phase1) {
         if let Some(from) = p1.half_open_from {
             self.admission.release(p1.serial, from);
+        }
+        if let Some(key) = p1.timeout_timer {
+            self.ctx.timers.cancel(key);
         }
     }
 
@@ -1174,7 +1185,7 @@ impl Engine {
     /// proven nothing); its timer and any helper answer then find nothing.
     fn drop_unproven(&mut self, serial: IsakmpSerial) {
         if let Some(p1) = self.phase1.remove(&serial) {
-            self.half_open_ended(&p1);
+            self.exchange_ended(&p1);
             self.by_cookies.remove(&(p1.icookie, p1.rcookie));
             self.ctx.debug(format!(
                 "half-open phase 1 with {} ({}, cookies {}) dropped for a newer first message",
