@@ -1,0 +1,174 @@
+//! Writes the seed corpora into `corpus/<target>/`:
+//! `cargo test -p isakmp-fuzz --release -- --ignored write_corpus`.
+//! Ignored in normal runs: the seeds are committed, and the test rewrites them.
+
+use ike::codec::*;
+use std::path::{Path, PathBuf};
+
+fn dir(target: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("corpus")
+        .join(target);
+    std::fs::create_dir_all(&d).expect("create corpus dir");
+    d
+}
+
+fn write(target: &str, name: &str, bytes: &[u8]) {
+    std::fs::write(dir(target).join(name), bytes).expect("write seed");
+}
+
+fn fifo_seeds() {
+    let lines: &[&str] = &[
+        "C set [Phase 1]:Retransmits=3 force",
+        "C add [Phase 1]:Peers=peer-east",
+        "C rmv [Phase 1]:Peers=peer-east",
+        "C rm [General]:Check-interval",
+        "C rms [peer-east]",
+        "C get [General]:Retransmits",
+        "c IPsec-east-west",
+        "D 3 20",
+        "D A 10",
+        "D T",
+        "d 0123456789abcdef0123456789ABCDEF 01020304",
+        "d 0123456789abcdef0123456789abcdef -",
+        "M active",
+        "M passive",
+        "p on",
+        "p on=/var/run/isakmpd.pcap",
+        "p off",
+        "Q",
+        "R",
+        "r",
+        "S",
+        "T",
+        "t main IPsec-east-west",
+        "t quick IPsec-east-west",
+        "t IPsec-east-west",
+        "",
+    ];
+    for (i, line) in lines.iter().enumerate() {
+        // First byte: where the target splits the rest into two chunks.
+        let mut seed = vec![(i * 3 % 17) as u8];
+        seed.extend_from_slice(line.as_bytes());
+        seed.extend_from_slice(if i % 2 == 0 { b"\n" } else { b"\r\n" });
+        write("fifo", &format!("line-{i:02}"), &seed);
+    }
+    let mut all = vec![40u8];
+    for line in lines {
+        all.extend_from_slice(line.as_bytes());
+        all.push(b'\n');
+    }
+    all.extend_from_slice(b"c unterminated");
+    write("fifo", "all-lines", &all);
+}
+
+fn conf_seeds() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for name in ["isakmpd.conf.example-east", "isakmpd.conf.example-west"] {
+        let text = std::fs::read(root.join("etc").join(name)).expect("read example");
+        write("conf", name, &text);
+    }
+    write(
+        "conf",
+        "small",
+        b"[General]\nRetransmits=\t3\nListen-on=\t192.0.2.1\n\n[Phase 1]\n192.0.2.2=\tpeer\n\n\
+[peer]\nPhase=\t1\nAddress=\t192.0.2.2\nAuthentication=\tsecret\nConfiguration=\tmm\n\n\
+[mm]\nDOI=\tIPSEC\nEXCHANGE_TYPE=\tID_PROT\nTransforms=\t3DES-SHA\n\n\
+[Phase 2]\nConnections=\tc\n\n[c]\nPhase=\t2\nISAKMP-peer=\tpeer\nConfiguration=\tqm\n\
+Local-ID=\tnet-l\nRemote-ID=\tnet-r\n\n[net-l]\nID-type=\tIPV4_ADDR_SUBNET\nNetwork=\t10.1.0.0\n\
+Netmask=\t255.255.0.0\n\n[net-r]\nID-type=\tIPV4_ADDR_SUBNET\nNetwork=\t10.2.0.0\n\
+Netmask=\t255.255.0.0\n\n[qm]\nDOI=\tIPSEC\nEXCHANGE_TYPE=\tQUICK_MODE\nSuites=\tQM-ESP-AES-SHA-SUITE\n",
+    );
+    write(
+        "conf",
+        "continued",
+        b"# comment\n[General]\nListen-on= 192.0.2.1,\\\n  192.0.2.3\n; other comment\n[x]\na=b\n",
+    );
+}
+
+fn codec_seeds() {
+    let header = |exchange, flags, message_id| Header {
+        initiator_cookie: Cookie(*b"\x01\x02\x03\x04\x05\x06\x07\x08"),
+        responder_cookie: Cookie([0; 8]),
+        next_payload: PayloadType::NONE,
+        version: 0x10,
+        exchange,
+        flags,
+        message_id,
+        length: 0,
+    };
+    let sa = Payload::Sa(SaPayload {
+        doi: DOI_IPSEC,
+        situation: SIT_IDENTITY_ONLY,
+        proposals: vec![Proposal {
+            number: 1,
+            protocol: ProtocolId::ISAKMP,
+            spi: Vec::new(),
+            transforms: vec![Transform {
+                number: 1,
+                transform_id: 1,
+                attributes: vec![
+                    Attribute::basic(1, 7),
+                    Attribute::basic(14, 128),
+                    Attribute::basic(2, 2),
+                    Attribute::basic(3, 1),
+                    Attribute::basic(4, 2),
+                    Attribute::basic(11, 1),
+                    Attribute::number(12, 86400),
+                ],
+            }],
+        }],
+    });
+    let id = Payload::Id(IdPayload {
+        protocol: 17,
+        port: 500,
+        identity: Identity::Ipv4("192.0.2.1".parse().expect("addr")),
+    });
+    let messages = [
+        (header(ExchangeType::MAIN_MODE, 0, 0), vec![sa.clone()]),
+        (
+            header(ExchangeType::AGGRESSIVE, 0, 0),
+            vec![
+                sa,
+                Payload::Ke(vec![7; 128]),
+                Payload::Nonce(vec![9; 16]),
+                id,
+                Payload::VendorId(vec![0xaf; 16]),
+                Payload::NatD {
+                    hash: vec![1; 20],
+                    draft: false,
+                },
+            ],
+        ),
+        (
+            header(ExchangeType::INFORMATIONAL, 0, 0x01020304),
+            vec![
+                Payload::Notify(NotifyPayload {
+                    doi: DOI_IPSEC,
+                    protocol: ProtocolId::ISAKMP,
+                    spi: vec![1; 16],
+                    notify_type: NotifyType(14),
+                    data: Vec::new(),
+                }),
+                Payload::Delete(DeletePayload {
+                    doi: DOI_IPSEC,
+                    protocol: ProtocolId::IPSEC_ESP,
+                    spi_size: 4,
+                    spis: vec![vec![1, 2, 3, 4], vec![5, 6, 7, 8]],
+                }),
+            ],
+        ),
+    ];
+    for (i, (header, payloads)) in messages.into_iter().enumerate() {
+        let bytes = Message { header, payloads }.emit().expect("emit seed");
+        write("codec", &format!("built-{i}"), &bytes);
+    }
+}
+
+#[test]
+#[ignore]
+fn write_corpus() {
+    fifo_seeds();
+    conf_seeds();
+    codec_seeds();
+}
