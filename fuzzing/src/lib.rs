@@ -8,13 +8,20 @@
 mod codec;
 mod conf;
 mod fifo;
+pub mod responder;
 
 pub use codec::codec;
 pub use conf::conf;
 pub use fifo::fifo;
+pub use responder::responder;
 
 /// A target: takes any bytes, panics only on a bug.
 pub type Target = fn(&[u8]);
 
 /// The targets by name, as the corpus directories and `fuzz/fuzz_targets` name them.
-pub const TARGETS: &[(&str, Target)] = &[("codec", codec), ("conf", conf), ("fifo", fifo)];
+pub const TARGETS: &[(&str, Target)] = &[
+    ("codec", codec),
+    ("conf", conf),
+    ("fifo", fifo),
+    ("responder", responder),
+];

@@ -59,3 +59,4 @@ macro_rules! replay_test {
 replay_test!(codec);
 replay_test!(conf);
 replay_test!(fifo);
+replay_test!(responder);

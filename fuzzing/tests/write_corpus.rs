@@ -3,6 +3,9 @@
 //! Ignored in normal runs: the seeds are committed, and the test rewrites them.
 
 use ike::codec::*;
+use ike::crypto::serve;
+use ike::engine::{Engine, Event, KernelEvent, KernelRequest, Output, SeededRng};
+use isakmp_fuzz::responder::{connection_name, initiator_config, Op, Responder};
 use std::path::{Path, PathBuf};
 
 fn dir(target: &str) -> PathBuf {
@@ -165,10 +168,113 @@ fn codec_seeds() {
     }
 }
 
+/// An initiator at `SOURCES[i]` runs a real exchange (phase 1 and Quick Mode) against the
+/// fuzz responder; every operation the responder sees is recorded. Returns the encoded
+/// operations and the datagrams both ways.
+fn record_exchange(i: usize) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let (cfg, store) = initiator_config(i);
+    let mut r = Responder::new();
+    let mut init = Engine::new(cfg, Box::new(SeededRng::new(1000 + i as u64)), r.now);
+    let conn = connection_name(i);
+    init.initiate(r.now, &conn).expect("initiate");
+    let mut ops = Vec::new();
+    let mut datagrams = Vec::new();
+    let mut init_up = 0;
+    let mut spi = 0x9000;
+    let source = u8::try_from(i).expect("index");
+    for _round in 0..50 {
+        // The initiator's outputs: its crypto and kernel answered at once.
+        let mut to_responder = Vec::new();
+        while let Some(out) = init.poll_output() {
+            match out {
+                Output::Transmit(t) => to_responder.push(t.bytes),
+                Output::Crypto { id, request } => {
+                    let answer = serve(&request, &store);
+                    init.handle_crypto(r.now, id, answer);
+                }
+                Output::Kernel { id, request } => match request {
+                    KernelRequest::AllocSpi { .. } => {
+                        spi += 1;
+                        init.handle_kernel(r.now, KernelEvent::SpiAllocated { id, spi });
+                    }
+                    KernelRequest::AddSa(_) => {
+                        init.handle_kernel(r.now, KernelEvent::Installed { id })
+                    }
+                    _ => {}
+                },
+                Output::Event(Event::Phase2Up { .. }) => init_up += 1,
+                Output::Event(_) | Output::Packet { .. } => {}
+            }
+        }
+        if to_responder.is_empty() && init_up > 0 && r.phase2_up > 0 {
+            break;
+        }
+        let run = |r: &mut Responder, op: Op, ops: &mut Vec<u8>| {
+            op.encode(ops);
+            r.apply(&op);
+            std::mem::take(&mut r.sent)
+        };
+        let mut back = Vec::new();
+        for bytes in to_responder {
+            datagrams.push(bytes.clone());
+            back.extend(run(&mut r, Op::Datagram { source, bytes }, &mut ops));
+            // Crypto answers may raise more requests (a derive after a keygen).
+            for _ in 0..4 {
+                back.extend(run(&mut r, Op::AnswerAll, &mut ops));
+            }
+        }
+        for (from, to, bytes) in back {
+            datagrams.push(bytes.clone());
+            init.handle_datagram(r.now, to, from, &bytes);
+        }
+    }
+    assert!(
+        init_up > 0,
+        "peer {i}: the initiator's Quick Mode did not complete"
+    );
+    assert!(
+        r.phase2_up > 0,
+        "peer {i}: the responder's Quick Mode did not complete"
+    );
+    r.check();
+    // The transcript must replay: a fresh responder reaches Quick Mode from it alone.
+    let mut again = Responder::new();
+    for op in Op::decode(&ops) {
+        again.apply(&op);
+    }
+    assert!(
+        again.phase2_up > 0,
+        "peer {i}: the recorded transcript does not replay"
+    );
+    (ops, datagrams)
+}
+
+fn responder_seeds() {
+    let names = ["psk-main", "psk-aggressive", "rsa-main", "rsa-aggressive"];
+    for (i, name) in names.iter().enumerate() {
+        let (ops, datagrams) = record_exchange(i);
+        write("responder", name, &ops);
+        for (n, d) in datagrams.iter().enumerate() {
+            write("codec", &format!("{name}-{n}"), d);
+        }
+        // The first message alone, from the stranger and on the NAT-T port.
+        if let Some(first) = datagrams.first() {
+            let mut seed = Vec::new();
+            Op::Datagram {
+                source: 4,
+                bytes: first.clone(),
+            }
+            .encode(&mut seed);
+            write("responder", &format!("{name}-stranger"), &seed);
+        }
+    }
+}
+
 #[test]
 #[ignore]
 fn write_corpus() {
     fifo_seeds();
     conf_seeds();
     codec_seeds();
+    responder_seeds();
 }
