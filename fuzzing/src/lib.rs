@@ -8,11 +8,13 @@
 mod codec;
 mod conf;
 mod fifo;
+mod ipc;
 pub mod responder;
 
 pub use codec::codec;
 pub use conf::conf;
 pub use fifo::fifo;
+pub use ipc::ipc;
 pub use responder::responder;
 
 /// A target: takes any bytes, panics only on a bug.

@@ -347,6 +347,8 @@ pub struct Responder {
     pub sent: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
     pub phase1_up: usize,
     pub phase2_up: usize,
+    /// When set, every kernel request of the engine is kept here (seeds for `ipc`).
+    pub kernel_requests: Option<Vec<KernelRequest>>,
 }
 
 impl Default for Responder {
@@ -355,11 +357,16 @@ impl Default for Responder {
     }
 }
 
+/// The responder's policy: the four peers and their connections.
+pub fn responder_policy() -> Policy {
+    let (peers, connections) = (0..4).map(|i| peer_and_connection(i, true)).unzip();
+    policy(peers, connections)
+}
+
 impl Responder {
     pub fn new() -> Self {
-        let (peers, connections) = (0..4).map(|i| peer_and_connection(i, true)).unzip();
         let cfg = EngineConfig {
-            policy: policy(peers, connections),
+            policy: responder_policy(),
             timers: timers(),
             local_addresses: vec![IpAddr::V4(RESPONDER_IP)],
             ike_port: 500,
@@ -376,6 +383,7 @@ impl Responder {
             sent: Vec::new(),
             phase1_up: 0,
             phase2_up: 0,
+            kernel_requests: None,
         }
     }
 
@@ -456,23 +464,33 @@ impl Responder {
             match out {
                 Output::Transmit(t) => self.sent.push((t.from, t.to, t.bytes)),
                 Output::Crypto { id, request } => self.pending.push((id, request)),
-                Output::Kernel { id, request } => match request {
-                    KernelRequest::AllocSpi { .. } => {
-                        self.next_spi = self.next_spi.wrapping_add(1);
-                        let spi = self.next_spi;
-                        self.engine
-                            .handle_kernel(self.now, KernelEvent::SpiAllocated { id, spi });
+                Output::Kernel { id, request } => {
+                    if let Some(log) = &mut self.kernel_requests {
+                        log.push(request.clone());
                     }
-                    KernelRequest::AddSa(_) => {
-                        self.engine
-                            .handle_kernel(self.now, KernelEvent::Installed { id });
-                    }
-                    _ => {}
-                },
+                    self.kernel(id, request)
+                }
                 Output::Event(Event::Phase1Up { .. }) => self.phase1_up += 1,
                 Output::Event(Event::Phase2Up { .. }) => self.phase2_up += 1,
                 Output::Event(_) | Output::Packet { .. } => {}
             }
+        }
+    }
+
+    /// The kernel's answer: an SPI, or yes.
+    fn kernel(&mut self, id: RequestId, request: KernelRequest) {
+        match request {
+            KernelRequest::AllocSpi { .. } => {
+                self.next_spi = self.next_spi.wrapping_add(1);
+                let spi = self.next_spi;
+                self.engine
+                    .handle_kernel(self.now, KernelEvent::SpiAllocated { id, spi });
+            }
+            KernelRequest::AddSa(_) => {
+                self.engine
+                    .handle_kernel(self.now, KernelEvent::Installed { id });
+            }
+            _ => {}
         }
     }
 

@@ -60,3 +60,4 @@ replay_test!(codec);
 replay_test!(conf);
 replay_test!(fifo);
 replay_test!(responder);
+replay_test!(ipc);

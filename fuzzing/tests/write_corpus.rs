@@ -2,10 +2,12 @@
 //! `cargo test -p isakmp-fuzz --release -- --ignored write_corpus`.
 //! Ignored in normal runs: the seeds are committed, and the test rewrites them.
 
+use helpers::ipc::{encode_frame, DEFAULT_MAX_FRAME};
 use ike::codec::*;
 use ike::crypto::serve;
-use ike::engine::{Engine, Event, KernelEvent, KernelRequest, Output, SeededRng};
+use ike::engine::{Engine, Event, KernelEvent, KernelRequest, Output, RequestId, SeededRng};
 use isakmp_fuzz::responder::{connection_name, initiator_config, Op, Responder};
+use privsep::proto::{ReportKind, ToParent};
 use std::path::{Path, PathBuf};
 
 fn dir(target: &str) -> PathBuf {
@@ -171,9 +173,10 @@ fn codec_seeds() {
 /// An initiator at `SOURCES[i]` runs a real exchange (phase 1 and Quick Mode) against the
 /// fuzz responder; every operation the responder sees is recorded. Returns the encoded
 /// operations and the datagrams both ways.
-fn record_exchange(i: usize) -> (Vec<u8>, Vec<Vec<u8>>) {
+fn record_exchange(i: usize) -> (Vec<u8>, Vec<Vec<u8>>, Vec<KernelRequest>) {
     let (cfg, store) = initiator_config(i);
     let mut r = Responder::new();
+    r.kernel_requests = Some(Vec::new());
     let mut init = Engine::new(cfg, Box::new(SeededRng::new(1000 + i as u64)), r.now);
     let conn = connection_name(i);
     init.initiate(r.now, &conn).expect("initiate");
@@ -246,13 +249,75 @@ fn record_exchange(i: usize) -> (Vec<u8>, Vec<Vec<u8>>) {
         again.phase2_up > 0,
         "peer {i}: the recorded transcript does not replay"
     );
-    (ops, datagrams)
+    (ops, datagrams, r.kernel_requests.unwrap_or_default())
+}
+
+fn frame(msg: &ToParent) -> Vec<u8> {
+    encode_frame(msg, 0, DEFAULT_MAX_FRAME)
+        .expect("encode")
+        .to_vec()
+}
+
+/// The child's kernel requests of one real exchange, as frames: each alone, and all in a
+/// row followed by the deletes of what they installed (so the table has them).
+fn ipc_seeds(name: &str, requests: Vec<KernelRequest>) {
+    let mut all = Vec::new();
+    let mut deletes = Vec::new();
+    for (n, request) in requests.into_iter().enumerate() {
+        match &request {
+            KernelRequest::AddSa(sa) => deletes.push(KernelRequest::DeleteSa {
+                protocol: sa.protocol,
+                spi: sa.spi,
+                src: sa.src,
+                dst: sa.dst,
+            }),
+            KernelRequest::AddPolicy(p) => deletes.push(KernelRequest::DeletePolicy(p.clone())),
+            _ => {}
+        }
+        let f = frame(&ToParent::Kernel {
+            id: RequestId(n as u64),
+            request: Box::new(request),
+        });
+        write("ipc", &format!("{name}-{n}"), &f);
+        all.extend(f);
+    }
+    for (n, request) in deletes.into_iter().enumerate() {
+        all.extend(frame(&ToParent::Kernel {
+            id: RequestId(100 + n as u64),
+            request: Box::new(request),
+        }));
+    }
+    write("ipc", &format!("{name}-all"), &all);
+}
+
+fn other_ipc_seeds() {
+    let messages = [
+        ToParent::Ready,
+        ToParent::NewHelper,
+        ToParent::Report {
+            kind: ReportKind::State,
+            text: "report".into(),
+        },
+        ToParent::Report {
+            kind: ReportKind::Sas,
+            text: String::new(),
+        },
+        ToParent::Packet {
+            from: "192.0.2.1:500".parse().expect("addr"),
+            to: "[2001:db8::1]:4500".parse().expect("addr"),
+            bytes: vec![1, 2, 3],
+        },
+    ];
+    for (n, m) in messages.iter().enumerate() {
+        write("ipc", &format!("other-{n}"), &frame(m));
+    }
 }
 
 fn responder_seeds() {
     let names = ["psk-main", "psk-aggressive", "rsa-main", "rsa-aggressive"];
     for (i, name) in names.iter().enumerate() {
-        let (ops, datagrams) = record_exchange(i);
+        let (ops, datagrams, kernel) = record_exchange(i);
+        ipc_seeds(name, kernel);
         write("responder", name, &ops);
         for (n, d) in datagrams.iter().enumerate() {
             write("codec", &format!("{name}-{n}"), d);
@@ -277,4 +342,5 @@ fn write_corpus() {
     conf_seeds();
     codec_seeds();
     responder_seeds();
+    other_ipc_seeds();
 }
