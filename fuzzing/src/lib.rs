@@ -10,12 +10,14 @@ mod conf;
 mod fifo;
 mod ipc;
 pub mod responder;
+pub mod x509;
 
 pub use codec::codec;
 pub use conf::conf;
 pub use fifo::fifo;
 pub use ipc::ipc;
 pub use responder::responder;
+pub use x509::x509;
 
 /// A target: takes any bytes, panics only on a bug.
 pub type Target = fn(&[u8]);

@@ -61,3 +61,4 @@ replay_test!(conf);
 replay_test!(fifo);
 replay_test!(responder);
 replay_test!(ipc);
+replay_test!(x509);

@@ -313,6 +313,104 @@ fn other_ipc_seeds() {
     }
 }
 
+/// One x509 input: selector, identity, certificate file.
+fn x509_input(selector: u8, identity: &[u8], file: &[u8]) -> Vec<u8> {
+    let mut v = vec![selector];
+    v.extend_from_slice(&(identity.len() as u16).to_be_bytes());
+    v.extend_from_slice(identity);
+    v.extend_from_slice(file);
+    v
+}
+
+/// A CA, a CRL revoking one of its certificates, and certificates with each kind of
+/// identity; the material goes to keys/ for the target, the rest to the corpus.
+fn x509_seeds() {
+    use ike_test_support::pki::{rsa_key, Ca, San};
+    let mut ca = Ca::new(&[("C", "XX"), ("O", "Fuzz"), ("CN", "Fuzz CA")]).expect("ca");
+    let mut inter = Ca::new(&[("O", "Fuzz"), ("CN", "Fuzz Intermediate")]).expect("ca");
+    let key = rsa_key(1024).expect("key");
+    let sans = [
+        San::Dns("east.example.org".into()),
+        San::Email("ike@example.org".into()),
+        San::Ip("192.0.2.1".parse().expect("addr")),
+        San::Ip("2001:db8::1".parse().expect("addr")),
+    ];
+    let leaf = ca
+        .issue(&[("C", "XX"), ("O", "Fuzz"), ("CN", "east")], &sans, &key)
+        .expect("leaf");
+    let revoked = ca
+        .issue(&[("O", "Fuzz"), ("CN", "revoked")], &sans[..1], &key)
+        .expect("revoked");
+    let held = ca.issue(&[("CN", "held")], &[], &key).expect("held");
+    let other = inter
+        .issue(&[("CN", "stranger")], &sans[2..3], &key)
+        .expect("other");
+    let crl = ca.crl(&[&revoked]).expect("crl");
+    let der = |c: &openssl::x509::X509| c.to_der().expect("der");
+    let pem = |c: &openssl::x509::X509| c.to_pem().expect("pem");
+    let material = ike::x509::Material {
+        cas: vec![der(&ca.cert)],
+        crls: vec![crl.clone()],
+        own: Vec::new(),
+        others: vec![der(&held)],
+    };
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("keys/x509-material.postcard");
+    std::fs::write(path, postcard::to_allocvec(&material).expect("encode")).expect("write");
+
+    let subject = leaf.subject_name().to_der().expect("dn");
+    let chain_pem = [pem(&leaf), pem(&ca.cert)].concat();
+    let ok = ike::x509::verify_peer(
+        &der(&leaf),
+        &[],
+        &Identity::DerAsn1Dn(subject.clone()),
+        &material,
+        None,
+    );
+    assert!(ok.is_ok(), "the leaf seed does not verify: {ok:?}");
+    let seeds: Vec<(&str, Vec<u8>)> = vec![
+        ("leaf-dn", x509_input(0, &subject, &der(&leaf))),
+        (
+            "leaf-dn-text",
+            x509_input(0x80, b"C=XX, O=Fuzz, CN=east", &pem(&leaf)),
+        ),
+        ("leaf-fqdn", x509_input(1, b"east.example.org", &chain_pem)),
+        ("leaf-email", x509_input(2, b"ike@example.org", &pem(&leaf))),
+        ("leaf-ipv4", x509_input(3, &[192, 0, 2, 1], &der(&leaf))),
+        (
+            "leaf-ipv6",
+            x509_input(
+                4,
+                &"2001:db8::1"
+                    .parse::<std::net::Ipv6Addr>()
+                    .expect("a")
+                    .octets(),
+                &der(&leaf),
+            ),
+        ),
+        ("leaf-keyid", x509_input(5, b"key", &der(&leaf))),
+        (
+            "revoked",
+            x509_input(1, b"east.example.org", &der(&revoked)),
+        ),
+        (
+            "held",
+            x509_input(0, &held.subject_name().to_der().expect("dn"), &pem(&held)),
+        ),
+        (
+            "other-ca",
+            x509_input(
+                3,
+                &[192, 0, 2, 1],
+                &[pem(&other), pem(&inter.cert)].concat(),
+            ),
+        ),
+        ("crl", x509_input(0, &[], &crl)),
+    ];
+    for (name, bytes) in seeds {
+        write("x509", name, &bytes);
+    }
+}
+
 fn responder_seeds() {
     let names = ["psk-main", "psk-aggressive", "rsa-main", "rsa-aggressive"];
     for (i, name) in names.iter().enumerate() {
@@ -343,4 +441,5 @@ fn write_corpus() {
     codec_seeds();
     responder_seeds();
     other_ipc_seeds();
+    x509_seeds();
 }
