@@ -56,7 +56,7 @@ pub fn ipc(mut data: &[u8]) {
         };
         now += Duration::from_secs(1);
         table.expire_larval(now, Duration::from_secs(90));
-        let Ok(approved) = monitor::check(&policy, &mut table, &mut ours, &request) else {
+        let Ok(approved) = monitor::check(policy, &mut table, &mut ours, &request) else {
             continue;
         };
         let _ = monitor::describe_request(&approved);

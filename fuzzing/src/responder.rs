@@ -142,8 +142,19 @@ impl SecretStore for Store {
     }
 }
 
+/// The committed test keys, parsed once (OpenSSL's PEM decoding would otherwise be most of
+/// an execution).
 fn private_key(pem: &[u8]) -> PKey<Private> {
-    PKey::private_key_from_pem(pem).expect("the committed test key parses")
+    static KEYS: OnceLock<[PKey<Private>; 2]> = OnceLock::new();
+    let keys = KEYS.get_or_init(|| {
+        [RESPONDER_KEY, INITIATOR_KEY]
+            .map(|k| PKey::private_key_from_pem(k).expect("the committed test key parses"))
+    });
+    if pem == RESPONDER_KEY {
+        keys[0].clone()
+    } else {
+        keys[1].clone()
+    }
 }
 
 fn public_der(pem: &[u8]) -> Vec<u8> {
@@ -358,15 +369,18 @@ impl Default for Responder {
 }
 
 /// The responder's policy: the four peers and their connections.
-pub fn responder_policy() -> Policy {
-    let (peers, connections) = (0..4).map(|i| peer_and_connection(i, true)).unzip();
-    policy(peers, connections)
+pub fn responder_policy() -> &'static Policy {
+    static POLICY: OnceLock<Policy> = OnceLock::new();
+    POLICY.get_or_init(|| {
+        let (peers, connections) = (0..4).map(|i| peer_and_connection(i, true)).unzip();
+        policy(peers, connections)
+    })
 }
 
 impl Responder {
     pub fn new() -> Self {
         let cfg = EngineConfig {
-            policy: responder_policy(),
+            policy: responder_policy().clone(),
             timers: timers(),
             local_addresses: vec![IpAddr::V4(RESPONDER_IP)],
             ike_port: 500,
