@@ -552,6 +552,11 @@ pub fn parse_dn(s: &str) -> Result<Vec<u8>, DnError> {
         if v.is_empty() {
             return Err(DnError::NoValue(k));
         }
+        // No attribute name holds a NUL, and the openssl crate panics on one (it makes the
+        // name a C string with unwrap).
+        if k.contains('\0') {
+            return Err(DnError::UnknownAttribute(k));
+        }
         b.append_entry_by_text(&k, v)
             .map_err(|_| DnError::UnknownAttribute(k.clone()))?;
         n += 1;

@@ -596,3 +596,20 @@ mod prop {
         }
     }
 }
+
+/// Found by fuzzing (fuzzing/corpus/conf/regressions/): a value ending in a backslash, which
+/// a file's last line keeps (`set` refuses one), made the dump's line a continuation, so
+/// the dump lost the backslash and swallowed the next binding (the child parses the
+/// parent's dump).
+#[test]
+fn dump_of_a_value_ending_in_a_backslash_parses_to_the_same_values() {
+    let mut c = Conf::parse("[x]\nfirst=one\nlast=two\\").expect("parses");
+    assert_eq!(c.get_str("x", "last"), Some("two\\"));
+    let tid = c.begin();
+    c.set(tid, "x", "next", "three", false, false).expect("set");
+    c.end(tid, true).expect("commit");
+    let again = Conf::parse(&c.dump()).expect("dump parses");
+    assert_eq!(again.get_str("x", "last"), Some("two\\"));
+    assert_eq!(again.get_str("x", "next"), Some("three"));
+    assert_eq!(again.dump(), c.dump());
+}

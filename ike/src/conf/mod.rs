@@ -621,6 +621,13 @@ impl Conf {
                 out.push_str(&b.tag);
                 out.push_str("=\t");
                 out.push_str(&b.value);
+                // A line ending in a backslash continues on the next one, so a value that
+                // ends in one (kept from a file's last line, or set with `C set`) would
+                // swallow the next binding when the dump is parsed again (the child parses
+                // the parent's): a blank after it ends the line there, and values are trimmed.
+                if b.value.ends_with('\\') {
+                    out.push(' ');
+                }
                 out.push('\n');
             }
         }

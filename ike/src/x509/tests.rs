@@ -383,3 +383,19 @@ fn a_chain_longer_than_max_chain_is_refused_unread() {
         "9 certificates sent, more than a chain may hold (8)"
     );
 }
+
+/// Found by fuzzing (fuzzing/corpus/x509/regressions/): a NUL in an attribute name made the
+/// openssl crate panic (it turns the name into a C string with unwrap); a NUL in a value is
+/// passed with its length and is only data.
+#[test]
+fn parse_dn_refuses_a_nul_in_an_attribute_name() {
+    assert!(matches!(
+        parse_dn("C\0N=west"),
+        Err(DnError::UnknownAttribute(k)) if k == "C\0N"
+    ));
+    assert!(matches!(
+        parse_dn("/O=Test/\0=x"),
+        Err(DnError::UnknownAttribute(_))
+    ));
+    assert!(parse_dn("CN=we\0st").is_ok());
+}
