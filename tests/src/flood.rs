@@ -51,6 +51,15 @@ impl Xorshift {
     }
 }
 
+/// The `n`th of the 131,070 host addresses of 198.18.0.0/15 in a scrambled order (a
+/// multiplier prime to their number is a bijection modulo it): no address repeats within
+/// a flood of that many, so "one datagram per spoofed address" can be checked literally.
+pub fn unique_source(n: u64) -> Ipv4Addr {
+    const HOSTS: u64 = (1 << 17) - 2;
+    let k = 1 + ((n % HOSTS) * 7919 % HOSTS);
+    Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 0)) + k as u32)
+}
+
 /// What the flood sends: first messages built from an offer, Aggressive Mode with `id`.
 pub struct FirstMessages {
     pub offer: SaPayload,
@@ -237,5 +246,22 @@ impl Answers {
     pub fn addresses(&self) -> usize {
         let set: std::collections::HashSet<_> = self.per_exchange.keys().map(|(a, _)| a).collect();
         set.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_sources_do_not_repeat_and_stay_in_the_range() {
+        let mut seen = std::collections::HashSet::new();
+        for n in 0..(1u64 << 17) - 2 {
+            let a = unique_source(n);
+            let o = a.octets();
+            assert!(o[0] == 198 && (o[1] == 18 || o[1] == 19), "{a}");
+            assert!(a != Ipv4Addr::new(198, 18, 0, 0) && a != Ipv4Addr::new(198, 19, 255, 255));
+            assert!(seen.insert(a), "{a} twice");
+        }
     }
 }

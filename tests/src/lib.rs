@@ -7,6 +7,7 @@
 
 pub mod daemon;
 pub mod flood;
+pub mod flood_scene;
 pub mod interop;
 pub mod netns;
 pub mod pair;

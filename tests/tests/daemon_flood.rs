@@ -8,22 +8,17 @@
 //! proven nothing, so the gateway is no amplifier).
 
 use e2e::daemon::Daemon;
-use e2e::flood::{FirstMessages, FloodNet, Xorshift};
+use e2e::flood::{unique_source, FirstMessages, FloodNet, Xorshift};
+use e2e::flood_scene::*;
 use e2e::netns::Netns;
 use e2e::pair::*;
-use e2e::procfs;
 use ike::codec::Identity;
-use ike::crypto::{EncrAlg, Group, HashAlg};
-use ike::policy::{
-    phase1_sa, AuthMethod, Credentials, DpdAction, LifetimeRange, Peer, Phase1Mode, Phase1Transform,
-};
-use std::net::{SocketAddr, SocketAddrV4};
+use ike::crypto::Group;
+use std::net::SocketAddrV4;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const PSK: &str = "flood-test-secret";
-const NORTH_ADDR: &str = "192.0.2.3";
 /// The burst: this many first messages as fast as the generator goes.
 const FLOOD: u64 = 100_000;
 /// Then first messages a second until north is up. A flood faster than the child can read
@@ -34,143 +29,6 @@ const SUSTAINED: u64 = 5_000;
 /// West's processes (parent, child, helper) together stay under this resident size
 /// during and after the flood (`Max-half-open` 2048 bounds the table).
 const MEMORY_BOUND_KIB: u64 = 64 * 1024;
-
-/// West's configuration: the east/west gateway, plus north (192.0.2.3, subnet
-/// 10.3.0.0/16), a `Default` Main Mode peer and an Aggressive Mode peer known by FQDN.
-fn west_conf() -> String {
-    let base = gateway_conf(false, &Auth::Psk(PSK.into()));
-    let base = base
-        .replacen(
-            "[Phase 1]\n",
-            &format!("[Phase 1]\n{NORTH_ADDR}=\t\tpeer-north\n192.0.2.250=\t\tpeer-am\nDefault=\t\tpeer-rw\n"),
-            1,
-        )
-        .replacen(
-            &format!("Passive-connections=\t{WEST_CONNECTION}"),
-            &format!("Passive-connections=\t{WEST_CONNECTION},IPsec-west-north"),
-            1,
-        );
-    format!(
-        "{base}
-[peer-north]
-Phase=\t\t\t1
-Transport=\t\tudp
-Local-address=\t\t{WEST_ADDR}
-Address=\t\t{NORTH_ADDR}
-Configuration=\t\t{WEST_PEER_SECTION}-main-mode
-Authentication=\t\t{PSK}
-
-[IPsec-west-north]
-Phase=\t\t\t2
-ISAKMP-peer=\t\tpeer-north
-Configuration=\t\t{WEST_CONNECTION}-quick-mode
-Local-ID=\t\t{WEST_CONNECTION}-local
-Remote-ID=\t\tIPsec-west-north-remote
-
-[IPsec-west-north-remote]
-ID-type=\t\tIPV4_ADDR_SUBNET
-Network=\t\t10.3.0.0
-Netmask=\t\t255.255.0.0
-
-[peer-rw]
-Phase=\t\t\t1
-Transport=\t\tudp
-Configuration=\t\t{WEST_PEER_SECTION}-main-mode
-Authentication=\t\troad-warrior-secret
-
-[peer-am]
-Phase=\t\t\t1
-Transport=\t\tudp
-Configuration=\t\tpeer-am-aggressive
-Authentication=\t\taggressive-secret
-Remote-ID=\t\tpeer-am-id
-
-[peer-am-id]
-ID-type=\t\tFQDN
-Name=\t\t\tam.example
-
-[peer-am-aggressive]
-DOI=\t\t\tIPSEC
-EXCHANGE_TYPE=\t\tAGGRESSIVE
-Transforms=\t\tAES-256-SHA2-256-GRP14
-"
-    )
-}
-
-/// North: east's configuration on 192.0.2.3 with subnet 10.3.0.0/16, bound to its own
-/// address only (it shares east's namespace).
-fn north_conf() -> String {
-    gateway_conf(true, &Auth::Psk(PSK.into()))
-        .replace(EAST_ADDR, NORTH_ADDR)
-        .replace("10.1.0.0", "10.3.0.0")
-        .replacen(
-            "[General]\n",
-            &format!("[General]\nListen-on=\t\t{NORTH_ADDR}\n"),
-            1,
-        )
-}
-
-/// What the flood offers: west's own phase 1 transform, pre-shared keys.
-fn offer() -> ike::codec::SaPayload {
-    phase1_sa(&Peer {
-        name: "flood".into(),
-        address: SocketAddr::from(([0, 0, 0, 0], 500)),
-        local_address: None,
-        mode: Phase1Mode::Main,
-        transforms: vec![Phase1Transform {
-            name: "AES-256-SHA2-256-GRP14".into(),
-            encr: EncrAlg::AesCbc256,
-            hash: HashAlg::Sha256,
-            group: Group::Modp2048,
-            auth: AuthMethod::PreShared,
-            lifetime: LifetimeRange {
-                default: 3600,
-                min: 60,
-                max: 86_400,
-            },
-        }],
-        credentials: Credentials::PreShared {
-            secret: String::new(),
-        },
-        local_id: None,
-        remote_id: None,
-        dpd_interval: 0,
-        dpd_timeout: None,
-        dpd_action: DpdAction::Clear,
-        nat_t: false,
-    })
-}
-
-/// The resident size of a daemon's processes together, and the largest peak of one, KiB.
-fn memory_kib(parent: u32) -> (u64, u64) {
-    let kib = |pid: u32, field: &str| {
-        procfs::status_field(pid, field)
-            .and_then(|v| {
-                v.split_whitespace()
-                    .next()
-                    .and_then(|n| n.parse::<u64>().ok())
-            })
-            .unwrap_or(0)
-    };
-    let mut pids = vec![parent];
-    pids.extend(procfs::role_children(parent, "child"));
-    pids.extend(procfs::role_children(parent, "helper"));
-    let rss = pids.iter().map(|p| kib(*p, "VmRSS:")).sum();
-    let hwm = pids.iter().map(|p| kib(*p, "VmHWM:")).max().unwrap_or(0);
-    (rss, hwm)
-}
-
-fn report(d: &Daemon) -> String {
-    let path = d.dir.join("isakmpd.report");
-    let _ = std::fs::remove_file(&path);
-    d.signal("USR1");
-    let mut text = String::new();
-    e2e::wait_until(Duration::from_secs(10), || {
-        text = std::fs::read_to_string(&path).unwrap_or_default();
-        text.contains("Pending timers:")
-    });
-    text
-}
 
 /// West's SA lines with east, cut before the remaining lifetime.
 fn held_with_east(report: &str) -> Vec<String> {
@@ -198,7 +56,7 @@ fn a_spoofed_flood_costs_no_tunnel_no_new_peer_and_bounded_memory() {
         &format!("{WEST_ADDR}/24"),
     )
     .expect("link");
-    let west = Daemon::start(&ns_west, "flw", &west_conf(), &args).expect("west");
+    let west = Daemon::start(&ns_west, "flw", &west_conf(""), &args).expect("west");
     let east = Daemon::start(
         &ns_east,
         "fle",
@@ -268,7 +126,7 @@ fn a_spoofed_flood_costs_no_tunnel_no_new_peer_and_bounded_memory() {
                 } else {
                     msgs.aggressive(cookie, &mut rng)
                 };
-                if flood.send_from(rng.source(), target, &bytes).is_err() {
+                if flood.send_from(unique_source(n), target, &bytes).is_err() {
                     errors += 1;
                 }
                 n += 1;
@@ -342,6 +200,16 @@ fn a_spoofed_flood_costs_no_tunnel_no_new_peer_and_bounded_memory() {
         answers.most().is_none_or(|(_, n)| n <= 1),
         "a spoofed first message got {:?} datagrams",
         answers.most()
+    );
+    // No source address repeats in this flood: one datagram per address, too.
+    assert!(
+        sent_total < (1 << 17) - 2,
+        "the flood ran long enough to reuse addresses"
+    );
+    assert_eq!(
+        answers.addresses() as u64,
+        answers.total,
+        "some spoofed address got more than one datagram"
     );
     assert!(
         rss_after <= MEMORY_BOUND_KIB,
