@@ -674,7 +674,7 @@ fn half_open_limits_have_defaults_and_refuse_zero() {
             p.general.max_half_open_per_address,
             p.general.aggressive_mode_rate
         ),
-        (2048, 16, 20)
+        (8192, 16, 20)
     );
     let text = PSK_GATEWAYS.replace(
         "Retransmits=\t\t5\n",

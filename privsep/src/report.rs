@@ -30,6 +30,27 @@ fn selector(s: &Selector) -> String {
     }
 }
 
+/// How many exchanges, waiting requests and timers the report lists, each: under a flood
+/// there are thousands of them, all alike, and the report must still fit the child's
+/// frame to the parent (1 MiB) and be read by a person; the counters give the totals.
+pub const LISTED: usize = 100;
+
+/// Writes the first [`LISTED`] of `lines`, then how many more there are.
+fn listed(r: &mut String, lines: impl Iterator<Item = String>, what: &str) {
+    let mut more = 0usize;
+    for (i, line) in lines.enumerate() {
+        if i < LISTED {
+            r.push_str(&line);
+            r.push('\n');
+        } else {
+            more += 1;
+        }
+    }
+    if more > 0 {
+        let _ = writeln!(r, "  ... and {more} more {what}, not listed");
+    }
+}
+
 /// The report text. `conf` is the running configuration in isakmpd.conf syntax (without
 /// secrets: the child never has them). Traffic counters live in the kernel's SAs; with
 /// `-n` there are none, and the report says so.
@@ -39,31 +60,6 @@ pub fn render(engine: &Engine, now: Instant, conf: &str, no_kernel: bool) -> Str
     r.push_str(&render_sas(engine, now, no_kernel));
     let p1 = engine.phase1_sas();
     let _ = writeln!(r, "\nExchanges in progress:");
-    for p in p1.iter().filter(|p| !p.established) {
-        let _ = writeln!(
-            r,
-            "  phase 1 {} {} cookies {}:{} {}",
-            p.peer,
-            p.remote,
-            hex(&p.icookie.0),
-            hex(&p.rcookie.0),
-            p.state
-        );
-    }
-    for x in engine.exchanges() {
-        let _ = writeln!(
-            r,
-            "  phase 2 {} message id {:08x} {} {}",
-            x.connection,
-            x.message_id,
-            if x.initiator {
-                "initiator"
-            } else {
-                "responder"
-            },
-            x.state
-        );
-    }
     let adm = engine.admission();
     let _ = writeln!(
         r,
@@ -81,35 +77,63 @@ pub fn render(engine: &Engine, now: Instant, conf: &str, no_kernel: bool) -> Str
         "  log lines suppressed by the rate limit: {}; internal errors contained (datagram, answer or timer dropped): {}",
         faults.log_suppressed, faults.internal_errors
     );
+    let phase1 = p1.iter().filter(|p| !p.established).map(|p| {
+        format!(
+            "  phase 1 {} {} cookies {}:{} {}",
+            p.peer,
+            p.remote,
+            hex(&p.icookie.0),
+            hex(&p.rcookie.0),
+            p.state
+        )
+    });
+    let phase2 = engine.exchanges().into_iter().map(|x| {
+        format!(
+            "  phase 2 {} message id {:08x} {} {}",
+            x.connection,
+            x.message_id,
+            if x.initiator {
+                "initiator"
+            } else {
+                "responder"
+            },
+            x.state
+        )
+    });
+    listed(&mut r, phase1.chain(phase2), "exchanges");
     // What waits for a helper or the kernel, named by the exchange's peer.
+    let peers: std::collections::BTreeMap<_, _> =
+        p1.iter().map(|p| (p.serial, p.peer.to_string())).collect();
     let peer_of = |serial: ike::engine::IsakmpSerial| {
-        p1.iter()
-            .find(|p| p.serial == serial)
-            .map_or_else(|| "?".to_string(), |p| p.peer.to_string())
+        peers
+            .get(&serial)
+            .cloned()
+            .unwrap_or_else(|| "?".to_string())
     };
     let _ = writeln!(r, "\nWaiting for answers:");
-    for (id, w) in engine.crypto_pending() {
-        let _ = writeln!(
-            r,
+    let crypto = engine.crypto_pending().map(|(id, w)| {
+        format!(
             "  request {}: a helper's {} for {}",
             id.0,
             w.describe(),
             peer_of(w.serial())
-        );
-    }
-    for (id, w) in engine.kernel_pending() {
-        let _ = writeln!(
-            r,
+        )
+    });
+    let kernel = engine.kernel_pending().map(|(id, w)| {
+        format!(
             "  request {}: the kernel's {} for {}",
             id.0,
             w.describe(),
             peer_of(w.serial())
-        );
-    }
+        )
+    });
+    listed(&mut r, crypto.chain(kernel), "requests");
     let _ = writeln!(r, "\nPending timers:");
-    for (t, what) in engine.pending_timers() {
-        let _ = writeln!(r, "  in {}: {what}", secs_until(now, t));
-    }
+    let timers = engine
+        .pending_timers()
+        .into_iter()
+        .map(|(t, what)| format!("  in {}: {what}", secs_until(now, t)));
+    listed(&mut r, timers, "timers");
     let _ = writeln!(r, "\nRunning configuration:\n{conf}");
     r
 }
@@ -210,5 +234,20 @@ mod tests {
             "Crypto queue: 3 waiting, 2 in service, capacity 4096\n\
              Crypto requests shed (queue full): 7\n"
         );
+    }
+
+    #[test]
+    fn long_lists_are_cut_at_listed_with_the_number_left_out() {
+        let mut r = String::new();
+        listed(
+            &mut r,
+            (0..LISTED + 7).map(|i| format!("  line {i}")),
+            "timers",
+        );
+        assert_eq!(r.lines().count(), LISTED + 1);
+        assert!(r.ends_with("  ... and 7 more timers, not listed\n"), "{r}");
+        let mut short = String::new();
+        listed(&mut short, (0..3).map(|i| format!("  line {i}")), "timers");
+        assert_eq!(short, "  line 0\n  line 1\n  line 2\n");
     }
 }

@@ -4,7 +4,7 @@
 //! Built once per process (on first lookup) and shared by every [`super::Conf`].
 //!
 //! - `[General]`: `Retransmits=3`, `Exchange-max-time=120`, `Check-interval=60`,
-//!   `DPD-check-interval=0`, `NAT-T-Keepalive=20`, `Max-half-open=2048`,
+//!   `DPD-check-interval=0`, `NAT-T-Keepalive=20`, `Max-half-open=8192`,
 //!   `Max-half-open-per-address=16`, `Aggressive-mode-rate=20`,
 //!   `Default-phase-1-lifetime=3600,60:86400`,
 //!   `Default-phase-2-lifetime=1200,60:86400`, `Policy-file`, `Pubkey-directory`.
@@ -117,7 +117,7 @@ fn build() -> Table {
             ("Check-interval", s("60")),
             ("DPD-check-interval", s("0")),
             ("NAT-T-Keepalive", s("20")),
-            ("Max-half-open", s("2048")),
+            ("Max-half-open", s("8192")),
             ("Max-half-open-per-address", s("16")),
             ("Aggressive-mode-rate", s("20")),
             ("Default-phase-1-lifetime", s("3600,60:86400")),

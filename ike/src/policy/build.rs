@@ -206,7 +206,7 @@ fn general(conf: &Conf) -> Result<GeneralSettings, PolicyError> {
         dpd_timeout: positive(g, "DPD-timeout", get_u64(conf, g, "DPD-timeout")?)?,
         nat_t_keepalive: get_u64(conf, g, "NAT-T-Keepalive")?.unwrap_or(20),
         listen_on,
-        max_half_open: limit(conf, g, "Max-half-open", 2048)?,
+        max_half_open: limit(conf, g, "Max-half-open", 8192)?,
         max_half_open_per_address: limit(conf, g, "Max-half-open-per-address", 16)?,
         aggressive_mode_rate: limit(conf, g, "Aggressive-mode-rate", 20)?,
     })

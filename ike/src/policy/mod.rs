@@ -259,7 +259,7 @@ pub struct GeneralSettings {
     pub nat_t_keepalive: u64,
     /// `Listen-on` addresses; empty = every address.
     pub listen_on: Vec<std::net::IpAddr>,
-    /// `Max-half-open` (default 2048): responder phase-1 exchanges not yet authenticated,
+    /// `Max-half-open` (default 8192): responder phase-1 exchanges not yet authenticated,
     /// in all; a first message beyond it is dropped unanswered.
     pub max_half_open: u32,
     /// `Max-half-open-per-address` (default 16): the same, from one source address.

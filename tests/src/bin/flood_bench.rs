@@ -7,7 +7,7 @@
 //!
 //! For each RATE (first messages a second, half Main Mode, half Aggressive Mode, from
 //! random addresses of 198.18.0.0/15; `0` for none, `max` for as fast as the generator
-//! goes) it starts west (the flood test's gateway, `isakmpd -n -j 1`) and the flood, then
+//! goes) it starts west (the flood test's gateway, `isakmpd -n -v -j 1`) and the flood, then
 //! starts north (an honest peer) N times one after the other (default 10), and reports how
 //! many of north's Main Mode and Quick Mode exchanges completed within 10 s, the time from
 //! north's start to its phase 2 (which includes starting a daemon: compare with rate 0),
@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const ARGS: &[&str] = &["-n", "-j", "1"];
+const ARGS: &[&str] = &["-n", "-v", "-j", "1"];
 
 /// A flood at `rate` a second (`None`: unpaced) until `stop`; the number sent.
 fn flood(
@@ -197,9 +197,18 @@ fn run_memory(n: u64) -> Result<(), String> {
     std::thread::sleep(Duration::from_millis(500));
     let (rss1, _) = memory_kib(t.west.pid());
     let rep = report(&t.west);
-    let half_open: u64 = rep
+    let line = rep
         .lines()
-        .find_map(|l| l.trim().strip_prefix("half-open responder exchanges: "))
+        .find(|l| l.contains("half-open responder exchanges: "))
+        .unwrap_or("");
+    if line.is_empty() {
+        let log = t.west.log_text();
+        let tail: Vec<&str> = log.lines().rev().take(5).collect();
+        eprintln!("memory: no report; west's last lines: {tail:#?}");
+    }
+    let half_open: u64 = line
+        .split("half-open responder exchanges: ")
+        .nth(1)
         .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
