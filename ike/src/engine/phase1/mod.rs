@@ -1182,7 +1182,8 @@ impl Engine {
 
     /// Busy: a half-open exchange whose peer never answered our first message gives its
     /// place to a new one. It goes silently (nothing is sent to an address that has
-    /// proven nothing); its timer and any helper answer then find nothing.
+    /// proven nothing); its timeout goes with it, and a helper answer still due finds
+    /// nothing.
     fn drop_unproven(&mut self, serial: IsakmpSerial) {
         if let Some(p1) = self.phase1.remove(&serial) {
             self.exchange_ended(&p1);
