@@ -2,7 +2,7 @@
 //! expiry, deletion, kernel events, operator teardown and shutdown.
 
 use super::phase1::rekey_delay;
-use super::quick::{qm_selectors, QmState};
+use super::quick::qm_selectors;
 use super::timers::Timer;
 use super::types::{KernelRequest, PolicySpec, Selector};
 use super::{Engine, Event, LogLevel};
@@ -95,20 +95,21 @@ impl Engine {
         let Some(qm) = self.quick.get(&(serial, msgid)) else {
             return;
         };
-        let Some(chosen) = qm.chosen.clone() else {
+        let Some(agreement) = qm.stage.agreement() else {
             return;
         };
+        let chosen = agreement.chosen.clone();
         let (local_sel, remote_sel) = qm_selectors(qm, local, remote);
         let spis: Vec<(IpsecProtocol, u32, u32)> = chosen
             .protocols
             .iter()
             .filter_map(|cp| {
-                let ours = qm.spis.iter().find(|(p, _)| *p == cp.protocol)?.1;
+                let ours = agreement.spis.iter().find(|(p, _)| *p == cp.protocol)?.1;
                 Some((cp.protocol, ours, u32::from_be_bytes(cp.peer_spi)))
             })
             .collect();
         let connection = qm.connection.clone();
-        let initiator = qm.initiator;
+        let initiator = qm.initiator();
         let summary = chosen
             .protocols
             .iter()
@@ -396,9 +397,10 @@ impl Engine {
         self.ipsec
             .values()
             .any(|s| s.connection == name && !s.replaced)
-            || self.quick.values().any(|q| {
-                q.connection == name && !matches!(q.state, QmState::IDone | QmState::RDone)
-            })
+            || self
+                .quick
+                .values()
+                .any(|q| q.connection == name && !q.stage.done())
             || self
                 .phase1
                 .values()
@@ -636,8 +638,8 @@ impl Engine {
             .map(|q| ExchangeInfo {
                 connection: q.connection.clone(),
                 message_id: q.msgid,
-                initiator: q.initiator,
-                state: q.state.name(),
+                initiator: q.initiator(),
+                state: q.stage.name(),
             })
             .collect()
     }

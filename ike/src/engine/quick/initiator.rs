@@ -11,11 +11,13 @@ impl Engine {
         msgid: u32,
         r: CryptoResult,
     ) {
-        if let Some(qm) = self.quick.get_mut(&(serial, msgid)) {
+        if let Some(QmStage::IPreparing { dh, ke_own, .. }) =
+            self.quick.get_mut(&(serial, msgid)).map(|q| &mut q.stage)
+        {
             match r {
                 CryptoResult::DhKeyPair { public, private } => {
-                    qm.ke_own = public;
-                    qm.dh = Some(private);
+                    *ke_own = public;
+                    *dh = Some(private);
                 }
                 other => {
                     return self.qm_fail(
@@ -48,7 +50,13 @@ impl Engine {
         else {
             return;
         };
-        let spis = qm.spis.clone();
+        let QmStage::IPreparing {
+            spis, dh, ke_own, ..
+        } = &mut qm.stage
+        else {
+            return;
+        };
+        let (spis, dh, ke_own) = (std::mem::take(spis), dh.take(), std::mem::take(ke_own));
         let offer = policy::phase2_sa(
             conn,
             |_, proto| {
@@ -58,11 +66,9 @@ impl Engine {
             },
             udp,
         );
-        qm.ni_b = ni.clone();
-        qm.offer = Some(offer.clone());
-        let mut rest = vec![Payload::Sa(offer), Payload::Nonce(ni)];
-        if !qm.ke_own.is_empty() {
-            rest.push(Payload::Ke(qm.ke_own.clone()));
+        let mut rest = vec![Payload::Sa(offer), Payload::Nonce(ni.clone())];
+        if !ke_own.is_empty() {
+            rest.push(Payload::Ke(ke_own));
         }
         if let (Some(a), Some(b)) = (&qm.idci, &qm.idcr) {
             rest.push(Payload::Id(a.clone()));
@@ -77,14 +83,15 @@ impl Engine {
         if let (Some(rfc), true, Some(p1)) = (udp, transport, self.phase1.get(&serial)) {
             rest.extend(nat_oa(p1.local.ip(), p1.remote.ip(), !rfc));
         }
-        let Ok((_, rest_bytes)) = chain(&rest) else {
-            return;
+        qm.stage = QmStage::IOffered { spis, ni_b: ni, dh };
+        qm.iv = phase2_iv(keys.prf, keys.encr.block_len(), &keys.iv, msgid);
+        let rest_bytes = match chain(&rest) {
+            Ok((_, b)) => b,
+            Err(e) => return self.qm_fail(serial, msgid, format!("cannot build message 1: {e}")),
         };
         let h = qm_hash1(keys.prf, &keys.skeyid_a, msgid, &rest_bytes);
         let mut payloads = vec![Payload::Hash(h)];
         payloads.extend(rest);
-        qm.iv = phase2_iv(keys.prf, keys.encr.block_len(), &keys.iv, msgid);
-        qm.state = QmState::I1Sent;
         self.qm_send(serial, msgid, &keys, payloads, true);
     }
 
@@ -99,9 +106,9 @@ impl Engine {
         iv: Vec<u8>,
         digest: Vec<u8>,
     ) {
-        let ni = match self.quick.get(&(serial, msgid)) {
-            Some(q) => q.ni_b.clone(),
-            None => return,
+        let ni = match self.quick.get(&(serial, msgid)).map(|q| &q.stage) {
+            Some(QmStage::IOffered { ni_b, .. }) => ni_b.clone(),
+            _ => return,
         };
         let Some((payloads, next_iv)) = self.qm_open(header, bytes, keys, &iv, |rest| {
             qm_hash2(keys.prf, &keys.skeyid_a, msgid, &ni, rest)
@@ -189,13 +196,22 @@ impl Engine {
                 }
             }
         }
+        let QmStage::IOffered { spis, ni_b, dh } = &mut qm.stage else {
+            return;
+        };
+        let pfs_group = chosen.pfs_group;
+        let (spis, ni_b, dh) = (std::mem::take(spis), std::mem::take(ni_b), dh.take());
+        qm.stage = QmStage::IComputing(Box::new(Agreement {
+            chosen,
+            spis,
+            ni_b,
+            nr_b: nr,
+            gqm: None,
+        }));
         qm.iv = next_iv;
-        qm.nr_b = nr;
         qm.last_received = digest;
-        qm.chosen = Some(chosen.clone());
-        qm.state = QmState::I2Wait;
         qm.step += 1;
-        match (chosen.pfs_group, ke, qm.dh.take()) {
+        match (pfs_group, ke, dh) {
             (Some(group), Some(peer_public), Some(private)) => {
                 self.qm_pfs_derive(serial, msgid, group, private, peer_public, QmShared::I3Send)
             }
@@ -209,17 +225,26 @@ impl Engine {
     }
 
     pub(in crate::engine) fn qm_i3_send(&mut self, serial: IsakmpSerial, msgid: u32) {
-        let Some(qm) = self.quick.get_mut(&(serial, msgid)) else {
+        let done = self.qm_advance(serial, msgid, |stage| match stage {
+            QmStage::IComputing(agreement) => Ok(QmStage::IDone {
+                agreement,
+                inbound_pending: 0,
+            }),
+            other => Err(other),
+        });
+        if !done {
             return;
-        };
-        qm.state = QmState::IDone;
+        }
         // Our new inbound SA must be in the kernel before the peer hears message 3: the
         // peer installs its outbound SA then and may send on it at once. The message goes
         // when the kernel has confirmed them all (or refused: that is logged, and the
         // exchange still completes, as it does for every other SA).
         let inbound = self.qm_sa_requests(serial, msgid, &[Direction::Inbound]);
-        if let Some(qm) = self.quick.get_mut(&(serial, msgid)) {
-            qm.inbound_pending = inbound.len();
+        if let Some(QmStage::IDone {
+            inbound_pending, ..
+        }) = self.quick.get_mut(&(serial, msgid)).map(|q| &mut q.stage)
+        {
+            *inbound_pending = inbound.len();
         }
         if inbound.is_empty() {
             return self.qm_i3_finish(serial, msgid);
@@ -240,11 +265,14 @@ impl Engine {
             self.ctx
                 .log(LogLevel::Error, format!("kernel request failed: {reason}"));
         }
-        let Some(qm) = self.quick.get_mut(&(serial, msgid)) else {
+        let Some(QmStage::IDone {
+            inbound_pending, ..
+        }) = self.quick.get_mut(&(serial, msgid)).map(|q| &mut q.stage)
+        else {
             return;
         };
-        qm.inbound_pending = qm.inbound_pending.saturating_sub(1);
-        if qm.inbound_pending == 0 {
+        *inbound_pending = inbound_pending.saturating_sub(1);
+        if *inbound_pending == 0 {
             self.qm_i3_finish(serial, msgid);
         }
     }
@@ -256,7 +284,10 @@ impl Engine {
         let Some(qm) = self.quick.get(&(serial, msgid)) else {
             return;
         };
-        let h = qm_hash3(keys.prf, &keys.skeyid_a, msgid, &qm.ni_b, &qm.nr_b);
+        let Some(a) = qm.stage.agreement() else {
+            return;
+        };
+        let h = qm_hash3(keys.prf, &keys.skeyid_a, msgid, &a.ni_b, &a.nr_b);
         let connection = qm.connection.clone();
         self.qm_send(serial, msgid, &keys, vec![Payload::Hash(h)], false);
         // A rekey: the peer installs its inbound SA only when message 3 arrives (strongSwan

@@ -42,13 +42,14 @@ impl Engine {
         let Some(qm) = self.quick.get(&(serial, msgid)) else {
             return Vec::new();
         };
-        let Some(chosen) = qm.chosen.clone() else {
+        let Some(agreement) = qm.stage.agreement() else {
             return Vec::new();
         };
+        let chosen = &agreement.chosen;
         let (local_sel, remote_sel) = qm_selectors(qm, local_addr.ip(), remote_addr.ip());
         let mut requests = Vec::new();
         for cp in &chosen.protocols {
-            let Some(our_spi) = qm
+            let Some(our_spi) = agreement
                 .spis
                 .iter()
                 .find(|(p, _)| *p == cp.protocol)
@@ -66,11 +67,11 @@ impl Engine {
                 let km = keymat(
                     keys.prf,
                     &keys.skeyid_d,
-                    qm.gqm.as_deref(),
+                    agreement.gqm.as_deref(),
                     protocol_id(cp.protocol).0,
                     &spi.to_be_bytes(),
-                    &qm.ni_b,
-                    &qm.nr_b,
+                    &agreement.ni_b,
+                    &agreement.nr_b,
                     enc_len + auth_len,
                 );
                 let udp_encap = (nat && cp.protocol == IpsecProtocol::Esp).then(|| match dir {

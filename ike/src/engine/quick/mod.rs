@@ -30,29 +30,115 @@ use std::net::{IpAddr, SocketAddr};
 
 const NONCE_LEN: usize = 32;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum QmState {
-    /// Initiator: waiting for SPIs and the PFS key.
-    I0Wait,
-    I1Sent,
-    I2Wait,
-    /// Initiator: HASH(3) sent; kept to answer a repeated message 2.
-    IDone,
-    R0Wait,
-    R1Sent,
-    RDone,
+/// Our inbound SPIs, one per protocol, as the kernel hands them out.
+pub(super) type Spis = Vec<(IpsecProtocol, u32)>;
+
+/// What a Quick Mode exchange has settled with the peer: the proposal chosen, our SPIs, both
+/// nonces and the PFS g^xy. It is everything the KEYMAT of the exchange's SAs needs.
+pub(super) struct Agreement {
+    pub chosen: ChosenPhase2,
+    pub spis: Spis,
+    pub ni_b: Vec<u8>,
+    pub nr_b: Vec<u8>,
+    pub gqm: Option<Secret>,
 }
 
-impl QmState {
-    pub fn name(self) -> &'static str {
+/// What a responder took from an acceptable message 1, while our SPIs and PFS values are
+/// prepared for message 2.
+pub(super) struct Accepted {
+    /// The initiator's offer, which the reply SA answers proposal by proposal.
+    pub offer: SaPayload,
+    pub chosen: ChosenPhase2,
+    pub ni_b: Vec<u8>,
+    /// The initiator's PFS public value (empty without PFS), and ours once generated.
+    pub ke_peer: Vec<u8>,
+    pub ke_own: Vec<u8>,
+    pub gqm: Option<Secret>,
+    pub spis: Spis,
+    pub spis_wanted: usize,
+    /// Whether to tell the initiator the lifetime we hold it to (RESPONDER-LIFETIME).
+    pub responder_lifetime: bool,
+}
+
+/// Where a Quick Mode exchange stands; each step holds what it still needs and nothing
+/// else, so an initiator's PFS private value, say, exists only until message 2 is checked.
+pub(super) enum QmStage {
+    /// Initiator before message 1: our SPIs come from the kernel, then the PFS key pair
+    /// from a helper.
+    IPreparing {
+        group: Option<Group>,
+        spis: Spis,
+        spis_wanted: usize,
+        dh: Option<DhPrivate>,
+        ke_own: Vec<u8>,
+    },
+    /// Initiator: message 1 is out; its nonce and PFS private value wait for message 2.
+    IOffered {
+        spis: Spis,
+        ni_b: Vec<u8>,
+        dh: Option<DhPrivate>,
+    },
+    /// Initiator: message 2 was good; the PFS g^xy is being computed.
+    IComputing(Box<Agreement>),
+    /// Initiator: message 3 waits for our `inbound_pending` inbound SAs, then goes. The
+    /// exchange is kept to answer a repeated message 2 and to install its outbound SAs.
+    IDone {
+        agreement: Box<Agreement>,
+        inbound_pending: usize,
+    },
+    /// Responder: message 1 accepted; SPIs and PFS values on their way.
+    RPreparing(Box<Accepted>),
+    /// Responder: message 2 is out, and sent again until message 3 comes.
+    RAnswered(Box<Agreement>),
+    /// Responder: message 3 came; kept to recognise a repeated one.
+    RDone(Box<Agreement>),
+}
+
+impl QmStage {
+    pub fn name(&self) -> &'static str {
         match self {
-            QmState::I0Wait => "QUICK_I0 (preparing)",
-            QmState::I1Sent => "QUICK_I1 (sent)",
-            QmState::I2Wait => "QUICK_I2 (computing)",
-            QmState::IDone => "QUICK_I2 (done)",
-            QmState::R0Wait => "QUICK_R0 (preparing)",
-            QmState::R1Sent => "QUICK_R1 (sent)",
-            QmState::RDone => "QUICK_R2 (done)",
+            QmStage::IPreparing { .. } => "QUICK_I0 (preparing)",
+            QmStage::IOffered { .. } => "QUICK_I1 (sent)",
+            QmStage::IComputing(_) => "QUICK_I2 (computing)",
+            QmStage::IDone { .. } => "QUICK_I2 (done)",
+            QmStage::RPreparing(_) => "QUICK_R0 (preparing)",
+            QmStage::RAnswered(_) => "QUICK_R1 (sent)",
+            QmStage::RDone(_) => "QUICK_R2 (done)",
+        }
+    }
+
+    pub fn initiator(&self) -> bool {
+        matches!(
+            self,
+            QmStage::IPreparing { .. }
+                | QmStage::IOffered { .. }
+                | QmStage::IComputing(_)
+                | QmStage::IDone { .. }
+        )
+    }
+
+    /// Our side is done: what is left is answering a repeated last message.
+    pub fn done(&self) -> bool {
+        matches!(self, QmStage::IDone { .. } | QmStage::RDone(_))
+    }
+
+    /// The settled agreement, once there is one.
+    pub fn agreement(&self) -> Option<&Agreement> {
+        match self {
+            QmStage::IComputing(a)
+            | QmStage::IDone { agreement: a, .. }
+            | QmStage::RAnswered(a)
+            | QmStage::RDone(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// The inbound SPIs reserved so far.
+    pub fn spis(&self) -> &[(IpsecProtocol, u32)] {
+        match self {
+            QmStage::IPreparing { spis, .. } | QmStage::IOffered { spis, .. } => spis,
+            QmStage::RPreparing(a) => &a.spis,
+            other => other.agreement().map_or(&[], |a| &a.spis),
         }
     }
 }
@@ -60,65 +146,46 @@ impl QmState {
 /// One Quick Mode exchange.
 pub(super) struct QuickMode {
     pub msgid: u32,
-    pub initiator: bool,
     pub connection: ConnectionName,
-    pub state: QmState,
-    pub iv: Vec<u8>,
-    pub ni_b: Vec<u8>,
-    pub nr_b: Vec<u8>,
-    pub dh: Option<DhPrivate>,
-    pub ke_own: Vec<u8>,
-    pub ke_peer: Vec<u8>,
-    pub gqm: Option<Secret>,
-    pub group: Option<Group>,
-    /// Our inbound SPI per protocol.
-    pub spis: Vec<(IpsecProtocol, u32)>,
-    pub spis_wanted: usize,
-    pub offer: Option<SaPayload>,
-    pub chosen: Option<ChosenPhase2>,
-    /// IDci and IDcr as sent on the wire (initiator's client first).
+    /// IDci and IDcr as sent on the wire (initiator's client first); none when both
+    /// clients are the gateways.
     pub idci: Option<IdPayload>,
     pub idcr: Option<IdPayload>,
-    pub responder_lifetime: bool,
+    pub stage: QmStage,
+    /// The CBC IV: the last ciphertext block of the exchange's last message.
+    pub iv: Vec<u8>,
+    /// The last message we sent, for retransmission and for answering duplicates.
     pub last_sent: Option<(SocketAddr, SocketAddr, Vec<u8>)>,
     pub step: u32,
     pub tries: u32,
+    /// SHA-1 of the last message accepted from the peer, to recognise duplicates.
     pub last_received: Vec<u8>,
-    /// Initiator: inbound SAs not yet confirmed by the kernel; message 3 waits for them.
-    pub inbound_pending: usize,
 }
 
 impl QuickMode {
-    /// A new exchange of `connection` with nothing negotiated yet; callers set what they know.
-    fn new(msgid: u32, initiator: bool, connection: ConnectionName, state: QmState) -> Self {
+    /// A new exchange of `connection` at its first step.
+    fn new(msgid: u32, connection: ConnectionName, ids: IdPair, stage: QmStage) -> Self {
         QuickMode {
             msgid,
-            initiator,
             connection,
-            state,
+            idci: ids.0,
+            idcr: ids.1,
+            stage,
             iv: Vec::new(),
-            ni_b: Vec::new(),
-            nr_b: Vec::new(),
-            dh: None,
-            ke_own: Vec::new(),
-            ke_peer: Vec::new(),
-            gqm: None,
-            group: None,
-            spis: Vec::new(),
-            spis_wanted: 0,
-            offer: None,
-            chosen: None,
-            idci: None,
-            idcr: None,
-            responder_lifetime: false,
             last_sent: None,
             step: 0,
             tries: 0,
             last_received: Vec::new(),
-            inbound_pending: 0,
         }
     }
+
+    pub fn initiator(&self) -> bool {
+        self.stage.initiator()
+    }
 }
+
+/// IDci and IDcr, or neither.
+type IdPair = (Option<IdPayload>, Option<IdPayload>);
 
 /// Key lengths of a protocol's transform: (encryption incl. salt, integrity).
 fn key_lengths(cipher: Option<EspCipher>, integ: Option<IntegAlg>) -> (usize, usize) {
@@ -219,10 +286,14 @@ impl Engine {
             LogLevel::Info,
             format!("starting Quick Mode for {conn_name} with {}", conn.peer),
         );
-        let mut qm = QuickMode::new(msgid, true, conn.name.clone(), QmState::I0Wait);
-        qm.group = group;
-        qm.idci = idci;
-        qm.idcr = idcr;
+        let stage = QmStage::IPreparing {
+            group,
+            spis: Vec::new(),
+            spis_wanted: protocols.len(),
+            dh: None,
+            ke_own: Vec::new(),
+        };
+        let qm = QuickMode::new(msgid, conn.name.clone(), (idci, idcr), stage);
         self.qm_begin(serial, qm, protocols, local, remote);
     }
 
@@ -231,13 +302,12 @@ impl Engine {
     fn qm_begin(
         &mut self,
         serial: IsakmpSerial,
-        mut qm: QuickMode,
+        qm: QuickMode,
         protocols: Vec<IpsecProtocol>,
         local: IpAddr,
         remote: IpAddr,
     ) {
         let msgid = qm.msgid;
-        qm.spis_wanted = protocols.len();
         self.quick.insert((serial, msgid), qm);
         self.ctx.timers.add(
             self.ctx.now + self.ctx.cfg.timers.exchange_max,
@@ -282,21 +352,55 @@ impl Engine {
         let Some(qm) = self.quick.get_mut(&(serial, msgid)) else {
             return;
         };
-        qm.spis.push((protocol, spi));
-        if qm.spis.len() < qm.spis_wanted {
-            return;
-        }
-        if qm.initiator {
-            match qm.group {
-                Some(group) => self.crypto(
-                    CryptoRequest::DhKeygen { group },
-                    CryptoPending::QmI1Keygen { serial, msgid },
-                ),
-                None => self.qm_i1_send(serial, msgid),
+        match &mut qm.stage {
+            QmStage::IPreparing {
+                spis,
+                spis_wanted,
+                group,
+                ..
+            } => {
+                spis.push((protocol, spi));
+                if spis.len() < *spis_wanted {
+                    return;
+                }
+                match *group {
+                    Some(group) => self.crypto(
+                        CryptoRequest::DhKeygen { group },
+                        CryptoPending::QmI1Keygen { serial, msgid },
+                    ),
+                    None => self.qm_i1_send(serial, msgid),
+                }
             }
-        } else {
-            self.qm_r1_prepare(serial, msgid);
+            QmStage::RPreparing(a) => {
+                a.spis.push((protocol, spi));
+                if a.spis.len() == a.spis_wanted {
+                    self.qm_r1_prepare(serial, msgid);
+                }
+            }
+            // An answer for a step the exchange has left: the SPI is not ours to keep.
+            _ => {}
         }
+    }
+
+    /// Move exchange (`serial`, `msgid`) to its next step: `next` takes the step by value
+    /// and gives the next one, or gives it back (`Err`) if the exchange is not where the
+    /// caller expects it. Whether it moved.
+    fn qm_advance(
+        &mut self,
+        serial: IsakmpSerial,
+        msgid: u32,
+        next: impl FnOnce(QmStage) -> Result<QmStage, QmStage>,
+    ) -> bool {
+        let Some(mut qm) = self.quick.remove(&(serial, msgid)) else {
+            return false;
+        };
+        let (stage, moved) = match next(qm.stage) {
+            Ok(s) => (s, true),
+            Err(s) => (s, false),
+        };
+        qm.stage = stage;
+        self.quick.insert((serial, msgid), qm);
+        moved
     }
 
     /// The PFS g^xy of a Quick Mode exchange, from a helper; `then` continues the exchange.
@@ -333,8 +437,10 @@ impl Engine {
     ) {
         match r {
             CryptoResult::DhShared(s) => {
-                if let Some(qm) = self.quick.get_mut(&(serial, msgid)) {
-                    qm.gqm = Some(s);
+                match self.quick.get_mut(&(serial, msgid)).map(|q| &mut q.stage) {
+                    Some(QmStage::IComputing(a)) => a.gqm = Some(s),
+                    Some(QmStage::RPreparing(a)) => a.gqm = Some(s),
+                    _ => return,
                 }
                 match then {
                     QmShared::R2Send => self.qm_r1_send(serial, msgid),
@@ -418,7 +524,8 @@ impl Engine {
         let Some(qm) = self.quick.get_mut(&(serial, msgid)) else {
             return;
         };
-        if qm.step != step || !matches!(qm.state, QmState::I1Sent | QmState::R1Sent) {
+        if qm.step != step || !matches!(qm.stage, QmStage::IOffered { .. } | QmStage::RAnswered(_))
+        {
             return;
         }
         if qm.tries >= retransmits {
@@ -450,7 +557,7 @@ impl Engine {
         let Some(qm) = self.quick.get(&(serial, msgid)) else {
             return;
         };
-        if matches!(qm.state, QmState::IDone | QmState::RDone) {
+        if qm.stage.done() {
             self.quick.remove(&(serial, msgid));
         } else {
             self.qm_fail(serial, msgid, "exchange timed out".into());
@@ -469,7 +576,7 @@ impl Engine {
                 .get(&serial)
                 .map(|p| (p.local.ip(), p.remote.ip()));
             if let Some((local, remote)) = p1 {
-                for (protocol, spi) in qm.spis {
+                for &(protocol, spi) in qm.stage.spis() {
                     self.ctx.kernel(KernelRequest::DeleteSa {
                         protocol,
                         spi,
@@ -534,10 +641,14 @@ impl Engine {
                 return;
             }
             let iv = qm.iv.clone();
-            return match qm.state {
-                QmState::I1Sent => self.qm_i_r1(serial, msgid, header, bytes, &keys, iv, digest),
-                QmState::R1Sent => self.qm_r_i2(serial, msgid, header, bytes, &keys, iv, digest),
-                s => self
+            return match qm.stage {
+                QmStage::IOffered { .. } => {
+                    self.qm_i_r1(serial, msgid, header, bytes, &keys, iv, digest)
+                }
+                QmStage::RAnswered(_) => {
+                    self.qm_r_i2(serial, msgid, header, bytes, &keys, iv, digest)
+                }
+                ref s => self
                     .ctx
                     .debug(format!("ignoring Quick Mode message in state {}", s.name())),
             };
@@ -615,7 +726,7 @@ impl Engine {
 pub(super) const OUTBOUND_SWITCH_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
 /// Our and the peer's selectors of a Quick Mode exchange.
 pub(super) fn qm_selectors(qm: &QuickMode, local: IpAddr, remote: IpAddr) -> (Selector, Selector) {
-    let (ours, theirs) = if qm.initiator {
+    let (ours, theirs) = if qm.initiator() {
         (&qm.idci, &qm.idcr)
     } else {
         (&qm.idcr, &qm.idci)

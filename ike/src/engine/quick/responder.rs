@@ -147,29 +147,33 @@ impl Engine {
             return;
         }
         let protocols: Vec<IpsecProtocol> = chosen.protocols.iter().map(|p| p.protocol).collect();
-        let responder_lifetime = chosen.responder_lifetime;
-        let mut qm = QuickMode::new(msgid, false, conn.name.clone(), QmState::R0Wait);
+        let accepted = Accepted {
+            offer: offer.clone(),
+            responder_lifetime: chosen.responder_lifetime,
+            chosen,
+            ni_b: ni,
+            ke_peer: ke.unwrap_or_default(),
+            ke_own: Vec::new(),
+            gqm: None,
+            spis: Vec::new(),
+            spis_wanted: protocols.len(),
+        };
+        let stage = QmStage::RPreparing(Box::new(accepted));
+        let mut qm = QuickMode::new(msgid, conn.name.clone(), (idci, idcr), stage);
         qm.iv = next_iv;
-        qm.ni_b = ni;
-        qm.ke_peer = ke.unwrap_or_default();
-        qm.group = chosen.pfs_group;
-        qm.offer = Some(offer.clone());
-        qm.chosen = Some(chosen);
-        qm.idci = idci;
-        qm.idcr = idcr;
-        qm.responder_lifetime = responder_lifetime;
         qm.last_received = digest;
         self.qm_begin(serial, qm, protocols, local, remote);
     }
 
     /// Responder: SPIs are known; do PFS if asked, then answer.
     pub(in crate::engine) fn qm_r1_prepare(&mut self, serial: IsakmpSerial, msgid: u32) {
-        let Some(qm) = self.quick.get(&(serial, msgid)) else {
+        let Some(QmStage::RPreparing(a)) = self.quick.get(&(serial, msgid)).map(|q| &q.stage)
+        else {
             return;
         };
-        match qm.group {
+        match a.chosen.pfs_group {
             Some(group) => {
-                let peer_public = qm.ke_peer.clone();
+                let peer_public = a.ke_peer.clone();
                 self.crypto(
                     CryptoRequest::DhKeygen { group },
                     CryptoPending::QmR1Keygen {
@@ -203,8 +207,10 @@ impl Engine {
                 )
             }
         };
-        if let Some(qm) = self.quick.get_mut(&(serial, msgid)) {
-            qm.ke_own = public;
+        if let Some(QmStage::RPreparing(a)) =
+            self.quick.get_mut(&(serial, msgid)).map(|q| &mut q.stage)
+        {
+            a.ke_own = public;
         }
         self.qm_pfs_derive(serial, msgid, group, private, peer_public, QmShared::R2Send);
     }
@@ -214,31 +220,31 @@ impl Engine {
             return;
         };
         let nr = self.ctx.random_bytes(NONCE_LEN);
-        let Some(qm) = self.quick.get_mut(&(serial, msgid)) else {
+        let Some(qm) = self.quick.get(&(serial, msgid)) else {
             return;
         };
-        let (Some(offer), Some(chosen)) = (&qm.offer, &qm.chosen) else {
+        let QmStage::RPreparing(a) = &qm.stage else {
             return;
         };
-        let spis = qm.spis.clone();
-        let reply = policy::phase2_reply_sa(offer, chosen, |proto| {
-            spis.iter()
+        let chosen = &a.chosen;
+        let reply = policy::phase2_reply_sa(&a.offer, chosen, |proto| {
+            a.spis
+                .iter()
                 .find(|(p, _)| *p == proto)
                 .map_or([0; 4], |(_, s)| s.to_be_bytes())
         });
         let Some(reply) = reply else {
             return self.qm_fail(serial, msgid, "cannot build the reply SA".into());
         };
-        qm.nr_b = nr.clone();
-        let mut rest = vec![Payload::Sa(reply), Payload::Nonce(nr)];
-        if !qm.ke_own.is_empty() {
-            rest.push(Payload::Ke(qm.ke_own.clone()));
+        let mut rest = vec![Payload::Sa(reply), Payload::Nonce(nr.clone())];
+        if !a.ke_own.is_empty() {
+            rest.push(Payload::Ke(a.ke_own.clone()));
         }
         if let (Some(a), Some(b)) = (&qm.idci, &qm.idcr) {
             rest.push(Payload::Id(a.clone()));
             rest.push(Payload::Id(b.clone()));
         }
-        if qm.responder_lifetime {
+        if a.responder_lifetime {
             // RFC 2407 4.6.3.1: tell the initiator the lifetime we hold it to.
             for cp in &chosen.protocols {
                 let data = lifetime_attributes(&chosen.lifetime);
@@ -251,13 +257,24 @@ impl Engine {
                 }));
             }
         }
-        let Ok((_, rest_bytes)) = chain(&rest) else {
-            return;
+        let rest_bytes = match chain(&rest) {
+            Ok((_, b)) => b,
+            Err(e) => return self.qm_fail(serial, msgid, format!("cannot build message 2: {e}")),
         };
-        let h = qm_hash2(keys.prf, &keys.skeyid_a, msgid, &qm.ni_b, &rest_bytes);
+        let h = qm_hash2(keys.prf, &keys.skeyid_a, msgid, &a.ni_b, &rest_bytes);
         let mut payloads = vec![Payload::Hash(h)];
         payloads.extend(rest);
-        qm.state = QmState::R1Sent;
+        // The exchange is settled: what message 1 offered is no longer needed.
+        self.qm_advance(serial, msgid, |stage| match stage {
+            QmStage::RPreparing(a) => Ok(QmStage::RAnswered(Box::new(Agreement {
+                chosen: a.chosen,
+                spis: a.spis,
+                ni_b: a.ni_b,
+                nr_b: nr,
+                gqm: a.gqm,
+            }))),
+            other => Err(other),
+        });
         // Retransmitted until HASH(3) arrives: a lost message 3 would otherwise leave us
         // without outbound SAs while the initiator believes all is done.
         self.qm_send(serial, msgid, &keys, payloads, true);
@@ -277,9 +294,9 @@ impl Engine {
         iv: Vec<u8>,
         digest: Vec<u8>,
     ) {
-        let (ni, nr) = match self.quick.get(&(serial, msgid)) {
-            Some(q) => (q.ni_b.clone(), q.nr_b.clone()),
-            None => return,
+        let (ni, nr) = match self.quick.get(&(serial, msgid)).map(|q| &q.stage) {
+            Some(QmStage::RAnswered(a)) => (a.ni_b.clone(), a.nr_b.clone()),
+            _ => return,
         };
         let want = qm_hash3(keys.prf, &keys.skeyid_a, msgid, &ni, &nr);
         let (pt, next_iv) = match open(bytes, keys.encr, &keys.enc_key, &iv) {
@@ -308,12 +325,15 @@ impl Engine {
                 "Quick Mode message 3 failed its HASH(3) check: dropped".into(),
             );
         }
-        let Some(qm) = self.quick.get_mut(&(serial, msgid)) else {
+        let done = self.qm_advance(serial, msgid, |stage| match stage {
+            QmStage::RAnswered(a) => Ok(QmStage::RDone(a)),
+            other => Err(other),
+        });
+        let Some(qm) = self.quick.get_mut(&(serial, msgid)).filter(|_| done) else {
             return;
         };
         qm.iv = next_iv;
         qm.last_received = digest;
-        qm.state = QmState::RDone;
         self.qm_install(serial, msgid, &[Direction::Outbound]);
         self.qm_established(serial, msgid);
     }
