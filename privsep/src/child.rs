@@ -41,24 +41,37 @@ pub fn main(opts: Options) -> i32 {
         return 1;
     };
     let mut ch = Channel::new(fd);
-    let (infos, n_helpers, mut fds) = match ch.recv_with_fds::<ToChild>() {
-        Ok((ToChild::Start { sockets, helpers }, fds))
-            if sockets.len().checked_add(helpers) == Some(fds.len()) =>
-        {
-            (sockets, helpers, fds)
+    let (mut infos, mut fds, mut helper_fds) = (Vec::new(), Vec::new(), Vec::new());
+    loop {
+        match ch.recv_with_fds::<ToChild>() {
+            Ok((
+                ToChild::Start {
+                    sockets,
+                    helpers,
+                    more,
+                },
+                mut these,
+            )) if sockets.len().checked_add(helpers) == Some(these.len()) => {
+                helper_fds.extend(these.split_off(sockets.len()));
+                infos.extend(sockets);
+                fds.extend(these);
+                if !more {
+                    break;
+                }
+            }
+            Ok((m, these)) => {
+                log::error(&format!(
+                    "child: expected the sockets first, got {m:?} with {} descriptors",
+                    these.len()
+                ));
+                return 1;
+            }
+            Err(e) => {
+                log::error(&format!("child: {e}"));
+                return 1;
+            }
         }
-        Ok((m, fds)) => {
-            log::error(&format!(
-                "child: expected the sockets first, got {m:?} with {} descriptors",
-                fds.len()
-            ));
-            return 1;
-        }
-        Err(e) => {
-            log::error(&format!("child: {e}"));
-            return 1;
-        }
-    };
+    }
     // Still single-threaded: the drop covers the whole process.
     match privdrop::drop_privileges(&DropConfig::default()) {
         Ok(c) => log::debug(
@@ -88,8 +101,6 @@ pub fn main(opts: Options) -> i32 {
         log::error(&format!("child: seccomp: {e}"));
         return 1;
     }
-    let helper_fds = fds.split_off(infos.len());
-    debug_assert_eq!(helper_fds.len(), n_helpers);
     rt.block_on(run(opts, ch, infos, fds, helper_fds))
 }
 

@@ -48,11 +48,13 @@ pub enum ReportKind {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ToChild {
-    /// First message: the sockets, then `helpers` helper channels; the descriptors are
-    /// attached in that order (sockets first).
+    /// First messages: the sockets, then the helper channels, their descriptors attached
+    /// in that order (sockets first), at most `ipc::MAX_FDS` to a message: a gateway with
+    /// many addresses has more sockets than one frame carries. `more`: another follows.
     Start {
         sockets: Vec<SocketInfo>,
         helpers: usize,
+        more: bool,
     },
     /// A replacement helper channel (descriptor attached), answering `NewHelper`.
     Helper,

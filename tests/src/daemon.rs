@@ -161,6 +161,19 @@ impl Daemon {
         status
     }
 
+    /// The state report (SIGUSR1), once written whole.
+    pub fn report(&self) -> String {
+        let path = self.dir.join("isakmpd.report");
+        let _ = std::fs::remove_file(&path);
+        self.signal("USR1");
+        let mut text = String::new();
+        crate::wait_until(std::time::Duration::from_secs(10), || {
+            text = std::fs::read_to_string(&path).unwrap_or_default();
+            text.contains("Pending timers:")
+        });
+        text
+    }
+
     pub fn signal(&self, sig: &str) {
         let _ = Command::new("kill")
             .args([&format!("-{sig}"), &self.pid().to_string()])

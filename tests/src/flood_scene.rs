@@ -2,7 +2,6 @@
 //! Main Mode from any address (a `Default` peer) and Aggressive Mode by identity from any
 //! address, with east and north as its honest peers, and what the flood offers.
 
-use crate::daemon::Daemon;
 use crate::pair::*;
 use crate::procfs;
 use ike::crypto::{EncrAlg, Group, HashAlg};
@@ -10,7 +9,6 @@ use ike::policy::{
     phase1_sa, AuthMethod, Credentials, DpdAction, LifetimeRange, Peer, Phase1Mode, Phase1Transform,
 };
 use std::net::SocketAddr;
-use std::time::Duration;
 
 pub const PSK: &str = "flood-test-secret";
 pub const NORTH_ADDR: &str = "192.0.2.3";
@@ -142,17 +140,4 @@ pub fn memory_kib(parent: u32) -> (u64, u64) {
     let rss = pids.iter().map(|p| kib(*p, "VmRSS:")).sum();
     let hwm = pids.iter().map(|p| kib(*p, "VmHWM:")).max().unwrap_or(0);
     (rss, hwm)
-}
-
-/// West's state report (SIGUSR1), once written whole.
-pub fn report(d: &Daemon) -> String {
-    let path = d.dir.join("isakmpd.report");
-    let _ = std::fs::remove_file(&path);
-    d.signal("USR1");
-    let mut text = String::new();
-    crate::wait_until(Duration::from_secs(10), || {
-        text = std::fs::read_to_string(&path).unwrap_or_default();
-        text.contains("Pending timers:")
-    });
-    text
 }

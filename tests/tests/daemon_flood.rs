@@ -84,7 +84,7 @@ fn a_spoofed_flood_costs_no_tunnel_no_new_peer_and_bounded_memory() {
             &east_if,
         ])
         .expect("north's address");
-    let before = held_with_east(&report(&west));
+    let before = held_with_east(&west.report());
     assert_eq!(before.len(), 2, "{before:?}");
     let (rss_before, _) = memory_kib(west.pid());
 
@@ -158,7 +158,7 @@ fn a_spoofed_flood_costs_no_tunnel_no_new_peer_and_bounded_memory() {
     let (sent_total, send_errors, burst_time, flood_time) = generator.join().expect("generator");
     let answers = counter.join().expect("counter");
     let (rss_after, hwm_after) = memory_kib(west.pid());
-    let after_report = report(&west);
+    let after_report = west.report();
     let counters = after_report
         .lines()
         .find(|l| l.contains("half-open responder exchanges"))

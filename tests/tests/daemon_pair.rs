@@ -387,3 +387,43 @@ fn helper_replaced() {
         pair.logs()
     );
 }
+
+/// A gateway with more addresses than one message to the child carries descriptors (two
+/// sockets per address, at most 16 descriptors a frame) starts, listens on every address
+/// and answers: the sockets go to the child in several messages.
+#[test]
+fn a_gateway_with_many_addresses_starts_and_listens_on_each() {
+    e2e::require_env!();
+    let ns = e2e::netns::Netns::new("many").expect("netns");
+    const EXTRA: usize = 30;
+    for i in 0..EXTRA {
+        ns.exec(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("10.77.0.{}/32", i + 1),
+            "dev",
+            "lo",
+        ])
+        .expect("address");
+    }
+    let conf = example_conf("west").expect("example");
+    let d = Daemon::start(&ns, "many", &conf, ARGS).expect("start");
+    // 127.0.0.1, ::1 and the 30 addresses, on 500 and 4500 each.
+    let want = 2 * (EXTRA + 2);
+    assert!(
+        d.wait_log("listening on", want, Duration::from_secs(20)),
+        "{}",
+        d.log_text()
+    );
+    assert!(d.report().contains("Pending timers:"), "{}", d.log_text());
+    assert_eq!(d.log_count("cannot start child"), 0, "{}", d.log_text());
+    for i in [1, EXTRA] {
+        assert_eq!(
+            d.log_count(&format!("listening on 10.77.0.{i}:500")),
+            1,
+            "{}",
+            d.log_text()
+        );
+    }
+}

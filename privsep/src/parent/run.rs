@@ -74,15 +74,29 @@ async fn start_child(
     drop(theirs);
     // The child never passes a descriptor up: one that arrives breaks the channel.
     let channel = AsyncChannel::with_limits(ours, ipc::DEFAULT_MAX_FRAME, 0)?;
-    let infos: Vec<SocketInfo> = sockets.iter().map(|b| b.info.clone()).collect();
-    let mut fds: Vec<BorrowedFd<'_>> = sockets.iter().map(|b| b.socket.as_fd()).collect();
-    fds.extend(helper_fds.iter().map(|f| f.as_fd()));
-    let start = ToChild::Start {
-        sockets: infos,
-        helpers: n,
-    };
+    // Sockets first, then helpers, in frames of at most MAX_FDS descriptors.
+    let mut fds: Vec<(Option<SocketInfo>, BorrowedFd<'_>)> = sockets
+        .iter()
+        .map(|b| (Some(b.info.clone()), b.socket.as_fd()))
+        .collect();
+    fds.extend(helper_fds.iter().map(|f| (None, f.as_fd())));
     let io = |e: IpcError| std::io::Error::other(e.to_string());
-    channel.send_with_fds(&start, &fds).await.map_err(io)?;
+    let frames: Vec<_> = fds.chunks(ipc::MAX_FDS).collect();
+    // No sockets and no helpers still makes one (empty) frame: the child waits for it.
+    let frames = if frames.is_empty() {
+        vec![&[][..]]
+    } else {
+        frames
+    };
+    for (i, frame) in frames.iter().enumerate() {
+        let start = ToChild::Start {
+            sockets: frame.iter().filter_map(|(s, _)| s.clone()).collect(),
+            helpers: frame.iter().filter(|(s, _)| s.is_none()).count(),
+            more: i + 1 < frames.len(),
+        };
+        let these: Vec<BorrowedFd<'_>> = frame.iter().map(|(_, fd)| *fd).collect();
+        channel.send_with_fds(&start, &these).await.map_err(io)?;
+    }
     if n == 0 {
         channel
             .send(&ToChild::Secrets(loaded.secrets.clone()))

@@ -164,7 +164,7 @@ fn run_rate(label: &str, rate: Option<u64>, tries: usize) -> Result<(), String> 
     let real_rate = (sent.load(Ordering::Relaxed) - sent0) as f64 / secs;
     stop.store(true, Ordering::Relaxed);
     let _ = gen.join();
-    let rep = report(&t.west);
+    let rep = t.west.report();
     let counters = rep
         .lines()
         .find(|l| l.contains("half-open responder exchanges"))
@@ -196,7 +196,7 @@ fn run_memory(n: u64) -> Result<(), String> {
     let _ = gen.join();
     std::thread::sleep(Duration::from_millis(500));
     let (rss1, _) = memory_kib(t.west.pid());
-    let rep = report(&t.west);
+    let rep = t.west.report();
     let line = rep
         .lines()
         .find(|l| l.contains("half-open responder exchanges: "))
