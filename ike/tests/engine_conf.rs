@@ -395,8 +395,9 @@ fn on_demand_connections_are_trapped_and_acquire_brings_them_up() {
     let trap = sim
         .a
         .kernel
-        .policies
-        .get("net-to-net")
+        .policies_of("net-to-net")
+        .first()
+        .cloned()
         .cloned()
         .unwrap_or_else(|| panic!("no trap policy: {:?}", sim.a.logs));
     assert_eq!(trap.local.address, "10.1.0.0".parse::<IpAddr>().unwrap());
@@ -435,7 +436,7 @@ fn on_demand_connections_are_trapped_and_acquire_brings_them_up() {
         "{:?}",
         sim.a.logs
     );
-    assert!(sim.a.kernel.policies.contains_key("net-to-net"));
+    assert!(sim.a.kernel.has_policy("net-to-net"));
 
     // The next packet brings it back.
     let now = sim.now;
@@ -458,7 +459,7 @@ fn on_demand_connections_are_trapped_and_acquire_brings_them_up() {
     let policy = Policy::from_conf(&redact_secrets(&started)).expect("policy");
     sim.a.engine.set_policy(policy);
     sim.advance(Duration::from_millis(10));
-    assert!(sim.a.kernel.policies.contains_key("net-to-net"));
+    assert!(sim.a.kernel.has_policy("net-to-net"));
     assert!(sas_pair_up(&sim.a, &sim.b).is_ok());
     // Removed by a reload: SAs and policies go.
     let other = conf("192.0.2.1", "192.0.2.9", SUBNET_A, SUBNET_B, suites);

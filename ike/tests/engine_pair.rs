@@ -38,7 +38,7 @@ fn negotiate(sim: &mut Sim) -> Result<(), String> {
     if n == 0 || m == 0 {
         return Err(format!("no outbound SAs (A {n}, B {m})"));
     }
-    if !sim.a.kernel.policies.contains_key(CONN) || !sim.b.kernel.policies.contains_key(CONN) {
+    if !sim.a.kernel.has_policy(CONN) || !sim.b.kernel.has_policy(CONN) {
         return Err("policies missing".into());
     }
     Ok(())

@@ -13,6 +13,7 @@ pub mod netns;
 pub mod pair;
 pub mod ping;
 pub mod procfs;
+pub mod road;
 pub mod vm;
 pub mod xfrm;
 

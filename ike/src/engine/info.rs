@@ -450,6 +450,7 @@ impl Engine {
             return;
         };
         let peer = p1.peer.clone();
+        let remote = p1.remote.ip();
         let action = self
             .peer_by_name(&peer)
             .map_or(DpdAction::Clear, |p| p.dpd_action);
@@ -458,27 +459,24 @@ impl Engine {
             format!("peer {peer} is dead (no answer to DPD): {action:?}"),
         );
         self.ctx.event(Event::PeerDead { peer: peer.clone() });
-        let wanted: Vec<_> = self
-            .ipsec
-            .values()
-            .filter(|s| s.peer == peer)
-            .map(|s| s.connection.clone())
-            .collect();
-        let sas: Vec<_> = self
-            .ipsec
-            .values()
-            .filter(|s| s.peer == peer)
-            .map(|s| s.serial)
-            .collect();
-        for s in sas {
-            self.remove_ipsec_sa(s, false, "peer dead");
-        }
+        // What died is the peer at this address: under a peer section road warriors
+        // share, the others are alive and keep their SAs.
         let p1s: Vec<_> = self
             .phase1
             .values()
-            .filter(|p| p.peer == peer)
+            .filter(|p| p.peer == peer && p.remote.ip() == remote)
             .map(|p| p.serial)
             .collect();
+        let dead: Vec<_> = self
+            .ipsec
+            .values()
+            .filter(|s| p1s.contains(&s.p1) || (s.peer == peer && s.remote == remote))
+            .map(|s| (s.serial, s.tunnel()))
+            .collect();
+        let wanted: Vec<_> = dead.iter().map(|(_, t)| t.connection.clone()).collect();
+        for (s, _) in &dead {
+            self.remove_ipsec_sa(*s, false, "peer dead");
+        }
         for s in p1s {
             self.delete_phase1(s, false, "peer dead");
         }
@@ -492,15 +490,14 @@ impl Engine {
                 }
             }
             DpdAction::Clear => {
-                // Without SAs the policies would drop the traffic: remove them as well.
-                let conns: Vec<_> = self
-                    .policies
-                    .keys()
-                    .filter(|c| wanted.contains(c))
-                    .cloned()
-                    .collect();
-                for c in conns {
-                    self.remove_policy(&c);
+                // Without SAs the policies would drop the traffic: remove them as well (a
+                // trapped connection's trap too).
+                for (_, tunnel) in &dead {
+                    if self.traps.contains(&tunnel.connection) {
+                        self.remove_policies(&tunnel.connection);
+                    } else {
+                        self.remove_tunnel_policy(tunnel);
+                    }
                 }
             }
             // Policies stay, so traffic is held (dropped) until an ACQUIRE brings it back.

@@ -68,8 +68,8 @@ pub struct Engine {
     ipsec: BTreeMap<IpsecSerial, IpsecSa>,
     /// xfrm reqid per connection, stable across rekeys so new SAs bind to the same policies.
     reqids: BTreeMap<ConnectionName, u32>,
-    /// Connections whose kernel policies are installed.
-    policies: BTreeMap<ConnectionName, PolicySpec>,
+    /// The kernel policies installed, per tunnel (a road-warrior connection has several).
+    policies: BTreeMap<sa::TunnelId, PolicySpec>,
     /// On-demand connections whose policies are in the kernel before any SA (see
     /// `install_traps`); their policies outlive their SAs.
     traps: BTreeSet<ConnectionName>,
@@ -140,7 +140,7 @@ impl Engine {
                 .map(|s| s.connection.clone())
                 .unwrap_or_default();
             self.remove_ipsec_sa(serial, true, "connection changed or removed by reload");
-            self.remove_policy(&name);
+            self.remove_policies(&name);
         }
         // Traps of connections that are gone or changed go; a trapped connection now
         // started at boot keeps its policies while it has SAs, as any started connection.
@@ -165,10 +165,10 @@ impl Engine {
                 {
                     self.traps.remove(&name);
                     if !self.ipsec.values().any(|sa| sa.connection == name) {
-                        self.remove_policy(&name);
+                        self.remove_policies(&name);
                     }
                 }
-                _ => self.remove_policy(&name),
+                _ => self.remove_policies(&name),
             }
         }
         if !self.ctx.cfg.passive {

@@ -13,6 +13,26 @@ use crate::policy::{EncapMode, IpsecProtocol};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+/// One tunnel of a connection: the connection and the pair of selectors its SAs carry.
+/// A connection many road warriors share has one per client; each has its own SAs, its
+/// own policies and its own updown runs, and a new SA replaces only its own tunnel's.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct TunnelId {
+    pub connection: ConnectionName,
+    pub local: Selector,
+    pub remote: Selector,
+}
+
+impl TunnelId {
+    pub fn of_policy(p: &PolicySpec) -> TunnelId {
+        TunnelId {
+            connection: p.connection.clone(),
+            local: p.local.clone(),
+            remote: p.remote.clone(),
+        }
+    }
+}
+
 /// One negotiated IPsec SA bundle (both directions of each protocol).
 pub(super) struct IpsecSa {
     pub serial: IpsecSerial,
@@ -34,9 +54,19 @@ pub(super) struct IpsecSa {
     pub established: Instant,
     pub expires: Instant,
     pub initiator: bool,
-    /// A newer SA for the same connection is up; this one only waits to expire.
+    /// A newer SA for the same tunnel is up; this one only waits to expire.
     pub replaced: bool,
     pub summary: String,
+}
+
+impl IpsecSa {
+    pub fn tunnel(&self) -> TunnelId {
+        TunnelId {
+            connection: self.connection.clone(),
+            local: self.local_sel.clone(),
+            remote: self.remote_sel.clone(),
+        }
+    }
 }
 
 /// A read-only view of an IPsec SA, for reports and tests.
@@ -128,14 +158,16 @@ impl Engine {
             (qm.idcr.clone(), qm.idci.clone())
         };
         let sa_serial = self.ctx.ipsec_serial();
-        let first = !self.ipsec.values().any(|s| s.connection == connection);
-        // Older bundles of this connection are superseded; they expire on their own so
-        // that packets in flight under them are still accepted (no gap).
-        for old in self
-            .ipsec
-            .values_mut()
-            .filter(|s| s.connection == connection)
-        {
+        let tunnel = TunnelId {
+            connection: connection.clone(),
+            local: local_sel.clone(),
+            remote: remote_sel.clone(),
+        };
+        let first = !self.ipsec.values().any(|s| s.tunnel() == tunnel);
+        // Older bundles of this tunnel are superseded; they expire on their own so that
+        // packets in flight under them are still accepted (no gap). Other tunnels of the
+        // connection (other road warriors) are not touched.
+        for old in self.ipsec.values_mut().filter(|s| s.tunnel() == tunnel) {
             old.replaced = true;
         }
         self.ipsec.insert(
@@ -169,7 +201,7 @@ impl Engine {
                 Timer::SaRekey { serial: sa_serial },
             );
         }
-        if !self.policies.contains_key(&connection) {
+        if !self.policies.contains_key(&tunnel) {
             let spec = PolicySpec {
                 connection: connection.clone(),
                 local: local_sel.clone(),
@@ -180,7 +212,7 @@ impl Engine {
                 protocols: spis.iter().map(|(p, _, _)| *p).collect(),
                 reqid: self.reqid(&connection),
             };
-            self.policies.insert(connection.clone(), spec.clone());
+            self.policies.insert(tunnel, spec.clone());
             self.ctx.kernel(KernelRequest::AddPolicy(spec));
         }
         self.ctx.log(
@@ -240,7 +272,7 @@ impl Engine {
             return;
         };
         if notify && !self.ctx.cfg.passive {
-            if let Some(p1) = self.established_p1(&sa.peer) {
+            if let Some(p1) = self.p1_of(&sa) {
                 for (protocol, spi_in, _) in &sa.spis {
                     let d = Payload::Delete(DeletePayload {
                         doi: DOI_IPSEC,
@@ -273,7 +305,8 @@ impl Engine {
             LogLevel::Info,
             format!("phase 2 for {} deleted: {reason}", sa.connection),
         );
-        let others = self.ipsec.values().any(|s| s.connection == sa.connection);
+        let tunnel = sa.tunnel();
+        let others = self.ipsec.values().any(|s| s.tunnel() == tunnel);
         self.ctx.event(Event::Phase2Down {
             connection: sa.connection.clone(),
             spis: sa.spis.clone(),
@@ -284,18 +317,54 @@ impl Engine {
             remote: sa.remote_sel.clone(),
             last: !others,
         });
-        // The last SA of a connection deleted by the peer or the operator takes its
-        // policies with it; expiry of a replaced SA does not.
+        // The last SA of a tunnel deleted by the peer or the operator takes its policies
+        // with it; expiry of a replaced SA does not.
         if !others && reason != "lifetime expired" && !self.traps.contains(&sa.connection) {
-            self.remove_policy(&sa.connection);
+            self.remove_tunnel_policy(&tunnel);
         }
     }
 
-    pub(super) fn remove_policy(&mut self, connection: &str) {
+    /// The established ISAKMP SA to tell about IPsec SA `sa`: the one it was negotiated
+    /// under, or a newer one with the same peer at the same address (never another road
+    /// warrior's under a shared peer section).
+    fn p1_of(&self, sa: &IpsecSa) -> Option<IsakmpSerial> {
+        if self.phase1.get(&sa.p1).is_some_and(|p| p.is_established()) {
+            return Some(sa.p1);
+        }
+        self.phase1
+            .values()
+            .filter(|p| p.peer == sa.peer && p.remote.ip() == sa.remote && p.is_established())
+            .max_by_key(|p| (p.established().map(|e| e.at), p.serial))
+            .map(|p| p.serial)
+    }
+
+    /// Remove every policy of `connection` (all its tunnels), and its trap.
+    pub(super) fn remove_policies(&mut self, connection: &str) {
         self.traps.remove(connection);
-        if let Some(spec) = self.policies.remove(connection) {
+        let tunnels: Vec<TunnelId> = self
+            .policies
+            .keys()
+            .filter(|t| t.connection == connection)
+            .cloned()
+            .collect();
+        for t in tunnels {
+            self.remove_tunnel_policy(&t);
+        }
+    }
+
+    /// Remove the policies of one tunnel.
+    pub(super) fn remove_tunnel_policy(&mut self, tunnel: &TunnelId) {
+        if let Some(spec) = self.policies.remove(tunnel) {
             self.ctx.kernel(KernelRequest::DeletePolicy(spec));
         }
+    }
+
+    /// The connections that have policies in the kernel, each once.
+    fn connections_with_policies(&self) -> Vec<ConnectionName> {
+        let mut conns: Vec<ConnectionName> =
+            self.policies.keys().map(|t| t.connection.clone()).collect();
+        conns.dedup();
+        conns
     }
 
     /// On-demand connections (configured, not in `[Phase 2] Connections`) get their
@@ -311,7 +380,7 @@ impl Engine {
             .policy
             .connections
             .iter()
-            .filter(|c| !c.active && !self.policies.contains_key(&c.name))
+            .filter(|c| !c.active && !self.policies.keys().any(|t| t.connection == c.name))
             .filter_map(|c| {
                 let peer = self
                     .ctx
@@ -359,8 +428,9 @@ impl Engine {
             self.ctx.debug(format!(
                 "on demand: policies for {connection} before any SA"
             ));
-            self.traps.insert(connection.clone());
-            self.policies.insert(connection, spec.clone());
+            self.traps.insert(connection);
+            self.policies
+                .insert(TunnelId::of_policy(&spec), spec.clone());
             self.ctx.kernel(KernelRequest::AddPolicy(spec));
         }
     }
@@ -498,7 +568,7 @@ impl Engine {
             for s in sas {
                 self.remove_ipsec_sa(s, true, "teardown by operator");
             }
-            self.remove_policy(name);
+            self.remove_policies(name);
             return Ok(());
         }
         let p1s: Vec<_> = self
@@ -555,9 +625,8 @@ impl Engine {
         for s in sas {
             self.remove_ipsec_sa(s, true, "teardown by operator");
         }
-        let conns: Vec<ConnectionName> = self.policies.keys().cloned().collect();
-        for c in conns {
-            self.remove_policy(&c);
+        for c in self.connections_with_policies() {
+            self.remove_policies(&c);
         }
     }
 
@@ -568,9 +637,8 @@ impl Engine {
         for s in sas {
             self.remove_ipsec_sa(s, true, "shutdown");
         }
-        let conns: Vec<ConnectionName> = self.policies.keys().cloned().collect();
-        for c in conns {
-            self.remove_policy(&c);
+        for c in self.connections_with_policies() {
+            self.remove_policies(&c);
         }
         let p1s: Vec<_> = self.phase1.keys().copied().collect();
         for s in p1s {

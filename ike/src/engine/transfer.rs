@@ -141,7 +141,13 @@ impl Engine {
         let policies = self
             .policies
             .values()
-            .filter(|p| ipsec.iter().any(|s| s.connection == p.connection))
+            .filter(|p| {
+                ipsec.iter().any(|s| {
+                    s.connection == p.connection
+                        && s.local_sel == p.local
+                        && s.remote_sel == p.remote
+                })
+            })
             .cloned()
             .collect();
         Ok(IsakmpSaState {
@@ -275,7 +281,8 @@ impl Engine {
             self.reqids
                 .entry(policy.connection.clone())
                 .or_insert(policy.reqid);
-            self.policies.insert(policy.connection.clone(), policy);
+            self.policies
+                .insert(super::sa::TunnelId::of_policy(&policy), policy);
         }
         let count = state.ipsec.len();
         for sa in state.ipsec {

@@ -8,7 +8,7 @@ pub mod setup;
 use ike::crypto::{serve, CryptoResult, SecretStore};
 use ike::engine::{
     Direction, Engine, EngineConfig, Event, KernelEvent, KernelRequest, LogLevel, Output,
-    PolicySpec, SaSpec, SeededRng, Timers,
+    PolicySpec, SaSpec, SeededRng, Selector, Timers,
 };
 use ike::policy::{IpsecProtocol, Policy};
 use openssl::pkey::{PKey, Private};
@@ -38,12 +38,27 @@ pub struct FakeKernel {
     pub next_spi: u32,
     /// Keyed as the kernel keys them: destination, protocol, SPI.
     pub sas: BTreeMap<(IpAddr, u8, u32), SaSpec>,
-    pub policies: HashMap<ike::policy::ConnectionName, PolicySpec>,
+    /// Keyed as XFRM keys them: by their selectors.
+    pub policies: BTreeMap<(Selector, Selector), PolicySpec>,
     pub deleted: usize,
     /// Keep inbound SAs' confirmations back (as a slow kernel would) until
     /// [`Sim::confirm_held`]; the SAs are in `sas` meanwhile.
     pub hold_inbound: bool,
     pub held: Vec<ike::engine::RequestId>,
+}
+
+impl FakeKernel {
+    /// The policies of `connection`, one per tunnel.
+    pub fn policies_of(&self, connection: &str) -> Vec<&PolicySpec> {
+        self.policies
+            .values()
+            .filter(|p| p.connection == connection)
+            .collect()
+    }
+
+    pub fn has_policy(&self, connection: &str) -> bool {
+        !self.policies_of(connection).is_empty()
+    }
 }
 
 /// Helper answers kept for a second run: Diffie-Hellman keys are random, so a run repeats
@@ -334,10 +349,14 @@ impl Sim {
                         }
                     }
                     KernelRequest::AddPolicy(p) => {
-                        node.kernel.policies.insert(p.connection.clone(), p);
+                        node.kernel
+                            .policies
+                            .insert((p.local.clone(), p.remote.clone()), p);
                     }
                     KernelRequest::DeletePolicy(p) => {
-                        node.kernel.policies.remove(&p.connection);
+                        node.kernel
+                            .policies
+                            .remove(&(p.local.clone(), p.remote.clone()));
                     }
                 },
                 Output::Event(Event::Log { level, message }) => {
