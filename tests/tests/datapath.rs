@@ -421,6 +421,40 @@ fn esp_through_masquerading_nat_over_4500() {
     g.stop_and_check_clean();
 }
 
+/// Three road warriors under the office's one passive connection: each client's own
+/// host pings the office network through its own tunnel, and the office holds one set of
+/// policies per client.
+#[test]
+fn esp_road_warriors_each_ping_through_their_own_tunnel() {
+    e2e::require_esp!();
+    use e2e::road::{client_host, Road};
+    const N: usize = 3;
+    let road = Road::start("dpr", N, None, ARGS, ARGS).expect("start");
+    road.wait_up(UP).unwrap_or_else(|e| panic!("{e}"));
+    for i in 0..N {
+        let (ns, host) = (&road.net.clients[i].name, client_host(i));
+        let start = Instant::now();
+        while ping(ns, &host, "10.2.0.1", 1, Duration::from_secs(1)).1 != 1 {
+            assert!(
+                start.elapsed() < UP,
+                "client {i}: no answer from {host}\n{}",
+                road.logs()
+            );
+        }
+        let (sent, got) = ping(ns, &host, "10.2.0.1", 5, Duration::from_millis(200));
+        assert_eq!((sent, got), (5, 5), "client {i}\n{}", road.logs());
+    }
+    let policy = xfrm::show(&road.net.office, "policy");
+    for i in 0..N {
+        let head = format!("src 10.2.0.0/16 dst {}/32", client_host(i));
+        assert!(policy.contains(&head), "no {head:?} in:\n{policy}");
+    }
+    // Every client's traffic went over ESP: at least 6 packets each way per client.
+    let esp = esp_packets(&road.net.office);
+    assert!(esp >= (N as u64) * 12, "office ESP counters {esp}\n{policy}");
+    println!("{N} road warriors: 6/6 pings each, the office's ESP SAs counted {esp} packets");
+}
+
 /// Boots one guest for all the `esp_` scenarios when the host kernel has no ESP.
 #[test]
 fn guest_runs_the_esp_scenarios() {
