@@ -29,6 +29,9 @@ pub struct ChildConfig {
     /// `CA-directory`, `CRL-directory` and `Cert-directory`, as DER.
     #[serde(default)]
     pub x509: Material,
+    /// `-T`: no NAT traversal with any peer, whatever the configuration says.
+    #[serde(default)]
+    pub no_natt: bool,
 }
 
 /// The configuration as the parent holds it (Debug comes from the helpers' `Secrets`,
@@ -171,6 +174,7 @@ pub fn split(conf: Conf, path: &Path) -> Result<Loaded, ConfigError> {
         public_keys,
         local_addresses: Vec::new(),
         x509,
+        no_natt: false,
     };
     let secrets = Secrets {
         psks: secrets(&conf),

@@ -85,6 +85,13 @@ pub fn policy(cfg: &ChildConfig) -> Result<Policy, ChildConfigError> {
         }
     }
     policy.x509 = cfg.x509.clone();
+    // -T: without a NAT-T socket a float would go nowhere, so NAT traversal is off with
+    // every peer (no vendor IDs, no NAT-D, no float).
+    if cfg.no_natt {
+        for peer in &mut policy.peers {
+            peer.nat_t = false;
+        }
+    }
     Ok(policy)
 }
 
@@ -239,6 +246,7 @@ mod tests {
             public_keys: Vec::new(),
             local_addresses: Vec::new(),
             x509: Default::default(),
+            no_natt: false,
         };
         let e = policy(&cfg).expect_err("refused");
         assert!(matches!(e, ChildConfigError::Parse(_)), "{e:?}");

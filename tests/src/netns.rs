@@ -74,6 +74,40 @@ impl Netns {
 }
 
 impl Netns {
+    /// Source NAT (masquerade) of everything leaving by `wan`: nftables where it is, else
+    /// iptables.
+    pub fn masquerade(&self, wan: &str) {
+        let nft = self
+            .exec(&["nft", "add", "table", "ip", "fznat"])
+            .and_then(|_| {
+                self.exec(&[
+                    "nft",
+                    "add chain ip fznat post { type nat hook postrouting priority 100 ; }",
+                ])
+            })
+            .and_then(|_| {
+                self.exec(&[
+                    "nft",
+                    &format!("add rule ip fznat post oifname \"{wan}\" masquerade"),
+                ])
+            });
+        if let Err(e) = nft {
+            eprintln!("nft masquerade failed ({e}); trying iptables");
+            self.exec(&[
+                "iptables",
+                "-t",
+                "nat",
+                "-A",
+                "POSTROUTING",
+                "-o",
+                wan,
+                "-j",
+                "MASQUERADE",
+            ])
+            .expect("masquerade with iptables");
+        }
+    }
+
     /// Runs `f` on a thread of its own inside the namespace (setns(2) moves only the
     /// calling thread) and returns its value: a socket made there stays in the namespace.
     pub fn within<T: Send + 'static>(

@@ -50,7 +50,11 @@ pub fn office_conf(updown: Option<&Path>) -> String {
 
 /// Client `i`'s isakmpd.conf: its own host to the office network.
 pub fn client_conf(i: usize) -> String {
-    let (me, office, host) = (client_addr(i), office_addr(i), client_host(i));
+    client_conf_at(&client_addr(i), &office_addr(i), &client_host(i))
+}
+
+/// A client's isakmpd.conf: from `me` to the office at `office`, for its own `host`.
+pub fn client_conf_at(me: &str, office: &str, host: &str) -> String {
     format!(
         "[General]\nRetransmits=\t5\nExchange-max-time=\t60\n\n\
          [Phase 1]\n{office}=\toffice-gw\n\n\

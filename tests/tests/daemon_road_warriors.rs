@@ -105,3 +105,65 @@ fn updown_runs_once_for_each_road_warrior() {
     assert_eq!(ups(&text), CLIENTS, "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `-T` on a road warrior behind a masquerading NAT: it announces no NAT traversal, so
+/// neither side floats to port 4500 (for which `-T` binds no socket) and the tunnel comes
+/// up on port 500. Before, the vendor IDs still went out and the exchange floated to a
+/// port with no socket and stalled.
+#[test]
+fn minus_t_behind_a_nat_stays_on_port_500_and_comes_up() {
+    e2e::require_env!();
+    use e2e::daemon::Daemon;
+    use e2e::netns::Netns;
+    let client = Netns::new("rwtc").expect("netns");
+    let router = Netns::new("rwtr").expect("netns");
+    let office = Netns::new("rwto").expect("netns");
+    Netns::link_named(
+        &client,
+        "lan0",
+        "192.168.7.2/24",
+        &router,
+        "lan0",
+        "192.168.7.1/24",
+    )
+    .expect("link");
+    Netns::link_named(
+        &router,
+        "wan0",
+        "198.51.100.1/30",
+        &office,
+        "wan0",
+        "198.51.100.2/30",
+    )
+    .expect("link");
+    client
+        .exec(&["ip", "route", "add", "default", "via", "192.168.7.1"])
+        .expect("route");
+    router
+        .exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"])
+        .expect("forwarding");
+    router.masquerade("wan0");
+    let o = Daemon::start(
+        &office,
+        "rwto",
+        &office_conf(None),
+        &["-n", "-v", "-j", "1"],
+    )
+    .expect("office");
+    let conf = client_conf_at("192.168.7.2", "198.51.100.2", "10.1.0.1");
+    let c = Daemon::start(&client, "rwtc", &conf, &["-T", "-n", "-v", "-j", "1"]).expect("client");
+    let logs = || {
+        format!(
+            "--- client:\n{}\n--- office:\n{}",
+            c.log_text(),
+            o.log_text()
+        )
+    };
+    let up = e2e::wait_until(Duration::from_secs(30), || {
+        c.log_count("phase 2 established") >= 1 && o.log_count("phase 2 established") >= 1
+    });
+    assert!(up, "not up through the NAT with -T\n{}", logs());
+    assert_eq!(c.log_count("(NAT-T)"), 0, "{}", logs());
+    assert_eq!(c.log_count("no socket to send"), 0, "{}", logs());
+    assert_eq!(o.log_count("NAT detected"), 0, "{}", logs());
+}

@@ -119,7 +119,7 @@ fn net(tag: &str, nat: bool) -> Net {
             .expect("east default route");
         r.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"])
             .expect("forwarding");
-        masquerade(&r, "wan0");
+        r.masquerade("wan0");
         ("192.168.1.2", "192.0.2.3", Some(r))
     } else {
         Netns::link(&east, "192.0.2.1/24", &west, "192.0.2.2/24").expect("link");
@@ -175,39 +175,6 @@ fn net(tag: &str, nat: bool) -> Net {
         east_addr,
         east_seen_as,
         west_addr: "192.0.2.2",
-    }
-}
-
-/// Source NAT on `wan` in `ns`: nftables where it is, else iptables.
-fn masquerade(ns: &Netns, wan: &str) {
-    let nft = ns
-        .exec(&["nft", "add", "table", "ip", "fznat"])
-        .and_then(|_| {
-            ns.exec(&[
-                "nft",
-                "add chain ip fznat post { type nat hook postrouting priority 100 ; }",
-            ])
-        })
-        .and_then(|_| {
-            ns.exec(&[
-                "nft",
-                &format!("add rule ip fznat post oifname \"{wan}\" masquerade"),
-            ])
-        });
-    if let Err(e) = nft {
-        eprintln!("nft masquerade failed ({e}); trying iptables");
-        ns.exec(&[
-            "iptables",
-            "-t",
-            "nat",
-            "-A",
-            "POSTROUTING",
-            "-o",
-            wan,
-            "-j",
-            "MASQUERADE",
-        ])
-        .expect("masquerade with iptables");
     }
 }
 
@@ -451,7 +418,10 @@ fn esp_road_warriors_each_ping_through_their_own_tunnel() {
     }
     // Every client's traffic went over ESP: at least 6 packets each way per client.
     let esp = esp_packets(&road.net.office);
-    assert!(esp >= (N as u64) * 12, "office ESP counters {esp}\n{policy}");
+    assert!(
+        esp >= (N as u64) * 12,
+        "office ESP counters {esp}\n{policy}"
+    );
     println!("{N} road warriors: 6/6 pings each, the office's ESP SAs counted {esp} packets");
 }
 

@@ -155,6 +155,7 @@ pub fn main(opts: Options, args: Vec<String>) -> i32 {
         loaded.policy.general.listen_on.clone()
     };
     loaded.child.local_addresses = addresses.clone();
+    loaded.child.no_natt = opts.no_natt;
     let sockets = match bind_addresses(&opts, &addresses) {
         Ok(s) => s,
         Err(e) => {

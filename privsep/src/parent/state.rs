@@ -270,6 +270,7 @@ impl ParentState {
     /// which needs new helpers and so a new child.
     async fn adopt(&mut self, mut new: Loaded, child: &AsyncChannel) -> Outcome {
         new.child.local_addresses = self.loaded.child.local_addresses.clone();
+        new.child.no_natt = self.loaded.child.no_natt;
         let restart = new.secrets != self.loaded.secrets;
         self.authority
             .addresses

@@ -117,10 +117,11 @@ impl Engine {
         if self.nonce_refused(serial, nonce) || self.ke_refused(serial, ke) {
             return;
         }
+        let nat_t = self.p1_nat_t(serial);
         let Some(p1) = self.phase1.get_mut(&serial) else {
             return;
         };
-        p1.note_vendor_ids(&payloads);
+        p1.note_vendor_ids(&payloads, nat_t);
         p1.chosen = Some(chosen);
         let Some(hs) = p1.hs() else {
             return;

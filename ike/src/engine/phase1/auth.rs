@@ -487,10 +487,12 @@ impl Engine {
 }
 
 impl Phase1 {
-    pub(in crate::engine) fn note_vendor_ids(&mut self, payloads: &[Payload]) {
+    /// What the peer's vendor IDs announce: NAT-T (taken only when `nat_t`, our peer
+    /// section's NAT-T, allows it) and DPD.
+    pub(in crate::engine) fn note_vendor_ids(&mut self, payloads: &[Payload], nat_t: bool) {
         for p in payloads {
             if let Payload::VendorId(v) = p {
-                if let Some(ver) = NatTVersion::from_vid(v) {
+                if let Some(ver) = NatTVersion::from_vid(v).filter(|_| nat_t) {
                     // Prefer the RFC dialect when the peer announces both.
                     if self.natt != Some(NatTVersion::Rfc3947) {
                         self.natt = Some(ver);

@@ -37,10 +37,11 @@ impl Engine {
             }
         };
         let group = chosen.transform.group;
+        let nat_t = self.p1_nat_t(serial);
         let Some(p1) = self.phase1.get_mut(&serial) else {
             return;
         };
-        p1.note_vendor_ids(&payloads);
+        p1.note_vendor_ids(&payloads, nat_t);
         p1.chosen = Some(chosen);
         p1.last_received = digest;
         p1.set_step(P1State::MmI2Wait);

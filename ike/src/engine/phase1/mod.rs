@@ -864,10 +864,7 @@ impl Engine {
         p1.set_step(P1State::MmR1Sent);
         p1.chosen = Some(chosen.clone());
         p1.last_received = sha1(bytes);
-        p1.note_vendor_ids(&payloads);
-        if !peer.nat_t {
-            p1.natt = None;
-        }
+        p1.note_vendor_ids(&payloads, peer.nat_t);
         // The SA we answer with: the one proposal and the one transform we chose, as offered.
         let Some(reply_sa) = policy::phase1_reply_sa(sa, &chosen) else {
             return self.ctx.log(
@@ -1206,6 +1203,14 @@ impl Engine {
     pub(super) fn nonce_refused(&mut self, serial: IsakmpSerial, nonce: &[u8]) -> bool {
         let remote = self.phase1.get(&serial).map(|p| p.remote);
         self.ctx.nonce_refused(remote, nonce)
+    }
+
+    /// Whether the peer section of ISAKMP SA `serial` allows NAT traversal.
+    pub(super) fn p1_nat_t(&self, serial: IsakmpSerial) -> bool {
+        self.phase1
+            .get(&serial)
+            .and_then(|p| self.peer_by_name(&p.peer))
+            .is_some_and(|p| p.nat_t)
     }
 
     /// The newest established ISAKMP SA with `peer`.
