@@ -280,6 +280,7 @@ fn peer_and_connection(i: usize, responder: bool) -> (Peer, Connection) {
         remote_id: Some(remote),
         suites: vec![suite("esp-aes-sha1", pfs)],
         active: !responder,
+        keying_tries: 0,
     };
     (peer, conn)
 }

@@ -475,3 +475,69 @@ fn on_demand_connections_are_trapped_and_acquire_brings_them_up() {
     );
     assert!(sim.a.kernel.sas.is_empty());
 }
+
+/// `Keying-tries=2`: with the peer down, the watchdog (each `start_active`) starts the
+/// connection twice, then says once that it stops; the operator's `c` starts it again, and
+/// once it is up the count begins anew.
+#[test]
+fn keying_tries_stop_the_watchdog_until_the_operator_starts_the_connection() {
+    let suites = "QM-ESP-AES-SHA-SUITE";
+    let tries = |c: Conf| {
+        let text = c
+            .dump()
+            .replacen("[General]\n", "[General]\nKeying-tries=2\n", 1);
+        Conf::parse(&text).expect("conf")
+    };
+    let a = tries(conf("192.0.2.1", "192.0.2.2", SUBNET_A, SUBNET_B, suites));
+    let b = conf("192.0.2.2", "192.0.2.1", SUBNET_B, SUBNET_A, suites);
+    let mut sim = pair(a, b, 31);
+    sim.b.up = false;
+    let starts = |s: &Sim| {
+        s.a.logs
+            .iter()
+            .filter(|(_, m)| m.starts_with("initiating"))
+            .count()
+    };
+    let gave_up = |s: &Sim| {
+        s.a.logs
+            .iter()
+            .filter(|(_, m)| m.contains("keying attempts (Keying-tries)"))
+            .count()
+    };
+    // Five watchdog rounds, each after the last exchange has timed out.
+    for _ in 0..5 {
+        let now = sim.now;
+        sim.a.engine.start_active(now);
+        sim.advance(Duration::from_secs(70));
+    }
+    assert_eq!(starts(&sim), 2, "{:?}", sim.a.logs);
+    assert_eq!(gave_up(&sim), 1, "{:?}", sim.a.logs);
+    // The operator starts it; the peer is back: it comes up.
+    sim.b.up = true;
+    let now = sim.now;
+    sim.a.engine.initiate(now, "net-to-net").expect("initiate");
+    assert!(
+        sim.run_until(Duration::from_secs(30), up),
+        "{:?}",
+        sim.a.logs
+    );
+    assert_eq!(starts(&sim), 3);
+    // Up resets the count: with the peer gone again, two more watchdog starts.
+    sim.a.engine.teardown_all(sim.now);
+    sim.b.up = false;
+    sim.advance(Duration::from_secs(5));
+    let p1: Vec<_> = sim.a.engine.phase1_sas();
+    for p in p1 {
+        let _ = sim
+            .a
+            .engine
+            .delete_by_cookies(sim.now, p.icookie, p.rcookie, None);
+    }
+    for _ in 0..4 {
+        let now = sim.now;
+        sim.a.engine.start_active(now);
+        sim.advance(Duration::from_secs(70));
+    }
+    assert_eq!(starts(&sim), 5, "{:?}", sim.a.logs);
+    assert_eq!(gave_up(&sim), 2);
+}

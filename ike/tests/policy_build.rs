@@ -695,3 +695,24 @@ fn half_open_limits_have_defaults_and_refuse_zero() {
         "{e}"
     );
 }
+
+#[test]
+fn keying_tries_come_from_the_connection_then_general_and_must_be_numbers() {
+    assert_eq!(policy(PSK_GATEWAYS).connections[0].keying_tries, 0);
+    let general = PSK_GATEWAYS.replace(
+        "Retransmits=\t\t5\n",
+        "Retransmits=\t\t5\nKeying-tries=\t3\n",
+    );
+    assert_eq!(policy(&general).connections[0].keying_tries, 3);
+    let own = general.replace(
+        "[IPsec-east-west]\n",
+        "[IPsec-east-west]\nKeying-tries=\t1\n",
+    );
+    assert_eq!(policy(&own).connections[0].keying_tries, 1);
+    let bad = general.replace("Keying-tries=\t3", "Keying-tries=\tforever");
+    let e = policy_err(&bad).to_string();
+    assert!(
+        e.contains("Keying-tries") && e.contains("not a number"),
+        "{e}"
+    );
+}

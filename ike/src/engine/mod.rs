@@ -78,6 +78,8 @@ pub struct Engine {
     admission: admission::Admission,
     /// SHA-1 of peer RSA keys already found long enough and with a safe exponent.
     usable_keys: BTreeSet<Vec<u8>>,
+    /// Active connections the watchdog started that have not come up since (Keying-tries).
+    keying_attempts: BTreeMap<ConnectionName, u32>,
 }
 
 impl Engine {
@@ -94,6 +96,7 @@ impl Engine {
             traps: Default::default(),
             admission: Default::default(),
             usable_keys: BTreeSet::new(),
+            keying_attempts: BTreeMap::new(),
         };
         engine.check_configured_keys();
         engine
@@ -111,6 +114,8 @@ impl Engine {
     pub fn set_policy(&mut self, policy: crate::policy::Policy) {
         let old = std::mem::replace(&mut self.ctx.cfg.policy, policy);
         self.check_configured_keys();
+        // A reload gives every connection its Keying-tries again.
+        self.keying_attempts.clear();
         let stale: Vec<_> = self
             .ipsec
             .values()
@@ -416,6 +421,8 @@ impl Engine {
             .iter()
             .any(|c| c.name == name)
         {
+            // The operator's start gives the connection its Keying-tries again.
+            self.keying_attempts.remove(name);
             self.start_connection(name);
             Ok(())
         } else if self.ctx.cfg.policy.peers.iter().any(|p| p.name == name) {
@@ -444,10 +451,36 @@ impl Engine {
             .map(|c| c.name.clone())
             .collect();
         for n in names {
-            if !self.connection_is_up_or_pending(&n) {
+            if !self.connection_is_up_or_pending(&n) && self.keying_attempt(&n) {
                 self.start_connection(&n);
             }
         }
+    }
+
+    /// Count one more start of connection `name` by the watchdog; false once its
+    /// Keying-tries are used up (said once), until it comes up, a reload or `c name`.
+    fn keying_attempt(&mut self, name: &ConnectionName) -> bool {
+        let tries = self
+            .ctx
+            .cfg
+            .policy
+            .connections
+            .iter()
+            .find(|c| c.name == *name)
+            .map_or(0, |c| c.keying_tries);
+        let made = self.keying_attempts.entry(name.clone()).or_insert(0);
+        if tries > 0 && *made >= tries {
+            if *made == tries {
+                *made += 1;
+                self.ctx.log(
+                    LogLevel::Warning,
+                    format!("connection {name} did not come up in {tries} keying attempts (Keying-tries): not started again until a reload or `c {name}`"),
+                );
+            }
+            return false;
+        }
+        *made += 1;
+        true
     }
 
     /// Send `request` to a helper; `pending` resumes with the answer.

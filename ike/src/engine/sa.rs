@@ -158,6 +158,7 @@ impl Engine {
             (qm.idcr.clone(), qm.idci.clone())
         };
         let sa_serial = self.ctx.ipsec_serial();
+        self.keying_attempts.remove(&connection);
         let tunnel = TunnelId {
             connection: connection.clone(),
             local: local_sel.clone(),

@@ -639,6 +639,15 @@ fn build_connection(conf: &Conf, name: &str, active: bool) -> Result<Connection,
         Some(id) => Some(phase2_id(conf, name, "Remote-ID", id)?),
         None => None,
     };
+    let tries = match get_u64(conf, name, "Keying-tries")? {
+        Some(n) => Some((name, n)),
+        None => get_u64(conf, "General", "Keying-tries")?.map(|n| ("General", n)),
+    };
+    let keying_tries = match tries {
+        None => 0,
+        Some((section, n)) => u32::try_from(n)
+            .map_err(|_| err(section, "Keying-tries", format!("{n} is too large")))?,
+    };
     Ok(Connection {
         name: ConnectionName::from(name),
         peer: PeerName::from(peer),
@@ -646,6 +655,7 @@ fn build_connection(conf: &Conf, name: &str, active: bool) -> Result<Connection,
         remote_id,
         suites,
         active,
+        keying_tries,
     })
 }
 

@@ -176,6 +176,10 @@ pub struct Connection {
     pub suites: Vec<Suite>,
     /// Started at boot and kept up (listed in `[Phase 2] Connections`); otherwise passive/on demand.
     pub active: bool,
+    /// `Keying-tries`: how many times the watchdog starts the connection without it
+    /// coming up before it stops (pluto's keyingtries); 0: without end.
+    #[serde(default)]
+    pub keying_tries: u32,
 }
 
 /// The chosen phase-1 transform from a peer's offer, with the attribute values agreed.

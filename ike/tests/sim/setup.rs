@@ -195,6 +195,7 @@ pub fn side_policy(
         remote_id: Some(nets[1 - me].clone()),
         suites,
         active: me == 0,
+        keying_tries: 0,
     };
     let mut store = Store::default();
     store.psks.insert(peer_name.into(), PSK.to_vec());
