@@ -1,7 +1,8 @@
 //! Many road warriors under one connection of a gateway (`[Phase 1] Default`, a passive
 //! connection whose Remote-ID is a range of client addresses): each client gets a tunnel of
 //! its own, with its own SAs and policies, and what one client does (rekey, Delete, dying)
-//! touches only its own tunnel.
+//! touches only its own tunnel; a client that comes back from another address with the
+//! same identity replaces its old SAs (Unique-ids).
 
 mod sim;
 
@@ -74,6 +75,7 @@ Local-address=\t\t{me}
 Address=\t\t192.0.2.2
 Configuration=\t\tmm
 Authentication=\t\tsesame#open
+{id}
 
 [mm]
 EXCHANGE_TYPE=\t\tID_PROT
@@ -117,11 +119,24 @@ fn client_host(i: u8) -> IpAddr {
 }
 
 fn client(i: u8, now: Instant) -> Node {
-    let me = IpAddr::from([192, 0, 2, 10 + i]);
+    client_with_id(i, [192, 0, 2, 10 + i], "", now)
+}
+
+/// Client `i` (its host 10.1.0.(1+i)) at gateway address `me`, with a phase 1 ID section
+/// body (`ID-type=...`), or its address as its ID when empty.
+fn client_with_id(i: u8, me: [u8; 4], id: &str, now: Instant) -> Node {
+    let id = if id.is_empty() {
+        String::new()
+    } else {
+        format!("ID=\t\t\tmy-id\n\n[my-id]\n{id}")
+    };
+    let seed = 1000 + u64::from(i) * 256 + u64::from(me[3]);
+    let me = IpAddr::from(me);
     let text = CLIENT
         .replace("{me}", &me.to_string())
-        .replace("{host}", &client_host(i).to_string());
-    node("A", me, &text, 1000 + u64::from(i), now)
+        .replace("{host}", &client_host(i).to_string())
+        .replace("{id}", &id);
+    node("A", me, &text, seed, now)
 }
 
 fn gateway(dpd: &str, now: Instant) -> Node {
@@ -250,4 +265,77 @@ fn a_dead_road_warrior_takes_only_its_own_tunnel() {
     assert_eq!(policy_remotes(&sim), BTreeSet::from([alive]));
     assert_eq!(sim.b.engine.phase1_sas().len(), 1);
     assert!(sim.a.kernel.has_policy("to-office"));
+}
+
+/// Bring up client 0 at `first` and then at `second` with the same phase 1 `id`, under a
+/// gateway whose `[General]` gets `general`; the gateway's logs and remote addresses of
+/// its IPsec SAs and ISAKMP SAs after.
+fn reconnect(id: &str, general: &str, first: [u8; 4], second: [u8; 4]) -> Sim {
+    let now = Instant::now();
+    let gw_text =
+        GATEWAY
+            .replace("{dpd}", "")
+            .replacen("[General]\n", &format!("[General]\n{general}"), 1);
+    let gw = node("B", IpAddr::V4(B_IP), &gw_text, 7, now);
+    let mut sim = Sim::new(client_with_id(0, first, id, now), gw, now);
+    for (n, at) in [(1, first), (2, second)] {
+        if n == 2 {
+            sim.a = client_with_id(0, at, id, sim.now);
+        }
+        sim.a.engine.start_active(sim.now);
+        assert!(
+            sim.run_until(Duration::from_secs(30), |s| s.a.phase2_up("to-office") >= 1
+                && s.b.phase2_up(CONNECTION) >= n),
+            "{:?}",
+            sim.b.logs
+        );
+    }
+    sim.advance(Duration::from_secs(2));
+    sim
+}
+
+fn p1_remotes(sim: &Sim) -> Vec<IpAddr> {
+    sim.b
+        .engine
+        .phase1_sas()
+        .iter()
+        .map(|p| p.remote.ip())
+        .collect()
+}
+
+#[test]
+fn a_road_warrior_that_comes_back_from_another_address_replaces_its_old_sas() {
+    let fqdn = "ID-type=\t\tFQDN\nName=\t\t\talice.example.com";
+    let sim = reconnect(fqdn, "", [192, 0, 2, 10], [192, 0, 2, 20]);
+    assert_eq!(
+        p1_remotes(&sim),
+        vec![IpAddr::from([192, 0, 2, 20])],
+        "{:?}",
+        sim.b.logs
+    );
+    let sas = sim.b.engine.ipsec_sas();
+    assert_eq!(sas.len(), 1, "{sas:?}");
+    assert!(sim
+        .b
+        .log_contains("is now at 192.0.2.20: its SAs at 192.0.2.10 are removed (Unique-ids)"));
+    assert!(sim
+        .b
+        .kernel
+        .sas
+        .values()
+        .all(|s| s.src != IpAddr::from([192, 0, 2, 10]) && s.dst != IpAddr::from([192, 0, 2, 10])));
+
+    // Unique-ids=no: the old host's ISAKMP SA stays.
+    let sim = reconnect(fqdn, "Unique-ids=\tno\n", [192, 0, 2, 10], [192, 0, 2, 20]);
+    assert_eq!(p1_remotes(&sim).len(), 2, "{:?}", sim.b.logs);
+    assert!(!sim.b.log_contains("(Unique-ids)"));
+}
+
+#[test]
+fn hosts_that_share_an_address_id_are_not_taken_for_one() {
+    // Two hosts behind NATs both say they are 192.168.1.2: both keep their SAs.
+    let private = "ID-type=\t\tIPV4_ADDR\nAddress=\t\t192.168.1.2";
+    let sim = reconnect(private, "", [192, 0, 2, 10], [192, 0, 2, 20]);
+    assert_eq!(p1_remotes(&sim).len(), 2, "{:?}", sim.b.logs);
+    assert!(!sim.b.log_contains("(Unique-ids)"));
 }

@@ -392,6 +392,55 @@ impl Engine {
         }
     }
 
+    /// Unique-ids (pluto's uniqueids): the peer authenticated with the identity of another
+    /// established ISAKMP SA of its peer section at another address: a road warrior that
+    /// reconnected from a new address. The old ISAKMP SA and its IPsec SAs go (the old
+    /// address told, in case the old host still listens). Identities that are addresses
+    /// are left out: many clients behind NATs announce the same private address.
+    pub(super) fn unique_id(&mut self, serial: IsakmpSerial) {
+        let Some(p1) = self.phase1.get(&serial) else {
+            return;
+        };
+        let (peer, remote) = (p1.peer.clone(), p1.remote.ip());
+        let Some(id) = p1.id_peer.clone().filter(|i| names_a_party(&i.identity)) else {
+            return;
+        };
+        let old: Vec<_> = self
+            .phase1
+            .values()
+            .filter(|p| {
+                p.peer == peer
+                    && p.serial != serial
+                    && p.is_established()
+                    && p.remote.ip() != remote
+                    && p.id_peer.as_ref() == Some(&id)
+            })
+            .map(|p| (p.serial, p.remote.ip()))
+            .collect();
+        for (s, at) in old {
+            self.ctx.log(
+                LogLevel::Notice,
+                format!(
+                    "peer {peer} {} is now at {remote}: its SAs at {at} are removed (Unique-ids)",
+                    crate::x509::describe_identity(&id.identity)
+                ),
+            );
+            let stale: Vec<_> = self
+                .ipsec
+                .values()
+                .filter(|sa| {
+                    sa.p1 == s
+                        || (sa.peer == peer && sa.remote == at && sa.peer_id.as_ref() == Some(&id))
+                })
+                .map(|sa| sa.serial)
+                .collect();
+            for sa in stale {
+                self.remove_ipsec_sa(sa, true, "replaced by the same identity at another address");
+            }
+            self.delete_phase1(s, true, "replaced by the same identity at another address");
+        }
+    }
+
     /// DPD (RFC 3706): after `DPD-check-interval` of silence, ask R-U-THERE.
     pub(super) fn dpd_check(&mut self, serial: IsakmpSerial) {
         let now = self.ctx.now;
@@ -559,4 +608,19 @@ pub(super) fn notify_name(t: NotifyType) -> String {
         other => return format!("notification {}", other.0),
     };
     name.to_string()
+}
+
+/// Whether an identity names a party (a host name, a user, a certificate subject, a key)
+/// rather than an address, which many hosts behind NATs may share.
+fn names_a_party(identity: &crate::codec::Identity) -> bool {
+    use crate::codec::Identity;
+    !matches!(
+        identity,
+        Identity::Ipv4(_)
+            | Identity::Ipv6(_)
+            | Identity::Ipv4Subnet(..)
+            | Identity::Ipv6Subnet(..)
+            | Identity::Ipv4Range(..)
+            | Identity::Ipv6Range(..)
+    )
 }

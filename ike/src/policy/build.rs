@@ -209,6 +209,10 @@ fn general(conf: &Conf) -> Result<GeneralSettings, PolicyError> {
         max_half_open: limit(conf, g, "Max-half-open", 8192)?,
         max_half_open_per_address: limit(conf, g, "Max-half-open-per-address", 16)?,
         aggressive_mode_rate: limit(conf, g, "Aggressive-mode-rate", 20)?,
+        unique_ids: match conf.get_str(g, "Unique-ids") {
+            None => true,
+            Some(v) => parse_bool(g, "Unique-ids", v)?,
+        },
     })
 }
 

@@ -270,6 +270,15 @@ pub struct GeneralSettings {
     pub max_half_open_per_address: u32,
     /// `Aggressive-mode-rate` (default 20): Aggressive Mode first messages taken a second.
     pub aggressive_mode_rate: u32,
+    /// `Unique-ids` (default yes, pluto's uniqueids): a peer that authenticates with the
+    /// identity (a name, not an address) of another established ISAKMP SA of the same peer
+    /// section at another address replaces it and its IPsec SAs.
+    #[serde(default = "yes")]
+    pub unique_ids: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// The whole typed policy built from a [`crate::conf::Conf`] by [`Policy::from_conf`].

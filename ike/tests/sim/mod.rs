@@ -543,6 +543,7 @@ pub fn policy(peers: Vec<ike::policy::Peer>, connections: Vec<ike::policy::Conne
             max_half_open: 2048,
             max_half_open_per_address: 16,
             aggressive_mode_rate: 20,
+            unique_ids: true,
         },
         key_lengths: Default::default(),
         x509: Default::default(),

@@ -1056,6 +1056,9 @@ impl Engine {
         if initial_contact {
             self.initial_contact(serial);
         }
+        if self.ctx.cfg.policy.general.unique_ids {
+            self.unique_id(serial);
+        }
         for c in waiting {
             self.start_qm(serial, &c);
         }
