@@ -302,6 +302,7 @@ fn policy(peers: Vec<Peer>, connections: Vec<Connection>) -> Policy {
             max_half_open_per_address: 8,
             aggressive_mode_rate: 20,
             unique_ids: true,
+            fail_closed: true,
         },
         key_lengths: Default::default(),
         x509: Default::default(),

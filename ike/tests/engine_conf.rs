@@ -469,11 +469,13 @@ fn on_demand_connections_are_trapped_and_acquire_brings_them_up() {
     sim.a.engine.set_policy(policy);
     sim.advance(Duration::from_millis(10));
     assert!(
-        sim.a.kernel.policies.is_empty(),
+        !sim.a.kernel.has_policy("net-to-net"),
         "{:?}",
         sim.a.kernel.policies
     );
     assert!(sim.a.kernel.sas.is_empty());
+    // The new connection is closed (Fail-closed) before anything is negotiated.
+    assert_eq!(sim.a.kernel.policies_of("elsewhere").len(), 1);
 }
 
 /// `Keying-tries=2`: with the peer down, the watchdog (each `start_active`) starts the
@@ -540,4 +542,48 @@ fn keying_tries_stop_the_watchdog_until_the_operator_starts_the_connection() {
     }
     assert_eq!(starts(&sim), 5, "{:?}", sim.a.logs);
     assert_eq!(gave_up(&sim), 2);
+}
+
+/// Fail-closed (the default): an active connection's policies are in the kernel before
+/// its first SA and stay after a failed negotiation, so its traffic is never sent in the
+/// clear; `Fail-closed=no` puts them in only with the first SA, as isakmpd does.
+#[test]
+fn fail_closed_policies_come_before_the_first_sa_and_outlive_a_failure() {
+    let suites = "QM-ESP-AES-SHA-SUITE";
+    for closed in [true, false] {
+        let a = conf("192.0.2.1", "192.0.2.2", SUBNET_A, SUBNET_B, suites);
+        let a = if closed {
+            a
+        } else {
+            let text = a
+                .dump()
+                .replacen("[General]\n", "[General]\nFail-closed=no\n", 1);
+            Conf::parse(&text).expect("conf")
+        };
+        let b = conf("192.0.2.2", "192.0.2.1", SUBNET_B, SUBNET_A, suites);
+        let mut sim = pair(a, b, 41);
+        sim.b.up = false;
+        sim.a.engine.start_active(sim.now);
+        sim.advance(Duration::from_millis(10));
+        assert_eq!(
+            sim.a.kernel.has_policy("net-to-net"),
+            closed,
+            "before any SA"
+        );
+        // The peer never answers: the exchange times out; the policies stay (or never were).
+        sim.advance(Duration::from_secs(130));
+        assert!(sim.a.log_contains("failed"), "{:?}", sim.a.logs);
+        assert_eq!(
+            sim.a.kernel.has_policy("net-to-net"),
+            closed,
+            "after a failure"
+        );
+        // The peer is back: the tunnel comes up under the same policies.
+        sim.b.up = true;
+        sim.a.engine.start_active(sim.now);
+        assert!(sim.run_until(Duration::from_secs(30), up));
+        let p = sim.a.kernel.policies_of("net-to-net");
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].remote.prefix_len, 16);
+    }
 }

@@ -349,7 +349,24 @@ fn delete_from_one_side_removes_the_sa_on_the_other() {
     sim.a.engine.teardown(now, CONN).expect("teardown");
     assert!(sim.run_until(Duration::from_secs(5), |s| s.b.kernel.sas.is_empty()));
     assert!(sim.a.kernel.sas.is_empty());
-    assert!(sim.b.kernel.policies.is_empty() && sim.a.kernel.policies.is_empty());
+    // The deleting side keeps its policies (Fail-closed: the traffic is held, not sent in
+    // the clear); the other side's go with the SAs.
+    assert!(sim.b.kernel.policies.is_empty());
+    assert_eq!(sim.a.kernel.policies_of(CONN).len(), 1);
+    // Without Fail-closed, the operator's teardown takes the policies too.
+    let mut open = sim.a.engine.config().policy.clone();
+    open.general.fail_closed = false;
+    sim.a.engine.set_policy(open);
+    let now = sim.now;
+    sim.a.engine.initiate(now, CONN).expect("initiate");
+    assert!(
+        sim.run_until(Duration::from_secs(30), |s| !s.a.kernel.sas.is_empty()
+            && !s.b.kernel.sas.is_empty())
+    );
+    let now = sim.now;
+    sim.a.engine.teardown(now, CONN).expect("teardown");
+    assert!(sim.run_until(Duration::from_secs(5), |s| s.b.kernel.sas.is_empty()));
+    assert!(sim.a.kernel.policies.is_empty() && sim.b.kernel.policies.is_empty());
     assert!(sim
         .b
         .events

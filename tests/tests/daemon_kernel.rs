@@ -193,3 +193,74 @@ fn no_flows_flag_installs_no_policies() {
         pair.logs()
     );
 }
+
+/// ICMP echo requests the kernel of `ns` has received (its /proc/net/snmp).
+fn echo_requests_in(ns: &e2e::netns::Netns) -> u64 {
+    let text = ns.exec(&["cat", "/proc/net/snmp"]).unwrap_or_default();
+    let mut icmp = text.lines().filter(|l| l.starts_with("Icmp:"));
+    let (Some(names), Some(values)) = (icmp.next(), icmp.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == "InEchos")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Fail-closed (the default): east's connection has its policies before west is even
+/// running, so a ping between the client subnets never reaches west in the clear (west's
+/// kernel counts no echo request). With `Fail-closed=no` the same ping crosses in the
+/// clear, as with isakmpd, which shows the test would see a leak.
+#[test]
+fn fail_closed_nothing_crosses_in_the_clear_before_the_tunnel() {
+    e2e::require_env!();
+    use e2e::netns::Netns;
+    for closed in [true, false] {
+        let tag = if closed { "fcc" } else { "fco" };
+        let east = Netns::new(&format!("{tag}e")).expect("netns");
+        let west = Netns::new(&format!("{tag}w")).expect("netns");
+        Netns::link(&east, "192.0.2.1/24", &west, "192.0.2.2/24").expect("link");
+        for (ns, own, other, via) in [
+            (&east, "10.1.0.1", "10.2.0.0/16", "192.0.2.2"),
+            (&west, "10.2.0.1", "10.1.0.0/16", "192.0.2.1"),
+        ] {
+            ns.exec(&["ip", "addr", "add", &format!("{own}/16"), "dev", "lo"])
+                .expect("addr");
+            ns.exec(&["ip", "route", "add", other, "via", via, "src", own])
+                .expect("route");
+        }
+        let mut conf = example_conf("east").expect("example");
+        if !closed {
+            conf = conf.replacen("[General]\n", "[General]\nFail-closed=\tno\n", 1);
+        }
+        // West runs no daemon: the tunnel cannot come up.
+        let d = e2e::daemon::Daemon::start(&east, tag, &conf, ARGS).expect("east");
+        assert!(
+            d.wait_log("initiating", 1, Duration::from_secs(20)),
+            "{}",
+            d.log_text()
+        );
+        let before = echo_requests_in(&west);
+        let (sent, got) = e2e::ping::ping(
+            &east.name,
+            "10.1.0.1",
+            "10.2.0.1",
+            5,
+            Duration::from_millis(200),
+        );
+        let crossed = echo_requests_in(&west) - before;
+        if closed {
+            let policy = xfrm::show(&east, "policy");
+            assert!(
+                policy.contains("src 10.1.0.0/16 dst 10.2.0.0/16"),
+                "no policy before the tunnel:\n{policy}\n{}",
+                d.log_text()
+            );
+            assert_eq!((sent, got, crossed), (5, 0, 0), "{}", d.log_text());
+        } else {
+            assert_eq!((sent, got, crossed), (5, 5, 5), "{}", d.log_text());
+        }
+    }
+}

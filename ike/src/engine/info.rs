@@ -548,6 +548,7 @@ impl Engine {
                         self.remove_tunnel_policy(tunnel);
                     }
                 }
+                self.keep_closed();
             }
             // Policies stay, so traffic is held (dropped) until an ACQUIRE brings it back.
             DpdAction::Hold => {}

@@ -339,6 +339,14 @@ impl Engine {
             .map(|p| p.serial)
     }
 
+    /// Fail-closed: put back the policies of connections that lost them (an operator's
+    /// teardown, DPD's clear), so their traffic is held, not sent in the clear.
+    pub(super) fn keep_closed(&mut self) {
+        if self.ctx.cfg.policy.general.fail_closed && !self.ctx.cfg.passive {
+            self.install_traps();
+        }
+    }
+
     /// Remove every policy of `connection` (all its tunnels), and its trap.
     pub(super) fn remove_policies(&mut self, connection: &str) {
         self.traps.remove(connection);
@@ -381,7 +389,8 @@ impl Engine {
             .policy
             .connections
             .iter()
-            .filter(|c| !c.active && !self.policies.keys().any(|t| t.connection == c.name))
+            .filter(|c| !c.active || self.ctx.cfg.policy.general.fail_closed)
+            .filter(|c| !self.policies.keys().any(|t| t.connection == c.name))
             .filter_map(|c| {
                 let peer = self
                     .ctx
@@ -427,7 +436,7 @@ impl Engine {
             spec.reqid = self.reqid(&spec.connection);
             let connection = spec.connection.clone();
             self.ctx.debug(format!(
-                "on demand: policies for {connection} before any SA"
+                "policies for {connection} before any SA (on demand or Fail-closed)"
             ));
             self.traps.insert(connection);
             self.policies
@@ -570,6 +579,7 @@ impl Engine {
                 self.remove_ipsec_sa(s, true, "teardown by operator");
             }
             self.remove_policies(name);
+            self.keep_closed();
             return Ok(());
         }
         let p1s: Vec<_> = self
@@ -629,6 +639,7 @@ impl Engine {
         for c in self.connections_with_policies() {
             self.remove_policies(&c);
         }
+        self.keep_closed();
     }
 
     /// SIGTERM: delete every SA, telling the peers unless passive.

@@ -213,6 +213,10 @@ fn general(conf: &Conf) -> Result<GeneralSettings, PolicyError> {
             None => true,
             Some(v) => parse_bool(g, "Unique-ids", v)?,
         },
+        fail_closed: match conf.get_str(g, "Fail-closed") {
+            None => true,
+            Some(v) => parse_bool(g, "Fail-closed", v)?,
+        },
     })
 }
 

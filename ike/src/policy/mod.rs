@@ -275,6 +275,12 @@ pub struct GeneralSettings {
     /// section at another address replaces it and its IPsec SAs.
     #[serde(default = "yes")]
     pub unique_ids: bool,
+    /// `Fail-closed` (default yes): every connection whose peer address and selectors
+    /// are known has its policies in the kernel from the start, so its traffic never
+    /// leaves in the clear (before the first SA, between SAs, after a failure); `no`
+    /// installs an active connection's policies only once its first SA is up.
+    #[serde(default = "yes")]
+    pub fail_closed: bool,
 }
 
 fn yes() -> bool {

@@ -544,6 +544,7 @@ pub fn policy(peers: Vec<ike::policy::Peer>, connections: Vec<ike::policy::Conne
             max_half_open_per_address: 16,
             aggressive_mode_rate: 20,
             unique_ids: true,
+            fail_closed: true,
         },
         key_lengths: Default::default(),
         x509: Default::default(),
