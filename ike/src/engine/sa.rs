@@ -60,6 +60,12 @@ pub(super) struct IpsecSa {
 }
 
 impl IpsecSa {
+    /// Whether this SA belongs to `t` (compared in place: it runs once per SA for every
+    /// SA that comes or goes).
+    pub fn in_tunnel(&self, t: &TunnelId) -> bool {
+        self.connection == t.connection && self.local_sel == t.local && self.remote_sel == t.remote
+    }
+
     pub fn tunnel(&self) -> TunnelId {
         TunnelId {
             connection: self.connection.clone(),
@@ -164,11 +170,11 @@ impl Engine {
             local: local_sel.clone(),
             remote: remote_sel.clone(),
         };
-        let first = !self.ipsec.values().any(|s| s.tunnel() == tunnel);
+        let first = !self.ipsec.values().any(|s| s.in_tunnel(&tunnel));
         // Older bundles of this tunnel are superseded; they expire on their own so that
         // packets in flight under them are still accepted (no gap). Other tunnels of the
         // connection (other road warriors) are not touched.
-        for old in self.ipsec.values_mut().filter(|s| s.tunnel() == tunnel) {
+        for old in self.ipsec.values_mut().filter(|s| s.in_tunnel(&tunnel)) {
             old.replaced = true;
         }
         self.ipsec.insert(
@@ -307,7 +313,7 @@ impl Engine {
             format!("phase 2 for {} deleted: {reason}", sa.connection),
         );
         let tunnel = sa.tunnel();
-        let others = self.ipsec.values().any(|s| s.tunnel() == tunnel);
+        let others = self.ipsec.values().any(|s| s.in_tunnel(&tunnel));
         self.ctx.event(Event::Phase2Down {
             connection: sa.connection.clone(),
             spis: sa.spis.clone(),
