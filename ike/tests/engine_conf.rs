@@ -514,6 +514,7 @@ fn keying_tries_stop_the_watchdog_until_the_operator_starts_the_connection() {
     }
     assert_eq!(starts(&sim), 2, "{:?}", sim.a.logs);
     assert_eq!(gave_up(&sim), 1, "{:?}", sim.a.logs);
+    assert_eq!(sim.a.engine.keying_given_up(), ["net-to-net"]);
     // The operator starts it; the peer is back: it comes up.
     sim.b.up = true;
     let now = sim.now;
@@ -524,6 +525,7 @@ fn keying_tries_stop_the_watchdog_until_the_operator_starts_the_connection() {
         sim.a.logs
     );
     assert_eq!(starts(&sim), 3);
+    assert!(sim.a.engine.keying_given_up().is_empty());
     // Up resets the count: with the peer gone again, two more watchdog starts.
     sim.a.engine.teardown_all(sim.now);
     sim.b.up = false;

@@ -77,6 +77,15 @@ pub fn render(engine: &Engine, now: Instant, conf: &str, no_kernel: bool) -> Str
         "  log lines suppressed by the rate limit: {}; internal errors contained (datagram, answer or timer dropped): {}",
         faults.log_suppressed, faults.internal_errors
     );
+    let given_up = engine.keying_given_up();
+    if !given_up.is_empty() {
+        let names: Vec<&str> = given_up.iter().map(|c| c.as_str()).collect();
+        let _ = writeln!(
+            r,
+            "  not started again, their Keying-tries used up (until a reload or `c name`): {}",
+            names.join(", ")
+        );
+    }
     let phase1 = p1.iter().filter(|p| !p.established).map(|p| {
         format!(
             "  phase 1 {} {} cookies {}:{} {}",

@@ -457,6 +457,24 @@ impl Engine {
         }
     }
 
+    /// Active connections no longer started because their Keying-tries are used up.
+    pub fn keying_given_up(&self) -> Vec<ConnectionName> {
+        self.ctx
+            .cfg
+            .policy
+            .connections
+            .iter()
+            .filter(|c| {
+                c.keying_tries > 0
+                    && self
+                        .keying_attempts
+                        .get(&c.name)
+                        .is_some_and(|made| *made > c.keying_tries)
+            })
+            .map(|c| c.name.clone())
+            .collect()
+    }
+
     /// Count one more start of connection `name` by the watchdog; false once its
     /// Keying-tries are used up (said once), until it comes up, a reload or `c name`.
     fn keying_attempt(&mut self, name: &ConnectionName) -> bool {
