@@ -14,6 +14,7 @@ pub mod pair;
 pub mod ping;
 pub mod procfs;
 pub mod road;
+pub mod updown;
 pub mod vm;
 pub mod xfrm;
 

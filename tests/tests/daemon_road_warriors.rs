@@ -5,8 +5,8 @@
 //! `datapath.rs`'s `esp_road_warriors_each_ping_through_their_own_tunnel`.)
 
 use e2e::road::*;
+use e2e::updown::UpdownRecorder;
 use e2e::xfrm::{self, our_reqids};
-use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 const CLIENTS: usize = 5;
@@ -65,34 +65,19 @@ fn five_road_warriors_get_a_tunnel_and_policies_each() {
 #[test]
 fn updown_runs_once_for_each_road_warrior() {
     e2e::require_env!();
-    let dir = std::path::PathBuf::from(format!("/var/run/fzike{}rwud", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    let record = dir.join("record");
-    let script = dir.join("updown.sh");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\necho \"$PLUTO_VERB|$PLUTO_PEER|$PLUTO_PEER_CLIENT\" >> {}\n",
-            record.display()
-        ),
-    )
-    .expect("script");
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let recorder = UpdownRecorder::new("rwud", "$PLUTO_VERB|$PLUTO_PEER|$PLUTO_PEER_CLIENT", "")
+        .expect("updown script");
     let road = Road::start(
         "rwu",
         CLIENTS,
-        Some(&script),
+        Some(&recorder.script),
         &["-n", "-v", "-j", "1"],
         &["-n", "-v", "-j", "1"],
     )
     .expect("start");
     road.wait_up(UP).unwrap_or_else(|e| panic!("{e}"));
     let ups = |t: &str| t.lines().filter(|l| l.starts_with("up-client|")).count();
-    e2e::wait_until(Duration::from_secs(10), || {
-        ups(&std::fs::read_to_string(&record).unwrap_or_default()) >= CLIENTS
-    });
-    let text = std::fs::read_to_string(&record).unwrap_or_default();
+    let text = recorder.wait(Duration::from_secs(10), |t| ups(t) >= CLIENTS);
     for i in 0..CLIENTS {
         let line = format!("up-client|{}|{}/32", client_addr(i), client_host(i));
         assert_eq!(
@@ -103,7 +88,6 @@ fn updown_runs_once_for_each_road_warrior() {
         );
     }
     assert_eq!(ups(&text), CLIENTS, "{text}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `-T` on a road warrior behind a masquerading NAT: it announces no NAT traversal, so

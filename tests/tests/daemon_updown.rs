@@ -2,26 +2,19 @@
 //! connection's tunnel comes up (prepare, route, up) and when it goes (down, unroute).
 
 use e2e::pair::*;
-use std::os::unix::fs::PermissionsExt;
+use e2e::updown::UpdownRecorder;
 use std::time::Duration;
 
 #[test]
 fn updown_script_records_verbs_and_variables() {
     e2e::require_env!();
-    let dir = std::path::PathBuf::from(format!("/var/run/fzike{}updown", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    let record = dir.join("record");
-    let script = dir.join("updown.sh");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\necho \"$PLUTO_VERB|$PLUTO_CONNECTION|$PLUTO_ME|$PLUTO_PEER|$PLUTO_MY_CLIENT|$PLUTO_PEER_CLIENT|$PLUTO_MY_CLIENT_MASK|$PLUTO_VERSION\" >> {}\necho \"updown ran $PLUTO_VERB\"\n",
-            record.display()
-        ),
+    let recorder = UpdownRecorder::new(
+        "updown",
+        "$PLUTO_VERB|$PLUTO_CONNECTION|$PLUTO_ME|$PLUTO_PEER|$PLUTO_MY_CLIENT|$PLUTO_PEER_CLIENT|$PLUTO_MY_CLIENT_MASK|$PLUTO_VERSION",
+        "echo \"updown ran $PLUTO_VERB\"\n",
     )
-    .expect("script");
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    .expect("updown script");
+    let script = &recorder.script;
     let east = example_conf("east").expect("example").replacen(
         &format!("[{EAST_CONNECTION}]\n"),
         &format!("[{EAST_CONNECTION}]\nUpdown=\t\t{}\n", script.display()),
@@ -36,14 +29,7 @@ fn updown_script_records_verbs_and_variables() {
         Pair::start("ud", (&east, &[]), (&west, &[]), &["-n", "-v", "-j", "1"]).expect("pair");
     pair.wait_up(Duration::from_secs(20))
         .unwrap_or_else(|e| panic!("{e}\n{}", pair.logs()));
-    let lines = |n: usize| {
-        e2e::wait_until(Duration::from_secs(10), || {
-            std::fs::read_to_string(&record)
-                .map(|t| t.lines().count() >= n)
-                .unwrap_or(false)
-        });
-        std::fs::read_to_string(&record).unwrap_or_default()
-    };
+    let lines = |n: usize| recorder.wait(Duration::from_secs(10), |t| t.lines().count() >= n);
     let up = lines(3);
     let want_tail = format!(
         "|{EAST_CONNECTION}|{EAST_ADDR}|{WEST_ADDR}|10.1.0.0/16|10.2.0.0/16|255.255.0.0|1.1"
@@ -71,5 +57,4 @@ fn updown_script_records_verbs_and_variables() {
         .map(|v| format!("{v}{want_tail}"))
         .collect();
     assert_eq!(down, expected, "{}", pair.logs());
-    let _ = std::fs::remove_dir_all(&dir);
 }
