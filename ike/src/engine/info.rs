@@ -11,7 +11,7 @@ use crate::codec::{
 use crate::crypto::{info_hash, phase2_iv};
 use crate::engine::IsakmpSerial;
 use crate::policy::{DpdAction, IpsecProtocol};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 /// How many times the same R-U-THERE sequence number is answered again.
@@ -366,19 +366,7 @@ impl Engine {
             return;
         };
         let (peer, remote, id) = (p1.peer.clone(), p1.remote.ip(), p1.id_peer.clone());
-        let old: Vec<_> = self
-            .phase1
-            .values()
-            .filter(|p| {
-                p.peer == peer
-                    && p.serial != serial
-                    && p.is_established()
-                    && p.remote.ip() == remote
-                    && p.id_peer == id
-            })
-            .map(|p| p.serial)
-            .collect();
-        for s in old {
+        for (s, _) in self.same_identity_p1s(serial, |at| at == remote) {
             self.delete_phase1(s, false, "peer sent INITIAL-CONTACT");
         }
         let stale: Vec<_> = self
@@ -390,6 +378,29 @@ impl Engine {
         for s in stale {
             self.remove_ipsec_sa(s, false, "peer sent INITIAL-CONTACT");
         }
+    }
+
+    /// The other established ISAKMP SAs of ISAKMP SA `serial`'s peer section and peer
+    /// identity, with their peer's address, where `at` accepts that address.
+    fn same_identity_p1s(
+        &self,
+        serial: IsakmpSerial,
+        at: impl Fn(IpAddr) -> bool,
+    ) -> Vec<(IsakmpSerial, IpAddr)> {
+        let Some(p1) = self.phase1.get(&serial) else {
+            return Vec::new();
+        };
+        self.phase1
+            .values()
+            .filter(|p| {
+                p.peer == p1.peer
+                    && p.serial != serial
+                    && p.is_established()
+                    && at(p.remote.ip())
+                    && p.id_peer == p1.id_peer
+            })
+            .map(|p| (p.serial, p.remote.ip()))
+            .collect()
     }
 
     /// Unique-ids (pluto's uniqueids): the peer authenticated with the identity of another
@@ -405,19 +416,7 @@ impl Engine {
         let Some(id) = p1.id_peer.clone().filter(|i| names_a_party(&i.identity)) else {
             return;
         };
-        let old: Vec<_> = self
-            .phase1
-            .values()
-            .filter(|p| {
-                p.peer == peer
-                    && p.serial != serial
-                    && p.is_established()
-                    && p.remote.ip() != remote
-                    && p.id_peer.as_ref() == Some(&id)
-            })
-            .map(|p| (p.serial, p.remote.ip()))
-            .collect();
-        for (s, at) in old {
+        for (s, at) in self.same_identity_p1s(serial, |at| at != remote) {
             self.ctx.log(
                 LogLevel::Notice,
                 format!(
