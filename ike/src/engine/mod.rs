@@ -448,10 +448,10 @@ impl Engine {
             .connections
             .iter()
             .filter(|c| c.active)
-            .map(|c| c.name.clone())
+            .map(|c| (c.name.clone(), c.keying_tries))
             .collect();
-        for n in names {
-            if !self.connection_is_up_or_pending(&n) && self.keying_attempt(&n) {
+        for (n, tries) in names {
+            if !self.connection_is_up_or_pending(&n) && self.keying_attempt(&n, tries) {
                 self.start_connection(&n);
             }
         }
@@ -475,17 +475,10 @@ impl Engine {
             .collect()
     }
 
-    /// Count one more start of connection `name` by the watchdog; false once its
-    /// Keying-tries are used up (said once), until it comes up, a reload or `c name`.
-    fn keying_attempt(&mut self, name: &ConnectionName) -> bool {
-        let tries = self
-            .ctx
-            .cfg
-            .policy
-            .connections
-            .iter()
-            .find(|c| c.name == *name)
-            .map_or(0, |c| c.keying_tries);
+    /// Count one more start of connection `name` (whose Keying-tries are `tries`) by the
+    /// watchdog; false once they are used up (said once), until it comes up, a reload or
+    /// `c name`.
+    fn keying_attempt(&mut self, name: &ConnectionName, tries: u32) -> bool {
         let made = self.keying_attempts.entry(name.clone()).or_insert(0);
         if tries > 0 && *made >= tries {
             if *made == tries {

@@ -389,6 +389,9 @@ impl Engine {
     /// peer address and both selectors are known can be trapped; our end of the tunnel is
     /// `Local-address`, or left to the kernel's route to the peer.
     pub(super) fn install_traps(&mut self) {
+        // Once, not per connection: this runs at every watchdog round.
+        let with_policies: std::collections::BTreeSet<&ConnectionName> =
+            self.policies.keys().map(|t| &t.connection).collect();
         let candidates: Vec<PolicySpec> = self
             .ctx
             .cfg
@@ -396,7 +399,7 @@ impl Engine {
             .connections
             .iter()
             .filter(|c| !c.active || self.ctx.cfg.policy.general.fail_closed)
-            .filter(|c| !self.policies.keys().any(|t| t.connection == c.name))
+            .filter(|c| !with_policies.contains(&c.name))
             .filter_map(|c| {
                 let peer = self
                     .ctx

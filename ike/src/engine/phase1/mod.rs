@@ -1210,10 +1210,15 @@ impl Engine {
 
     /// Whether the peer section of ISAKMP SA `serial` allows NAT traversal.
     pub(super) fn p1_nat_t(&self, serial: IsakmpSerial) -> bool {
-        self.phase1
-            .get(&serial)
-            .and_then(|p| self.peer_by_name(&p.peer))
-            .is_some_and(|p| p.nat_t)
+        let Some(p1) = self.phase1.get(&serial) else {
+            return false;
+        };
+        self.ctx
+            .cfg
+            .policy
+            .peers
+            .iter()
+            .any(|p| p.name == p1.peer && p.nat_t)
     }
 
     /// The newest established ISAKMP SA with `peer`.
